@@ -1,0 +1,131 @@
+"""The narrow interfaces between the rooms: sources, the spool, sinks.
+
+Data flows one way (see docs/architecture.md)::
+
+    source --Batch--> emit() --> labels --> spool (SQLite, one transaction) --> sink workers --> sinks
+
+* A **source** produces :class:`Batch` es: events plus the source's new *positions*
+  (checkpoints). ``await emit(batch)`` returns once the batch and its positions are durable
+  in the spool; only then may the source consider the bytes/ids consumed. After a crash a
+  source resumes from ``ctx.positions`` (what the spool committed), so nothing is lost, and
+  the replay is at most the batch that was in flight.
+* A **sink** gets lists of already-serialised events from its own spool cursor and
+  either acknowledges them (returns), rejects some for good (:class:`Delivery.rejected`, they
+  go to the dead-letter file), or raises :class:`RetryableError` (the worker backs off and
+  sends the same bytes again).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from parsers.events import Event
+
+Position = Any  # JSON-able value: a source's checkpoint for one key
+
+
+@dataclass
+class Batch:
+    """Events and the positions that become true once the events are durable.
+
+    ``positions`` maps a checkpoint key (unique across the agent, e.g. ``file:<identity>`` or
+    ``redis:<url>:slowlog``) to a JSON-able value. ``None`` as a value deletes the key.
+    A batch may carry positions and no events (e.g. skipping a file to its end).
+    """
+
+    events: list[Event]
+    positions: dict[str, Position] = field(default_factory=dict)
+
+
+Emit = Callable[[Batch], Awaitable[None]]
+
+
+@dataclass
+class SourceContext:
+    """What the runtime hands a source when it starts."""
+
+    emit: Emit
+    #: committed positions whose key starts with the source's ``key_prefix``
+    positions: dict[str, Position]
+    stop: asyncio.Event
+    state_dir: str
+    #: records an ``agent`` event that is not tied to this source's positions
+    #: (warnings, data gaps, Redis unreachable...). Awaiting it makes it durable.
+    emit_agent: Callable[[Event], Awaitable[None]] | None = None
+
+
+class Source(abc.ABC):
+    """A producer of events. One instance per configured source (a glob may cover many files)."""
+
+    #: human name for logs and metrics, e.g. ``file:/var/log/redis/*.log``
+    name: str = "source"
+    #: every checkpoint key this source writes starts with this prefix
+    key_prefix: str = ""
+
+    @abc.abstractmethod
+    async def run(self, ctx: SourceContext) -> None:
+        """Produce batches until ``ctx.stop`` is set, then return promptly.
+
+        Must not raise for expected trouble (file missing, Redis down): retry with backoff,
+        log it, count it. An exception escaping ``run`` is a bug; the runtime logs it and
+        restarts the source after a pause.
+        """
+
+
+class RetryableError(Exception):
+    """The sink could not deliver now (429, 5xx, timeout, connection refused).
+
+    ``retry_after`` (seconds) honours a server's Retry-After. ``acked`` is the number of
+    leading events of the batch that *were* durably accepted, if the sink knows it.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status = status
+
+
+@dataclass
+class Delivery:
+    """Outcome of a successful :meth:`Sink.send`: everything acknowledged except ``rejected``.
+
+    ``rejected`` holds (index into the batch, reason) for events the receiver refused for
+    good (Loki 400, Elasticsearch mapping error): they are dead-lettered, counted and logged,
+    and the pipeline moves on.
+    """
+
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    #: events the receiver already had (Elasticsearch 409 on create): delivered, counted apart
+    duplicates: int = 0
+
+
+@dataclass
+class SpooledEvent:
+    """An event as the spool hands it to a sink: the parsed dict and its canonical bytes."""
+
+    seq: int  # spool row id, increasing
+    event: Event
+    raw: bytes  # canonical JSON (parsers.events.dumps) -- send these bytes, never re-serialise
+
+
+class Sink(abc.ABC):
+    name: str = "sink"
+    #: a batch leaves when it reaches this many bytes of canonical JSON...
+    max_batch_bytes: int = 1 << 20
+    #: ...or when its oldest event has waited this long (seconds)
+    max_wait: float = 1.0
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Open connections. Called once before the first send."""
+
+    @abc.abstractmethod
+    async def send(self, batch: list[SpooledEvent]) -> Delivery:
+        """Deliver the batch, or raise :class:`RetryableError`. Must be idempotent:
+        the same batch may be sent again after a crash or a timeout."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Flush and release resources."""

@@ -1,0 +1,236 @@
+"""Load and validate the agent's YAML config.
+
+Every error names its key path and the reason (``sources[0].path: field required``), unknown
+keys get a did-you-mean, ``${ENV}`` / ``${ENV:-default}`` are expanded in every string, and
+secrets come from files or env vars. :class:`ConfigError` carries all errors at once, so
+``redis-shipper check`` can print them together and exit 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError
+
+from .base import Duration, Size, Strict, parse_duration, parse_size, read_secret
+from .files import FileSourceConfig
+from .labels import DiscoverLabelsConfig
+from .redis import RedisSourceConfig, TLSConfig
+from .sinks import (
+    BasicAuth,
+    ElasticsearchSinkConfig,
+    FileSinkConfig,
+    LocalSinkConfig,
+    LokiSinkConfig,
+)
+
+__all__ = [
+    "AgentConfig",
+    "BasicAuth",
+    "ConfigError",
+    "Duration",
+    "ElasticsearchSinkConfig",
+    "FileSinkConfig",
+    "FileSourceConfig",
+    "LocalSinkConfig",
+    "LokiSinkConfig",
+    "RedisSourceConfig",
+    "Size",
+    "TLSConfig",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+    "parse_size",
+    "read_secret",
+]
+
+SourceConfig = Annotated[FileSourceConfig | RedisSourceConfig, Field(discriminator="type")]
+SinkConfig = Annotated[
+    FileSinkConfig | LocalSinkConfig | LokiSinkConfig | ElasticsearchSinkConfig,
+    Field(discriminator="type"),
+]
+
+
+class SpoolConfig(Strict):
+    max_bytes: Size = 256 << 20
+    #: what a full spool does: block the sources (default, nothing lost) or drop the oldest (counted)
+    when_full: Literal["block", "drop_oldest"] = "block"
+
+
+class MetricsConfig(Strict):
+    #: host:port of /metrics, /healthz, /ready; loopback unless you say otherwise; "" disables
+    listen: str = "127.0.0.1:9377"
+
+
+class AgentConfig(Strict):
+    state_dir: str = "./state"
+    #: zone of Redis's local timestamps (IANA name); default: the host's zone
+    timezone: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    #: how ``instance`` is derived when labels do not set it
+    instance_preset: Literal["multi-target", "sidecar", "pod", "hostname"] | None = None
+    discover_labels: DiscoverLabelsConfig | None = None
+    sources: list[SourceConfig] = Field(default_factory=list)
+    sinks: list[SinkConfig] = Field(default_factory=list)
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    #: on SIGTERM, how long to keep flushing the spool to the sinks before exiting
+    shutdown_timeout: Duration = 10.0
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class ConfigError(Exception):
+    """One or more config problems, each ``(key_path, reason)``."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str = "config"):
+        self.problems = problems
+        self.source = source
+        super().__init__("\n".join(f"{source}: {k}: {r}" if k else f"{source}: {r}" for k, r in problems))
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any, path: str = "", missing: list[tuple[str, str]] | None = None) -> Any:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` in every string of a YAML tree."""
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            if missing is not None:
+                missing.append((path, f"environment variable {name} is not set (use ${{{name}:-default}})"))
+            return m.group(0)
+
+        return _ENV.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: expand_env(v, _join(path, k), missing) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, f"{path}[{i}]", missing) for i, v in enumerate(value)]
+    return value
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _model_for(loc: tuple[Any, ...]) -> type[Strict] | None:
+    """Find the model class at a pydantic error location, to suggest known keys."""
+    model: Any = AgentConfig
+    prev: Any = None
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            prev = part
+            continue
+        if isinstance(prev, int) and part in _TAGS:
+            model = _TAGS[part](loc)
+            prev = part
+            continue
+        prev = part
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return model
+        ann = fields[part].annotation
+        model = _unwrap_model(ann)
+    return model
+
+
+_TAGS: dict[str, Any] = {
+    "file": lambda loc: FileSourceConfig if loc and loc[0] == "sources" else FileSinkConfig,
+    "redis": lambda loc: RedisSourceConfig,
+    "loki": lambda loc: LokiSinkConfig,
+    "elasticsearch": lambda loc: ElasticsearchSinkConfig,
+    "local": lambda loc: LocalSinkConfig,
+}
+
+
+def _unwrap_model(ann: Any) -> Any:
+    """The first pydantic model inside an annotation (list[...], Optional, Annotated, unions)."""
+    if isinstance(ann, type) and hasattr(ann, "model_fields"):
+        return ann
+    for sub in (*getattr(ann, "__args__", ()), getattr(ann, "__origin__", None)):
+        if sub is not None and sub is not ann:
+            found = _unwrap_model(sub)
+            if found is not None:
+                return found
+    return None
+
+
+def _format_errors(err: ValidationError, raw: Any) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for e in err.errors():
+        loc = list(e["loc"])
+        # drop discriminator tags from the path: sources.0.file.path -> sources[0].path
+        path = ""
+        parent_loc: list[Any] = []
+        for i, part in enumerate(loc):
+            if isinstance(part, int):
+                path += f"[{part}]"
+            elif i > 0 and isinstance(loc[i - 1], int) and part in _TAGS:
+                pass
+            else:
+                path = _join(path, part)
+            parent_loc.append(part)
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            model = _model_for(tuple(loc[:-1]))
+            known = list(getattr(model, "model_fields", {}).keys()) if model else []
+            aliases = [f.alias for f in getattr(model, "model_fields", {}).values() if f.alias] if model else []
+            close = difflib.get_close_matches(str(loc[-1]), known + aliases, n=1)
+            msg = "unknown key" + (f" (did you mean '{close[0]}'?)" if close else "")
+            if known:
+                msg += f"; known keys: {', '.join(sorted(set(aliases) | set(known) - {'copy_labels'}))}"
+        elif e["type"] == "union_tag_invalid":
+            msg = f"unknown type {e.get('input', {}).get('type')!r}" if isinstance(e.get("input"), dict) else msg
+            msg += "; expected one of " + str(e.get("ctx", {}).get("expected_tags", ""))
+        elif e["type"] == "union_tag_not_found":
+            msg = "missing 'type' key"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        problems.append((path, msg))
+    return problems
+
+
+def parse_config(data: Any, source: str = "config") -> AgentConfig:
+    """Validate an already-loaded YAML tree; raise :class:`ConfigError` with every problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([("", "the top level must be a mapping of keys")], source)
+    missing: list[tuple[str, str]] = []
+    data = expand_env(data, "", missing)
+    try:
+        cfg = AgentConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(missing + _format_errors(err, data), source) from None
+    if missing:
+        raise ConfigError(missing, source)
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str]) -> AgentConfig:
+    """Read, expand and validate a YAML config file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError([("", f"cannot read {str(p)!r}: {e.strerror}")], str(p)) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError([("", f"not UTF-8 text: {e}")], str(p)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError([("", f"invalid YAML: {where}{getattr(e, 'problem', e)}")], str(p)) from None
+    return parse_config(data, str(p))

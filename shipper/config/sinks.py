@@ -1,0 +1,75 @@
+"""Config of sinks (owned by the sinks)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .base import Duration, SecretRefs, Size, Strict
+from .redis import TLSConfig
+
+
+class BatchConfig(Strict):
+    max_bytes: Size = 1 << 20
+    max_wait: Duration = 1.0
+
+
+class RetryConfig(Strict):
+    initial: Duration = 0.5
+    max: Duration = 30.0
+    #: request timeout
+    timeout: Duration = 10.0
+
+
+class BasicAuth(SecretRefs):
+    username: str
+    password: str | None = None
+    password_file: str | None = None
+    password_env: str | None = None
+
+
+class FileSinkConfig(Strict):
+    type: Literal["file"]
+    path: str
+
+
+class LocalSinkConfig(Strict):
+    """The embedded default: rotated JSON Lines under state_dir/events/."""
+
+    type: Literal["local"]
+    dir: str | None = None  # default: <state_dir>/events
+    max_file_bytes: Size = 64 << 20
+    retention: Duration = 7 * 86400.0
+    max_total_bytes: Size = 1 << 30
+
+
+class LokiSinkConfig(SecretRefs):
+    type: Literal["loki"]
+    url: str
+    tenant: str | None = None
+    basic_auth: BasicAuth | None = None
+    bearer_token_file: str | None = None
+    bearer_token_env: str | None = None
+    tls: TLSConfig | None = None
+    encoding: Literal["json", "protobuf"] = "protobuf"
+    batch: BatchConfig = Field(default_factory=BatchConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    structured_metadata: bool = True
+    #: event keys promoted to stream labels (beside the configured labels); keep them few
+    stream_labels: list[str] = Field(default_factory=lambda: ["source", "level"])
+
+
+class ElasticsearchSinkConfig(SecretRefs):
+    type: Literal["elasticsearch"]
+    url: str
+    #: data stream or index name
+    index: str = "logs-redis.events-default"
+    data_stream: bool = True
+    api_key: str | None = None
+    api_key_file: str | None = None
+    api_key_env: str | None = None
+    basic_auth: BasicAuth | None = None
+    tls: TLSConfig | None = None
+    batch: BatchConfig = Field(default_factory=BatchConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)

@@ -1,0 +1,1 @@
+"""The agent observing itself: Prometheus metrics, health endpoints, JSON logs."""

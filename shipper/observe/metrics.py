@@ -1,0 +1,92 @@
+"""Every self-metric of the agent, in one place (names ``redis_shipper_*``).
+
+Components import the metric they update from here; nothing else defines metrics, so the
+list below is the reference that deploy/ alert rules and dashboards are checked against.
+Label values are low-cardinality by construction: a configured source/sink name, a file
+path (bounded by the globs), a Redis URL without credentials.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+# --- sources: files
+LINES_READ = Counter("redis_shipper_lines_read", "Log lines read from files", ["path"], registry=REGISTRY)
+BYTES_READ = Counter("redis_shipper_bytes_read", "Bytes read from log files", ["path"], registry=REGISTRY)
+FILE_LAG_BYTES = Gauge(
+    "redis_shipper_file_lag_bytes", "Bytes in the file not yet committed to the spool", ["path"], registry=REGISTRY
+)
+DATA_GAPS = Counter(
+    "redis_shipper_data_gaps", "Unrecoverable ranges of log data (data_gap events)", ["path"], registry=REGISTRY
+)
+DATA_GAP_BYTES = Counter(
+    "redis_shipper_data_gap_bytes", "Bytes known lost in data gaps", ["path"], registry=REGISTRY
+)
+ROTATIONS = Counter("redis_shipper_file_rotations", "Rotations seen", ["path", "kind"], registry=REGISTRY)
+
+# --- events
+EVENTS = Counter(
+    "redis_shipper_events", "Events produced, by source and category", ["source", "category"], registry=REGISTRY
+)
+
+# --- sources: redis poller
+REDIS_UP = Gauge("redis_shipper_redis_up", "1 when the last poll of this Redis succeeded", ["redis"], registry=REGISTRY)
+REDIS_POLL_ERRORS = Counter(
+    "redis_shipper_redis_poll_errors", "Failed polls of a Redis, by kind", ["redis", "kind"], registry=REGISTRY
+)
+REDIS_LAST_POLL = Gauge(
+    "redis_shipper_redis_last_success_timestamp_seconds",
+    "Unix time of the last successful poll of a Redis, by poll kind",
+    ["redis", "kind"],
+    registry=REGISTRY,
+)
+SLOWLOG_LOST = Counter(
+    "redis_shipper_slowlog_entries_lost", "Slowlog entries rotated out of the ring before they were read",
+    ["redis"], registry=REGISTRY,
+)
+SLOWLOG_ENTRIES = Counter(
+    "redis_shipper_slowlog_entries", "Slowlog entries shipped", ["redis"], registry=REGISTRY
+)
+
+# --- spool
+SPOOL_BYTES = Gauge("redis_shipper_spool_bytes", "Bytes of events waiting in the spool", registry=REGISTRY)
+SPOOL_EVENTS = Gauge("redis_shipper_spool_events", "Events waiting in the spool", registry=REGISTRY)
+SPOOL_MAX_BYTES = Gauge("redis_shipper_spool_max_bytes", "Configured spool bound", registry=REGISTRY)
+SPOOL_DROPPED = Counter(
+    "redis_shipper_spool_dropped_events", "Events dropped because the spool was full (drop_oldest)",
+    registry=REGISTRY,
+)
+SPOOL_BLOCKED_SECONDS = Counter(
+    "redis_shipper_spool_blocked_seconds", "Time sources waited for room in the spool", registry=REGISTRY
+)
+
+# --- sinks
+SINK_SENT = Counter("redis_shipper_sink_sent_events", "Events acknowledged by a sink", ["sink"], registry=REGISTRY)
+SINK_SENT_BYTES = Counter("redis_shipper_sink_sent_bytes", "Bytes acknowledged by a sink", ["sink"], registry=REGISTRY)
+SINK_FAILED = Counter(
+    "redis_shipper_sink_failed_requests", "Requests to a sink that failed (will be retried)", ["sink"],
+    registry=REGISTRY,
+)
+SINK_RETRIED = Counter("redis_shipper_sink_retries", "Retries of a batch", ["sink"], registry=REGISTRY)
+SINK_DEAD_LETTERED = Counter(
+    "redis_shipper_sink_dead_lettered_events", "Events a sink refused for good, written to the dead-letter file",
+    ["sink"], registry=REGISTRY,
+)
+SINK_DUPLICATES = Counter(
+    "redis_shipper_sink_duplicate_events", "Events the sink already had (Elasticsearch 409)", ["sink"],
+    registry=REGISTRY,
+)
+SINK_LAG_EVENTS = Gauge(
+    "redis_shipper_sink_pending_events", "Events in the spool not yet acknowledged by this sink", ["sink"],
+    registry=REGISTRY,
+)
+SINK_LAST_SUCCESS = Gauge(
+    "redis_shipper_sink_last_success_timestamp_seconds", "Unix time of the last acknowledged batch", ["sink"],
+    registry=REGISTRY,
+)
+SINK_LATENCY = Histogram(
+    "redis_shipper_sink_request_seconds", "Duration of sink requests", ["sink"], registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
