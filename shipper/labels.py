@@ -1,0 +1,562 @@
+"""The labels every event carries, chosen to EQUAL redis_exporter's metric labels.
+
+Why this room exists: a person looking at ``redis_memory_used_bytes{instance="redis://db1:6379",
+job="redis"}`` in Grafana clicks through to the events of that Redis; the click only finds them
+if the events carry exactly the same ``instance`` / ``job`` / ``env`` ... values. redis_exporter
+adds no identity label of its own (1.x dropped ``addr``); ``instance`` is whatever Prometheus
+assigned, and that depends on how the scrape is written. So labels come from, in increasing
+precedence:
+
+1. an ``instance_preset`` (only when ``labels`` does not set ``instance``): the four real-world
+   conventions -- ``multi-target`` (``redis://host:port``, the ``/scrape?target=`` relabel of the
+   exporter's README), ``sidecar`` (``<exporter host>:9121``), ``pod`` (the pod name) and
+   ``hostname`` (Grafana Alloy's ``constants.hostname``);
+2. the static ``labels`` map (``${ENV}`` templates are expanded by the config loader; templates
+   that are still there -- a config built in code -- are expanded here, and ``${HOSTNAME}``
+   falls back to the kernel's host name, because systemd services have no HOSTNAME variable);
+3. ``discover_labels``: ask Prometheus for ``redis_instance_info{run_id="<run_id>"}`` (the
+   exporter puts the server's run_id on that series) and adopt the series' labels listed in
+   ``copy``. Discovery is the only way to be *sure* of equality, so it wins; 1 and 2 are what
+   is shipped before the first answer and whenever Prometheus has never answered. When
+   Prometheus or Redis is unreachable the last good labels stay (a label flip in the middle of
+   an outage would split a stream for no reason), the failure is logged once per state change
+   and counted.
+
+:meth:`Labeler.apply` runs once per event, so it only copies a prepared dict; everything else
+happens in :meth:`Labeler.start` and a background refresh task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import SplitResult, unquote, urlsplit
+
+from parsers.events import Event
+from shipper.config import AgentConfig, ConfigError, RedisSourceConfig, read_secret
+from shipper.observe import metrics
+
+log = logging.getLogger("shipper.labels")
+
+#: Prometheus and Loki accept the same label names; ``__*`` names are reserved for internal use.
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+#: labels the Loki sink adds per stream; a user label of the same name would be overwritten there
+SINK_LABELS = ("source", "level")
+#: Loki's default ``max_label_names_per_series``
+MAX_STREAM_LABELS = 15
+MAX_LABELS = MAX_STREAM_LABELS - len(SINK_LABELS)
+#: Loki's default ``max_label_value_length``
+MAX_VALUE_LENGTH = 2048
+#: redis_exporter's default ``--web.listen-address`` port
+EXPORTER_PORT = 9121
+#: the same grammar as the config loader's ``${VAR}`` / ``${VAR:-default}``
+_TEMPLATE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::", ""}
+#: fastest and slowest retry after a failed discovery (the slowest is also capped by ``refresh``)
+_RETRY_MIN = 0.5
+
+
+# --- metrics: defined in shipper/observe/metrics.py once the lead adds them; until then None
+_M_ERRORS = getattr(metrics, "LABEL_DISCOVERY_ERRORS", None)
+_M_LAST_SUCCESS = getattr(metrics, "LABEL_DISCOVERY_LAST_SUCCESS", None)
+_M_UP = getattr(metrics, "LABEL_DISCOVERY_UP", None)
+
+
+def expand_template(value: str, env: Mapping[str, str], hostname: str, key: str) -> str:
+    """Expand ``${VAR}`` / ``${VAR:-default}``; ``${HOSTNAME}`` falls back to the host name.
+
+    Raises :class:`ValueError` naming the label when a variable is unset and has no default:
+    shipping a literal ``${POD_IP}`` as a label would silently break the Grafana jump.
+    """
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        if name == "HOSTNAME":
+            return hostname
+        raise ValueError(f"{key}: environment variable {name} is not set (use ${{{name}:-default}})")
+
+    return _TEMPLATE.sub(sub, value)
+
+
+@dataclass(frozen=True)
+class RedisAddress:
+    """Where a ``type: redis`` source points: enough to rebuild the scrape target's spelling."""
+
+    scheme: str  # redis | rediss | unix
+    host: str  # "" for unix sockets
+    port: int
+    path: str = ""  # unix socket path
+
+    @property
+    def hostport(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def target(self) -> str:
+        """The spelling redis_exporter's README uses for multi-target scrape targets."""
+        if self.scheme == "unix":
+            return f"unix://{self.path}"
+        return f"{self.scheme}://{self.hostport}"
+
+
+def parse_redis_url(url: str) -> RedisAddress:
+    """Scheme, host and port of a Redis URL, credentials and db dropped.
+
+    ``redis://user:secret@db1:6380/2`` -> ``RedisAddress("redis", "db1", 6380)``. A URL without
+    a port gets 6379, as redis-py and redis_exporter assume.
+    """
+    parts: SplitResult = urlsplit(url if "://" in url else f"redis://{url}")
+    scheme = (parts.scheme or "redis").lower()
+    if scheme == "unix":
+        return RedisAddress("unix", "", 0, unquote(parts.path))
+    try:
+        port = parts.port or 6379
+    except ValueError:
+        port = 6379
+    return RedisAddress(scheme, (parts.hostname or "127.0.0.1").lower(), port)
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for logs and metric labels: no user, no password."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()
+
+
+def preset_instance(
+    preset: str, redis: RedisAddress | None, env: Mapping[str, str], hostname: str
+) -> str:
+    """The ``instance`` Prometheus assigns under each common way of scraping redis_exporter.
+
+    * ``multi-target``: the README's ``/scrape`` job relabels ``__address__`` -> ``__param_target``
+      -> ``instance``, so instance is the target as written: ``redis://host:port``. We rebuild it
+      from the polled Redis's URL (credentials and db dropped, ``rediss`` kept for TLS).
+    * ``sidecar``: instance is the exporter's ``__address__``, ``<host>:9121``. The exporter runs
+      next to Redis, so its host is Redis's host; when we reach Redis over loopback we use
+      ``$POD_IP`` (what Kubernetes pod discovery puts in ``__address__``) or the host name.
+    * ``pod``: ``$POD_NAME`` (the README's ``__meta_kubernetes_pod_name`` relabel); a pod's host
+      name is its name, so the host name is the fallback.
+    * ``hostname``: the kernel's host name, like Alloy's ``constants.hostname`` (Go's os.Hostname).
+    """
+    if preset == "multi-target":
+        if redis is None:
+            raise ValueError(
+                "instance_preset multi-target needs a `type: redis` source (its URL gives host:port); "
+                "otherwise set labels.instance"
+            )
+        return redis.target
+    if preset == "sidecar":
+        if redis is not None and redis.scheme != "unix" and redis.host not in _LOOPBACK:
+            host = redis.host
+        else:
+            host = env.get("POD_IP") or hostname
+        host = f"[{host}]" if ":" in host else host
+        return f"{host}:{EXPORTER_PORT}"
+    if preset == "pod":
+        return env.get("POD_NAME") or hostname
+    if preset == "hostname":
+        return hostname
+    raise ValueError(f"unknown instance_preset {preset!r}")
+
+
+def promql_string(value: str) -> str:
+    """A PromQL double-quoted string literal (escapes backslash, quote, newline)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def choose_series(series: list[dict[str, Any]], prefer: Mapping[str, str]) -> dict[str, Any]:
+    """Pick one series when several share the run_id (two jobs scrape the same Redis, or a
+    role flip left an old series): the one agreeing most with the labels we would ship anyway,
+    then the freshest sample, then the smallest label set -- deterministic, so two agents on
+    the same host agree."""
+
+    def key(s: dict[str, Any]) -> tuple[int, float, list[tuple[str, str]]]:
+        labels = s.get("metric") or {}
+        agree = sum(1 for k, v in prefer.items() if labels.get(k) == v)
+        try:
+            ts = float((s.get("value") or [0])[0])
+        except (TypeError, ValueError):
+            ts = 0.0
+        return (-agree, -ts, sorted(labels.items()))
+
+    return min(series, key=key)
+
+
+@dataclass
+class _Target:
+    """One polled Redis: its fallback labels, what discovery found, and the merged result."""
+
+    index: int  # position in cfg.sources
+    source: RedisSourceConfig | None
+    base: dict[str, str]
+    merged: dict[str, str]
+    name: str = ""  # redacted URL, for logs and metric labels
+    run_id: str | None = None
+    discovered: dict[str, str] = field(default_factory=dict)
+    last_success: float | None = None
+    errors: int = 0
+    last_error: str | None = None
+    warned: set[str] = field(default_factory=set)
+
+
+class Labeler:
+    """Sets ``event["labels"]`` on every event; see the module docstring for the precedence.
+
+    ``env`` and ``hostname`` can be injected (tests, or an agent that knows better); they default
+    to ``os.environ`` and ``socket.gethostname()``.
+    """
+
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        *,
+        env: Mapping[str, str] | None = None,
+        hostname: str | None = None,
+    ) -> None:
+        self._cfg = cfg
+        self._env: Mapping[str, str] = os.environ if env is None else env
+        self._hostname = hostname if hostname is not None else socket.gethostname()
+        self._discover = cfg.discover_labels
+        self._session: Any = None  # aiohttp.ClientSession, created in start()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._clients: dict[int, Any] = {}  # redis.asyncio clients by source index
+        self._closed: asyncio.Event | None = None  # created in start(), inside the running loop
+        problems: list[tuple[str, str]] = []
+
+        static: dict[str, str] = {}
+        for name, value in cfg.labels.items():
+            key = f"labels.{name}"
+            try:
+                self._check_name(name, key)
+                value = expand_template(str(value), self._env, self._hostname, key)
+            except ValueError as e:
+                problems.append((key, str(e).removeprefix(f"{key}: ")))
+                continue
+            if value == "":
+                # Prometheus treats an empty value as "label absent"; so do we (and say so)
+                log.warning("label %s has an empty value and is not shipped", name)
+                continue
+            if len(value) > MAX_VALUE_LENGTH:
+                problems.append((key, f"value is {len(value)} characters; Loki accepts at most {MAX_VALUE_LENGTH}"))
+                continue
+            static[name] = value
+
+        copy: list[str] = []
+        if self._discover is not None:
+            for i, name in enumerate(self._discover.copy_labels):
+                key = f"discover_labels.copy[{i}]"
+                try:
+                    self._check_name(name, key)
+                except ValueError as e:
+                    problems.append((key, str(e).removeprefix(f"{key}: ")))
+                    continue
+                copy.append(name)
+            if not METRIC_NAME.match(self._discover.metric):
+                problems.append(("discover_labels.metric", f"{self._discover.metric!r} is not a metric name"))
+            if not self._discover.prometheus_url.startswith(("http://", "https://")):
+                problems.append(("discover_labels.prometheus_url", "must start with http:// or https://"))
+        self._copy = copy
+
+        redis_sources = [
+            (i, s) for i, s in enumerate(cfg.sources) if isinstance(s, RedisSourceConfig)
+        ]
+        if self._discover is not None and not redis_sources:
+            problems.append((
+                "discover_labels",
+                "needs a `type: redis` source: its run_id (INFO server) selects the Prometheus series",
+            ))
+
+        names = set(static) | set(copy)
+        if cfg.instance_preset and "instance" not in static:
+            names.add("instance")
+        if len(names) > MAX_LABELS:
+            problems.append((
+                "labels",
+                f"{len(names)} labels ({', '.join(sorted(names))}); at most {MAX_LABELS} fit in a Loki stream "
+                f"next to {' and '.join(SINK_LABELS)} (limit {MAX_STREAM_LABELS}): keep high-cardinality "
+                "values in the event, not in labels",
+            ))
+
+        self._targets: list[_Target] = []
+        targets_in = redis_sources or [(-1, None)]
+        for index, src in targets_in:
+            base = dict(static)
+            addr = parse_redis_url(src.url) if src is not None else None
+            if cfg.instance_preset and "instance" not in base:
+                try:
+                    base["instance"] = preset_instance(cfg.instance_preset, addr, self._env, self._hostname)
+                except ValueError as e:
+                    problems.append(("instance_preset", str(e)))
+            name = redact_url(src.url) if src is not None else "static"
+            self._targets.append(_Target(index, src, base, dict(base), name))
+        if problems:
+            raise ConfigError(problems)
+
+        # lookup for labels_for_source: index, URL as configured, redacted URL
+        self._by_key: dict[Any, _Target] = {}
+        for t in self._targets:
+            if t.source is not None:
+                self._by_key[t.index] = t
+                self._by_key[t.source.url] = t
+                self._by_key[t.name] = t
+        self._default = self._targets[0]
+
+    @staticmethod
+    def _check_name(name: str, key: str) -> None:
+        if not LABEL_NAME.match(name) or name.startswith("__"):
+            raise ValueError(
+                f"{key}: {name!r} is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"
+            )
+        if name in SINK_LABELS:
+            raise ValueError(f"{key}: {name!r} is set per stream by the Loki sink; choose another name")
+
+    # --- the hot path
+
+    def apply(self, event: Event, source: int | str | None = None) -> None:
+        """Set ``event["labels"]`` to a new dict of the labels of ``source`` (default: the first
+        Redis source). A new dict each time, so a later change never rewrites spooled events."""
+        t = self._default if source is None else self._by_key.get(source, self._default)
+        event["labels"] = t.merged.copy()
+
+    def labels_for_source(self, source: int | str | None = None) -> dict[str, str]:
+        """The labels for a configured source: its index in ``sources``, its URL (as configured
+        or redacted), or None for the default (the first ``type: redis`` source; file sources
+        use it too, since a log file does not say which Redis wrote it)."""
+        t = self._default if source is None else self._by_key.get(source, self._default)
+        return t.merged.copy()
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per Redis: run_id, discovered labels, last success (unix time), errors, last error;
+        what ``redis-shipper check`` and the tests look at."""
+        return [
+            {
+                "redis": t.name,
+                "run_id": t.run_id,
+                "labels": dict(t.merged),
+                "discovered": dict(t.discovered),
+                "last_success": t.last_success,
+                "errors": t.errors,
+                "last_error": t.last_error,
+            }
+            for t in self._targets
+        ]
+
+    # --- discovery
+
+    async def start(self) -> None:
+        """Try discovery once for every Redis (bounded by the configured timeout, never raises),
+        then keep refreshing in the background."""
+        if self._discover is None or self._tasks:
+            return
+        import aiohttp  # imported here: a config without discovery never needs it
+
+        self._closed = asyncio.Event()
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self._discover.timeout),
+            headers={"Accept": "application/json", "User-Agent": "redis-shipper"},
+        )
+        firsts = await asyncio.gather(*(self.refresh(t.index) for t in self._targets))
+        for t, ok in zip(self._targets, firsts, strict=True):
+            self._tasks.append(asyncio.create_task(self._loop(t, ok), name=f"labels:{t.name}"))
+
+    async def close(self) -> None:
+        if self._closed is not None:
+            self._closed.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        for client in self._clients.values():
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        self._clients.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _loop(self, t: _Target, ok: bool) -> None:
+        assert self._discover is not None and self._closed is not None
+        refresh = max(self._discover.refresh, 0.05)
+        retry = _RETRY_MIN
+        while not self._closed.is_set():
+            if ok:
+                delay, retry = refresh, _RETRY_MIN
+            else:
+                # retry sooner than `refresh` after a failure (e.g. a restarted Redis whose new
+                # run_id Prometheus has not scraped yet), backing off up to `refresh`
+                delay, retry = min(retry, refresh), min(retry * 2, refresh)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), delay)
+            if self._closed.is_set():
+                return
+            try:
+                ok = await self.refresh(t.index)
+            except Exception:  # a bug must not kill the loop and freeze labels forever
+                log.exception("label discovery for %s failed unexpectedly", t.name)
+                ok = False
+
+    async def refresh(self, source: int | str | None = None) -> bool:
+        """One discovery round for one Redis: read its run_id, query Prometheus, adopt the copied
+        labels. Returns True when the labels were confirmed by Prometheus."""
+        t = self._default if source is None else self._by_key.get(source, self._default)
+        if self._discover is None or t.source is None or self._session is None:
+            return False
+        try:
+            run_id = await self._read_run_id(t)
+        except Exception as e:  # any failure to reach Redis has the same outcome
+            return self._failed(t, "redis", f"cannot read run_id from {t.name}: {_describe(e)}")
+        if run_id != t.run_id:
+            if t.run_id is not None:
+                log.info("run_id of %s changed (%s -> %s): rediscovering labels", t.name, t.run_id, run_id)
+            t.run_id = run_id
+        query = f"{self._discover.metric}{{run_id={promql_string(run_id)}}}"
+        try:
+            series = await self._query(query)
+        except Exception as e:
+            return self._failed(t, "prometheus", f"query {query} failed: {_describe(e)}")
+        if not series:
+            return self._failed(
+                t, "no_series",
+                f"Prometheus has no {query} yet (not scraped yet, or redis_exporter does not scrape {t.name})",
+            )
+        if len(series) > 1 and f"many:{run_id}" not in t.warned:
+            t.warned.add(f"many:{run_id}")
+            log.warning(
+                "%d series match %s (label sets: %s); using the one agreeing most with the configured labels",
+                len(series), query, [s.get("metric") for s in series],
+            )
+        chosen = choose_series(series, t.base)
+        labels = chosen.get("metric") or {}
+        found: dict[str, str] = {}
+        for name in self._copy:
+            value = labels.get(name)
+            if isinstance(value, str) and value != "":
+                found[name] = value[:MAX_VALUE_LENGTH]
+            elif f"missing:{name}" not in t.warned:
+                t.warned.add(f"missing:{name}")
+                log.warning(
+                    "discover_labels.copy lists %r but %s has no such label; shipping %s",
+                    name, query, repr(t.base[name]) if name in t.base else "no such label",
+                )
+        merged = {**t.base, **found}
+        if merged != t.merged:
+            log.info("labels for %s are now %s", t.name, merged)
+        t.discovered = found
+        t.merged = merged  # replaced, not mutated: apply() may be copying the old one
+        t.last_success = time.time()
+        if t.last_error is not None:
+            log.info("label discovery for %s recovered", t.name)
+        t.last_error = None
+        if _M_LAST_SUCCESS is not None:
+            _M_LAST_SUCCESS.labels(t.name).set(t.last_success)
+        if _M_UP is not None:
+            _M_UP.labels(t.name).set(1)
+        return True
+
+    def _failed(self, t: _Target, kind: str, message: str) -> bool:
+        """Keep the last good labels; log once per change of trouble, count every time."""
+        t.errors += 1
+        if message != t.last_error:
+            log.warning("%s; keeping labels %s", message, t.merged)
+        t.last_error = message
+        if _M_ERRORS is not None:
+            _M_ERRORS.labels(t.name, kind).inc()
+        if _M_UP is not None:
+            _M_UP.labels(t.name).set(0)
+        return False
+
+    async def _read_run_id(self, t: _Target) -> str:
+        client = self._clients.get(t.index)
+        if client is None:
+            assert t.source is not None
+            client = self._clients[t.index] = _redis_client(t.source)
+        info = await client.info("server")
+        run_id = info.get("run_id") if isinstance(info, dict) else None
+        if not isinstance(run_id, str) or not run_id:
+            raise RuntimeError("INFO server has no run_id")
+        return run_id
+
+    async def _query(self, query: str) -> list[dict[str, Any]]:
+        """Prometheus instant query (``GET /api/v1/query``); the vector's series."""
+        assert self._discover is not None and self._session is not None
+        url = self._discover.prometheus_url.rstrip("/") + "/api/v1/query"
+        async with self._session.get(url, params={"query": query}) as resp:
+            text = await resp.text()
+            try:
+                body = await resp.json(content_type=None)
+            except ValueError:
+                raise RuntimeError(f"HTTP {resp.status}, not JSON: {text[:200]!r}") from None
+        if not isinstance(body, dict) or body.get("status") != "success":
+            err = body.get("error") if isinstance(body, dict) else None
+            raise RuntimeError(f"HTTP {resp.status}: {err or text[:200]!r}")
+        data = body.get("data") or {}
+        if data.get("resultType") != "vector":
+            raise RuntimeError(f"expected a vector, got {data.get('resultType')!r}")
+        result = data.get("result") or []
+        return [s for s in result if isinstance(s, dict)]
+
+
+def _describe(e: BaseException) -> str:
+    """An exception as one short line (timeouts have an empty str())."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _redis_client(src: RedisSourceConfig) -> Any:
+    """A redis.asyncio client with the source's auth, TLS and timeout.
+
+    Why not the poller's client: labels must work (and be tested) on their own, and a second
+    connection for one INFO per ``refresh`` costs nothing.
+    """
+    import redis.asyncio as aioredis
+
+    password = read_secret(
+        inline=src.password, file=src.password_file, env=src.password_env, key="password"
+    )
+    parts = urlsplit(src.url if "://" in src.url else f"redis://{src.url}")
+    kw: dict[str, Any] = {
+        "socket_timeout": src.timeout,
+        "socket_connect_timeout": src.timeout,
+        "decode_responses": True,
+        "username": src.username or (unquote(parts.username) if parts.username else None),
+        "password": password or (unquote(parts.password) if parts.password else None),
+        "client_name": "redis-shipper-labels",
+    }
+    if parts.scheme == "unix":
+        return aioredis.Redis(unix_socket_path=unquote(parts.path), **kw)
+    addr = parse_redis_url(src.url)
+    db = 0
+    with contextlib.suppress(ValueError):
+        db = int(parts.path.strip("/") or 0)
+    if addr.scheme == "rediss" or src.tls is not None:
+        tls = src.tls
+        kw["ssl"] = True
+        if tls is not None:
+            kw["ssl_ca_certs"] = tls.ca_file
+            kw["ssl_certfile"] = tls.cert_file
+            kw["ssl_keyfile"] = tls.key_file
+            if tls.insecure_skip_verify:
+                kw["ssl_cert_reqs"] = "none"
+                kw["ssl_check_hostname"] = False
+    return aioredis.Redis(host=addr.host, port=addr.port, db=db, **kw)
