@@ -183,20 +183,25 @@ def promql_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def choose_series(series: list[dict[str, Any]], prefer: Mapping[str, str]) -> dict[str, Any]:
-    """Pick one series when several share the run_id (two jobs scrape the same Redis, or a
-    role flip left an old series): the one agreeing most with the labels we would ship anyway,
-    then the freshest sample, then the smallest label set -- deterministic, so two agents on
-    the same host agree."""
+def choose_series(
+    series: list[dict[str, Any]], prefer: Mapping[str, str], current: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Pick one series when several share the run_id (two jobs scrape the same Redis).
 
-    def key(s: dict[str, Any]) -> tuple[int, float, list[tuple[str, str]]]:
+    First the one agreeing most with the configured labels (static + preset: the user's way of
+    saying which job they mean), then the one agreeing with what we adopted last time (a
+    stream must not flip between two equally good series on every refresh), then the smallest
+    label set in sorted order -- deterministic, so two agents on one host choose alike.
+    Sample timestamps are deliberately not used: both jobs are scraped continuously, and the
+    freshest one changes from one query to the next.
+    """
+    current = current or {}
+
+    def key(s: dict[str, Any]) -> tuple[int, int, list[tuple[str, str]]]:
         labels = s.get("metric") or {}
         agree = sum(1 for k, v in prefer.items() if labels.get(k) == v)
-        try:
-            ts = float((s.get("value") or [0])[0])
-        except (TypeError, ValueError):
-            ts = 0.0
-        return (-agree, -ts, sorted(labels.items()))
+        same = sum(1 for k, v in current.items() if labels.get(k) == v)
+        return (-agree, -same, sorted(labels.items()))
 
     return min(series, key=key)
 
@@ -443,10 +448,12 @@ class Labeler:
         if len(series) > 1 and f"many:{run_id}" not in t.warned:
             t.warned.add(f"many:{run_id}")
             log.warning(
-                "%d series match %s (label sets: %s); using the one agreeing most with the configured labels",
-                len(series), query, [s.get("metric") for s in series],
+                "%d series match %s (%s); using the one agreeing most with the configured labels "
+                "(set labels.job or labels.instance to choose)",
+                len(series), query,
+                [{k: v for k, v in (s.get("metric") or {}).items() if k in ("job", "instance")} for s in series],
             )
-        chosen = choose_series(series, t.base)
+        chosen = choose_series(series, t.base, t.discovered)
         labels = chosen.get("metric") or {}
         found: dict[str, str] = {}
         for name in self._copy:
