@@ -1,0 +1,1 @@
+"""Loki's push protobuf messages (see push.proto), built at import time by push_pb."""

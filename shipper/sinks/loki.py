@@ -1,0 +1,308 @@
+"""The Loki sink: one ``POST /loki/api/v1/push`` per batch, JSON+gzip or protobuf+snappy.
+
+How a spooled event becomes a Loki entry (docs/sinks.md has the reference):
+
+* **stream labels** = the event's ``labels`` (set by the pipeline: job, instance, env...) plus
+  the configured ``stream_labels`` keys read from the event (default ``source`` and ``level``).
+  Names are sanitised to ``[a-zA-Z_][a-zA-Z0-9_]*``; empty values are dropped (Prometheus
+  semantics: an empty label is no label); at most 15 names (Loki's
+  ``max_label_names_per_series``) -- the overflow goes to structured metadata, never silently away.
+* **line** = the canonical JSON bytes from the spool (``SpooledEvent.raw``), untouched.
+* **timestamp** = the event's own ``timestamp`` in nanoseconds, never the time of sending.
+* **structured metadata** (Loki 3, ``structured_metadata: true``) = the high-cardinality keys
+  (id, origin, file, offset, seq, pid, role, category, event) as strings.
+
+All three are pure functions of the spooled bytes, so a replay after a crash or a timeout is
+byte-identical and Loki drops it as a duplicate (same timestamp, line and metadata).
+
+Why JSON+gzip is the default encoding: measured in bench/loki_bench.py (docs/sinks.md), in
+Python it is both cheaper to build and smaller on the wire than protobuf+snappy. Protobuf stays
+available for gateways that accept only it.
+
+Answers: 2xx 200/204 = delivered; another 2xx (Loki's 260 "ingestion blocked") means Loki
+discarded the data -> the batch is rejected (dead-lettered, so nothing is lost silently);
+400/413/422 = rejected for good (Loki writes the valid entries of a 400 and lists the others in
+a free-text body, which is not a contract to parse; the dead-letter file keeps all of them);
+429/5xx/timeouts/refused and auth/URL mistakes (401/403/404) = RetryableError.
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+import re
+import zlib
+from typing import Any
+
+import orjson
+import snappy
+
+from parsers.events import parse_timestamp
+from shipper.api import Delivery, Sink, SpooledEvent
+from shipper.config import LokiSinkConfig
+from shipper.sinks import http
+from shipper.sinks._proto import push_pb
+
+log = logging.getLogger(__name__)
+
+PUSH_PATH = "/loki/api/v1/push"
+#: Loki's default ``max_label_names_per_series``
+MAX_LABELS = 15
+#: event keys that go to structured metadata (high cardinality: never stream labels)
+METADATA_KEYS = ("id", "origin", "file", "offset", "seq", "pid", "role", "category", "event")
+#: the stream of an event that would otherwise have no label at all (Loki answers 400 to ``{}``)
+FALLBACK_LABELS = {"job": "redis-shipper"}
+GZIP_LEVEL = 1
+
+_BAD_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def sanitize_label_name(name: str) -> str:
+    """``cluster.name`` -> ``cluster_name``; ``1st`` -> ``_1st``; ``""`` -> ``""`` (dropped)."""
+    if not name:
+        return ""
+    out = _BAD_LABEL_CHARS.sub("_", name)
+    if out[0].isdigit():
+        out = "_" + out
+    return out
+
+
+def quote_label_value(value: str) -> str:
+    """A Go-``strconv.Unquote``-compatible double-quoted string (JSON escaping is a subset)."""
+    return orjson.dumps(value).decode("utf-8")
+
+
+def selector(labels: dict[str, str]) -> str:
+    """Loki's stream selector text ``{a="1", b="2"}``, names sorted (what Loki itself prints)."""
+    return "{" + ", ".join(f"{k}={quote_label_value(v)}" for k, v in sorted(labels.items())) + "}"
+
+
+_EPOCH_CACHE: dict[str, int] = {}
+
+
+def timestamp_ns(ts: str) -> int:
+    """Nanoseconds since the epoch of an event timestamp; ValueError if it is not one.
+
+    The fast path handles the canonical ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` with a per-second
+    cache (consecutive log lines share seconds); anything else goes through fromisoformat.
+    """
+    if len(ts) == 27 and ts[19] == "." and ts[26] == "Z" and ts[10] == "T":
+        base = ts[:19]
+        secs = _EPOCH_CACHE.get(base)
+        if secs is None:
+            try:
+                tt = (int(ts[0:4]), int(ts[5:7]), int(ts[8:10]), int(ts[11:13]), int(ts[14:16]), int(ts[17:19]))
+            except ValueError:
+                raise ValueError(f"not a timestamp: {ts!r}") from None
+            if not (1 <= tt[1] <= 12 and 1 <= tt[2] <= 31 and tt[3] < 24 and tt[4] < 60 and tt[5] < 61):
+                raise ValueError(f"not a timestamp: {ts!r}")
+            secs = calendar.timegm(tt + (0, 0, 0))
+            if len(_EPOCH_CACHE) > 4096:
+                _EPOCH_CACHE.clear()
+            _EPOCH_CACHE[base] = secs
+        frac = ts[20:26]
+        if not frac.isdigit():
+            raise ValueError(f"not a timestamp: {ts!r}")
+        return secs * 1_000_000_000 + int(frac) * 1000
+    dt = parse_timestamp(ts)  # raises ValueError on garbage
+    if dt.tzinfo is None:
+        raise ValueError(f"timestamp without a zone: {ts!r}")
+    micros = calendar.timegm(dt.utctimetuple()) * 1_000_000 + dt.microsecond
+    return micros * 1000
+
+
+class _Stream:
+    __slots__ = ("labels", "selector", "entries")
+
+    def __init__(self, labels: dict[str, str]):
+        self.labels = labels
+        self.selector = selector(labels)
+        #: (ns, index in batch, line, metadata)
+        self.entries: list[tuple[int, int, str, dict[str, str]]] = []
+
+
+class LokiSink(Sink):
+    """Pushes batches of spooled events to Loki (see the module docstring for the mapping)."""
+
+    def __init__(self, cfg: LokiSinkConfig, *, name: str = "loki"):
+        self.cfg = cfg
+        self.name = name
+        self.max_batch_bytes = cfg.batch.max_bytes
+        self.max_wait = cfg.batch.max_wait
+        base = cfg.url.rstrip("/")
+        self.url = base if base.endswith(PUSH_PATH) else base + PUSH_PATH
+        self.encoding = cfg.encoding
+        self.structured_metadata = cfg.structured_metadata
+        self.stream_labels = [k for k in cfg.stream_labels if k != "labels"]
+        self._session: Any = None
+        self._headers: dict[str, str] = {}
+        self._label_cache: dict[tuple[Any, ...], tuple[dict[str, str], dict[str, str]]] = {}
+        self._warned_overflow = False
+
+    # ----------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        """Read secrets and open the pooled session; bad secrets or TLS files fail here."""
+        cfg = self.cfg
+        headers = http.auth_headers(
+            basic_auth=cfg.basic_auth,
+            bearer_token_file=cfg.bearer_token_file,
+            bearer_token_env=cfg.bearer_token_env,
+        )
+        if cfg.tenant:
+            headers["X-Scope-OrgID"] = cfg.tenant
+        self._headers = headers
+        self._session = http.make_session(tls=cfg.tls, timeout=cfg.retry.timeout)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # ----------------------------------------------------------------- mapping
+    def stream_labels_of(self, ev: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+        """(stream labels, overflow labels) of an event. Cached: few distinct label sets exist."""
+        raw_labels = ev.get("labels")
+        key: tuple[Any, ...] = (
+            tuple(raw_labels.items()) if isinstance(raw_labels, dict) else (),
+            tuple(ev.get(k) for k in self.stream_labels),
+        )
+        try:
+            hit = self._label_cache.get(key)
+        except TypeError:  # an unhashable value in labels: compute without the cache
+            hit, key = None, ()
+        if hit is not None:
+            return hit
+        ordered: list[tuple[str, str]] = []
+        if isinstance(raw_labels, dict):
+            ordered.extend(sorted((str(k), v) for k, v in raw_labels.items()))
+        for k in self.stream_labels:
+            ordered.append((k, ev.get(k)))  # type: ignore[arg-type]
+        labels: dict[str, str] = {}
+        overflow: dict[str, str] = {}
+        for k, v in ordered:
+            if v is None or isinstance(v, dict | list):
+                continue
+            name = sanitize_label_name(k)
+            sv = v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
+            if not name or sv == "" or name in labels:
+                continue
+            if len(labels) >= MAX_LABELS:
+                overflow[name] = sv
+            else:
+                labels[name] = sv
+        if not labels:
+            labels = dict(FALLBACK_LABELS)
+        if overflow and not self._warned_overflow:
+            self._warned_overflow = True
+            log.warning(
+                "loki sink %s: more than %d stream labels; %s moved to %s",
+                self.name, MAX_LABELS, sorted(overflow),
+                "structured metadata" if self.structured_metadata else "the line only",
+            )
+        result = (labels, overflow)
+        if key:
+            if len(self._label_cache) > 10_000:
+                self._label_cache.clear()
+            self._label_cache[key] = result
+        return result
+
+    def metadata_of(self, ev: dict[str, Any], overflow: dict[str, str]) -> dict[str, str]:
+        if not self.structured_metadata:
+            return {}
+        md: dict[str, str] = {}
+        for k in METADATA_KEYS:
+            v = ev.get(k)
+            if v is not None and v != "":
+                md[k] = v if isinstance(v, str) else str(v)
+        for k, v in overflow.items():
+            md.setdefault(k, v)
+        return md
+
+    def group(self, batch: list[SpooledEvent]) -> tuple[list[_Stream], list[tuple[int, str]]]:
+        """Streams in order of first appearance, entries sorted by time (stable), and the
+        events that cannot be sent at all (no usable timestamp) with the reason."""
+        streams: dict[str, _Stream] = {}
+        rejected: list[tuple[int, str]] = []
+        for i, se in enumerate(batch):
+            ev = se.event
+            try:
+                ns = timestamp_ns(ev["timestamp"])
+            except (KeyError, TypeError, ValueError) as e:
+                rejected.append((i, f"loki: event has no usable timestamp: {e}"))
+                continue
+            labels, overflow = self.stream_labels_of(ev)
+            sel = selector(labels)
+            st = streams.get(sel)
+            if st is None:
+                st = streams[sel] = _Stream(labels)
+            st.entries.append((ns, i, se.raw.decode("utf-8", "replace"), self.metadata_of(ev, overflow)))
+        out = list(streams.values())
+        for st in out:
+            st.entries.sort(key=lambda e: e[0])
+        return out, rejected
+
+    # ----------------------------------------------------------------- encoding
+    def encode_json(self, streams: list[_Stream]) -> bytes:
+        """``{"streams":[{"stream":{..},"values":[["<ns>","<line>",{md}],..]}]}``, gzip level 1."""
+        doc = {
+            "streams": [
+                {
+                    "stream": st.labels,
+                    "values": [[str(ns), line, md] if md else [str(ns), line] for ns, _, line, md in st.entries],
+                }
+                for st in streams
+            ]
+        }
+        comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+        return comp.compress(orjson.dumps(doc)) + comp.flush()
+
+    def encode_protobuf(self, streams: list[_Stream]) -> bytes:
+        """``logproto.PushRequest`` serialised, then raw (block) snappy -- not the framed format."""
+        req = push_pb.PushRequest()
+        for st in streams:
+            s = req.streams.add()
+            s.labels = st.selector
+            for ns, _, line, md in st.entries:
+                e = s.entries.add()
+                e.timestamp.seconds, e.timestamp.nanos = divmod(ns, 1_000_000_000)
+                e.line = line
+                for k, v in md.items():
+                    e.structuredMetadata.add(name=k, value=v)
+        return snappy.compress(req.SerializeToString())
+
+    def encode(self, batch: list[SpooledEvent]) -> tuple[bytes, dict[str, str], list[tuple[int, str]], int]:
+        """(body, headers, pre-rejected events, number of entries in the body). Pure: the bench
+        and the tests call it without a server."""
+        streams, rejected = self.group(batch)
+        n = sum(len(st.entries) for st in streams)
+        if self.encoding == "json":
+            body = self.encode_json(streams)
+            headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        else:
+            body = self.encode_protobuf(streams)
+            headers = {"Content-Type": "application/x-protobuf"}
+        return body, headers, rejected, n
+
+    # ----------------------------------------------------------------- delivery
+    async def send(self, batch: list[SpooledEvent]) -> Delivery:
+        if not batch:
+            return Delivery()
+        body, headers, rejected, n = self.encode(batch)
+        if n == 0:  # everything was unusable; Loki would answer 422 to zero streams
+            return Delivery(rejected=rejected)
+        if self._session is None:
+            await self.start()
+        resp = await http.post(self._session, self.url, body, {**self._headers, **headers}, what=f"loki {self.name}")
+        if resp.status in (200, 204):
+            return Delivery(rejected=rejected)
+        sent = sorted(set(range(len(batch))) - {i for i, _ in rejected})
+        if 200 <= resp.status < 300:
+            reason = f"loki discarded the batch (HTTP {resp.status}, ingestion blocked?): {resp.text()}"
+            log.error("loki sink %s: %s", self.name, reason)
+            return Delivery(rejected=rejected + [(i, reason) for i in sent])
+        try:
+            http.classify(resp, f"loki {self.name}")
+        except http.PermanentError as e:
+            reason = f"loki HTTP {e.status}: {e.body}"
+            return Delivery(rejected=sorted(rejected + [(i, reason) for i in sent]))
+        raise AssertionError("unreachable: classify() returns only for 2xx")  # pragma: no cover

@@ -1,0 +1,567 @@
+"""A Loki 3 push endpoint that enforces the real contract, and a minimal query_range.
+
+Rules modelled, with where they live in grafana/loki (v3.x):
+
+* ``pkg/loghttp/push/push.go::ParseLokiRequest``: ``Content-Encoding`` "" / ``snappy`` (ignored:
+  the protobuf path un-snappies anyway) / ``gzip`` / ``deflate``; anything else is
+  ``400 Content-Encoding "<x>" not supported``. ``Content-Type: application/json`` is JSON;
+  anything else is protobuf that must be **raw (block) snappy** -- a framed-snappy or plain
+  protobuf body is a 400.
+* JSON (``pkg/loghttp/entry.go``): ``{"streams":[{"stream":{..},"values":[["<ns>","<line>",{md}]]}]}``;
+  the timestamp must be a **string** of Unix nanoseconds; label values must be strings.
+* Protobuf (``pkg/push/push.proto``): PushRequest.streams=1; StreamAdapter.labels=1 (selector
+  text ``{a="b", c="d"}`` parsed like ``syntax.ParseLabels``), entries=2; EntryAdapter.timestamp=1
+  (google.protobuf.Timestamp), line=2, structuredMetadata=3 (LabelPairAdapter name=1 value=2).
+  Decoded here by an independent wire-format reader, not by the sink's message classes.
+* ``pkg/distributor/validator.go``: no labels -> 400; more than 15 label names (``service_name``
+  not counted) -> 400; name > 1024 or value > 2048 bytes -> 400; duplicate names -> 400; line
+  over ``max_line_size`` (256 KB) and more than 128 structured metadata entries -> that entry
+  rejected; optional (off by default, see ``reject_old_samples_max_age``) age/future checks.
+* ``pkg/ingester/stream.go::validateEntries``: unordered writes (default since 2.4) accept any
+  order within ``max_chunk_age/2`` (1 h) of the stream's highest timestamp, else "entry too far
+  behind"; ``ordered=True`` models the pre-2.4 rule (older than the last entry = out of order).
+  Entries identical in (timestamp, line, structured metadata) to one already stored are dropped
+  silently (the push-path last-line check, the head block and the query merge all dedupe).
+* When some entries fail, the others **are written** and the answer is 400 with a text body
+  listing the ignored ones ("total ignored: N out of M"). Success is ``204`` with an empty body.
+* ``auth_enabled`` (``require_tenant=True``): no ``X-Scope-OrgID`` -> 401 "no org id";
+  otherwise the tenant is ``fake``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import time
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import snappy
+from aiohttp import web
+
+from . import ThreadedApp
+
+MAX_LABEL_NAMES = 15
+MAX_LABEL_NAME_LEN = 1024
+MAX_LABEL_VALUE_LEN = 2048
+MAX_LINE_SIZE = 256 * 1024
+MAX_SM_ENTRIES = 128
+UNORDERED_WINDOW_NS = 3600 * 10**9  # max_chunk_age (2h) / 2
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+class BadRequest(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Entry:
+    ts: int  # ns
+    line: str
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def md(self) -> dict[str, str]:
+        return dict(self.metadata)
+
+
+@dataclass
+class PushRecord:
+    """What one push request looked like on the wire (for tests of encoding and replays)."""
+
+    tenant: str
+    content_type: str
+    content_encoding: str
+    body_bytes: int
+    status: int
+    streams: list[tuple[str, list[Entry]]] = field(default_factory=list)
+
+
+@dataclass
+class _Stream:
+    labels: dict[str, str]
+    entries: list[Entry] = field(default_factory=list)
+    keys: set[Entry] = field(default_factory=set)
+    highest: int = 0
+    last: int = 0
+
+
+# --------------------------------------------------------------------------- protobuf wire reader
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(buf):
+            raise BadRequest("proto: truncated varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise BadRequest("proto: varint overflow")
+
+
+def _fields(buf: bytes) -> Iterable[tuple[int, int, Any]]:
+    """(field number, wire type, value) over a message; LEN values are bytes."""
+    pos = 0
+    while pos < len(buf):
+        key, pos = _varint(buf, pos)
+        num, wt = key >> 3, key & 7
+        if num == 0:
+            raise BadRequest("proto: illegal field number 0")
+        if wt == 0:
+            v, pos = _varint(buf, pos)
+        elif wt == 2:
+            n, pos = _varint(buf, pos)
+            if pos + n > len(buf):
+                raise BadRequest("proto: unexpected EOF")
+            v, pos = buf[pos:pos + n], pos + n
+        elif wt == 1:
+            v, pos = buf[pos:pos + 8], pos + 8
+        elif wt == 5:
+            v, pos = buf[pos:pos + 4], pos + 4
+        else:
+            raise BadRequest(f"proto: illegal wire type {wt}")
+        if pos > len(buf):
+            raise BadRequest("proto: unexpected EOF")
+        yield num, wt, v
+
+
+def _utf8(b: bytes) -> str:
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("proto: invalid UTF-8 in string field") from None
+
+
+def decode_push_proto(body: bytes) -> list[tuple[str, list[Entry]]]:
+    streams = []
+    for num, wt, v in _fields(body):
+        if num != 1 or wt != 2:
+            continue
+        labels, entries = "", []
+        for n2, w2, v2 in _fields(v):
+            if n2 == 1 and w2 == 2:
+                labels = _utf8(v2)
+            elif n2 == 2 and w2 == 2:
+                secs = nanos = 0
+                line = ""
+                md: list[tuple[str, str]] = []
+                for n3, w3, v3 in _fields(v2):
+                    if n3 == 1 and w3 == 2:
+                        for n4, w4, v4 in _fields(v3):
+                            if n4 == 1 and w4 == 0:
+                                secs = v4 - (1 << 64) if v4 >= 1 << 63 else v4
+                            elif n4 == 2 and w4 == 0:
+                                nanos = v4
+                    elif n3 == 2 and w3 == 2:
+                        line = _utf8(v3)
+                    elif n3 == 3 and w3 == 2:
+                        name = value = ""
+                        for n5, w5, v5 in _fields(v3):
+                            if n5 == 1 and w5 == 2:
+                                name = _utf8(v5)
+                            elif n5 == 2 and w5 == 2:
+                                value = _utf8(v5)
+                        md.append((name, value))
+                entries.append(Entry(secs * 10**9 + nanos, line, tuple(md)))
+        streams.append((labels, entries))
+    return streams
+
+
+# --------------------------------------------------------------------------- label selector parser
+_SEL_TOKEN = re.compile(
+    r'\s*(?:(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*'
+    r'(?P<val>"(?:[^"\\\n]|\\.)*"|`[^`]*`)\s*(?P<sep>,|$))'
+)
+_GO_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
+               "\\": "\\", '"': '"', "'": "'"}
+
+
+def go_unquote(q: str) -> str:
+    """strconv.Unquote for double-quoted and backquoted strings."""
+    if q.startswith("`"):
+        return q[1:-1]
+    body, out, i = q[1:-1], [], 0
+    while i < len(body):
+        c = body[i]
+        if c != "\\":
+            out.append(c)
+            i += 1
+            continue
+        i += 1
+        if i >= len(body):
+            raise BadRequest("invalid escape")
+        e = body[i]
+        if e in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[e])
+            i += 1
+        elif e in "xuU":
+            n = {"x": 2, "u": 4, "U": 8}[e]
+            hexs = body[i + 1:i + 1 + n]
+            if len(hexs) != n or not all(ch in "0123456789abcdefABCDEF" for ch in hexs):
+                raise BadRequest(f"invalid escape \\{e}{hexs}")
+            out.append(chr(int(hexs, 16)))
+            i += 1 + n
+        elif e in "01234567":
+            octs = body[i:i + 3]
+            if len(octs) != 3 or not all(ch in "01234567" for ch in octs):
+                raise BadRequest("invalid octal escape")
+            out.append(chr(int(octs, 8)))
+            i += 3
+        else:
+            raise BadRequest(f"invalid escape \\{e}")
+    return "".join(out)
+
+
+def parse_selector(text: str, *, equality_only: bool = True) -> list[tuple[str, str, str]]:
+    """``{a="1", b=~"x.*"}`` -> [(name, op, value)], like LogQL's selector grammar."""
+    s = text.strip()
+    if not (s.startswith("{") and s.endswith("}")):
+        raise BadRequest(f"parse error: expected a stream selector {{...}}, got {text!r}")
+    inner = s[1:-1]
+    pos, out = 0, []
+    if inner.strip() == "":
+        return []
+    while pos < len(inner):
+        m = _SEL_TOKEN.match(inner, pos)
+        if not m:
+            raise BadRequest(f"parse error at position {pos + 1}: {text!r}")
+        if equality_only and m.group("op") != "=":
+            raise BadRequest(f"parse error: only = matchers are allowed in stream labels: {text!r}")
+        out.append((m.group("name"), m.group("op"), go_unquote(m.group("val"))))
+        pos = m.end()
+        if m.group("sep") == "," and inner[pos:].strip() == "":
+            raise BadRequest(f"parse error: trailing comma: {text!r}")
+    return out
+
+
+def _parse_time(v: str | None, default: int) -> int:
+    """query_range start/end: Unix ns, Unix seconds (float) or RFC 3339, like Loki's parser."""
+    if v is None or v == "":
+        return default
+    if re.fullmatch(r"\d+", v) and len(v) > 12:
+        return int(v)
+    try:
+        return int(float(v) * 10**9)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"invalid time {v!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp()) * 10**9 + dt.microsecond * 1000
+
+
+# --------------------------------------------------------------------------- the receiver
+class LokiReceiver(ThreadedApp):
+    """See the module docstring. Read results with :meth:`streams`, :meth:`entries`."""
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        require_tenant: bool = False,
+        ordered: bool = False,
+        reject_old_samples_max_age: float | None = None,
+        creation_grace_period: float | None = None,
+        max_label_names: int = MAX_LABEL_NAMES,
+        allow_structured_metadata: bool = True,
+    ):
+        super().__init__(port)
+        self.require_tenant = require_tenant
+        self.ordered = ordered
+        self.reject_old_samples_max_age = reject_old_samples_max_age
+        self.creation_grace_period = creation_grace_period
+        self.max_label_names = max_label_names
+        self.allow_structured_metadata = allow_structured_metadata
+        self._streams: dict[tuple[str, tuple[tuple[str, str], ...]], _Stream] = {}
+        self.pushes: list[PushRecord] = []
+        self.duplicates_dropped = 0
+
+    # -- reading what arrived
+    def streams(self, tenant: str | None = None) -> dict[str, list[Entry]]:
+        """selector text -> entries, each stream sorted by time (what a query would return)."""
+        with self.lock:
+            out: dict[str, list[Entry]] = {}
+            for (t, key), st in self._streams.items():
+                if tenant is None or t == tenant:
+                    sel = selector_text(dict(key))
+                    out.setdefault(sel, []).extend(st.entries)
+            for v in out.values():
+                v.sort(key=lambda e: e.ts)
+            return out
+
+    def stream_labels(self, tenant: str | None = None) -> list[dict[str, str]]:
+        with self.lock:
+            return [dict(st.labels) for (t, _), st in self._streams.items() if tenant is None or t == tenant]
+
+    def entries(self, tenant: str | None = None) -> list[Entry]:
+        return sorted((e for v in self.streams(tenant).values() for e in v), key=lambda e: e.ts)
+
+    def count(self) -> int:
+        with self.lock:
+            return sum(len(st.entries) for st in self._streams.values())
+
+    def tenants(self) -> set[str]:
+        with self.lock:
+            return {t for t, _ in self._streams}
+
+    def reset(self) -> None:
+        with self.lock:
+            self._streams.clear()
+            self.pushes.clear()
+            self.duplicates_dropped = 0
+
+    # -- HTTP
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=100 << 20)
+        app.router.add_post("/loki/api/v1/push", self._push)
+        app.router.add_get("/loki/api/v1/query_range", self._query_range)
+        app.router.add_get("/ready", lambda r: web.Response(text="ready\n"))
+        return app
+
+    def _tenant(self, request: web.Request) -> str | None:
+        t = request.headers.get("X-Scope-OrgID")
+        if t:
+            return t
+        return None if self.require_tenant else "fake"
+
+    async def _push(self, request: web.Request) -> web.Response:
+        fault = await self.take_fault()
+        if fault is not None:
+            return fault
+        tenant = self._tenant(request)
+        if tenant is None:
+            return web.Response(status=401, text="no org id\n")
+        raw = await request.read()
+        enc = request.headers.get("Content-Encoding", "")
+        ctype = request.headers.get("Content-Type", "")
+        try:
+            streams = self._decode(raw, enc, ctype)
+            status, text = self._ingest(tenant, streams)
+        except BadRequest as e:
+            status, text, streams = 400, f"{e}\n", []
+        with self.lock:
+            self.pushes.append(PushRecord(tenant, ctype, enc, len(raw), status, streams))
+        if status == 204:
+            return web.Response(status=204)
+        return web.Response(status=status, text=text)
+
+    def _decode(self, raw: bytes, enc: str, ctype: str) -> list[tuple[str, list[Entry]]]:
+        if enc in ("", "snappy"):
+            body = raw
+        elif enc == "gzip":
+            try:
+                body = gzip.decompress(raw)
+            except (OSError, EOFError, zlib.error) as e:
+                raise BadRequest(f"gzip: invalid header: {e}") from None
+        elif enc == "deflate":
+            try:
+                body = zlib.decompress(raw, -15)
+            except zlib.error as e:
+                raise BadRequest(f"flate: corrupt input: {e}") from None
+        else:
+            raise BadRequest(f'Content-Encoding "{enc}" not supported')
+        media = ctype.split(";")[0].strip().lower()
+        if media == "application/json":
+            return self._decode_json(body)
+        try:
+            plain = snappy.decompress(body)
+        except Exception as e:  # noqa: BLE001 - any snappy failure is Loki's 400
+            raise BadRequest(f"snappy: corrupt input: {e}") from None
+        return decode_push_proto(plain)
+
+    def _decode_json(self, body: bytes) -> list[tuple[str, list[Entry]]]:
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise BadRequest(f"loghttp.PushRequest: {e}") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("streams", []), list):
+            raise BadRequest("loghttp.PushRequest: expected an object with streams")
+        out = []
+        for s in doc.get("streams") or []:
+            if not isinstance(s, dict):
+                raise BadRequest("loghttp.Stream: expected an object")
+            labels = s.get("stream") or {}
+            if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+                raise BadRequest("loghttp.LabelSet: label values must be strings")
+            for k in labels:
+                if not LABEL_NAME.match(k):
+                    raise BadRequest(f"error parsing labels: invalid label name {k!r}")
+            sel = "{" + ", ".join(f"{k}={orjson.dumps(v).decode()}" for k, v in sorted(labels.items())) + "}"
+            entries = []
+            for v in s.get("values") or []:
+                if not isinstance(v, list) or len(v) not in (2, 3):
+                    raise BadRequest("loghttp.Entry: expected [ts, line] or [ts, line, metadata]")
+                ts, line = v[0], v[1]
+                if not isinstance(ts, str):
+                    raise BadRequest("loghttp.Entry.Timestamp: MalformedStringError, expected a string")
+                if not re.fullmatch(r"-?\d+", ts):
+                    raise BadRequest(f"loghttp.Entry.Timestamp: invalid nanoseconds {ts!r}")
+                if not isinstance(line, str):
+                    raise BadRequest("loghttp.Entry.Line: expected a string")
+                md: tuple[tuple[str, str], ...] = ()
+                if len(v) == 3:
+                    if not isinstance(v[2], dict):
+                        raise BadRequest("loghttp.Entry.StructuredMetadata: expected an object")
+                    pairs = []
+                    for mk, mv in v[2].items():
+                        if isinstance(mv, bool) or not isinstance(mv, str | int | float):
+                            raise BadRequest("loghttp.Entry.StructuredMetadata: values must be strings")
+                        pairs.append((mk, mv if isinstance(mv, str) else str(mv)))
+                    md = tuple(pairs)
+                entries.append(Entry(int(ts), line, md))
+            out.append((sel, entries))
+        return out
+
+    def _validate_labels(self, text: str) -> dict[str, str]:
+        try:
+            matchers = parse_selector(text)
+        except BadRequest as e:
+            raise BadRequest(f"error parsing labels {text!r}: {e}") from None
+        if not matchers:
+            raise BadRequest("error at least one label pair is required per stream")
+        labels: dict[str, str] = {}
+        for name, _, value in matchers:
+            if name in labels:
+                raise BadRequest(f"stream '{text}' has duplicate label name: '{name}'")
+            if len(name) > MAX_LABEL_NAME_LEN:
+                raise BadRequest(f"stream '{text}' has label name too long: '{name}'")
+            if len(value) > MAX_LABEL_VALUE_LEN:
+                raise BadRequest(f"stream '{text}' has label value too long: '{value}'")
+            if value != "":  # Prometheus labels: an empty value is no label
+                labels[name] = value
+        if not labels:
+            raise BadRequest("error at least one label pair is required per stream")
+        n = len(labels) - (1 if "service_name" in labels else 0)
+        if n > self.max_label_names:
+            raise BadRequest(
+                f"stream '{text}' has {n} label names; limit {self.max_label_names}"
+            )
+        return labels
+
+    def _ingest(self, tenant: str, streams: list[tuple[str, list[Entry]]]) -> tuple[int, str]:
+        if not streams:
+            return 204, ""
+        # labels are validated for the whole request before anything is written
+        parsed = [(self._validate_labels(text), entries) for text, entries in streams]
+        failures: list[str] = []
+        total = 0
+        now_ns = time.time_ns()
+        with self.lock:
+            for labels, entries in parsed:
+                key = (tenant, tuple(sorted(labels.items())))
+                st = self._streams.get(key)
+                if st is None:
+                    st = self._streams[key] = _Stream(labels)
+                for e in entries:
+                    total += 1
+                    reason = self._entry_error(e, st, now_ns)
+                    if reason:
+                        ts = datetime.fromtimestamp(e.ts / 1e9, UTC).isoformat()
+                        failures.append(f"entry with timestamp {ts} ignored, reason: '{reason}' for stream: "
+                                        f"{selector_text(labels)},")
+                        continue
+                    if e in st.keys:
+                        self.duplicates_dropped += 1
+                        continue
+                    st.keys.add(e)
+                    st.entries.append(e)
+                    st.highest = max(st.highest, e.ts)
+                    st.last = e.ts
+        if failures:
+            return 400, "\n".join(failures) + f"\nuser '{tenant}', total ignored: {len(failures)} out of {total}\n"
+        return 204, ""
+
+    def _entry_error(self, e: Entry, st: _Stream, now_ns: int) -> str:
+        if self.reject_old_samples_max_age is not None and e.ts < now_ns - self.reject_old_samples_max_age * 1e9:
+            return "greater_than_max_sample_age"
+        if self.creation_grace_period is not None and e.ts > now_ns + self.creation_grace_period * 1e9:
+            return "entry too far in future"
+        if len(e.line) > MAX_LINE_SIZE:
+            return f"max entry size '{MAX_LINE_SIZE}' bytes exceeded"
+        if e.metadata:
+            if not self.allow_structured_metadata:
+                return "stream has structured metadata, but structured metadata is disallowed"
+            if len(e.metadata) > MAX_SM_ENTRIES:
+                return f"structured metadata has {len(e.metadata)} entries, limit {MAX_SM_ENTRIES}"
+        if e in st.keys:
+            return ""  # a duplicate is dropped silently, never an error
+        if self.ordered:
+            if st.entries and e.ts < st.last:
+                return "entry out of order"
+        elif st.highest and e.ts < st.highest - UNORDERED_WINDOW_NS:
+            return "entry too far behind"
+        return ""
+
+    # -- query_range (a subset: a stream selector, optional pipeline stages ignored)
+    async def _query_range(self, request: web.Request) -> web.Response:
+        tenant = self._tenant(request)
+        if tenant is None:
+            return web.Response(status=401, text="no org id\n")
+        q = request.query
+        try:
+            query = q.get("query", "")
+            m = re.match(r"\s*(\{.*?\})\s*(\|.*)?$", query, re.S)
+            if not m:
+                raise BadRequest(f"parse error: {query!r}")
+            matchers = parse_selector(m.group(1), equality_only=False)
+            if not matchers:
+                raise BadRequest("queries require at least one regexp or equality matcher")
+            now = time.time_ns()
+            end = _parse_time(q.get("end"), now)
+            start = _parse_time(q.get("start"), end - 3600 * 10**9)
+            limit = int(q.get("limit", "100"))
+            direction = q.get("direction", "backward").lower()
+            if direction not in ("forward", "backward"):
+                raise BadRequest(f"invalid direction {direction!r}")
+        except (BadRequest, ValueError) as e:
+            return web.Response(status=400, text=f"{e}\n")
+        rows: list[tuple[dict[str, str], Entry]] = []
+        with self.lock:
+            for (t, _), st in self._streams.items():
+                if t != tenant or not _matches(st.labels, matchers):
+                    continue
+                rows.extend((st.labels, e) for e in st.entries if start <= e.ts < end)
+        rows.sort(key=lambda r: r[1].ts, reverse=direction == "backward")
+        rows = rows[:limit]
+        # Loki 3 without categorize-labels: structured metadata is merged into the stream labels
+        result: dict[tuple[tuple[str, str], ...], list[list[str]]] = {}
+        for labels, e in rows:
+            key = tuple(sorted({**labels, **dict(e.metadata)}.items()))
+            result.setdefault(key, []).append([str(e.ts), e.line])
+        body = {
+            "status": "success",
+            "data": {
+                "resultType": "streams",
+                "result": [{"stream": dict(k), "values": v} for k, v in result.items()],
+                "stats": {},
+            },
+        }
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+def selector_text(labels: dict[str, str]) -> str:
+    return "{" + ", ".join(f"{k}={orjson.dumps(v).decode()}" for k, v in sorted(labels.items())) + "}"
+
+
+def _matches(labels: dict[str, str], matchers: list[tuple[str, str, str]]) -> bool:
+    for name, op, value in matchers:
+        have = labels.get(name, "")
+        if op == "=" and have != value:
+            return False
+        if op == "!=" and have == value:
+            return False
+        if op == "=~" and not re.fullmatch(value, have):
+            return False
+        if op == "!~" and re.fullmatch(value, have):
+            return False
+    return True
