@@ -379,9 +379,19 @@ class Labeler:
             timeout=aiohttp.ClientTimeout(total=self._discover.timeout),
             headers={"Accept": "application/json", "User-Agent": "redis-shipper"},
         )
-        firsts = await asyncio.gather(*(self.refresh(t.index) for t in self._targets))
+        firsts = await asyncio.gather(*(self._bounded_refresh(t) for t in self._targets))
         for t, ok in zip(self._targets, firsts, strict=True):
             self._tasks.append(asyncio.create_task(self._loop(t, ok), name=f"labels:{t.name}"))
+
+    async def _bounded_refresh(self, t: _Target) -> bool:
+        """One round with a hard bound, so a black-holed Redis or Prometheus (no RST, no
+        answer) can hold up neither the agent's start nor the refresh schedule."""
+        assert self._discover is not None and t.source is not None
+        bound = self._discover.timeout + t.source.timeout + 1.0
+        try:
+            return await asyncio.wait_for(self.refresh(t.index), bound)
+        except TimeoutError:
+            return self._failed(t, "timeout", f"label discovery for {t.name} took longer than {bound:g}s")
 
     async def close(self) -> None:
         if self._closed is not None:
@@ -416,7 +426,7 @@ class Labeler:
             if self._closed.is_set():
                 return
             try:
-                ok = await self.refresh(t.index)
+                ok = await self._bounded_refresh(t)
             except Exception:  # a bug must not kill the loop and freeze labels forever
                 log.exception("label discovery for %s failed unexpectedly", t.name)
                 ok = False
@@ -537,6 +547,8 @@ def _redis_client(src: RedisSourceConfig) -> Any:
     connection for one INFO per ``refresh`` costs nothing.
     """
     import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
 
     password = read_secret(
         inline=src.password, file=src.password_file, env=src.password_env, key="password"
@@ -549,6 +561,9 @@ def _redis_client(src: RedisSourceConfig) -> Any:
         "username": src.username or (unquote(parts.username) if parts.username else None),
         "password": password or (unquote(parts.password) if parts.password else None),
         "client_name": "redis-shipper-labels",
+        # no hidden retries with backoff inside redis-py: one INFO either answers within
+        # `timeout` or the discovery loop retries on its own schedule (and start() stays short)
+        "retry": Retry(NoBackoff(), 0),
     }
     if parts.scheme == "unix":
         return aioredis.Redis(unix_socket_path=unquote(parts.path), **kw)
