@@ -255,12 +255,14 @@ class FakePrometheus:
     def __init__(self, answer: Callable[[str], tuple[int, Any]]) -> None:
         self.answer = answer
         self.queries: list[str] = []
+        self.authorization: list[str | None] = []
         self.runner: web.AppRunner | None = None
         self.url = ""
 
     async def _query(self, request: web.Request) -> web.Response:
         q = request.query.get("query", "")
         self.queries.append(q)
+        self.authorization.append(request.headers.get("Authorization"))
         status, body = self.answer(q)
         return web.json_response(body, status=status)
 
@@ -448,3 +450,26 @@ def test_a_run_id_not_scraped_yet_is_retried_sooner_than_refresh(tmp_path: Path)
         asyncio.run(run())
     finally:
         rp.stop()
+
+
+def test_prometheus_url_credentials_are_sent_as_basic_auth_and_never_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rp = start_server("redis7", tmp_path)
+    run_id = rp.client().info("server")["run_id"]
+    try:
+        async def run() -> None:
+            async with FakePrometheus(lambda q: ok(series(run_id, instance="i", job="j"))) as prom:
+                url = prom.url.replace("http://", "http://reader:Pr0mPass@")
+                lab = labeler({"sources": [{"type": "redis", "url": rp.url}],
+                               "discover_labels": {"prometheus_url": url}})
+                with caplog.at_level(logging.DEBUG):
+                    await lab.start()
+                    await lab.close()
+                assert lab.labels_for_source() == {"instance": "i", "job": "j"}
+                assert prom.authorization == ["Basic cmVhZGVyOlByMG1QYXNz"]  # base64("reader:Pr0mPass")
+
+        asyncio.run(run())
+    finally:
+        rp.stop()
+    assert "Pr0mPass" not in caplog.text
