@@ -245,6 +245,8 @@ class Labeler:
         self._tasks: list[asyncio.Task[None]] = []
         self._clients: dict[int, Any] = {}  # redis.asyncio clients by source index
         self._closed: asyncio.Event | None = None  # created in start(), inside the running loop
+        #: passwords that must never reach a log line or status(), even inside an exception text
+        self._secrets: set[str] = set()
         problems: list[tuple[str, str]] = []
 
         static: dict[str, str] = {}
@@ -375,6 +377,9 @@ class Labeler:
         import aiohttp  # imported here: a config without discovery never needs it
 
         self._closed = asyncio.Event()
+        prom_password = urlsplit(self._discover.prometheus_url).password
+        if prom_password:
+            self._secrets.update({prom_password, unquote(prom_password)})
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self._discover.timeout),
             headers={"Accept": "application/json", "User-Agent": "redis-shipper"},
@@ -494,6 +499,8 @@ class Labeler:
     def _failed(self, t: _Target, kind: str, message: str) -> bool:
         """Keep the last good labels; log once per change of trouble, count every time."""
         t.errors += 1
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
         if message != t.last_error:
             log.warning("%s; keeping labels %s", message, t.merged)
         t.last_error = message
@@ -508,6 +515,9 @@ class Labeler:
         if client is None:
             assert t.source is not None
             client = self._clients[t.index] = _redis_client(t.source)
+            password = client.connection_pool.connection_kwargs.get("password")
+            if password:
+                self._secrets.add(password)
         info = await client.info("server")
         run_id = info.get("run_id") if isinstance(info, dict) else None
         if not isinstance(run_id, str) or not run_id:
