@@ -1,0 +1,175 @@
+"""SLOWLOG GET drained as a cursor: every entry once, oldest first, losses counted exactly.
+
+The ring is read, never reset (other tools read it too). The cursor is ``(run_id, last_id)``;
+ids grow by one per entry within a run, so an oldest returned id above ``last_id + 1`` is an
+exact count of entries that left the ring unseen. Work per poll is bounded: a small read sized
+by the recent rate first, and the full read (``min(max_entries, slowlog-max-len)``) only when the
+small one did not reach the cursor. The interval adapts: when the ring fills faster than it is
+read the poller speeds up to ``min_interval``; when it is quiet it relaxes to ``interval``.
+
+The same class drains Valkey's ``COMMANDLOG GET <n> large-request|large-reply`` (see
+commandlog.py): same entry shape, same id discipline, one cursor per log type.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from parsers.replies import (
+    is_self_entry,
+    new_log_entries,
+    parse_log_reply,
+    slowlog_event,
+    slowlog_lost_event,
+    slowlog_timestamp,
+    unparsed_event,
+)
+from shipper.observe import metrics
+
+from .client import RedisConnection
+from .poll import PollDisabled, PollResult, is_unsupported, now_ms
+
+#: a checkpoint that only skipped the poller's own entries is still written this often
+PERSIST_EVERY_S = 1.0
+
+
+class LogDrainer:
+    """Cursor over one id-ordered log ring (SLOWLOG, or one COMMANDLOG type)."""
+
+    def __init__(
+        self,
+        *,
+        key: str,
+        address: str,
+        committed: Any,
+        max_entries: int,
+        redact: str,
+        interval: float,
+        min_interval: float,
+        kind: str = "slow",
+    ):
+        self.key = key
+        self.address = address
+        self.kind = kind
+        self.max_entries = max_entries
+        self.redact = redact
+        self.interval = interval
+        self.min_interval = min(min_interval, interval)
+        c = committed if isinstance(committed, dict) else {}
+        self.run_id: str | None = c.get("run_id")
+        self.last_id: int | None = c.get("last_id") if isinstance(c.get("last_id"), int) else None
+        self.ring_len: int | None = None  # slowlog-max-len when CONFIG GET is allowed
+        self._persisted = (self.run_id, self.last_id)
+        self._persisted_at = time.monotonic()
+        self._recent_new = 0
+        self._rate = 0.0  # entries/s, smoothed
+        self._last_poll: float | None = None
+        self.next_interval = interval
+        # counters for tests/bench (the metrics carry the same numbers per address)
+        self.shipped = 0
+        self.self_filtered = 0
+        self.lost = 0
+
+    # -- run scoping ---------------------------------------------------------------------------
+    def on_identity(self, run_id: str) -> None:
+        """A (re)connect read the run_id: a different run restarts ids at 0."""
+        if self.run_id is None:
+            self.run_id = run_id  # first start: last_id stays None (nothing counts as lost)
+        elif self.run_id != run_id:
+            self.run_id = run_id
+            self.last_id = -1  # new run: expect id 0; anything missing before it was lost
+
+    def _command(self, count: int) -> tuple[Any, ...]:
+        if self.kind == "slow":
+            return ("SLOWLOG", "GET", count)
+        return ("COMMANDLOG", "GET", count, self.kind)
+
+    async def _read(self, conn: RedisConnection, count: int) -> Any:
+        try:
+            return await conn.call(*self._command(count))
+        except ResponseError as e:
+            if is_unsupported(e):
+                raise PollDisabled(str(e)) from e
+            raise
+
+    # -- one poll ------------------------------------------------------------------------------
+    async def poll(self, conn: RedisConnection, *, role: str | None) -> PollResult:
+        assert self.run_id is not None, "on_identity() first"
+        cap = self.max_entries if not self.ring_len else min(self.max_entries, self.ring_len)
+        # first start: read all there is (no cursor to reach); otherwise a read sized by the rate
+        guess = cap if self.last_id is None else max(16, min(cap, 2 * self._recent_new + 16))
+        reply = await self._read(conn, guess)
+        entries, bad = parse_log_reply(reply)
+        new, gap = new_log_entries(entries, self.last_id)
+        if gap is not None and len(entries) >= guess and guess < cap:
+            # the small read did not reach the cursor: the gap may be an artefact of its size
+            reply = await self._read(conn, cap)
+            entries, bad = parse_log_reply(reply)
+            new, gap = new_log_entries(entries, self.last_id)
+        run_id = self.run_id
+        origin = f"redis:{run_id}:slowlog" if self.kind == "slow" else f"redis:{run_id}:commandlog:{self.kind}"
+        events = []
+        if gap is not None:
+            reason = "rotated"
+            if self.ring_len and cap < self.ring_len and len(entries) >= cap:
+                reason = "beyond_max_entries"
+            ts = slowlog_timestamp(new[0]) if new else slowlog_timestamp({"time": now_ms() // 1000, "id": 0})
+            events.append(slowlog_lost_event(origin=origin, run_id=run_id, first_lost_id=gap[0],
+                                             last_lost_id=gap[1], timestamp=ts, role=role, kind=self.kind,
+                                             reason=reason))
+            lost = gap[1] - gap[0] + 1
+            self.lost += lost
+            metrics.SLOWLOG_LOST.labels(self.address).inc(lost)
+        for item in bad:
+            events.append(unparsed_event("slowlog" if self.kind == "slow" else "commandlog", item,
+                                         origin=origin, position=f"bad:{self.last_id}:{len(events)}",
+                                         timestamp=slowlog_timestamp({"time": now_ms() // 1000, "id": 0}),
+                                         source="slowlog", role=role))
+        shipped = 0
+        for e in new:
+            if is_self_entry(e):
+                self.self_filtered += 1
+                continue
+            events.append(slowlog_event(e, origin=origin, run_id=run_id, redact=self.redact, role=role,
+                                        kind=self.kind))
+            shipped += 1
+        self.shipped += shipped
+        if shipped:
+            metrics.SLOWLOG_ENTRIES.labels(self.address).inc(shipped)
+        if new:
+            self.last_id = new[-1]["id"]
+        # an empty ring on a first start leaves last_id None: ids may be far from 0 (SLOWLOG RESET
+        # keeps counting), so the first entry seen later is the start, not a gap
+        self._adapt(len(new) + (gap[1] - gap[0] + 1 if gap else 0), gap is not None)
+
+        state = (self.run_id, self.last_id)
+        changed = state != self._persisted
+        persist = bool(events) or (changed and time.monotonic() - self._persisted_at >= PERSIST_EVERY_S)
+        positions = {self.key: {"run_id": self.run_id, "last_id": self.last_id}} if changed else {}
+        return PollResult(events=events, positions=positions, must_persist=persist,
+                          hurry=gap is not None or len(new) >= guess)
+
+    def committed(self) -> None:
+        """The source calls this once the positions of the last result are durable."""
+        self._persisted = (self.run_id, self.last_id)
+        self._persisted_at = time.monotonic()
+
+    def _adapt(self, n_new: int, had_gap: bool) -> None:
+        """Next interval: read the ring when about a quarter of it has filled at the recent rate."""
+        now = time.monotonic()
+        if self._last_poll is not None:
+            dt = max(now - self._last_poll, 1e-3)
+            inst = n_new / dt
+            self._rate = inst if inst > self._rate else 0.7 * self._rate + 0.3 * inst
+        self._last_poll = now
+        self._recent_new = n_new
+        ring = self.ring_len or self.max_entries
+        if had_gap:
+            self.next_interval = self.min_interval
+        elif self._rate <= 0:
+            self.next_interval = self.interval
+        else:
+            self.next_interval = max(self.min_interval, min(self.interval, 0.25 * ring / self._rate))

@@ -1,0 +1,299 @@
+"""``RedisSource``: one scheduler loop polling one Redis over one connection.
+
+Why one loop and one connection, not a task per poll kind: every reply must be read under a
+known identity (run_id), and a single connection that never reconnects behind our back is what
+makes that true (see client.py). The polls are short and bounded (SLOWLOG GET n, ACL LOG 128,
+CONFIG GET *), so running them one after the other costs nothing and keeps the order of
+checkpoints simple.
+
+Each poll's events and checkpoint go out in one ``Batch``: when ``emit`` returns they are
+durable together, which is the acknowledgement; a SIGKILL replays at most the batch in flight.
+Trouble (refused, timeout, LOADING, NOAUTH/WRONGPASS, a restart) never escapes ``run``: the
+loop backs off (0.5 s doubling to 30 s), counts each failure in
+``redis_shipper_redis_poll_errors{kind}``, sets ``redis_shipper_redis_up`` and writes ONE
+``redis_unreachable`` agent event when the trouble starts (or changes kind) and ONE
+``redis_reachable`` when it ends, not one per retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from redis.exceptions import (
+    AuthenticationError,
+    AuthenticationWrongNumberOfArgsError,
+    BusyLoadingError,
+    NoPermissionError,
+    RedisError,
+    ResponseError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from parsers.events import Event, event_id, format_epoch, make_event
+from shipper.api import Batch, Source, SourceContext
+from shipper.config import RedisSourceConfig
+from shipper.observe import metrics
+
+from .acl_log import AclLogPoller
+from .client import RedisConnection
+from .commandlog import make_drainers
+from .config_drift import ConfigDriftPoller
+from .identity import IdentityTracker, fetch_identity
+from .latency import LatencyPoller
+from .poll import PollDisabled, PollResult, now_ms
+from .slowlog import LogDrainer
+
+log = logging.getLogger(__name__)
+
+BACKOFF_START = 0.5
+BACKOFF_MAX = 30.0
+
+
+def classify_error(err: BaseException) -> str:
+    """A low-cardinality kind for metrics and events: what went wrong, not the message."""
+    text = str(err)
+    if isinstance(err, BusyLoadingError) or text.startswith("LOADING"):
+        return "loading"
+    if isinstance(err, AuthenticationError | AuthenticationWrongNumberOfArgsError) or \
+            any(t in text for t in ("NOAUTH", "WRONGPASS", "invalid password", "invalid username-password")):
+        return "auth"
+    if isinstance(err, NoPermissionError) or "NOPERM" in text:
+        return "noperm"
+    if isinstance(err, RedisTimeoutError | asyncio.TimeoutError | TimeoutError):
+        return "timeout"
+    if isinstance(err, RedisConnectionError | ConnectionError | OSError):
+        return "connection"
+    if isinstance(err, ResponseError):
+        return "error_reply"
+    return "other"
+
+
+def _scrub(text: str, secret: str | None) -> str:
+    """Error text for an event/log: bounded, and never containing the password."""
+    if secret:
+        text = text.replace(secret, "(redacted)")
+    return text[:300]
+
+
+class RedisSource(Source):
+    """Polls SLOWLOG, COMMANDLOG, LATENCY LATEST, ACL LOG, CONFIG GET * and INFO of one Redis."""
+
+    def __init__(self, cfg: RedisSourceConfig, *, name: str | None = None):
+        self.cfg = cfg
+        self.conn = RedisConnection(cfg)
+        self.address = self.conn.address
+        self.name = name or f"redis:{self.conn.url}"
+        self.key_prefix = f"redis:{self.address}:"
+        self.slowlog: LogDrainer | None = None
+        self.commandlogs: list[LogDrainer] = []
+        self.errors = 0
+        self.down_events = 0
+        self._agent_origin = f"redis:{self.address}:agent"
+        self._disabled: dict[str, str] = {}  # kind -> reason, until the next reconnect
+        self._warned: set[str] = set()
+
+    # ---------------------------------------------------------------------------------------
+    def _password(self) -> str | None:
+        try:
+            from .client import resolve_password
+
+            return resolve_password(self.cfg)
+        except Exception:  # noqa: BLE001 - only used to scrub error texts
+            return None
+
+    def _agent_event(self, event: str, message: str, *, level: str = "warning", category: str = "connection",
+                     **fields: Any) -> Event:
+        t = now_ms()
+        ev = make_event(timestamp=format_epoch(t / 1000), source="agent", category=category, event=event,
+                        level=level, message=message, fields={"redis": self.address, **fields})
+        ev["origin"] = self._agent_origin
+        ev["id"] = event_id(self._agent_origin, f"{event}:{t}")
+        return ev
+
+    async def _emit_agent(self, ctx: SourceContext, ev: Event) -> None:
+        if ctx.emit_agent is not None:
+            await ctx.emit_agent(ev)
+        else:
+            await ctx.emit(Batch([ev], {}))
+
+    # ---------------------------------------------------------------------------------------
+    async def run(self, ctx: SourceContext) -> None:
+        cfg = self.cfg
+        committed = {k: v for k, v in (ctx.positions or {}).items() if k.startswith(self.key_prefix)}
+        p = self.key_prefix
+        ident = IdentityTracker(p + "identity", self._agent_origin, committed.get(p + "identity"))
+        self.slowlog = LogDrainer(
+            key=p + "slowlog", address=self.address, committed=committed.get(p + "slowlog"),
+            max_entries=cfg.slowlog.max_entries, redact=cfg.slowlog.redact,
+            interval=cfg.slowlog.interval, min_interval=cfg.slowlog.min_interval,
+        )
+        self.commandlogs = make_drainers(
+            prefix=p, address=self.address, committed=committed, max_entries=cfg.slowlog.max_entries,
+            redact=cfg.slowlog.redact, interval=cfg.commandlog.interval,
+            min_interval=min(cfg.slowlog.min_interval, cfg.commandlog.interval),
+        )
+        latency = LatencyPoller(key=p + "latency", committed=committed.get(p + "latency"))
+        acl = AclLogPoller(key=p + "acl_log", committed=committed.get(p + "acl_log"))
+        config = ConfigDriftPoller(key=p + "config", committed=committed.get(p + "config"))
+
+        # kind -> (enabled, poller). Order = order within one round when several are due.
+        kinds: dict[str, tuple[bool, Any]] = {
+            "slowlog": (cfg.slowlog.enabled, self.slowlog),
+            **{f"commandlog:{d.kind}": (cfg.commandlog.enabled, d) for d in self.commandlogs},
+            "latency": (cfg.latency.enabled, latency),
+            "acl_log": (cfg.acl_log.enabled, acl),
+            "config": (cfg.config.enabled, config),
+        }
+        base_interval = {
+            "slowlog": cfg.slowlog.interval, "latency": cfg.latency.interval, "acl_log": cfg.acl_log.interval,
+            "config": cfg.config.interval, "info": cfg.info.interval,
+            **{f"commandlog:{d.kind}": cfg.commandlog.interval for d in self.commandlogs},
+        }
+        due: dict[str, float] = {k: 0.0 for k, (en, _) in kinds.items() if en}
+        if cfg.info.enabled:
+            due["info"] = time.monotonic() + cfg.info.interval
+        pending_positions: dict[str, Any] = {}
+        pending_commit: list[Any] = []
+
+        down_since: float | None = None
+        down_kind: str | None = None
+        failures = 0
+        backoff = BACKOFF_START
+        up = metrics.REDIS_UP.labels(self.address)
+
+        async def refresh_identity() -> None:
+            identity, settings = await fetch_identity(self.conn)
+            res, _run_changed = ident.update(identity)
+            run_id = ident.run_id
+            for _en, poller in kinds.values():
+                poller.on_identity(run_id)
+            max_len = settings.get("slowlog-max-len")
+            if max_len is not None and max_len.lstrip("-").isdigit():
+                ring = int(max_len)
+                for d in [self.slowlog, *self.commandlogs]:
+                    if d is not None:
+                        d.ring_len = ring if ring > 0 else None
+            acl_len = settings.get("acllog-max-len")
+            acl.max_len = int(acl_len) if acl_len and acl_len.isdigit() else None
+            if cfg.latency.enabled and settings.get("latency-monitor-threshold") == "0":
+                if f"latency_off:{run_id}" not in self._warned:
+                    self._warned.add(f"latency_off:{run_id}")
+                    await self._emit_agent(ctx, self._agent_event(
+                        "latency_monitor_disabled",
+                        f"latency-monitor-threshold is 0 on {self.address}: Redis records no latency "
+                        "spikes, so none can be shipped (CONFIG SET latency-monitor-threshold 100)",
+                        category="latency", level="warning"))
+            if res.events or res.positions:
+                await ctx.emit(Batch(res.events, res.positions))
+
+        while not ctx.stop.is_set():
+            try:
+                if await self.conn.ensure():
+                    self._disabled.clear()
+                    await refresh_identity()
+                    for k in due:
+                        if k != "info":
+                            due[k] = min(due[k], time.monotonic())
+                now = time.monotonic()
+                if "info" in due and due["info"] <= now:
+                    await refresh_identity()
+                    due["info"] = now + base_interval["info"]
+                for kind, (enabled, poller) in kinds.items():
+                    if not enabled or kind in self._disabled or due.get(kind, 0) > time.monotonic():
+                        continue
+                    try:
+                        res: PollResult = await poller.poll(self.conn, role=ident.role)
+                    except PollDisabled as e:
+                        self._disabled[kind] = str(e)
+                        if not kind.startswith("commandlog") and f"disabled:{kind}" not in self._warned:
+                            self._warned.add(f"disabled:{kind}")
+                            await self._emit_agent(ctx, self._agent_event(
+                                "redis_poll_disabled",
+                                f"{kind} poll of {self.address} disabled until reconnect: {str(e)[:200]}",
+                                category="connection", poll=kind))
+                        continue
+                    metrics.REDIS_LAST_POLL.labels(self.address, kind).set(time.time())
+                    pending_positions.update(res.positions)
+                    if res.positions and hasattr(poller, "committed"):
+                        pending_commit.append(poller)
+                    if res.events or (res.must_persist and pending_positions):
+                        await ctx.emit(Batch(res.events, dict(pending_positions)))
+                        pending_positions.clear()
+                        for pl in pending_commit:
+                            pl.committed()
+                        pending_commit.clear()
+                    interval = getattr(poller, "next_interval", base_interval[kind])
+                    due[kind] = time.monotonic() + (
+                        min(interval, getattr(poller, "min_interval", interval)) if res.hurry else interval)
+                # a successful round: back up
+                up.set(1)
+                if down_since is not None:
+                    downtime = time.monotonic() - down_since
+                    await self._emit_agent(ctx, self._agent_event(
+                        "redis_reachable", f"{self.address} reachable again after {downtime:.1f}s "
+                        f"({failures} failed attempts)", level="notice", downtime_s=round(downtime, 3),
+                        failed_attempts=failures))
+                    down_since, down_kind, failures = None, None, 0
+                backoff = BACKOFF_START
+                next_due = min(due.values()) if due else time.monotonic() + 60
+                wait = max(0.0, next_due - time.monotonic())
+                if wait > 0:
+                    try:
+                        await asyncio.wait_for(ctx.stop.wait(), wait)
+                    except TimeoutError:
+                        pass
+            except asyncio.CancelledError:
+                raise
+            except (TimeoutError, RedisError, OSError) as e:
+                kind = classify_error(e)
+                await self._on_failure(ctx, e, kind, down_kind)
+                failures += 1
+                self.errors += 1
+                if down_since is None or kind != down_kind:
+                    down_since = down_since if down_since is not None else time.monotonic()
+                    down_kind = kind
+                await self.conn.close()
+                try:
+                    await asyncio.wait_for(ctx.stop.wait(), backoff)
+                except TimeoutError:
+                    pass
+                backoff = min(backoff * 2, BACKOFF_MAX)
+            except Exception as e:  # a bug in a parser/poller: log, count, keep going
+                log.exception("redis source %s: unexpected error (continuing): %s", self.name,
+                              _scrub(str(e), self._password()))
+                metrics.REDIS_POLL_ERRORS.labels(self.address, "bug").inc()
+                await self.conn.close()
+                try:
+                    await asyncio.wait_for(ctx.stop.wait(), backoff)
+                except TimeoutError:
+                    pass
+                backoff = min(backoff * 2, BACKOFF_MAX)
+        if pending_positions:
+            try:
+                await ctx.emit(Batch([], dict(pending_positions)))
+            except Exception:  # noqa: BLE001 - shutting down; the positions are an optimisation
+                pass
+        await self.conn.close()
+
+    async def _on_failure(self, ctx: SourceContext, err: BaseException, kind: str, down_kind: str | None) -> None:
+        metrics.REDIS_POLL_ERRORS.labels(self.address, kind).inc()
+        metrics.REDIS_UP.labels(self.address).set(0)
+        text = _scrub(f"{type(err).__name__}: {err}", self._password())
+        if kind == down_kind:
+            log.debug("redis %s still failing (%s): %s", self.address, kind, text)
+            return
+        log.warning("redis %s unreachable (%s): %s; retrying with backoff", self.address, kind, text)
+        self.down_events += 1
+        hint = {
+            "auth": "check username/password_file (NOAUTH/WRONGPASS)",
+            "loading": "Redis is loading its dataset",
+            "timeout": f"no answer within {self.cfg.timeout}s",
+            "connection": "connection refused or reset",
+        }.get(kind, "")
+        await self._emit_agent(ctx, self._agent_event(
+            "redis_unreachable", f"{self.address} unreachable ({kind}): {text}" + (f"; {hint}" if hint else ""),
+            error_kind=kind, error=text))

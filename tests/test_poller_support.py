@@ -1,0 +1,100 @@
+"""Shared pieces of the poller tests: a SourceContext that records what a real spool would commit.
+
+``FakeSpool`` plays the runtime's part of the contract: ``emit`` makes the events and positions of
+a batch durable together (here: appended to lists under a lock), so a "SIGKILL" is cancelling the
+source task and starting a new ``RedisSource`` from ``spool.positions``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from parsers.events import Event, dumps
+from shipper.api import Batch, SourceContext
+from shipper.config import RedisSourceConfig
+from shipper.sources.redis.source import RedisSource
+
+
+class FakeSpool:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.raw: list[bytes] = []
+        self.agent: list[Event] = []
+        self.positions: dict[str, Any] = {}
+        self.batches = 0
+
+    async def emit(self, batch: Batch) -> None:
+        # canonical bytes at commit time, like the spool: later mutation cannot change them
+        for ev in batch.events:
+            self.raw.append(dumps(ev))
+        self.events.extend(batch.events)
+        for k, v in batch.positions.items():
+            if v is None:
+                self.positions.pop(k, None)
+            else:
+                self.positions[k] = v
+        self.batches += 1
+
+    async def emit_agent(self, ev: Event) -> None:
+        self.raw.append(dumps(ev))
+        self.agent.append(ev)
+
+    def context(self, stop: asyncio.Event, prefix: str = "") -> SourceContext:
+        return SourceContext(emit=self.emit, positions={k: v for k, v in self.positions.items()
+                                                         if k.startswith(prefix)},
+                             stop=stop, state_dir="/nonexistent", emit_agent=self.emit_agent)
+
+    def of(self, event: str) -> list[Event]:
+        return [e for e in self.events + self.agent if e["event"] == event]
+
+
+def redis_cfg(url: str, **kw: Any) -> RedisSourceConfig:
+    data: dict[str, Any] = {"type": "redis", "url": url, "timeout": 2.0,
+                            "slowlog": {"interval": 0.05, "min_interval": 0.01, "redact": "none"},
+                            "latency": {"interval": 0.1}, "acl_log": {"interval": 0.1},
+                            "config": {"interval": 0.1}, "commandlog": {"interval": 0.1},
+                            "info": {"interval": 0.1}}
+    for k, v in kw.items():
+        if isinstance(v, dict) and isinstance(data.get(k), dict):
+            data[k] = {**data[k], **v}
+        else:
+            data[k] = v
+    return RedisSourceConfig.model_validate(data)
+
+
+class Running:
+    """A RedisSource running in a task against a FakeSpool; ``kill()`` cancels it abruptly."""
+
+    def __init__(self, cfg: RedisSourceConfig, spool: FakeSpool):
+        self.source = RedisSource(cfg)
+        self.spool = spool
+        self.stop = asyncio.Event()
+        self.task = asyncio.create_task(self.source.run(spool.context(self.stop, self.source.key_prefix)))
+
+    async def kill(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.task
+        await self.source.conn.close()
+
+    async def close(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, 10)
+
+
+async def wait_for(pred: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def slow_ids(spool: FakeSpool, client_name: str | None = None) -> list[int]:
+    return [e["fields"]["id"] for e in spool.events
+            if e["event"] == "slow_command" and (client_name is None or e["fields"]["client_name"] == client_name)]
