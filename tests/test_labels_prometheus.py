@@ -103,6 +103,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("labels-prom")
     redis = start_server("redis7", tmp)
     exporter_port = free_port()
+    exporter_log = (tmp / "exporter.log").open("wb")
+    prom_log = (tmp / "prometheus.log").open("wb")
     exporter = subprocess.Popen(
         [
             EXPORTER,
@@ -110,7 +112,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             f"--web.listen-address=127.0.0.1:{exporter_port}",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=(tmp / "exporter.log").open("wb"),
+        stderr=exporter_log,
     )
     prom_port = free_port()
     (tmp / "prometheus.yml").write_text(
@@ -147,7 +149,7 @@ scrape_configs:
             f"--web.listen-address=127.0.0.1:{prom_port}",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=(tmp / "prometheus.log").open("wb"),
+        stderr=prom_log,
     )
     s = Stack(redis, exporter_port, f"http://127.0.0.1:{prom_port}", tmp)
     try:
@@ -159,6 +161,8 @@ scrape_configs:
         _stop(prom)
         _stop(exporter)
         s.redis.stop()
+        exporter_log.close()
+        prom_log.close()
 
 
 def _labeler(stack: Stack, extra: dict[str, Any], copy: list[str], prom_url: str | None = None) -> Labeler:
