@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -45,8 +46,10 @@ class Fault:
 class ThreadedApp:
     """An aiohttp application served on 127.0.0.1:<port> from a background thread."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, *, ssl_context: ssl.SSLContext | None = None):
         self.port = port or free_port()
+        #: serve HTTPS with this context (e.g. one that requires client certificates)
+        self.ssl_context = ssl_context
         self.lock = threading.RLock()
         self._faults: list[Fault] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -57,7 +60,8 @@ class ThreadedApp:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     # -- to implement
     def make_app(self) -> web.Application:  # pragma: no cover - abstract
@@ -117,7 +121,7 @@ class ThreadedApp:
             # Content-Encoding themselves, with the real servers' rules
             self._runner = web.AppRunner(self.make_app(), access_log=None, auto_decompress=False)
             loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+            site = web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self.ssl_context)
             loop.run_until_complete(site.start())
         except BaseException as e:  # noqa: BLE001 - reported to start()
             self._error = e

@@ -36,6 +36,7 @@ import gzip
 import itertools
 import os
 import re
+import ssl
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -144,8 +145,9 @@ class ElasticsearchReceiver(ThreadedApp):
         flavor: str = "8",
         require_auth: str | None = None,
         builtin_logs_template: bool | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ):
-        super().__init__(port)
+        super().__init__(port, ssl_context=ssl_context)
         if flavor not in FLAVORS:
             raise ValueError(f"flavor must be one of {sorted(FLAVORS)}")
         self.flavor = flavor

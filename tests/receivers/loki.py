@@ -31,7 +31,9 @@ Rules modelled, with where they live in grafana/loki (v3.x):
 from __future__ import annotations
 
 import gzip
+import hashlib
 import re
+import ssl
 import time
 import zlib
 from collections.abc import Iterable
@@ -79,6 +81,10 @@ class PushRecord:
     body_bytes: int
     status: int
     streams: list[tuple[str, list[Entry]]] = field(default_factory=list)
+    #: the Authorization header as received (tests check that credentials were sent)
+    authorization: str | None = None
+    #: a hash of the body as sent (replays must be byte-identical)
+    body_digest: str = ""
 
 
 @dataclass
@@ -274,8 +280,9 @@ class LokiReceiver(ThreadedApp):
         creation_grace_period: float | None = None,
         max_label_names: int = MAX_LABEL_NAMES,
         allow_structured_metadata: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
     ):
-        super().__init__(port)
+        super().__init__(port, ssl_context=ssl_context)
         self.require_tenant = require_tenant
         self.ordered = ordered
         self.reject_old_samples_max_age = reject_old_samples_max_age
@@ -325,8 +332,11 @@ class LokiReceiver(ThreadedApp):
         app = web.Application(client_max_size=100 << 20)
         app.router.add_post("/loki/api/v1/push", self._push)
         app.router.add_get("/loki/api/v1/query_range", self._query_range)
-        app.router.add_get("/ready", lambda r: web.Response(text="ready\n"))
+        app.router.add_get("/ready", self._ready)
         return app
+
+    async def _ready(self, request: web.Request) -> web.Response:
+        return web.Response(text="ready\n")
 
     def _tenant(self, request: web.Request) -> str | None:
         t = request.headers.get("X-Scope-OrgID")
@@ -350,7 +360,11 @@ class LokiReceiver(ThreadedApp):
         except BadRequest as e:
             status, text, streams = 400, f"{e}\n", []
         with self.lock:
-            self.pushes.append(PushRecord(tenant, ctype, enc, len(raw), status, streams))
+            self.pushes.append(PushRecord(
+                tenant, ctype, enc, len(raw), status, streams,
+                authorization=request.headers.get("Authorization"),
+                body_digest=hashlib.sha256(raw).hexdigest(),
+            ))
         if status == 204:
             return web.Response(status=204)
         return web.Response(status=status, text=text)
