@@ -1,0 +1,311 @@
+"""The public parser of one log file: bytes of lines in, events out, every line accounted for.
+
+``LogParser`` is what the file follower and ``redis-shipper parse`` call. It ties the rooms of
+``parsers/`` together: :mod:`parsers.line` takes the header apart, :mod:`parsers.timestamps`
+turns its time into UTC, :mod:`parsers.multiline` groups lines into blocks (continuations,
+logo, crash reports), :mod:`parsers.sentinel` and :mod:`parsers.catalogue` say what a message
+is, :mod:`parsers.failover` adds the failover summaries.
+
+Contract (the follower relies on each point):
+
+* ``feed`` gets one line without its ``\\n`` and the byte offset where it starts. It returns
+  the events *completed* by that line, usually the previous line's event (the next line
+  might have been its continuation). ``flush`` returns whatever is pending.
+* every event has ``offset`` (its first line) and ``lines`` (how many input lines it covers);
+  the ``lines`` of all events add up to the number of lines fed. Failover summaries are extra
+  events with ``lines: 0``. Events come out in offset order.
+* ``pending_offset`` is the offset of the first line not yet inside a returned event: the
+  follower's checkpoint never passes it, so a restart re-reads an open crash report whole.
+* it never raises on any input, never drops a line, never reads a clock or a file.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from parsers.catalogue import classify
+from parsers.events import LEVEL_BY_CHAR, LEVEL_BY_NAME, ROLE_BY_CHAR, ROLE_BY_NAME, Event
+from parsers.failover import FailoverCorrelator
+from parsers.line import (
+    FMT_LEGACY,
+    FMT_LOGFMT,
+    TS_EPOCH_MS,
+    TS_EPOCH_S,
+    TS_ISO,
+    TS_LEGACY,
+    Header,
+    parse_header,
+)
+from parsers.multiline import (
+    KIND_BLANK,
+    KIND_CRASH,
+    KIND_LINE,
+    KIND_LOGO,
+    Assembler,
+    Block,
+    crash_fields,
+    logo_fields,
+)
+from parsers.sentinel import is_sentinel_event, parse_event
+from parsers.timestamps import TimestampResolver
+
+KINDS = ("auto", "redis", "sentinel")
+#: timestamp of an event when the input never gave one (a file of raw lines, no reference time)
+NO_TIME = "1970-01-01T00:00:00.000000Z"
+
+_ROLE_BY_NAME = dict(ROLE_BY_NAME, master="master", slave="replica", child="child")
+
+
+class LogParser:
+    """Parser of one Redis / Valkey / Sentinel log file (or stream). Not thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        kind: str = "auto",
+        tz: tzinfo,
+        reference_time: datetime | None = None,
+        year: int | None = None,
+        max_line_bytes: int = 1 << 20,
+    ):
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        self.kind = kind
+        self.max_line_bytes = max(1, int(max_line_bytes))
+        self._ts = TimestampResolver(tz, reference_time, year)
+        self._asm = Assembler()
+        self._failover = FailoverCorrelator()
+        self._sentinel_file = kind == "sentinel"
+        self._reference_ts: str | None = None
+        if reference_time is not None:
+            ref = reference_time if reference_time.tzinfo is not None else reference_time.replace(tzinfo=UTC)
+            self._reference_ts = ref.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def pending_offset(self) -> int | None:
+        return self._asm.pending_offset
+
+    @property
+    def pending_since_lines(self) -> int:
+        return self._asm.pending_lines
+
+    def feed(self, line: bytes, offset: int, *, cut_bytes: int = 0, partial: bool = False) -> list[Event]:
+        """Add one line (no trailing ``\\n``; a trailing ``\\r`` is stripped) starting at ``offset``."""
+        if line[-1:] == b"\r":
+            line = line[:-1]
+        flags: dict[str, Any] | None = None
+        if len(line) > self.max_line_bytes:
+            cut_bytes += len(line) - self.max_line_bytes
+            line = line[: self.max_line_bytes]
+        try:
+            text = line.decode()
+        except UnicodeDecodeError as e:
+            if cut_bytes and e.start >= len(line) - 3 and e.reason == "unexpected end of data":
+                text = line[: e.start].decode("utf-8", "replace")  # our own cut split a character
+                cut_bytes += len(line) - e.start
+            else:
+                text = line.decode("utf-8", "replace")
+                flags = {"invalid_utf8": True}
+        if cut_bytes > 0:
+            flags = flags or {}
+            flags["truncated_bytes"] = cut_bytes
+        if partial:
+            flags = flags or {}
+            flags["partial"] = True
+        header = parse_header(text)
+        ts: str | None = None
+        if header is not None:
+            k = header.ts_kind
+            if k == TS_LEGACY:
+                ts = self._ts.legacy(header.ts, header.ms)
+                if len(header.ts) == 15 and self._ts.year_unknown:
+                    flags = flags or {}
+                    flags["year_unknown"] = True
+            elif k == TS_EPOCH_S:
+                ts = self._ts.epoch_seconds(header.ts)
+            elif k == TS_ISO:
+                ts = self._ts.iso(header.ts)
+            elif k == TS_EPOCH_MS:
+                ts = self._ts.epoch_millis(header.ts)
+            if ts is None:
+                flags = flags or {}
+                flags["timestamp_invalid"] = header.ts
+        done = self._asm.push(text, header, ts, offset, flags)
+        if done is None:
+            return []
+        return self._emit(done, ts)
+
+    def flush(self) -> list[Event]:
+        """End of input or idle timeout: return every pending event."""
+        done = self._asm.flush()
+        if done is None:
+            return []
+        return self._emit(done, None)
+
+    # ------------------------------------------------------------------ blocks -> events
+    def _emit(self, b: Block, next_ts: str | None) -> list[Event]:
+        kind = b.kind
+        if kind == KIND_LINE:
+            ev = self._line_event(b)
+        else:
+            ev = self._block_event(b, next_ts)
+        if b.flags:
+            ev["fields"].update(b.flags)
+        if ev["source"] == "sentinel" and "sentinel_event" in ev["fields"]:
+            summaries = self._failover.observe(ev)
+            if summaries:
+                return [ev, *summaries]
+        return [ev]
+
+    def _source(self, role: str | None) -> str:
+        if self.kind == "auto":
+            if role == "sentinel":
+                self._sentinel_file = True
+                return "sentinel"
+            if role is None and self._sentinel_file:
+                return "sentinel"
+            return "redis"
+        return self.kind
+
+    def _line_event(self, b: Block) -> Event:
+        h: Header = b.header  # type: ignore[assignment]
+        fmt = h.fmt
+        if fmt == FMT_LEGACY:
+            role: str | None = ROLE_BY_CHAR[h.role_char]  # type: ignore[index]
+            level = LEVEL_BY_CHAR[h.level_char]  # type: ignore[index]
+        elif fmt == FMT_LOGFMT:
+            role = _ROLE_BY_NAME.get(h.role_char)  # type: ignore[arg-type]
+            level = LEVEL_BY_NAME.get(h.level_name, "notice")  # type: ignore[arg-type]
+        else:
+            role = None
+            level = LEVEL_BY_CHAR[h.level_char] if h.level_char else "warning"
+        source = self._source(role)
+        first = h.message
+        more = b.more
+        message = first if more is None else first + "\n" + "\n".join(more)
+        res = None
+        if first[:1] in ("+", "-"):
+            if source == "sentinel" or is_sentinel_event(first):
+                res = parse_event(first)
+                if res is not None and source != "sentinel" and role is None and self.kind == "auto":
+                    source = "sentinel"
+                    self._sentinel_file = True
+        if res is None:
+            res = classify(first) if first else _classify_empty(more)
+        if res is None:
+            category, event, fields = "other", "unrecognized", {}
+        else:
+            category, event, fields = res
+        if fmt == FMT_LOGFMT and level == "notice" and h.level_name not in LEVEL_BY_NAME:
+            fields["level_raw"] = h.level_name
+        if fmt == FMT_LOGFMT and role is None:
+            fields["role_raw"] = h.role_char
+        ts = b.ts
+        if ts is None:  # an impossible date in the header (flagged timestamp_invalid)
+            ts = b.prev_ts or self._reference_ts or NO_TIME
+        return {
+            "timestamp": ts,
+            "source": source,
+            "category": category,
+            "event": event,
+            "level": level,
+            "pid": h.pid,
+            "role": role,
+            "message": message,
+            "fields": fields,
+            "offset": b.offset,
+            "lines": b.lines,
+        }
+
+    def _block_event(self, b: Block, next_ts: str | None) -> Event:
+        lines = b.more or []
+        role: str | None = None
+        pid = b.pid
+        fields: dict[str, Any]
+        if b.header is not None:
+            h = b.header
+            if h.fmt == FMT_LEGACY:
+                role = ROLE_BY_CHAR.get(h.role_char)  # type: ignore[arg-type]
+            elif h.fmt == FMT_LOGFMT:
+                role = _ROLE_BY_NAME.get(h.role_char)  # type: ignore[arg-type]
+        if b.kind == KIND_CRASH:
+            message, fields = crash_fields(lines, b.complete)
+            if not b.complete:
+                fields["incomplete"] = True
+            category, event, level = "crash", "crash_report", "warning"
+        elif b.kind == KIND_LOGO:
+            message = "\n".join(lines)
+            fields = logo_fields(message)
+            category, event, level = "startup", "logo", "notice"
+            if pid is None:
+                pid = fields.get("server_pid")
+            if fields.get("mode") == "sentinel":
+                role = "sentinel"
+        elif b.kind == KIND_BLANK:
+            message, fields = "", {}
+            category, event, level = "other", "blank_lines", "notice"
+        else:
+            message = "\n".join(lines)
+            fields = {"raw": True}
+            category, event, level = "other", "unrecognized", "notice"
+        ts = b.ts
+        if ts is None:
+            if b.prev_ts is not None:
+                ts = b.prev_ts
+                fields["timestamp_from"] = "previous_line"
+            elif next_ts is not None:
+                ts = next_ts
+                fields["timestamp_from"] = "next_line"
+            elif self._reference_ts is not None:
+                ts = self._reference_ts
+                fields["timestamp_from"] = "reference_time"
+            else:
+                ts = NO_TIME
+                fields["timestamp_from"] = "none"
+        return {
+            "timestamp": ts,
+            "source": self._source(role),
+            "category": category,
+            "event": event,
+            "level": level,
+            "pid": pid,
+            "role": role,
+            "message": message,
+            "fields": fields,
+            "offset": b.offset,
+            "lines": b.lines,
+        }
+
+
+def _classify_empty(more: list[str] | None) -> tuple[str, str, dict[str, Any]] | None:
+    """A prefixed line with an empty message whose text follows on raw lines: the watchdog and
+    SIGALRM reports (``<pid>:signal-handler (<secs>) `` + ``\\n--- WATCHDOG TIMER EXPIRED ---``)."""
+    if not more:
+        return None
+    first = next((ln.strip() for ln in more if ln.strip()), "")
+    if first.startswith("--- WATCHDOG TIMER EXPIRED ---"):
+        return "latency", "watchdog_timer_expired", {"stack_trace": "\n".join(more[1:]).strip("\n")}
+    if first.startswith("Received SIGALRM"):
+        return "crash", "sigalrm_received", {"stack_trace": "\n".join(more[1:]).strip("\n")}
+    return None
+
+
+def parse_lines(data: bytes, **kw: Any) -> list[Event]:
+    """Parse a whole buffer (e.g. a file's content) and flush. A last line without ``\\n`` is
+    parsed as a partial line. Keyword arguments go to :class:`LogParser`."""
+    p = LogParser(**kw)
+    out: list[Event] = []
+    pos = 0
+    n = len(data)
+    feed = p.feed
+    while pos < n:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            out.extend(feed(data[pos:], pos, partial=True))
+            break
+        out.extend(feed(data[pos:nl], pos))
+        pos = nl + 1
+    out.extend(p.flush())
+    return out

@@ -1,0 +1,410 @@
+"""Assembly of lines into blocks: one prefixed line and its continuations, the ASCII logo, a
+crash report, or raw lines that belong to nothing. A small state machine fed line by line.
+
+Why blocks and not lines: Redis writes some messages over several lines with no prefix on
+the continuation lines (a message containing ``\\n``, the logo, stack traces), and a crash
+report mixes raw lines and prefixed lines for hundreds of lines (redis-log-formats.md §1.4,
+§1.6). Shipping those lines one by one would turn one crash into 500 unreadable events, so
+the assembler holds the current block until a line shows that it is over. This is why the
+parser returns an event one line late, and why :attr:`Assembler.pending_offset` exists: the
+follower must not checkpoint past a block that is still open.
+
+Rules, in order:
+
+* inside a crash report (after ``=== REDIS|VALKEY BUG REPORT START``) every raw line and every
+  prefixed line of the crashed process joins the report; ``=== ... BUG REPORT END`` ends the
+  report proper, and the help text after it still joins as continuation. A prefixed line from
+  another pid, or a new startup banner, closes a report that never reached END (the event is
+  then flagged ``incomplete``).
+* a prefixed line always starts a new block and completes the current one;
+* blank raw lines are counted into the current block (so every line is accounted for) but
+  only become part of its text if more text follows; blank lines just before a crash banner
+  or the logo move into that block, where they belong;
+* the first line of the logo (``_._`` for Redis, ``.+^+.`` for Valkey) starts a logo block;
+* any other raw line continues the current block, or starts a raw block if there is none.
+
+A block never grows without bound: past ``max_lines`` lines or ``max_chars`` characters it is
+completed (flagged ``split``) and the rest starts a new raw block.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from parsers.line import FMT_SIGNAL, Header
+
+KIND_LINE = 0  # a prefixed line (+ continuation lines)
+KIND_RAW = 1  # raw lines with no prefixed line to belong to
+KIND_LOGO = 2  # the ASCII-art logo
+KIND_CRASH = 3  # a bug report
+KIND_BLANK = 4  # blank lines only (start of input, or left over at flush)
+
+MAX_BLOCK_LINES = 50_000
+MAX_BLOCK_CHARS = 16 << 20
+
+
+class Block:
+    """Lines that make one event. ``more`` holds the continuation lines of a KIND_LINE block and
+    every line of the other kinds; ``flags`` the per-line oddities (invalid UTF-8, cut bytes,
+    partial line) that end up in the event's fields."""
+
+    __slots__ = (
+        "kind",
+        "offset",
+        "lines",
+        "header",
+        "ts",
+        "prev_ts",
+        "more",
+        "flags",
+        "blank_tail",
+        "blank_offset",
+        "complete",
+        "chars",
+        "pid",
+    )
+
+    def __init__(self, kind: int, offset: int, header: Header | None, ts: str | None, prev_ts: str | None):
+        self.kind = kind
+        self.offset = offset
+        self.lines = 1
+        self.header = header
+        self.ts = ts
+        self.prev_ts = prev_ts
+        self.more: list[str] | None = None
+        self.flags: dict[str, Any] | None = None
+        self.blank_tail = 0
+        self.blank_offset = 0
+        self.complete = False
+        self.chars = 0
+        self.pid: int | None = header.pid if header is not None else None
+
+
+def merge_flags(block: Block, flags: dict[str, Any]) -> None:
+    """Fold one line's flags into its block: cut bytes add up, booleans stick."""
+    if block.flags is None:
+        block.flags = dict(flags)
+        return
+    for k, v in flags.items():
+        if k == "truncated_bytes":
+            block.flags[k] = block.flags.get(k, 0) + v
+        else:
+            block.flags[k] = v
+
+
+def is_crash_start(text: str) -> bool:
+    return text.startswith("=== ") and "BUG REPORT START" in text
+
+
+def is_crash_end(text: str) -> bool:
+    return text.startswith("=== ") and "BUG REPORT END" in text
+
+
+def is_logo_start(text: str) -> bool:
+    s = text.strip()
+    return s == "_._" or s == ".+^+."
+
+
+def _is_startup_banner(message: str) -> bool:
+    return message.startswith("oO0OoO0OoO0Oo") or message.startswith("Server started, Redis version")
+
+
+class Assembler:
+    """Feed it lines in order with :meth:`push`; it returns each block when it is complete."""
+
+    def __init__(self, max_lines: int = MAX_BLOCK_LINES, max_chars: int = MAX_BLOCK_CHARS):
+        self.cur: Block | None = None
+        self.in_crash = False
+        self.lead_blanks = 0  # blank lines seen while no block was open
+        self.lead_offset = 0
+        self.last_ts: str | None = None  # timestamp of the last prefixed line
+        self.max_lines = max_lines
+        self.max_chars = max_chars
+
+    @property
+    def pending_offset(self) -> int | None:
+        if self.cur is not None:
+            return self.cur.offset
+        if self.lead_blanks:
+            return self.lead_offset
+        return None
+
+    @property
+    def pending_lines(self) -> int:
+        return (self.cur.lines if self.cur is not None else 0) + self.lead_blanks
+
+    def _open(self, kind: int, offset: int, header: Header | None, ts: str | None, text: str) -> Block:
+        """A new block for this line; blank lines waiting in front of it move into it."""
+        b = Block(kind, offset, header, ts, self.last_ts)
+        cur = self.cur
+        blanks = 0
+        if cur is not None and cur.blank_tail and kind in (KIND_CRASH, KIND_LOGO):
+            blanks = cur.blank_tail
+            cur.lines -= blanks
+            cur.blank_tail = 0
+            b.offset = cur.blank_offset
+        elif cur is None and self.lead_blanks:
+            blanks = self.lead_blanks
+            self.lead_blanks = 0
+            b.offset = self.lead_offset
+        b.lines += blanks
+        if kind != KIND_LINE:
+            b.more = [""] * blanks + [text] if blanks else [text]
+            b.chars = len(text)
+        return b
+
+    def push(
+        self, text: str, header: Header | None, ts: str | None, offset: int, flags: dict[str, Any] | None
+    ) -> Block | None:
+        """Add one line; return the block it completed, if any (at most one per line)."""
+        cur = self.cur
+        if self.in_crash and cur is not None:
+            absorb = header is None or (
+                (cur.pid is None or header.pid == cur.pid) and not _is_startup_banner(header.message)
+            )
+            if absorb:
+                assert cur.more is not None
+                cur.more.append(text)
+                cur.lines += 1
+                cur.chars += len(text)
+                if flags:
+                    merge_flags(cur, flags)
+                if header is None:
+                    if is_crash_end(text):
+                        cur.complete = True
+                        self.in_crash = False
+                else:
+                    if ts is not None:
+                        self.last_ts = ts
+                    if cur.pid is None:
+                        cur.pid = header.pid
+                        cur.header = header
+                    if cur.ts is None:
+                        cur.ts = ts
+                return self._split_if_big(cur)
+            self.in_crash = False  # a line from someone else: the report ended without END
+
+        if header is not None:
+            if (
+                cur is not None
+                and header.fmt == FMT_SIGNAL
+                and cur.kind == KIND_LINE
+                and cur.header is not None
+                and cur.header.fmt == FMT_SIGNAL
+                and cur.header.pid == header.pid
+                and header.message
+                and not header.message.strip("-")
+                and cur.more is not None
+            ):
+                # the "--------" line closing a watchdog / SIGALRM stack trace (debug.c)
+                self._append(cur, text, flags)
+                return self._split_if_big(cur)
+            if ts is not None:
+                self.last_ts = ts
+            b = self._open(KIND_LINE, offset, header, ts, text)
+            if flags:
+                merge_flags(b, flags)
+            self.cur = b
+            return cur
+
+        if not text:  # blank raw line
+            if cur is None:
+                if not self.lead_blanks:
+                    self.lead_offset = offset
+                self.lead_blanks += 1
+            else:
+                if not cur.blank_tail:
+                    cur.blank_offset = offset
+                cur.blank_tail += 1
+                cur.lines += 1
+                if flags:
+                    merge_flags(cur, flags)
+            return None
+
+        if is_crash_start(text):
+            b = self._open(KIND_CRASH, offset, None, None, text)
+            if flags:
+                merge_flags(b, flags)
+            self.cur = b
+            self.in_crash = True
+            return cur
+        if is_logo_start(text) and (cur is None or cur.kind != KIND_LOGO):
+            b = self._open(KIND_LOGO, offset, None, None, text)
+            if flags:
+                merge_flags(b, flags)
+            self.cur = b
+            return cur
+        if cur is None:
+            b = self._open(KIND_RAW, offset, None, None, text)
+            if flags:
+                merge_flags(b, flags)
+            self.cur = b
+            return None
+        self._append(cur, text, flags)
+        return self._split_if_big(cur)
+
+    def _append(self, cur: Block, text: str, flags: dict[str, Any] | None) -> None:
+        more = cur.more
+        if more is None:
+            more = cur.more = []
+        if cur.blank_tail:
+            more.extend([""] * cur.blank_tail)
+            cur.blank_tail = 0
+        more.append(text)
+        cur.lines += 1
+        cur.chars += len(text)
+        if flags:
+            merge_flags(cur, flags)
+
+    def _split_if_big(self, cur: Block) -> Block | None:
+        if cur.lines < self.max_lines and cur.chars < self.max_chars:
+            return None
+        merge_flags(cur, {"split": True})
+        self.cur = None
+        self.in_crash = False
+        return cur
+
+    def flush(self) -> Block | None:
+        """End of input: the open block (a crash report without END stays ``complete=False``),
+        or the blank lines left over."""
+        cur = self.cur
+        self.cur = None
+        self.in_crash = False
+        if cur is not None:
+            return cur
+        if self.lead_blanks:
+            b = Block(KIND_BLANK, self.lead_offset, None, None, self.last_ts)
+            b.lines = self.lead_blanks
+            b.more = [""] * self.lead_blanks
+            self.lead_blanks = 0
+            return b
+        return None
+
+
+# ------------------------------------------------------------------ what a block says
+
+_CRASHED_RE = re.compile(
+    r"(?P<server>Redis|Valkey|valkey|redis|KeyDB)\s+(?P<version>\S+)\s+crashed by signal: (?P<signal>\d+)"
+    r"(?:, si_code: (?P<si_code>-?\d+))?"
+)
+_ACCESS_RE = re.compile(r"Accessing address: (\S+)")
+_KILLED_RE = re.compile(r"Killed by PID: (\d+), UID: (\d+)")
+_EIP_RE = re.compile(r"Crashed running the instruction at: (\S+)")
+_ASSERT_RE = re.compile(r"==> (.*)")
+_FAILED_ASSERT_RE = re.compile(r"Failed assertion: (.*)")
+_GURU_RE = re.compile(r"Guru Meditation: (.*)")
+_SIGNAL_NAMES = {4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 11: "SIGSEGV", 5: "SIGTRAP"}
+
+
+def crash_fields(lines: list[str], complete: bool) -> tuple[str, dict[str, Any]]:
+    """Message and fields of a crash report: signal, the crashed-by line, the assertion or the
+    panic, the stack trace and the full text. The message is the most telling line (crashed by
+    signal / assertion / guru meditation), else the START banner."""
+    fields: dict[str, Any] = {"kind": "unknown", "complete": complete}
+    message = ""
+    stack: list[str] = []
+    in_stack = False
+    for line in lines:
+        if line.startswith("pid=") and line.endswith('"'):
+            line = line[:-1]  # a logfmt line: look at its message without the closing quote
+        s = line.strip()
+        if in_stack:
+            if s.startswith("------ STACK TRACE DONE") or (s.startswith("------ ") and s.endswith(" ------")):
+                in_stack = False
+            else:
+                stack.append(line)
+                continue
+        if s.startswith("------ STACK TRACE ------") or s.endswith("--- STACK TRACE"):
+            in_stack = True
+            continue
+        if "crashed by signal" in line and "signal" not in fields:
+            m = _CRASHED_RE.search(line)
+            if m is not None:
+                sig = int(m["signal"])
+                fields["kind"] = "signal"
+                fields["signal"] = sig
+                if sig in _SIGNAL_NAMES:
+                    fields["signal_name"] = _SIGNAL_NAMES[sig]
+                if m["si_code"] is not None:
+                    fields["si_code"] = int(m["si_code"])
+                fields["server"] = m["server"].capitalize()
+                fields["version"] = m["version"]
+                fields["crashed_by"] = line[m.start() :]
+                message = fields["crashed_by"]
+            continue
+        if "Accessing address:" in line:
+            m = _ACCESS_RE.search(line)
+            if m is not None:
+                fields["accessing_address"] = m[1]
+        elif "Killed by PID:" in line:
+            m = _KILLED_RE.search(line)
+            if m is not None:
+                fields["killed_by_pid"] = int(m[1])
+                fields["killed_by_uid"] = int(m[2])
+        elif "Crashed running the instruction at:" in line:
+            m = _EIP_RE.search(line)
+            if m is not None:
+                fields["instruction_address"] = m[1]
+        elif "ASSERTION FAILED ===" in line and "CONTEXT" not in line:
+            fields["kind"] = "assertion"
+        elif "==> " in line and "assertion" not in fields:
+            m = _ASSERT_RE.search(line)
+            if m is not None:
+                fields["assertion"] = m[1]
+                fields["kind"] = "assertion"
+                if not message or "crashed by signal" in message:
+                    message = line[m.start() :]
+        elif "Failed assertion:" in line and "assertion" not in fields:
+            m = _FAILED_ASSERT_RE.search(line)
+            if m is not None:
+                fields["assertion"] = m[1]
+                fields["kind"] = "assertion"
+                message = line[m.start() :]
+        elif "Guru Meditation:" in line and "guru_meditation" not in fields:
+            m = _GURU_RE.search(line)
+            if m is not None:
+                fields["guru_meditation"] = m[1]
+                fields["kind"] = "panic"
+                message = line[m.start() :]
+    if stack:
+        while stack and not stack[-1].strip():
+            stack.pop()
+        while stack and not stack[0].strip():
+            stack.pop(0)
+        fields["stack_trace"] = "\n".join(stack)
+    if not message:
+        message = next((ln for ln in lines if ln.strip()), "")
+    fields["report"] = "\n".join(lines)
+    return message, fields
+
+
+_LOGO_VERSION_RE = re.compile(
+    r"(?P<version>\d+\.\d+\.\d+\S*) \((?P<git_sha1>[^/)]*)/(?P<git_dirty>\d+)\) (?P<bits>\d+) bit"
+)
+_LOGO_SERVER_RE = re.compile(r"\b(Redis|Valkey|KeyDB)\b")
+_LOGO_MODE_RE = re.compile(r"Running in (\w+) mode")
+_LOGO_PORT_RE = re.compile(r"Port: (\d+)")
+_LOGO_PID_RE = re.compile(r"PID: (\d+)")
+
+
+def logo_fields(text: str) -> dict[str, Any]:
+    """Version, mode, port and pid printed in the ASCII logo (redisAsciiArt / serverAsciiArt)."""
+    fields: dict[str, Any] = {}
+    m = _LOGO_SERVER_RE.search(text)
+    if m is not None:
+        fields["server"] = m[1]
+    m = _LOGO_VERSION_RE.search(text)
+    if m is not None:
+        fields["version"] = m["version"]
+        fields["bits"] = int(m["bits"])
+    m = _LOGO_MODE_RE.search(text)
+    if m is not None:
+        fields["mode"] = m[1]
+    m = _LOGO_PORT_RE.search(text)
+    if m is not None:
+        fields["port"] = int(m[1])
+    m = _LOGO_PID_RE.search(text)
+    if m is not None:
+        fields["server_pid"] = int(m[1])
+    return fields
