@@ -1,0 +1,727 @@
+"""``FileSource``: follow Redis/Valkey/Sentinel log files without loss, with checkpoints.
+
+The loop, once per wake-up (inotify hint) or ``poll_interval`` (the truth):
+
+1. **discover**: ``stat()`` each live path. Same inode, shrunk or first bytes changed ->
+   *truncation* (copytruncate: continue the stream in the copy; in place: ``data_gap`` for
+   what we never read). Another inode or none -> the old file was *renamed or deleted*: keep
+   draining it through the open descriptor, and start the new file at byte 0. Then list the
+   rotated siblings: re-open a closed rotated file that grew, adopt an unknown one.
+2. **read**: each stream in a worker thread (rotated ones first, so older lines go first),
+   in chunks, through the line splitter and the parser, up to ``max_batch_events``.
+3. **emit**: ``await ctx.emit(Batch(events, {key: checkpoint}))``; when it returns the events
+   and the checkpoint are durable together, which is the acknowledgement. The checkpoint
+   (``offset``) never passes a byte whose events are not in that batch or an earlier one,
+   so a SIGKILL at any moment loses nothing and replays at most the batch in flight.
+
+Checkpoint keys are ``file:<source hash>:<dev>:<ino>:<head checksum at birth>``, one per
+byte stream; the value (:class:`Record`) says where the stream is now (dev, ino, path) and
+how far it is durable. After a restart, records are matched to files on disk first *exactly*
+(same inode and first bytes: the file, wherever it was renamed), then by *content* (same
+first bytes on another inode: the copytruncate copy), and what cannot be matched but held
+unread bytes becomes a ``data_gap`` event (compressed away, deleted, truncated).
+
+Files first seen at startup honour ``start_at``; everything that appears later (a new file
+after a rotation, a new glob match, a rotated file we never saw) is read from its first
+byte, because every byte of it was written after we started watching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, tzinfo
+from typing import Any
+
+from parsers.events import Event, event_id, format_epoch, make_event
+from shipper.api import Batch, Source, SourceContext
+from shipper.config import FileSourceConfig
+from shipper.observe.metrics import (
+    BYTES_READ,
+    DATA_GAP_BYTES,
+    DATA_GAPS,
+    FILE_LAG_BYTES,
+    LINES_READ,
+    ROTATIONS,
+)
+
+from .fingerprint import Head, gzip_head_and_size, head_hash, make_origin, read_head
+from .follower import LineParser, ReadResult, Stream
+from .paths import DEFAULT_ROTATED_PATTERNS, expand, siblings, watch_dirs
+from .watcher import Watcher
+
+log = logging.getLogger(__name__)
+
+#: after a wake-up from inotify, wait this long so a burst of writes is read in one go
+WAKE_COALESCE = 0.02
+
+
+@dataclass
+class Record:
+    """The checkpoint of one byte stream (the JSON value stored under its key)."""
+
+    origin: str
+    live: str  # the live path this stream belongs to (redis.log for redis.log.1)
+    path: str  # where the stream's bytes were last seen
+    dev: int
+    ino: int
+    head_len: int
+    head: str
+    offset: int  # every byte before this is durable (in the spool) as events
+    size: int  # file size last seen: what a data_gap can name as lost
+
+    def value(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_value(cls, value: Any) -> Record | None:
+        try:
+            return cls(
+                origin=str(value["origin"]),
+                live=str(value["live"]),
+                path=str(value["path"]),
+                dev=int(value["dev"]),
+                ino=int(value["ino"]),
+                head_len=int(value["head_len"]),
+                head=str(value["head"]),
+                offset=int(value["offset"]),
+                size=int(value["size"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    @property
+    def fingerprint(self) -> Head:
+        return Head(self.head_len, self.head)
+
+
+@dataclass
+class _File:
+    """A file found on disk during a scan, opened so its identity cannot change under us."""
+
+    path: str
+    live: str
+    is_live: bool
+    fd: int
+    st: os.stat_result
+    head: bytes
+
+    @property
+    def ident(self) -> tuple[int, int]:
+        return (self.st.st_dev, self.st.st_ino)
+
+
+def _open(path: str, n: int) -> tuple[int, os.stat_result, bytes] | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        head = read_head(fd, min(n, st.st_size)) if st.st_size else b""
+    except OSError:
+        os.close(fd)
+        return None
+    return fd, st, head
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _last_line_start(fd: int, size: int) -> int:
+    """Offset just after the last newline before ``size`` (``start_at: end`` must not begin
+    in the middle of a half-written line)."""
+    window = min(size, 1 << 16)
+    if window <= 0:
+        return 0
+    tail = os.pread(fd, window, size - window)
+    nl = tail.rfind(b"\n")
+    return size - window + nl + 1 if nl >= 0 else size
+
+
+class FileSource(Source):
+    """Follows the files of one ``type: file`` source (a path or a glob)."""
+
+    def __init__(
+        self,
+        cfg: FileSourceConfig,
+        *,
+        tz: tzinfo,
+        name: str | None = None,
+        parser_factory: Callable[[float | None], LineParser] | None = None,
+        rotate_wait: float = 5.0,
+        idle_flush: float = 1.0,
+        stale_after: float = 3600.0,
+    ):
+        self.cfg = cfg
+        self.tz = tz
+        self.name = name or f"file:{cfg.path}"
+        digest = hashlib.blake2b(cfg.path.encode("utf-8", "surrogateescape"), digest_size=6).hexdigest()
+        self.key_prefix = f"file:{digest}:"
+        self.patterns: tuple[str, ...] = (
+            tuple(cfg.rotated_patterns) if "rotated_patterns" in cfg.model_fields_set else DEFAULT_ROTATED_PATTERNS
+        )
+        self.parser_factory = parser_factory or self._default_parser_factory()
+        #: a renamed-away file is read until it has not grown for this long, then closed
+        self.rotate_wait = rotate_wait
+        #: a pending multi-line event is flushed after this long without new bytes
+        self.idle_flush = idle_flush
+        #: checkpoints of files not found anywhere for this long are deleted
+        self.stale_after = stale_after
+
+    def _default_parser_factory(self) -> Callable[[float | None], LineParser]:
+        cfg, tz = self.cfg, self.tz
+
+        def make(mtime: float | None) -> LineParser:
+            from parsers.logfile import LogParser  # imported late: parsers/logfile lands separately
+
+            ref = datetime.fromtimestamp(mtime, tz) if mtime else None
+            return LogParser(  # type: ignore[no-any-return]
+                kind=cfg.format, tz=tz, reference_time=ref, year=cfg.year, max_line_bytes=cfg.max_line_bytes
+            )
+
+        return make
+
+    async def run(self, ctx: SourceContext) -> None:
+        run = _Run(self, ctx)
+        try:
+            await run.main()
+        finally:
+            run.close()
+
+
+class _Run:
+    """Everything one ``run()`` holds; rebuilt from the committed checkpoints on each run."""
+
+    def __init__(self, src: FileSource, ctx: SourceContext):
+        self.src = src
+        self.ctx = ctx
+        self.cfg = src.cfg
+        self.prefix = src.key_prefix
+        self.nbytes = src.cfg.fingerprint_bytes
+        self.records: dict[str, Record] = {}
+        for key, value in ctx.positions.items():
+            if not key.startswith(self.prefix):
+                continue
+            rec = Record.from_value(value)
+            if rec is None:
+                log.warning("ignoring unreadable checkpoint %s: %r", key, value)
+                continue
+            self.records[key] = rec
+        self.streams: dict[str, Stream] = {}
+        self.live: dict[str, str] = {}  # live path -> key of the stream currently at that path
+        self.known_lives: set[str] = {r.live for r in self.records.values()}
+        self.missing_since: dict[str, float] = {}
+        self.pending_events: list[Event] = []
+        self.pending_positions: dict[str, Any] = {}
+        self.sealed: set[str] = set()  # streams whose file lost its bytes: flush what we hold, close
+        self.last_discovery = float("-inf")
+        self.watcher: Watcher | None = None
+
+    # ------------------------------------------------------------------ main loop
+    async def main(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.watcher = Watcher([watch_dirs(self.cfg.path)], loop, enabled=self.cfg.inotify)
+        self.watcher.start()
+        await self.startup()
+        stop = self.ctx.stop
+        while not stop.is_set():
+            now = time.monotonic()
+            if self.watcher.structure.is_set() or now - self.last_discovery >= self.cfg.poll_interval:
+                self.watcher.structure.clear()
+                self.discover(now)
+                self.last_discovery = now
+                self.watcher.retry()
+            self.watcher.wake.clear()
+            more = await self.read_all(now)
+            if self.pending_events or self.pending_positions:
+                await self.emit([], {})
+            if more:
+                await asyncio.sleep(0)
+                continue
+            if await self._wait(self.next_timeout(time.monotonic())):
+                await asyncio.sleep(WAKE_COALESCE)
+
+    async def _wait(self, timeout: float) -> bool:
+        """Wait for an inotify hint, stop, or the timeout; True when woken by inotify."""
+        assert self.watcher is not None
+        stop = self.ctx.stop
+        if stop.is_set():
+            return False
+        waits = [asyncio.ensure_future(self.watcher.wake.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        return self.watcher.wake.is_set() and not stop.is_set()
+
+    def next_timeout(self, now: float) -> float:
+        deadline = self.last_discovery + self.cfg.poll_interval
+        for s in self.streams.values():
+            if s.partial_since is not None:
+                deadline = min(deadline, s.partial_since + self.cfg.partial_line_timeout)
+            if s.parser.pending_offset is not None:
+                deadline = min(deadline, s.last_data + self.src.idle_flush)
+            if s.rotated_at is not None:
+                deadline = min(deadline, max(s.rotated_at, s.last_data) + self.src.rotate_wait)
+        return max(0.005, deadline - now)
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        for s in self.streams.values():
+            s.close()
+        self.streams.clear()
+
+    async def emit(self, events: list[Event], positions: dict[str, Any]) -> None:
+        """Hand events and checkpoints to the runtime; returns once both are durable."""
+        if self.pending_events or self.pending_positions:
+            events = self.pending_events + events
+            merged = dict(self.pending_positions)
+            merged.update(positions)
+            positions = merged
+            self.pending_events, self.pending_positions = [], {}
+        await self.ctx.emit(Batch(events, positions))
+
+    # ------------------------------------------------------------------ streams and records
+    def _new_stream(
+        self, f: _File, offset: int, *, key: str | None = None, origin: str | None = None, draining: bool = False
+    ) -> Stream:
+        if key is None:
+            key = f"{self.prefix}{f.st.st_dev}:{f.st.st_ino}:{head_hash(f.head)}"
+            if key in self.streams:  # the same bytes at the same inode twice: keep both apart
+                key = f"{key}:{time.time_ns()}"
+        if origin is None:
+            origin = make_origin(f.st.st_dev, f.st.st_ino, f.head) if f.head else ""
+        s = Stream(
+            key=key,
+            origin=origin,
+            live=f.live,
+            path=f.path,
+            fd=f.fd,
+            dev=f.st.st_dev,
+            ino=f.st.st_ino,
+            head=Head.of(f.head),
+            offset=offset,
+            parser=self.src.parser_factory(f.st.st_mtime),
+            max_line_bytes=self.cfg.max_line_bytes,
+            read_chunk=self.cfg.read_chunk,
+            fingerprint_bytes=self.nbytes,
+        )
+        s.last_size = f.st.st_size
+        s.last_data = time.monotonic()
+        if draining:
+            s.rotated_at = time.monotonic()
+        self.streams[key] = s
+        rec = self.records.get(key)
+        if rec is None:
+            self.records[key] = Record(
+                origin, f.live, f.path, f.st.st_dev, f.st.st_ino, len(f.head), s.head.digest, offset, f.st.st_size
+            )
+        self._sync_record(s)
+        self.missing_since.pop(key, None)
+        if f.is_live:
+            self.live[f.live] = key
+        return s
+
+    def _sync_record(self, s: Stream) -> Record:
+        rec = self.records[s.key]
+        rec.origin, rec.live, rec.path = s.origin, s.live, s.path
+        rec.dev, rec.ino = s.dev, s.ino
+        rec.head_len, rec.head = s.head.length, s.head.digest
+        rec.offset = s.position()
+        rec.size = max(s.last_size, rec.offset)
+        return rec
+
+    def _record_only(self, f: _File, offset: int) -> None:
+        """Remember a file we will not read (history present at first start) as read to ``offset``."""
+        key = f"{self.prefix}{f.st.st_dev}:{f.st.st_ino}:{head_hash(f.head)}"
+        origin = make_origin(f.st.st_dev, f.st.st_ino, f.head) if f.head else ""
+        rec = Record(
+            origin, f.live, f.path, f.st.st_dev, f.st.st_ino, len(f.head), head_hash(f.head), offset, f.st.st_size
+        )
+        self.records[key] = rec
+        self.pending_positions[key] = rec.value()
+        _close(f.fd)
+
+    def _drop_record(self, key: str) -> None:
+        self.records.pop(key, None)
+        self.missing_since.pop(key, None)
+        self.pending_positions[key] = None
+
+    def _gap(self, *, origin: str, live: str, path: str, start: int, end: int, reason: str) -> None:
+        """Record an unrecoverable range as an ``agent`` event (and a metric, and a log line)."""
+        nbytes = end - start
+        if nbytes <= 0:
+            return
+        ev = make_event(
+            timestamp=format_epoch(time.time()),
+            source="agent",
+            category="other",
+            event="data_gap",
+            level="warning",
+            message=f"{nbytes} bytes of {path} (offsets {start}..{end}) were lost before they were read: {reason}",
+            fields={"file": path, "start": start, "end": end, "bytes": nbytes, "reason": reason},
+        )
+        ev["file"] = path
+        ev["origin"] = origin
+        ev["id"] = event_id(origin or f"{path}", f"gap:{start}")
+        self.pending_events.append(ev)
+        DATA_GAPS.labels(live).inc()
+        DATA_GAP_BYTES.labels(live).inc(nbytes)
+        log.warning("data gap: %s bytes of %s at %s..%s lost (%s)", nbytes, path, start, end, reason)
+
+    def _shadowed(self, head: bytes) -> bool:
+        """True when ``head`` starts like a stream we know: the file is a copy of it (logrotate
+        ``copy``, or copytruncate before its truncate), not new data."""
+        if not head:
+            return False
+        for s in self.streams.values():
+            if s.head.length and s.head.matches(head):
+                return True
+        return any(r.head_len and r.fingerprint.matches(head) for r in self.records.values())
+
+    def _compressed_copy(self, live: str, head: Head) -> tuple[str, int] | None:
+        """A compressed sibling whose content starts like ``head``: (path, uncompressed size)."""
+        if not head.length:
+            return None
+        for p in siblings(live, self.src.patterns, compressed=True):
+            if not p.endswith(".gz"):
+                continue
+            got = gzip_head_and_size(p, head.length)
+            if got is not None and head.matches(got[0]):
+                return p, got[1]
+        return None
+
+    # ------------------------------------------------------------------ startup
+    def _scan(self, lives: list[str]) -> list[_File]:
+        """Open every live file and rotated sibling (rotated first, oldest first)."""
+        files: list[_File] = []
+        seen: set[tuple[int, int]] = set()
+        all_lives = list(lives) + sorted(self.known_lives - set(lives))
+        for live in all_lives:
+            candidates = [(p, False) for p in siblings(live, self.src.patterns)]
+            if live in lives:
+                candidates.append((live, True))
+            for path, is_live in candidates:
+                got = _open(path, self.nbytes)
+                if got is None:
+                    continue
+                fd, st, head = got
+                ident = (st.st_dev, st.st_ino)
+                if ident in seen:  # a hard link seen twice
+                    _close(fd)
+                    continue
+                seen.add(ident)
+                files.append(_File(path, live, is_live, fd, st, head))
+        return files
+
+    async def startup(self) -> None:
+        now = time.monotonic()
+        first_start = not self.records
+        lives = expand(self.cfg.path, self.src.patterns)
+        files = self._scan(lives)
+        by_ident = {f.ident: f for f in files}
+        matched: dict[str, _File] = {}
+        used: set[tuple[int, int]] = set()
+        # 1. exact: same inode, same first bytes, not shorter than our offset
+        for key, rec in self.records.items():
+            f = by_ident.get((rec.dev, rec.ino))
+            if f is not None and f.ident not in used and rec.fingerprint.matches(f.head) and f.st.st_size >= rec.offset:
+                matched[key] = f
+                used.add(f.ident)
+        # 2. content: the same first bytes on another inode (a copytruncate copy)
+        for key, rec in self.records.items():
+            if key in matched or not rec.head_len:
+                continue
+            for f in files:
+                if f.ident in used or f.is_live:
+                    continue
+                if rec.fingerprint.matches(f.head) and f.st.st_size >= rec.offset:
+                    matched[key] = f
+                    used.add(f.ident)
+                    ROTATIONS.labels(rec.live, "copytruncate").inc()
+                    # bytes the live file had beyond the copy: written between copy and truncate
+                    self._gap(origin=rec.origin, live=rec.live, path=rec.path,
+                              start=max(f.st.st_size, rec.offset), end=rec.size, reason="copytruncate")
+                    break
+        # 3. records with no file: lost or finished
+        for key, rec in list(self.records.items()):
+            if key in matched:
+                continue
+            comp = self._compressed_copy(rec.live, rec.fingerprint)
+            present = (rec.dev, rec.ino) in by_ident
+            if comp is not None and comp[1] > rec.offset:
+                self._gap(origin=rec.origin, live=rec.live, path=comp[0], start=rec.offset, end=comp[1],
+                          reason="rotated_compressed")
+                self._drop_record(key)
+            elif comp is None and rec.size > rec.offset:
+                self._gap(origin=rec.origin, live=rec.live, path=rec.path, start=rec.offset, end=rec.size,
+                          reason="truncated" if present else "deleted")
+                self._drop_record(key)
+            else:
+                self.missing_since[key] = now
+        # 4. open streams for what we know, decide for what we do not
+        for key, f in matched.items():
+            rec = self.records[key]
+            if not f.is_live and f.st.st_size <= rec.offset:
+                if (rec.path, rec.dev, rec.ino) != (f.path, f.st.st_dev, f.st.st_ino):
+                    rec.path, rec.dev, rec.ino = f.path, f.st.st_dev, f.st.st_ino
+                    self.pending_positions[key] = rec.value()
+                _close(f.fd)
+                continue
+            s = self._new_stream(f, rec.offset, key=key, origin=rec.origin, draining=not f.is_live)
+            if (rec.path, rec.dev, rec.ino) != (s.path, s.dev, s.ino):
+                self.pending_positions[key] = self._sync_record(s).value()
+        for f in files:
+            if f.ident in used:
+                continue
+            known = f.live in self.known_lives
+            if f.is_live:
+                if known or self.cfg.start_at == "beginning":
+                    offset = 0
+                else:
+                    offset = _last_line_start(f.fd, f.st.st_size)
+                s = self._new_stream(f, offset)
+                if offset:  # start_at: end must survive a restart before the first batch
+                    self.pending_positions[s.key] = self._sync_record(s).value()
+            elif self._shadowed(f.head):
+                _close(f.fd)
+            elif known and not first_start:
+                self._new_stream(f, 0, draining=True)  # rotated while we were down: all new to us
+            else:
+                self._record_only(f, f.st.st_size)  # history from before our first start
+        self.known_lives.update(lives)
+        self.last_discovery = now
+        if self.pending_events or self.pending_positions:
+            await self.emit([], {})
+
+    # ------------------------------------------------------------------ discovery while running
+    def discover(self, now: float) -> None:
+        lives = expand(self.cfg.path, self.src.patterns)
+        present = set(lives)
+        for live in sorted(present | set(self.live)):
+            self._check_live(live, now, live in present)
+        self.known_lives.update(present)
+        seen: set[str] = set(self.streams)
+        by_ident = {(s.dev, s.ino): s for s in self.streams.values()}
+        closed = {(r.dev, r.ino): k for k, r in self.records.items() if k not in self.streams}
+        for live in sorted(self.known_lives):
+            for path in siblings(live, self.src.patterns):
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                ident = (st.st_dev, st.st_ino)
+                s = by_ident.get(ident)
+                if s is not None:
+                    s.path = path  # a rename of a rotated file (.1 -> .2) while we drain it
+                    continue
+                key = closed.get(ident)
+                if key is not None:
+                    seen.add(key)
+                    rec = self.records[key]
+                    if rec.path != path:
+                        rec.path = path
+                        self.pending_positions[key] = rec.value()
+                    if st.st_size > rec.offset:
+                        self._reopen(key, path, live)
+                    continue
+                got = _open(path, self.nbytes)
+                if got is None:
+                    continue
+                fd, fst, head = got
+                if (fst.st_dev, fst.st_ino) != ident or self._shadowed(head):
+                    _close(fd)
+                    continue
+                # a rotated file we never saw (created and rotated between two polls): read it all
+                self._new_stream(_File(path, live, False, fd, fst, head), 0, draining=True)
+        for key in list(self.records):
+            if key in seen or key in self.streams:
+                self.missing_since.pop(key, None)
+                continue
+            since = self.missing_since.setdefault(key, now)
+            if now - since > self.src.stale_after:
+                log.info("forgetting the checkpoint of %s: not seen for %.0fs", self.records[key].path, now - since)
+                self._drop_record(key)
+
+    def _reopen(self, key: str, path: str, live: str) -> None:
+        """A closed rotated file grew (a late write after we drained it): read the new bytes."""
+        rec = self.records[key]
+        got = _open(path, self.nbytes)
+        if got is None:
+            return
+        fd, st, head = got
+        if (st.st_dev, st.st_ino) != (rec.dev, rec.ino) or not rec.fingerprint.matches(head):
+            _close(fd)
+            return
+        self._new_stream(_File(path, live, False, fd, st, head), rec.offset, key=key, origin=rec.origin,
+                         draining=True)
+
+    def _check_live(self, live: str, now: float, present: bool) -> None:
+        key = self.live.get(live)
+        s = self.streams.get(key) if key else None
+        try:
+            st = os.stat(live) if present else None
+        except OSError:
+            st = None
+        if s is not None:
+            if st is not None and (st.st_dev, st.st_ino) == (s.dev, s.ino):
+                if st.st_size < s.splitter.end_offset or (
+                    st.st_size != s.last_size and s.head.length and not s.head.matches(read_head(s.fd, s.head.length))
+                ):
+                    self._truncated(s, now)
+                else:
+                    if st.st_size != s.last_size:
+                        FILE_LAG_BYTES.labels(live).set(max(0, st.st_size - s.committed))
+                    return
+            else:
+                self._rotated_away(s, now)
+        elif key is not None:
+            self.live.pop(live, None)
+        if st is not None and live not in self.live:
+            got = _open(live, self.nbytes)
+            if got is None:
+                return
+            fd, fst, head = got
+            f = _File(live, live, True, fd, fst, head)
+            for rkey, rec in self.records.items():  # a known file moved back into place
+                if rkey not in self.streams and (rec.dev, rec.ino) == f.ident and rec.fingerprint.matches(head):
+                    self._new_stream(f, rec.offset, key=rkey, origin=rec.origin)
+                    return
+            self._new_stream(f, 0)
+
+    def _rotated_away(self, s: Stream, now: float) -> None:
+        """The live path names another file now: drain this one through its descriptor."""
+        try:
+            kind = "rename" if os.fstat(s.fd).st_nlink > 0 else "delete"
+        except OSError:
+            kind = "delete"
+        ROTATIONS.labels(s.live, kind).inc()
+        s.rotated_at = now
+        if self.live.get(s.live) == s.key:
+            del self.live[s.live]
+
+    def _truncated(self, s: Stream, now: float) -> None:
+        """The stream's file shrank or was rewritten: find the rest of it, or report the loss."""
+        live = s.live
+        end = s.splitter.end_offset
+        was_live = self.live.get(live) == s.key
+        copy = None
+        for path in reversed(siblings(live, self.src.patterns)):  # newest first
+            got = _open(path, self.nbytes)
+            if got is None:
+                continue
+            fd, st, head = got
+            if (st.st_dev, st.st_ino) != (s.dev, s.ino) and s.head.length and s.head.matches(head):
+                copy = (path, fd, st)
+                break
+            _close(fd)
+        if copy is not None:
+            path, fd, st = copy
+            ROTATIONS.labels(live, "copytruncate").inc()
+            self._gap(origin=s.origin, live=live, path=s.path, start=max(st.st_size, end), end=s.last_size,
+                      reason="copytruncate")
+            os.close(s.fd)
+            s.fd, s.path, s.dev, s.ino = fd, path, st.st_dev, st.st_ino
+            s.last_size = st.st_size  # the rest of the live file is reported above
+            s.rotated_at = now
+            if st.st_size < end:  # we had read past the copy point: nothing more to take from it
+                self.sealed.add(s.key)
+        else:
+            comp = self._compressed_copy(live, s.head)
+            if comp is not None:
+                ROTATIONS.labels(live, "copytruncate").inc()
+                self._gap(origin=s.origin, live=live, path=comp[0], start=end, end=comp[1],
+                          reason="rotated_compressed")
+            else:
+                ROTATIONS.labels(live, "truncate").inc()
+                self._gap(origin=s.origin, live=live, path=s.path, start=end, end=s.last_size, reason="truncated")
+            s.last_size = end  # what is beyond is reported (or never existed): not a gap to report again
+            s.rotated_at = now
+            self.sealed.add(s.key)
+        if was_live:
+            del self.live[live]
+            got = _open(live, self.nbytes)
+            if got is not None:
+                fd, st, head = got
+                self._new_stream(_File(live, live, True, fd, st, head), 0)
+
+    # ------------------------------------------------------------------ reading
+    async def read_all(self, now: float) -> bool:
+        """One read per stream (rotated ones first); returns True when any has more ready."""
+        more = False
+        order = sorted(self.streams.values(), key=lambda s: (s.rotated_at is None, s.rotated_at or 0.0))
+        for s in order:
+            if self.ctx.stop.is_set():
+                break
+            if s.key not in self.streams:
+                continue
+            sealed = s.key in self.sealed
+            finishing = sealed or (
+                s.rotated_at is not None and now - max(s.rotated_at, s.last_data) >= self.src.rotate_wait
+            )
+            if sealed:
+                res = await asyncio.to_thread(self._finish_sealed, s, now)
+            else:
+                res = await asyncio.to_thread(
+                    s.read_batch,
+                    self.cfg.max_batch_events,
+                    now=now,
+                    partial_timeout=self.cfg.partial_line_timeout,
+                    idle_flush=self.src.idle_flush,
+                    finishing=finishing,
+                )
+            if res.bytes:
+                BYTES_READ.labels(s.live).inc(res.bytes)
+            if res.lines:
+                LINES_READ.labels(s.live).inc(res.lines)
+            rec = self.records[s.key]
+            before = (rec.offset, rec.path, rec.dev, rec.ino, rec.head_len, rec.origin)
+            self._sync_record(s)
+            changed = before != (rec.offset, rec.path, rec.dev, rec.ino, rec.head_len, rec.origin)
+            if res.events or changed:
+                await self.emit(res.events, {s.key: rec.value()})
+                s.committed = rec.offset
+                if self.live.get(s.live) == s.key:
+                    FILE_LAG_BYTES.labels(s.live).set(max(0, res.size - rec.offset))
+            if res.truncated and not sealed:
+                self._truncated(s, time.monotonic())
+                more = True
+                continue
+            if finishing and not res.more:
+                s.close()
+                del self.streams[s.key]
+                self.sealed.discard(s.key)
+                if self.live.get(s.live) == s.key:
+                    del self.live[s.live]
+            more = more or res.more
+        return more
+
+    @staticmethod
+    def _finish_sealed(s: Stream, now: float) -> ReadResult:
+        """A stream whose remaining bytes are gone: ship what is held, as it is."""
+        res = ReadResult()
+        for line, off, cut in s.splitter.lines():
+            res.lines += 1
+            res.events.extend(s.parser.feed(line, off, cut_bytes=cut))
+        taken = s.splitter.take_partial()
+        if taken is not None:
+            line, off, cut = taken
+            res.lines += 1
+            res.events.extend(s.parser.feed(line, off, cut_bytes=cut, partial=True))
+        res.events.extend(s.parser.flush())
+        if res.events:
+            s._decorate(res.events)
+        res.size = s.last_size
+        return res
