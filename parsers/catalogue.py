@@ -37,7 +37,48 @@ class Rule(NamedTuple):
     regex: re.Pattern[str]
     category: str
     event: str
-    has_groups: bool
+    #: the pattern's literal beginning: ``startswith`` rules out most candidates for ~40 ns
+    prefix: str
+    #: (group index, field name, converter) for each group; empty for a rule without groups
+    groups: tuple[tuple[int, str, Any], ...]
+    has_client: bool
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The text every match starts with: the pattern up to its first regex construct."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern) and pattern[i + 1] in ".()?!*+[]{}|^$\\-#:'\"=<>/%":
+            out.append(pattern[i + 1])
+            i += 2
+            continue
+        if ch in "()[]{}?*+|^$.\\":
+            # a quantifier applies to the previous character: it is not certain to be there
+            if ch in "?*{" and out:
+                out.pop()
+            break
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _make_rule(pattern: str, category: str, event: str) -> Rule:
+    rx = re.compile(pattern, re.S)
+    groups = []
+    index = {v: k for k, v in rx.groupindex.items()}
+    for i in range(rx.groups):
+        name = index.get(i + 1)
+        if name is None:
+            continue
+        if name.endswith("__i"):
+            groups.append((i, name[:-3], int))
+        elif name.endswith("__f"):
+            groups.append((i, name[:-3], float))
+        else:
+            groups.append((i, name, None))
+    return Rule(rx, category, event, _literal_prefix(pattern), tuple(groups), "client" in rx.groupindex)
 
 
 # (pattern, category, event[, first words]) -- patterns are matched at the start of the message
@@ -335,7 +376,12 @@ _SPEC: list[tuple[Any, ...]] = [
     (r"Reading RDB (?:base file )?on AOF loading", "persistence", "aof_loading"),
     (r"Reading RDB preamble from AOF file", "persistence", "aof_loading"),
     (r"Reading the remaining AOF tail", "persistence", "aof_loading"),
-    (r"Loading RDB produced by version (?P<rdb_version>\S+)", "persistence", "rdb_loading"),
+    (
+        r"Loading RDB produced by (?:(?P<rdb_server>\w+) )?version (?P<rdb_version>\S+)",
+        "persistence",
+        "rdb_loading",
+    ),
+    (r"Cleaning slot migration log in anticipation of a load operation", "persistence", "rdb_loading"),
     (r"RDB age (?P<rdb_age_seconds__i>-?\d+) seconds", "persistence", "rdb_age"),
     (r"RDB memory usage when created (?P<rdb_memory_mb__f>[\d.]+) Mb", "persistence", "rdb_memory_usage"),
     (
@@ -386,6 +432,16 @@ _SPEC: list[tuple[Any, ...]] = [
     ),
     (SYNC + r": (?P<detail>.*)", "replication", "sync_progress", ["MASTER", "PRIMARY"]),
     (r"Non blocking connect for SYNC fired the event\.", "replication", "sync_connected"),
+    # Valkey 9: the replica downloads the RDB in a bio thread
+    (r"Replica main thread creating Bio thread to save RDB to disk", "replication", "sync_download_started"),
+    (r"Replica bio thread: Done downloading RDB", "replication", "sync_download_done", ["Replica"]),
+    (
+        r"Replica main thread detected RDB download completion in Bio thread",
+        "replication",
+        "sync_download_done",
+    ),
+    (r"Loading the RDB and finalizing primary-replica sync", "replication", "sync_loading_db"),
+    (r"RDB signature and version check passed\. Flushing old data", "replication", "sync_flushing_old_data"),
     (
         Mp + r" replied to PING, replication can continue",
         "replication",
@@ -737,21 +793,28 @@ def _first_words(pattern: str) -> list[str] | None:
     return [re.sub(r"\\(.)", r"\1", head)]
 
 
+_ALT_HEAD = re.compile(r"\((?:\?:|\?P<\w+>)([\w|]+)\)")
+
+
 def _build() -> tuple[dict[str, list[Rule]], list[Rule]]:
     by_word: dict[str, list[Rule]] = {}
     generic: list[Rule] = []
     for spec in _SPEC:
         pattern, category, event = spec[0], spec[1], spec[2]
-        rx = re.compile(pattern, re.S)
-        rule = Rule(rx, category, event, rx.groups > 0)
+        rule = _make_rule(pattern, category, event)
         words = spec[3] if len(spec) > 3 else _first_words(pattern)
         if words is None:
             raise ValueError(f"catalogue pattern has no literal first word, give it one: {pattern!r}")
+        alt = _ALT_HEAD.match(pattern)
         for w in words:
-            by_word.setdefault(w, []).append(rule)
+            r = rule
+            if alt is not None and w in alt[1].split("|"):
+                r = rule._replace(prefix=w + _literal_prefix(pattern[alt.end() :]))
+            elif not rule.prefix.startswith(w):
+                r = rule._replace(prefix="")
+            by_word.setdefault(w, []).append(r)
     for pattern, category, event in _GENERIC_SPEC:
-        rx = re.compile(pattern, re.S)
-        generic.append(Rule(rx, category, event, rx.groups > 0))
+        generic.append(_make_rule(pattern, category, event))
     return by_word, generic
 
 
@@ -760,38 +823,45 @@ _BY_WORD, _GENERIC = _build()
 _CLIENT_KV = re.compile(r"(?:^| )(id|addr|name|user)=(\S*)")
 
 
-def _fields(m: re.Match[str]) -> dict[str, Any]:
+def _fields(m: re.Match[str], rule: Rule) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for k, v in m.groupdict().items():
+    vals = m.groups()
+    for i, name, conv in rule.groups:
+        v = vals[i]
         if v is None:
             continue
-        if k.endswith("__i"):
-            try:
-                out[k[:-3]] = int(v)
-            except ValueError:
-                out[k[:-3]] = v
-        elif k.endswith("__f"):
-            try:
-                out[k[:-3]] = float(v)
-            except ValueError:
-                out[k[:-3]] = v
+        if conv is None:
+            out[name] = v
         else:
-            out[k] = v
-    client = out.get("client")
-    if client:
-        for key, val in _CLIENT_KV.findall(client):
-            if key == "id":
-                try:
-                    out["client_id"] = int(val)
-                except ValueError:
-                    pass
-            else:
-                out["client_" + key] = val
+            try:
+                out[name] = conv(v)
+            except ValueError:
+                out[name] = v
+    if rule.has_client:
+        client = out.get("client")
+        if client:
+            for key, val in _CLIENT_KV.findall(client):
+                if key == "id":
+                    try:
+                        out["client_id"] = int(val)
+                    except ValueError:
+                        pass
+                else:
+                    out["client_" + key] = val
     return out
+
+
+_BIO_PREFIX = "Replica bio thread: "
 
 
 def classify(message: str) -> tuple[str, str, dict[str, Any]] | None:
     """(category, event, fields) of a Redis/Valkey message, or ``None`` if no rule knows it."""
+    if message.startswith(_BIO_PREFIX) and message.startswith("Replica bio thread: PRIMARY <-> "):
+        # Valkey 9 logs the replica's sync steps from its bio thread with this prefix
+        res = classify(message[len(_BIO_PREFIX) :])
+        if res is not None:
+            res[2]["thread"] = "bio"
+        return res
     sp = message.find(" ")
     word = message if sp < 0 else message[:sp]
     rules = _BY_WORD.get(word)
@@ -799,13 +869,14 @@ def classify(message: str) -> tuple[str, str, dict[str, Any]] | None:
         rules = _BY_WORD.get("<num>")
     if rules is not None:
         for rule in rules:
-            m = rule.regex.match(message)
-            if m is not None:
-                return rule.category, rule.event, (_fields(m) if rule.has_groups else {})
+            if message.startswith(rule.prefix):
+                m = rule.regex.match(message)
+                if m is not None:
+                    return rule.category, rule.event, (_fields(m, rule) if rule.groups else {})
     for rule in _GENERIC:
         m = rule.regex.match(message)
         if m is not None:
-            return rule.category, rule.event, (_fields(m) if rule.has_groups else {})
+            return rule.category, rule.event, (_fields(m, rule) if rule.groups else {})
     return None
 
 

@@ -135,6 +135,11 @@ class LogParser:
         done = self._asm.push(text, header, ts, offset, flags)
         if done is None:
             return []
+        if done.kind == KIND_LINE and done.flags is None:
+            ev = self._line_event(done)  # the common case, without the detour through _emit
+            if ev["source"] != "sentinel":
+                return [ev]
+            return self._after(ev)
         return self._emit(done, ts)
 
     def flush(self) -> list[Event]:
@@ -153,6 +158,10 @@ class LogParser:
             ev = self._block_event(b, next_ts)
         if b.flags:
             ev["fields"].update(b.flags)
+        return self._after(ev)
+
+    def _after(self, ev: Event) -> list[Event]:
+        """The event, followed by the failover summary it completes, if any."""
         if ev["source"] == "sentinel" and "sentinel_event" in ev["fields"]:
             summaries = self._failover.observe(ev)
             if summaries:

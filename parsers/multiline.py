@@ -186,6 +186,16 @@ class Assembler:
             self.in_crash = False  # a line from someone else: the report ended without END
 
         if header is not None:
+            if cur is not None and not self.lead_blanks and header[0] != FMT_SIGNAL:
+                # the fast path, most lines: a prefixed line completes the current block
+                prev = self.last_ts
+                if ts is not None:
+                    self.last_ts = ts
+                b = Block(KIND_LINE, offset, header, ts, prev)
+                if flags:
+                    merge_flags(b, flags)
+                self.cur = b
+                return cur
             if (
                 cur is not None
                 and header.fmt == FMT_SIGNAL
