@@ -1,6 +1,11 @@
 import sys
 from pathlib import Path
 
+# Imported first on purpose: CPython 3.11.7's AST validator can fail ("AST constructor recursion
+# depth mismatch", gh-106905) when pytest's assertion rewriter compiles hypothesis lazily at the end
+# of a session that ran asyncio code. Importing it here, before any test runs, avoids that path.
+import hypothesis  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

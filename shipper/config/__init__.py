@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -106,6 +107,8 @@ def expand_env(value: Any, path: str = "", missing: list[tuple[str, str]] | None
                 return os.environ[name]
             if default is not None:
                 return default
+            if name == "HOSTNAME":  # systemd services have no $HOSTNAME; it is what users mean
+                return socket.gethostname()
             if missing is not None:
                 missing.append((path, f"environment variable {name} is not set (use ${{{name}:-default}})"))
             return m.group(0)

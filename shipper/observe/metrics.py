@@ -90,3 +90,17 @@ SINK_LATENCY = Histogram(
     "redis_shipper_sink_request_seconds", "Duration of sink requests", ["sink"], registry=REGISTRY,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+# --- labels
+LABEL_DISCOVERY_ERRORS = Counter(
+    "redis_shipper_label_discovery_errors",
+    "Failed label discoveries, by kind (redis, prometheus, no_series, timeout)", ["redis", "kind"], registry=REGISTRY,
+)
+LABEL_DISCOVERY_UP = Gauge(
+    "redis_shipper_label_discovery_up", "1 when the last label discovery for this Redis succeeded", ["redis"],
+    registry=REGISTRY,
+)
+LABEL_DISCOVERY_LAST_SUCCESS = Gauge(
+    "redis_shipper_label_discovery_last_success_timestamp_seconds",
+    "Unix time the labels were last confirmed by Prometheus", ["redis"], registry=REGISTRY,
+)

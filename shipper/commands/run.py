@@ -1,0 +1,103 @@
+"""``redis-shipper run [--config FILE]``: run the agent until SIGTERM/SIGINT.
+
+With no config, it looks for what a Debian host usually has (``/var/log/redis/redis-server.log``,
+``/var/log/redis/redis-sentinel.log``, a Redis answering on ``127.0.0.1:6379``), ships to the
+embedded local sink under ``./state``, and says what it found and where events go.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+from ..config import AgentConfig, ConfigError, load_config, parse_config
+from ..observe.logs import setup_logging
+
+log = logging.getLogger("redis_shipper")
+
+DEBIAN_LOGS = ("/var/log/redis/redis-server.log", "/var/log/redis/redis-sentinel.log")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", help="YAML config file (default: discover local Redis logs)")
+    parser.add_argument("--state-dir", help="override state_dir")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="override log_level")
+
+
+def default_config(state_dir: str | None = None) -> tuple[AgentConfig, list[str]]:
+    """What ``run`` does with no config: local Debian logs, a local Redis if it answers."""
+    found: list[str] = []
+    sources: list[dict[str, Any]] = []
+    for path in DEBIAN_LOGS:
+        if os.access(path, os.R_OK):
+            sources.append({"type": "file", "path": path})
+            found.append(f"log file {path}")
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            if s.recv(16).startswith((b"+PONG", b"-NOAUTH")):
+                sources.append({"type": "redis", "url": "redis://127.0.0.1:6379"})
+                found.append("Redis at redis://127.0.0.1:6379")
+    except OSError:
+        pass
+    data: dict[str, Any] = {"sources": sources, "state_dir": state_dir or "./state"}
+    return parse_config(data, "defaults"), found
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        if args.config:
+            cfg = load_config(args.config)
+            found: list[str] | None = None
+        else:
+            cfg, found = default_config(args.state_dir)
+        if args.state_dir:
+            cfg.state_dir = args.state_dir
+        if args.log_level:
+            cfg.log_level = args.log_level
+    except ConfigError as e:
+        print(f"redis-shipper: invalid config\n{e}", file=sys.stderr)
+        return 2
+    setup_logging(cfg.log_level)
+    if found is not None:
+        where = ", ".join(found) if found else "nothing (no Debian Redis log, no Redis on 127.0.0.1:6379)"
+        sinks = "the local sink under " + os.path.join(cfg.state_dir, "events")
+        print(f"redis-shipper: no --config; found {where}; events go to {sinks} "
+              f"(read them with: redis-shipper events --state-dir {cfg.state_dir})", file=sys.stderr)
+    try:
+        return asyncio.run(_run(cfg, args.config))
+    except ConfigError as e:
+        print(f"redis-shipper: invalid config\n{e}", file=sys.stderr)
+        return 2
+
+
+async def _run(cfg: AgentConfig, config_path: str | None) -> int:
+    from ..runtime import Agent
+
+    try:
+        os.makedirs(cfg.state_dir, exist_ok=True)
+        probe = os.path.join(cfg.state_dir, ".write-test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError([("state_dir", f"cannot write to {cfg.state_dir!r}: {e.strerror}")]) from None
+    agent = Agent(cfg)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await agent.start()
+    log.info("started", extra={"sources": [s.name for s in agent.sources], "sinks": [s.name for s in agent.sinks],
+                                "state_dir": cfg.state_dir})
+    await stop.wait()
+    log.info("stopping: flushing for at most %.0fs", cfg.shutdown_timeout)
+    await agent.shutdown()
+    log.info("stopped")
+    return 0

@@ -1,0 +1,422 @@
+"""The agent's one event loop: sources -> labels -> spool -> sink workers.
+
+One asyncio loop runs every source, every sink worker and the timers; blocking work (file
+reads, SQLite) runs on threads owned by the room that needs it. Shutdown on SIGTERM/SIGINT:
+stop the sources (they return after their current batch is durable), keep the sink workers
+flushing the spool for at most ``shutdown_timeout`` seconds, then close everything. Whatever
+was not delivered stays in the spool and is sent at the next start: exit 0 loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+
+from parsers.events import Event, format_epoch, make_event
+
+from .api import Batch, RetryableError, Sink, Source, SourceContext, SpooledEvent
+from .config import AgentConfig, ConfigError
+from .observe import metrics
+from .spool import Spool
+
+log = logging.getLogger("redis_shipper.runtime")
+
+
+def resolve_timezone(name: str | None) -> tzinfo:
+    """The zone of Redis's local timestamps: the configured IANA name, else the host's zone."""
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                [("timezone", f"unknown time zone {name!r} (use an IANA name like Europe/Paris)")]
+            ) from None
+    tz_env = os.environ.get("TZ")
+    if tz_env:
+        try:
+            return ZoneInfo(tz_env.lstrip(":"))
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    try:
+        link = os.readlink("/etc/localtime")
+        if "zoneinfo/" in link:
+            return ZoneInfo(link.split("zoneinfo/", 1)[1])
+    except (OSError, ZoneInfoNotFoundError, ValueError):
+        pass
+    try:
+        return ZoneInfo(Path("/etc/timezone").read_text().strip())
+    except (OSError, ZoneInfoNotFoundError, ValueError):
+        pass
+    from datetime import datetime
+
+    local = datetime.now().astimezone().tzinfo
+    return local if local is not None else ZoneInfo("UTC")
+
+
+def agent_event(event: str, message: str, *, level: str = "warning", category: str = "other",
+                **fields: Any) -> Event:
+    """An event about the agent itself (source ``agent``), stamped with the current time."""
+    return make_event(
+        timestamp=format_epoch(time.time()), source="agent", category=category, event=event,
+        level=level, message=message, fields=fields,
+    )
+
+
+def build_sources(cfg: AgentConfig, tz: tzinfo) -> list[Source]:
+    sources: list[Source] = []
+    for i, sc in enumerate(cfg.sources):
+        if sc.type == "file":
+            from .sources.files.source import FileSource
+
+            sources.append(FileSource(sc, tz=tz, name=f"file:{sc.path}"))
+        elif sc.type == "redis":
+            from .sources.redis.source import RedisSource
+
+            sources.append(RedisSource(sc, name=f"redis:{_redact_url(sc.url)}"))
+        else:  # pragma: no cover - the schema forbids it
+            raise ConfigError([(f"sources[{i}].type", f"unknown source type {sc.type!r}")])
+    return sources
+
+
+def _redact_url(url: str) -> str:
+    """A Redis URL without credentials, for names, logs and metric labels."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://{rest.rsplit('@', 1)[1]}"
+    return url
+
+
+def build_sinks(cfg: AgentConfig) -> list[Sink]:
+    sinks: list[Sink] = []
+    specs = list(cfg.sinks)
+    if not specs:
+        from .config import LocalSinkConfig
+
+        specs = [LocalSinkConfig(type="local")]
+    names: dict[str, int] = {}
+    for sc in specs:
+        base = sc.type
+        names[base] = names.get(base, 0) + 1
+        name = base if names[base] == 1 else f"{base}{names[base]}"
+        if sc.type == "file":
+            from .sinks.file import FileSink
+
+            sink: Sink = FileSink(sc)
+        elif sc.type == "local":
+            from .sinks.local import LocalSink
+
+            sink = LocalSink(sc, state_dir=cfg.state_dir)
+        elif sc.type == "loki":
+            from .sinks.loki import LokiSink
+
+            sink = LokiSink(sc)
+        elif sc.type == "elasticsearch":
+            from .sinks.elasticsearch import ElasticsearchSink
+
+            sink = ElasticsearchSink(sc)
+        else:  # pragma: no cover
+            raise ConfigError([("sinks", f"unknown sink type {sc.type!r}")])
+        sink.name = name
+        sinks.append(sink)
+    return sinks
+
+
+class DeadLetters:
+    """Events a sink refused for good, appended as JSON Lines to ``state_dir/deadletter/<sink>.jsonl``."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.dir = Path(state_dir) / "deadletter"
+
+    def write(self, sink: str, items: list[tuple[SpooledEvent, str]]) -> Path:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / f"{sink}.jsonl"
+        with open(path, "ab") as f:
+            for sev, reason in items:
+                f.write(orjson.dumps({"sink": sink, "reason": reason, "spool_seq": sev.seq,
+                                      "event": orjson.Fragment(sev.raw)}))
+                f.write(b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return path
+
+
+class Backoff:
+    """Exponential backoff with full jitter, capped; honours a server's Retry-After."""
+
+    def __init__(self, initial: float = 0.5, maximum: float = 30.0) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.attempt = 0
+
+    def next(self, retry_after: float | None = None) -> float:
+        self.attempt += 1
+        ceiling = min(self.maximum, self.initial * (2 ** min(self.attempt - 1, 30)))
+        delay = random.uniform(ceiling / 2, ceiling)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.maximum * 4))
+        return delay
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class SinkWorker:
+    """Reads the spool through one sink's cursor, batches, sends, retries, acknowledges."""
+
+    def __init__(self, sink: Sink, spool: Spool, dead: DeadLetters, record_agent: Callable[[Event], Any],
+                 backoff: Backoff | None = None) -> None:
+        self.sink = sink
+        self.spool = spool
+        self.dead = dead
+        self.record_agent = record_agent
+        self.backoff = backoff or Backoff(
+            getattr(sink, "retry_initial", 0.5), getattr(sink, "retry_max", 30.0)
+        )
+        self.draining = False
+        self.healthy = True
+        self.failing_since: float | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Send batches until stopped; when draining, until the spool is empty for this sink.
+
+        A batch leaves when it is full (``max_batch_bytes``) or when its oldest event has
+        waited ``max_wait`` in the spool: the latency bound that freshness depends on.
+        """
+        name = self.sink.name
+        wake = self.spool.subscribe()
+        while True:
+            pending = self.spool.pending(name)
+            if stop.is_set() and (not self.draining or pending == 0):
+                return
+            if pending == 0:
+                wake.clear()
+                await _wait(wake, 1.0)
+                continue
+            batch, first_added = await self.spool.read(name, self.sink.max_batch_bytes)
+            if not batch:
+                wake.clear()
+                await _wait(wake, 0.2)
+                continue
+            size = sum(len(e.raw) for e in batch)
+            full = size >= self.sink.max_batch_bytes * 0.9 or len(batch) < self.spool.pending(name)
+            age = time.time() - first_added
+            if not full and age < self.sink.max_wait and not stop.is_set():
+                wake.clear()
+                await _wait(wake, self.sink.max_wait - age)
+                continue
+            await self._deliver(batch, size, stop)
+
+    async def _deliver(self, batch: list[SpooledEvent], size: int, stop: asyncio.Event) -> None:
+        name = self.sink.name
+        while True:
+            t0 = time.monotonic()
+            try:
+                delivery = await self.sink.send(batch)
+            except RetryableError as e:
+                metrics.SINK_FAILED.labels(name).inc()
+                metrics.SINK_RETRIED.labels(name).inc()
+                delay = self.backoff.next(e.retry_after)
+                if self.healthy:
+                    self.healthy = False
+                    self.failing_since = time.time()
+                    log.warning("sink %s: delivery failed, retrying with backoff: %s", name, e,
+                                extra={"sink": name, "status": e.status})
+                else:
+                    log.debug("sink %s: retry in %.2fs: %s", name, delay, e)
+                if stop.is_set() and not self.draining:
+                    return
+                if stop.is_set():
+                    await asyncio.sleep(delay)  # draining: keep trying until shutdown_timeout
+                else:
+                    await _wait(stop, delay)
+                if stop.is_set() and not self.draining:
+                    return
+                continue
+            except Exception as e:  # a bug or an unexpected client error: never lose the batch
+                metrics.SINK_FAILED.labels(name).inc()
+                log.error("sink %s: unexpected error, will retry: %s\n%s", name, e, traceback.format_exc())
+                await asyncio.sleep(self.backoff.next())
+                if stop.is_set() and not self.draining:
+                    return
+                continue
+            metrics.SINK_LATENCY.labels(name).observe(time.monotonic() - t0)
+            break
+        if not self.healthy:
+            log.info("sink %s: delivering again after %.1fs of failures", name,
+                     time.time() - (self.failing_since or time.time()))
+        self.healthy = True
+        self.failing_since = None
+        self.backoff.reset()
+        if delivery.rejected:
+            items = [(batch[i], reason) for i, reason in delivery.rejected if 0 <= i < len(batch)]
+            path = self.dead.write(name, items)
+            metrics.SINK_DEAD_LETTERED.labels(name).inc(len(items))
+            first = min(s.seq for s, _ in items)
+            last = max(s.seq for s, _ in items)
+            log.error("sink %s refused %d events for good (%s); written to %s", name, len(items),
+                      items[0][1][:200], path)
+            await self.record_agent(agent_event(
+                "dead_lettered", f"sink {name} refused {len(items)} events; they are in {path}",
+                level="warning", sink=name, events=len(items), reason=items[0][1][:500],
+                ids=[s.event.get("id") for s, _ in items][:1000], first_spool_row=first, last_spool_row=last,
+                deadletter_file=str(path),
+            ))
+        if delivery.duplicates:
+            metrics.SINK_DUPLICATES.labels(name).inc(delivery.duplicates)
+        ok = len(batch) - len(delivery.rejected)
+        metrics.SINK_SENT.labels(name).inc(ok)
+        metrics.SINK_SENT_BYTES.labels(name).inc(size)
+        metrics.SINK_LAST_SUCCESS.labels(name).set(time.time())
+        await self.spool.ack(name, batch[-1].seq)
+        metrics.SINK_LAG_EVENTS.labels(name).set(self.spool.pending(name))
+
+
+async def _wait(ev: asyncio.Event, timeout: float) -> None:
+    try:
+        await asyncio.wait_for(ev.wait(), max(0.0, timeout))
+    except TimeoutError:
+        pass
+
+
+class Agent:
+    """Wires sources, the labeler, the spool and the sink workers for one config."""
+
+    def __init__(self, cfg: AgentConfig, *, sources: list[Source] | None = None,
+                 sinks: list[Sink] | None = None) -> None:
+        self.cfg = cfg
+        self.tz = resolve_timezone(cfg.timezone)
+        self.host = socket.gethostname()
+        self.sources = sources if sources is not None else build_sources(cfg, self.tz)
+        self.sinks = sinks if sinks is not None else build_sinks(cfg)
+        self.spool = Spool(cfg.state_dir, max_bytes=cfg.spool.max_bytes, when_full=cfg.spool.when_full,
+                           host=self.host)
+        self.dead = DeadLetters(cfg.state_dir)
+        self.stop_sources = asyncio.Event()
+        self.stop_sinks = asyncio.Event()
+        self.labeler: Any = None
+        self.workers: list[SinkWorker] = []
+        self.started = asyncio.Event()
+        self.source_tasks: list[asyncio.Task[None]] = []
+        self.sink_tasks: list[asyncio.Task[None]] = []
+        self._agent_stream = f"{self.host}/agent"
+
+    # ---- the labels stage ------------------------------------------------------------------
+    def _label(self, events: list[Event], source_index: int | None = None) -> None:
+        for ev in events:
+            if self.labeler is not None:
+                self.labeler.apply(ev, source_index)
+            elif "labels" not in ev:
+                ev["labels"] = dict(self.cfg.labels)
+            metrics.EVENTS.labels(ev.get("source", "?"), ev.get("category", "?")).inc()
+
+    def _emitter(self, stream: str, source_index: int | None) -> Callable[[Batch], Any]:
+        async def emit(batch: Batch) -> None:
+            self._label(batch.events, source_index)
+            await self.spool.append(stream, batch.events, batch.positions)
+
+        return emit
+
+    async def record_agent(self, ev: Event) -> None:
+        self._label([ev])
+        await self.spool.append(self._agent_stream, [ev], {})
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        Path(self.cfg.state_dir).mkdir(parents=True, exist_ok=True)
+        await self.spool.open()
+        try:
+            from .labels import Labeler
+
+            self.labeler = Labeler(self.cfg)
+            await self.labeler.start()
+        except ImportError:
+            self.labeler = None
+        for sink in self.sinks:
+            await self.spool.register_sink(sink.name)
+        await self.spool.forget_sinks(s.name for s in self.sinks)
+        for sink in self.sinks:
+            await sink.start()
+            w = SinkWorker(sink, self.spool, self.dead, self.record_agent)
+            self.workers.append(w)
+            self.sink_tasks.append(asyncio.create_task(w.run(self.stop_sinks), name=f"sink:{sink.name}"))
+        for i, src in enumerate(self.sources):
+            positions = await self.spool.positions(src.key_prefix)
+            stream = f"{self.host}/{src.name}"
+            index = i if i < len(self.cfg.sources) else None
+            ctx = SourceContext(emit=self._emitter(stream, index), positions=positions, stop=self.stop_sources,
+                                state_dir=self.cfg.state_dir, emit_agent=self.record_agent)
+            self.source_tasks.append(asyncio.create_task(self._supervise(src, ctx), name=f"source:{src.name}"))
+        self.started.set()
+
+    async def _supervise(self, src: Source, ctx: SourceContext) -> None:
+        """Run a source; if it crashes (a bug), log it and restart it from its committed positions."""
+        delay = 1.0
+        while not ctx.stop.is_set():
+            try:
+                await src.run(ctx)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.error("source %s crashed (restarting in %.0fs): %s\n%s", src.name, delay, e,
+                          traceback.format_exc())
+                try:
+                    await self.record_agent(agent_event("source_crashed", f"source {src.name} crashed: {e}",
+                                                        source_name=src.name, error=str(e)[:500]))
+                except Exception:
+                    pass
+                try:
+                    await asyncio.wait_for(ctx.stop.wait(), delay)
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, 60.0)
+                ctx.positions = await self.spool.positions(src.key_prefix)
+
+    async def shutdown(self) -> None:
+        """Stop reading, flush the spool within ``shutdown_timeout``, commit, close."""
+        self.stop_sources.set()
+        if self.source_tasks:
+            done, pending = await asyncio.wait(self.source_tasks, timeout=max(1.0, self.cfg.shutdown_timeout / 2))
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for w in self.workers:
+            w.draining = True
+        self.stop_sinks.set()
+        self.spool.notify()
+        if self.sink_tasks:
+            done, pending = await asyncio.wait(self.sink_tasks, timeout=self.cfg.shutdown_timeout)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            if pending:
+                log.warning("shutdown: %d sink(s) did not finish within %.0fs; the rest stays in the spool",
+                            len(pending), self.cfg.shutdown_timeout)
+        for sink in self.sinks:
+            try:
+                await sink.close()
+            except Exception as e:
+                log.warning("closing sink %s: %s", sink.name, e)
+        if self.labeler is not None:
+            try:
+                await self.labeler.close()
+            except Exception:
+                pass
+        await self.spool.close()
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        await self.start()
+        await stop.wait()
+        await self.shutdown()

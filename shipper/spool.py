@@ -1,0 +1,411 @@
+"""The durable spool: events, source positions, sink cursors and audit chain heads in one SQLite file.
+
+Why one SQLite database (WAL mode) and not a queue library plus a positions file: the whole
+at-least-once argument rests on *one* transaction that stores a batch of events **and** the
+source position that produced them. Once it commits, the source may forget the bytes; if the
+agent dies before it commits, the source re-reads them from the old position. Nothing else is
+needed for "no loss" and "replay is at most the batch in flight".
+
+Each sink reads the spool through its own cursor (``sink_cursors``); a row is deleted when
+every sink's cursor passed it. The spool is bounded by ``max_bytes``: when full, ``append``
+waits (the sources block) or, with ``when_full: drop_oldest``, deletes the oldest rows and
+records a ``spool_overflow`` gap event in the audit chain.
+
+Audit chain (docs/audit.md): every appended event gets, per *stream* (host + source), a
+sequence number ``seq`` with no holes and ``prev_hash``, the hash of its predecessor's
+canonical bytes. Heads are stored in the same transaction, so the chain survives restarts and
+a replay after a crash reproduces the same numbers (nothing leaves the agent before commit).
+
+All database work runs on one dedicated thread: SQLite connections are not shared across
+threads, and one writer is all SQLite allows anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from parsers.events import Event, dumps, event_id, format_epoch, make_event
+
+from .api import Position, SpooledEvent
+from .observe import metrics
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    added   REAL NOT NULL,            -- wall time the row was appended (batch max_wait)
+    size    INTEGER NOT NULL,
+    raw     BLOB NOT NULL             -- canonical JSON of the event, shipped byte for byte
+);
+CREATE TABLE IF NOT EXISTS positions (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS sink_cursors (sink TEXT PRIMARY KEY, acked INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS chain (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+GENESIS = "0" * 64
+
+
+def chain_hash(raw: bytes) -> str:
+    """Hash of an event's canonical bytes (sha256, hex): the next event's ``prev_hash``."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+class SpoolFull(Exception):
+    pass
+
+
+@dataclass
+class SpoolStats:
+    events: int
+    bytes: int
+    oldest_seq: int | None
+    newest_seq: int | None
+
+
+class Spool:
+    """Durable queue + positions + per-sink cursors + audit chain heads."""
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        *,
+        max_bytes: int = 256 << 20,
+        when_full: str = "block",
+        synchronous: str = "FULL",
+        host: str = "",
+    ) -> None:
+        self.dir = Path(state_dir)
+        self.path = self.dir / "spool.sqlite"
+        self.max_bytes = max_bytes
+        self.when_full = when_full
+        self.synchronous = synchronous
+        self.host = host
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
+        self._db: sqlite3.Connection | None = None
+        self._bytes = 0
+        self._events = 0
+        self._subscribers: list[asyncio.Event] = []
+        self._room = asyncio.Event()
+        self._cursors: dict[str, int] = {}
+        self._heads: dict[str, tuple[int, str]] = {}
+        self._positions_mirror_due = 0.0
+        self._lock = threading.Lock()
+        self._top = 0
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    async def open(self) -> None:
+        await self._run(self._open)
+        metrics.SPOOL_MAX_BYTES.set(self.max_bytes)
+        self._update_gauges()
+
+    def _open(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={self.synchronous}")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(SCHEMA)
+        self._db = db
+        row = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events").fetchone()
+        self._events, self._bytes = int(row[0]), int(row[1])
+        self._cursors = dict(db.execute("SELECT sink, acked FROM sink_cursors").fetchall())
+        self._heads = {s: (q, h) for s, q, h in db.execute("SELECT stream, seq, hash FROM chain")}
+        self._top = self._max_seq()
+
+    async def close(self) -> None:
+        def _close() -> None:
+            if self._db is not None:
+                self._write_positions_mirror(force=True)
+                self._db.close()
+                self._db = None
+
+        await self._run(_close)
+        self._executor.shutdown(wait=True)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    # ---- positions -----------------------------------------------------------------------
+    async def positions(self, prefix: str = "") -> dict[str, Position]:
+        def _get() -> dict[str, Position]:
+            assert self._db is not None
+            rows = self._db.execute(
+                "SELECT key, value FROM positions WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+            ).fetchall()
+            return {k: orjson.loads(v) for k, v in rows}
+
+        return await self._run(_get)
+
+    # ---- sinks ---------------------------------------------------------------------------
+    async def register_sink(self, name: str) -> None:
+        """A new sink starts at the oldest event still in the spool (nothing is skipped)."""
+
+        def _reg() -> None:
+            assert self._db is not None
+            if name in self._cursors:
+                return
+            row = self._db.execute("SELECT MIN(seq) FROM events").fetchone()
+            acked = (row[0] - 1) if row[0] is not None else self._max_seq()
+            self._db.execute("INSERT OR REPLACE INTO sink_cursors VALUES (?, ?)", (name, acked))
+            self._cursors[name] = acked
+
+        await self._run(_reg)
+
+    def _max_seq(self) -> int:
+        assert self._db is not None
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='events'").fetchone()
+        return int(row[0]) if row else 0
+
+    async def forget_sinks(self, keep: Iterable[str]) -> None:
+        """Drop cursors of sinks no longer configured, so they do not pin the spool forever."""
+        keep = set(keep)
+
+        def _forget() -> None:
+            assert self._db is not None
+            for name in list(self._cursors):
+                if name not in keep:
+                    self._db.execute("DELETE FROM sink_cursors WHERE sink = ?", (name,))
+                    del self._cursors[name]
+            self._gc()
+
+        await self._run(_forget)
+
+    # ---- append --------------------------------------------------------------------------
+    async def append(self, stream: str, events: list[Event], positions: dict[str, Position]) -> None:
+        """Store events (with chain numbers) and positions in ONE transaction.
+
+        Returns when durable. Blocks while the spool is full (``when_full: block``).
+        """
+        size_hint = sum(len(e.get("message", "")) + 200 for e in events)
+        if events and self.when_full == "block":
+            waited = time.monotonic()
+            while self._bytes + size_hint > self.max_bytes and self._bytes > 0:
+                self._room.clear()
+                try:
+                    await asyncio.wait_for(self._room.wait(), 1.0)
+                except TimeoutError:
+                    pass
+            blocked = time.monotonic() - waited
+            if blocked > 0.001:
+                metrics.SPOOL_BLOCKED_SECONDS.inc(blocked)
+        await self._run(self._append, stream, events, positions)
+        self._update_gauges()
+        if events:
+            self.notify()
+
+    def _append(self, stream: str, events: list[Event], positions: dict[str, Position]) -> None:
+        db = self._db
+        assert db is not None
+        now = time.time()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            heads_changed: dict[str, tuple[int, str]] = {}
+            rows = []
+            added_bytes = 0
+            for ev in events:
+                raw = self._seal(stream, ev, heads_changed)
+                rows.append((now, len(raw), raw))
+                added_bytes += len(raw)
+            if rows:
+                db.executemany("INSERT INTO events (added, size, raw) VALUES (?, ?, ?)", rows)
+            for key, value in positions.items():
+                if value is None:
+                    db.execute("DELETE FROM positions WHERE key = ?", (key,))
+                else:
+                    db.execute(
+                        "INSERT OR REPLACE INTO positions VALUES (?, ?)", (key, orjson.dumps(value))
+                    )
+            for s, (q, h) in heads_changed.items():
+                db.execute("INSERT OR REPLACE INTO chain VALUES (?, ?, ?)", (s, q, h))
+            dropped = 0
+            if self.when_full == "drop_oldest" and self._bytes + added_bytes > self.max_bytes:
+                dropped = self._drop_oldest(self._bytes + added_bytes - self.max_bytes)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            # the chain heads in memory were only staged in heads_changed: nothing to undo
+            raise
+        self._heads.update(heads_changed)
+        self._top = self._max_seq()
+        self._events += len(rows) - dropped
+        self._bytes += added_bytes
+        self._write_positions_mirror()
+
+    def _seal(self, stream: str, ev: Event, heads_changed: dict[str, tuple[int, str]]) -> bytes:
+        """Give an event its chain position and return its canonical bytes."""
+        seq, prev = heads_changed.get(stream) or self._heads.get(stream) or (0, GENESIS)
+        seq += 1
+        ev["stream"] = stream
+        ev["seq"] = seq
+        ev["prev_hash"] = prev
+        if self.host and "host" not in ev:
+            ev["host"] = self.host
+        if "id" not in ev:
+            ev["id"] = event_id(stream, f"seq:{seq}")
+        raw = dumps(ev)
+        heads_changed[stream] = (seq, chain_hash(raw))
+        return raw
+
+    def _drop_oldest(self, need: int) -> int:
+        """Delete the oldest rows to make ``need`` bytes of room; record the gap in the chain."""
+        db = self._db
+        assert db is not None
+        freed = 0
+        dropped = 0
+        first = last = None
+        for seq, size in db.execute("SELECT seq, size FROM events ORDER BY seq").fetchall():
+            if freed >= need:
+                break
+            freed += size
+            dropped += 1
+            first = seq if first is None else first
+            last = seq
+        if dropped:
+            db.execute("DELETE FROM events WHERE seq <= ?", (last,))
+            for name, acked in list(self._cursors.items()):
+                if acked < last:  # type: ignore[operator]
+                    db.execute("UPDATE sink_cursors SET acked = ? WHERE sink = ?", (last, name))
+                    self._cursors[name] = last  # type: ignore[assignment]
+            self._bytes -= freed
+            metrics.SPOOL_DROPPED.inc(dropped)
+            row = db.execute("SELECT value FROM meta WHERE key = 'dropped_total'").fetchone()
+            total = (int(row[0]) if row else 0) + dropped
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('dropped_total', ?)", (str(total),))
+            gap = make_event(
+                timestamp=format_epoch(time.time()),
+                source="agent",
+                category="other",
+                event="spool_overflow",
+                level="warning",
+                message=f"spool full: dropped {dropped} oldest events (spool rows {first}..{last})",
+                fields={"dropped_events": dropped, "dropped_bytes": freed, "first_row": first, "last_row": last,
+                        "dropped_total": total},
+            )
+            heads: dict[str, tuple[int, str]] = {}
+            raw = self._seal(f"{self.host}/agent", gap, heads)
+            db.execute("INSERT INTO events (added, size, raw) VALUES (?, ?, ?)", (time.time(), len(raw), raw))
+            for s, (q, h) in heads.items():
+                db.execute("INSERT OR REPLACE INTO chain VALUES (?, ?, ?)", (s, q, h))
+                self._heads[s] = (q, h)
+            self._bytes += len(raw)
+            dropped -= 1  # the gap event itself is a new row
+        return dropped
+
+    # ---- reading for sinks ---------------------------------------------------------------
+    async def read(self, sink: str, max_bytes: int, max_events: int = 100_000) -> tuple[list[SpooledEvent], float]:
+        """Events after ``sink``'s cursor, up to ``max_bytes``; also the ``added`` time of the first."""
+
+        def _read() -> tuple[list[SpooledEvent], float]:
+            assert self._db is not None
+            after = self._cursors[sink]
+            out: list[SpooledEvent] = []
+            total = 0
+            first_added = 0.0
+            cur = self._db.execute(
+                "SELECT seq, added, size, raw FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, max_events)
+            )
+            for seq, added, size, raw in cur:
+                if out and total + size > max_bytes:
+                    break
+                if not out:
+                    first_added = added
+                out.append(SpooledEvent(seq, orjson.loads(raw), bytes(raw)))
+                total += size
+            return out, first_added
+
+        return await self._run(_read)
+
+    async def ack(self, sink: str, upto_seq: int) -> None:
+        """Move ``sink``'s cursor; delete rows every sink has acknowledged."""
+
+        def _ack() -> None:
+            assert self._db is not None
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("UPDATE sink_cursors SET acked = ? WHERE sink = ?", (upto_seq, sink))
+            self._cursors[sink] = upto_seq
+            self._gc()
+            self._db.execute("COMMIT")
+
+        await self._run(_ack)
+        self._update_gauges()
+        self._room.set()
+
+    def _gc(self) -> None:
+        assert self._db is not None
+        if not self._cursors:
+            return
+        low = min(self._cursors.values())
+        row = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events WHERE seq <= ?", (low,)
+        ).fetchone()
+        if row[0]:
+            self._db.execute("DELETE FROM events WHERE seq <= ?", (low,))
+            self._events -= int(row[0])
+            self._bytes -= int(row[1])
+
+    def pending(self, sink: str) -> int:
+        """Events not yet acknowledged by ``sink``."""
+        return max(0, self._top - self._cursors.get(sink, self._top))
+
+    def subscribe(self) -> asyncio.Event:
+        """An event set whenever rows are appended (one per sink worker: no lost wake-ups)."""
+        ev = asyncio.Event()
+        self._subscribers.append(ev)
+        return ev
+
+    def notify(self) -> None:
+        for ev in self._subscribers:
+            ev.set()
+
+    async def stats(self) -> SpoolStats:
+        def _s() -> SpoolStats:
+            assert self._db is not None
+            r = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size),0), MIN(seq), MAX(seq) FROM events").fetchone()
+            return SpoolStats(int(r[0]), int(r[1]), r[2], r[3])
+
+        return await self._run(_s)
+
+    def all_acked(self) -> bool:
+        return all(v >= self._top for v in self._cursors.values())
+
+    async def chain_heads(self) -> dict[str, tuple[int, str]]:
+        return dict(self._heads)
+
+    def _update_gauges(self) -> None:
+        metrics.SPOOL_BYTES.set(self._bytes)
+        metrics.SPOOL_EVENTS.set(self._events)
+
+    # ---- human-readable positions (promtail-style) ---------------------------------------
+    def _write_positions_mirror(self, force: bool = False) -> None:
+        """Write ``positions.json`` (temp, fsync, rename) at most once a second, for humans.
+
+        The source of truth is the ``positions`` table, committed with the events; this file
+        only lets an operator see where every file and cursor stands without opening SQLite.
+        """
+        now = time.monotonic()
+        if not force and now < self._positions_mirror_due:
+            return
+        self._positions_mirror_due = now + 1.0
+        assert self._db is not None
+        data = {k: orjson.loads(v) for k, v in self._db.execute("SELECT key, value FROM positions ORDER BY key")}
+        tmp = self.dir / "positions.json.tmp"
+        with open(tmp, "wb") as f:
+            f.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.dir / "positions.json")

@@ -1,0 +1,161 @@
+"""The spool: one transaction for events + positions, per-sink cursors, audit chain, bounds."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+
+import orjson
+import pytest
+
+from parsers.events import make_event
+from shipper.spool import GENESIS, Spool
+
+
+def ev(i: int) -> dict:
+    return make_event(timestamp="2026-11-25T17:00:00.000000Z", source="redis", category="other",
+                      event="unrecognized", message=f"line {i}")
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_events_and_positions_commit_together_and_survive_reopen(tmp_path):
+    async def go() -> None:
+        sp = Spool(tmp_path)
+        await sp.open()
+        await sp.register_sink("a")
+        await sp.append("h/file:x", [ev(1), ev(2)], {"file:1": {"offset": 20}})
+        await sp.close()
+        sp = Spool(tmp_path)
+        await sp.open()
+        assert await sp.positions("file:") == {"file:1": {"offset": 20}}
+        batch, _ = await sp.read("a", 1 << 20)
+        assert [b.event["message"] for b in batch] == ["line 1", "line 2"]
+        await sp.close()
+
+    run(go())
+
+
+def test_a_failed_transaction_stores_neither_events_nor_position(tmp_path):
+    async def go() -> None:
+        sp = Spool(tmp_path)
+        await sp.open()
+        await sp.register_sink("a")
+        bad = ev(1)
+        bad["fields"] = {"x": object()}  # not serialisable: the transaction must roll back
+        with pytest.raises(TypeError):
+            await sp.append("s", [ev(0), bad], {"file:1": {"offset": 99}})
+        assert await sp.positions() == {}
+        assert (await sp.read("a", 1 << 20))[0] == []
+        # the chain did not advance either
+        await sp.append("s", [ev(2)], {})
+        batch, _ = await sp.read("a", 1 << 20)
+        assert batch[0].event["seq"] == 1 and batch[0].event["prev_hash"] == GENESIS
+        await sp.close()
+
+    run(go())
+
+
+def test_rows_are_deleted_only_when_every_sink_acknowledged(tmp_path):
+    async def go() -> None:
+        sp = Spool(tmp_path)
+        await sp.open()
+        await sp.register_sink("a")
+        await sp.register_sink("b")
+        await sp.append("s", [ev(i) for i in range(5)], {})
+        a, _ = await sp.read("a", 1 << 20)
+        await sp.ack("a", a[-1].seq)
+        assert (await sp.stats()).events == 5
+        assert sp.pending("a") == 0 and sp.pending("b") == 5
+        b, _ = await sp.read("b", 1 << 20)
+        await sp.ack("b", b[2].seq)
+        assert (await sp.stats()).events == 2
+        await sp.close()
+
+    run(go())
+
+
+def test_hash_chain_links_each_event_to_its_predecessor_across_restarts(tmp_path):
+    async def go() -> list[bytes]:
+        sp = Spool(tmp_path)
+        await sp.open()
+        await sp.register_sink("a")
+        await sp.append("s", [ev(1), ev(2)], {})
+        await sp.close()
+        sp = Spool(tmp_path)
+        await sp.open()
+        await sp.append("s", [ev(3)], {})
+        await sp.append("other", [ev(4)], {})
+        batch, _ = await sp.read("a", 1 << 20)
+        await sp.close()
+        return [b.raw for b in batch]
+
+    raws = run(go())
+    events = [orjson.loads(r) for r in raws]
+    s = [e for e, r in zip(events, raws, strict=True) if e["stream"] == "s"]
+    s_raw = [r for e, r in zip(events, raws, strict=True) if e["stream"] == "s"]
+    assert [e["seq"] for e in s] == [1, 2, 3]
+    assert s[0]["prev_hash"] == GENESIS
+    assert s[1]["prev_hash"] == hashlib.sha256(s_raw[0]).hexdigest()
+    assert s[2]["prev_hash"] == hashlib.sha256(s_raw[1]).hexdigest()
+    other = [e for e in events if e["stream"] == "other"]
+    assert other[0]["seq"] == 1 and other[0]["prev_hash"] == GENESIS
+
+
+def test_drop_oldest_records_the_gap_as_an_event(tmp_path):
+    async def go() -> list[dict]:
+        sp = Spool(tmp_path, max_bytes=3000, when_full="drop_oldest", host="h")
+        await sp.open()
+        await sp.register_sink("a")
+        for i in range(40):
+            await sp.append("s", [ev(i)], {})
+        batch, _ = await sp.read("a", 1 << 20)
+        st = await sp.stats()
+        await sp.close()
+        assert st.bytes <= 3000 + 1000
+        return [b.event for b in batch]
+
+    events = run(go())
+    gaps = [e for e in events if e["event"] == "spool_overflow"]
+    assert gaps, "dropping events must leave a spool_overflow event"
+    # every row ever dropped is accounted for by the newest gap event's running total:
+    # the 40 data events not still present, plus the earlier gap events that were dropped too
+    last = max(gaps, key=lambda g: g["seq"])
+    present_data = len([e for e in events if e["stream"] == "s"])
+    dropped_gap_events = last["seq"] - len(gaps)
+    assert last["fields"]["dropped_total"] == (40 - present_data) + dropped_gap_events
+
+
+def test_block_mode_waits_for_room_then_proceeds(tmp_path):
+    async def go() -> None:
+        sp = Spool(tmp_path, max_bytes=1500, when_full="block")
+        await sp.open()
+        await sp.register_sink("a")
+        await sp.append("s", [ev(i) for i in range(8)], {})
+        t = asyncio.create_task(sp.append("s", [ev(99)], {}))
+        await asyncio.sleep(0.3)
+        assert not t.done(), "append must block while the spool is full"
+        batch, _ = await sp.read("a", 1 << 20)
+        await sp.ack("a", batch[-1].seq)
+        await asyncio.wait_for(t, 5)
+        await sp.close()
+
+    run(go())
+
+
+def test_positions_mirror_is_human_readable_json(tmp_path):
+    async def go() -> None:
+        sp = Spool(tmp_path)
+        await sp.open()
+        await sp.append("s", [], {"file:abc": {"offset": 7, "path": "/var/log/redis/redis.log"}})
+        await sp.close()
+
+    run(go())
+    data = orjson.loads((tmp_path / "positions.json").read_bytes())
+    assert data == {"file:abc": {"offset": 7, "path": "/var/log/redis/redis.log"}}
+    # and the database is a plain SQLite file in WAL mode
+    db = sqlite3.connect(tmp_path / "spool.sqlite")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
