@@ -441,6 +441,45 @@ _SPEC: list[tuple[Any, ...]] = [
         "sync_download_done",
     ),
     (r"Loading the RDB and finalizing primary-replica sync", "replication", "sync_loading_db"),
+    # Valkey 8+ dual channel replication (the rest of the message is tried against the table first)
+    (
+        r"Dual channel replication: PSYNC is not possible, initialize RDB channel",
+        "replication",
+        "dual_channel_rdb_channel_opened",
+    ),
+    (
+        r"Dual channel replication: Replica (?P<replica>\S+) is capable of dual channel synchronization",
+        "replication",
+        "dual_channel_full_sync",
+    ),
+    (
+        r"Dual channel replication: Replica (?P<replica>\S+) rdb channel disconnected",
+        "replication",
+        "dual_channel_rdb_channel_closed",
+    ),
+    (
+        r"Dual channel replication: Sending to replica (?P<replica>\S+) RDB end offset (?P<repl_offset__i>-?\d+) "
+        r"and client-id (?P<rdb_client_id__i>\d+)",
+        "replication",
+        "dual_channel_rdb_end_offset_sent",
+    ),
+    (
+        r"Dual channel replication: Successfully streamed replication data into memory",
+        "replication",
+        "dual_channel_buffer_streamed",
+    ),
+    (
+        r"Dual channel replication: Trying a partial resynchronization using main channel \(request "
+        r"(?P<replid>[^:]*):(?P<repl_offset__i>-?\d+)\)",
+        "replication",
+        "partial_resync_attempt",
+    ),
+    (r"Dual channel replication: (?P<detail>.*)", "replication", "dual_channel_progress"),
+    (
+        r"RDB transfer completed, rdb only replica \((?P<replica>[^)]*)\) should be disconnected",
+        "replication",
+        "rdb_transfer_done",
+    ),
     (r"RDB signature and version check passed\. Flushing old data", "replication", "sync_flushing_old_data"),
     (
         Mp + r" replied to PING, replication can continue",
@@ -506,6 +545,12 @@ _SPEC: list[tuple[Any, ...]] = [
         "replication_id_changed",
     ),
     (r"Retrying with SYNC\.\.\.", "replication", "sync_retry"),
+    (
+        Mp + r" replication ID changed to (?P<replid>\w+)",
+        "replication",
+        "master_replid_changed",
+        ["Master", "Primary"],
+    ),
     (
         Mp + r" does not support PSYNC or is in error state",
         "replication",
@@ -851,17 +896,21 @@ def _fields(m: re.Match[str], rule: Rule) -> dict[str, Any]:
     return out
 
 
-_BIO_PREFIX = "Replica bio thread: "
+#: Valkey 8/9 prefixes some replication messages with where they come from; the rest of the
+#: message is an ordinary one (``Replica bio thread: PRIMARY <-> REPLICA sync: receiving ...``).
+_WRAPPERS = (("Replica bio thread: ", "thread", "bio"), ("Dual channel replication: ", "channel", "dual"))
 
 
 def classify(message: str) -> tuple[str, str, dict[str, Any]] | None:
     """(category, event, fields) of a Redis/Valkey message, or ``None`` if no rule knows it."""
-    if message.startswith(_BIO_PREFIX) and message.startswith("Replica bio thread: PRIMARY <-> "):
-        # Valkey 9 logs the replica's sync steps from its bio thread with this prefix
-        res = classify(message[len(_BIO_PREFIX) :])
-        if res is not None:
-            res[2]["thread"] = "bio"
-        return res
+    c = message[:1]
+    if c == "R" or c == "D":
+        for prefix, key, value in _WRAPPERS:
+            if message.startswith(prefix):
+                res = classify(message[len(prefix) :])
+                if res is not None:
+                    res[2][key] = value
+                    return res
     sp = message.find(" ")
     word = message if sp < 0 else message[:sp]
     rules = _BY_WORD.get(word)

@@ -38,6 +38,7 @@ class _Attempt:
         "elected",
         "events",
         "odown",
+        "tried",
     )
 
     def __init__(self, master_name: str, start_ts: str, start_offset: int | None):
@@ -51,6 +52,7 @@ class _Attempt:
         self.elected = False
         self.events = 0
         self.odown = False
+        self.tried = False
 
 
 def _seconds_between(a: str, b: str) -> float | None:
@@ -111,7 +113,10 @@ class FailoverCorrelator:
         if att is None:
             if se == "+switch-master":
                 # a failover this Sentinel only heard about (no +odown seen, e.g. log started later)
-                return [self._summary(ev, None, "failover_completed", None)]
+                out = [self._summary(ev, None, "failover_completed", None)]
+                self._epoch.pop(pid, None)
+                self._vote.pop(pid, None)
+                return out
             return []
         att.events += 1
         if se == "+odown":
@@ -127,10 +132,15 @@ class FailoverCorrelator:
             out = [self._summary(ev, att, "failover_aborted", se)]
             if att.odown:  # keep waiting: another Sentinel may still fail the master over
                 att.elected = False
+                att.tried = False
             else:
                 del self._open[key]
             return out
-        elif se == "-odown" and is_master:
+        elif se == "+try-failover":
+            att.tried = True
+        elif se == "-odown" and is_master and not att.tried:
+            # the master came back before this Sentinel started a failover. (The leader itself
+            # logs -odown in the middle of its failover, before +failover-end: real 7.0.15.)
             del self._open[key]
             return [self._summary(ev, att, "failover_aborted", se)]
         return []
@@ -150,7 +160,9 @@ class FailoverCorrelator:
                 fields["leader_id"] = att.leader_id
             fields["sentinel_events"] = att.events
         else:
-            fields.update(old_ip=None, old_port=None, epoch=None, started_at=None, duration_seconds=None)
+            # a failover this Sentinel only heard about (+config-update-from, +switch-master)
+            fields.update(old_ip=None, old_port=None, epoch=self._epoch.get(ev.get("pid")))
+            fields.update(started_at=None, start_offset=None, duration_seconds=None, leader=False)
         if name == "failover_completed":
             fields["old_ip"] = f.get("old_ip", fields.get("old_ip"))
             fields["old_port"] = f.get("old_port", fields.get("old_port"))
