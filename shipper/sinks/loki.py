@@ -111,6 +111,14 @@ def timestamp_ns(ts: str) -> int:
     return micros * 1000
 
 
+_NOTHING = object()
+_NO_MD: dict[str, str] = {}
+
+
+def _by_time(entry: tuple[int, int, str, dict[str, str]]) -> int:
+    return entry[0]
+
+
 class _Stream:
     __slots__ = ("labels", "selector", "entries")
 
@@ -136,7 +144,7 @@ class LokiSink(Sink):
         self.stream_labels = [k for k in cfg.stream_labels if k != "labels"]
         self._session: Any = None
         self._headers: dict[str, str] = {}
-        self._label_cache: dict[tuple[Any, ...], tuple[dict[str, str], dict[str, str]]] = {}
+        self._label_cache: dict[tuple[Any, ...], tuple[dict[str, str], dict[str, str], str]] = {}
         self._warned_overflow = False
 
     # ----------------------------------------------------------------- lifecycle
@@ -159,12 +167,16 @@ class LokiSink(Sink):
             self._session = None
 
     # ----------------------------------------------------------------- mapping
-    def stream_labels_of(self, ev: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
-        """(stream labels, overflow labels) of an event. Cached: few distinct label sets exist."""
+    def stream_labels_of(self, ev: dict[str, Any]) -> tuple[dict[str, str], dict[str, str], str]:
+        """(stream labels, overflow labels, selector text) of an event.
+
+        Cached by the raw label values: an agent has few distinct label sets, and building the
+        selector text per event would cost more than everything else in the encoder.
+        """
         raw_labels = ev.get("labels")
         key: tuple[Any, ...] = (
             tuple(raw_labels.items()) if isinstance(raw_labels, dict) else (),
-            tuple(ev.get(k) for k in self.stream_labels),
+            tuple([ev.get(k) for k in self.stream_labels]),
         )
         try:
             hit = self._label_cache.get(key)
@@ -172,11 +184,11 @@ class LokiSink(Sink):
             hit, key = None, ()
         if hit is not None:
             return hit
-        ordered: list[tuple[str, str]] = []
+        ordered: list[tuple[str, Any]] = []
         if isinstance(raw_labels, dict):
             ordered.extend(sorted((str(k), v) for k, v in raw_labels.items()))
         for k in self.stream_labels:
-            ordered.append((k, ev.get(k)))  # type: ignore[arg-type]
+            ordered.append((k, ev.get(k)))
         labels: dict[str, str] = {}
         overflow: dict[str, str] = {}
         for k, v in ordered:
@@ -184,7 +196,7 @@ class LokiSink(Sink):
                 continue
             name = sanitize_label_name(k)
             sv = v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
-            if not name or sv == "" or name in labels:
+            if not name or sv == "" or name in labels or name in overflow:
                 continue
             if len(labels) >= MAX_LABELS:
                 overflow[name] = sv
@@ -199,7 +211,7 @@ class LokiSink(Sink):
                 self.name, MAX_LABELS, sorted(overflow),
                 "structured metadata" if self.structured_metadata else "the line only",
             )
-        result = (labels, overflow)
+        result = (labels, overflow, selector(labels))
         if key:
             if len(self._label_cache) > 10_000:
                 self._label_cache.clear()
@@ -209,20 +221,30 @@ class LokiSink(Sink):
     def metadata_of(self, ev: dict[str, Any], overflow: dict[str, str]) -> dict[str, str]:
         if not self.structured_metadata:
             return {}
-        md: dict[str, str] = {}
-        for k in METADATA_KEYS:
-            v = ev.get(k)
-            if v is not None and v != "":
-                md[k] = v if isinstance(v, str) else str(v)
-        for k, v in overflow.items():
-            md.setdefault(k, v)
+        md = {
+            k: v if type(v) is str else str(v)
+            for k in METADATA_KEYS
+            if (v := ev.get(k)) is not None and v != ""
+        }
+        if overflow:
+            for k, v in overflow.items():
+                md.setdefault(k, v)
         return md
 
     def group(self, batch: list[SpooledEvent]) -> tuple[list[_Stream], list[tuple[int, str]]]:
         """Streams in order of first appearance, entries sorted by time (stable), and the
-        events that cannot be sent at all (no usable timestamp) with the reason."""
+        events that cannot be sent at all (no usable timestamp) with the reason.
+
+        The hot loop of the sink (bench/loki_bench.py): consecutive events usually share their
+        labels, so the last (labels, stream values) -> stream lookup is reused when equal.
+        """
         streams: dict[str, _Stream] = {}
         rejected: list[tuple[int, str]] = []
+        keys = self.stream_labels
+        md_on = self.structured_metadata
+        last_labels: Any = _NOTHING
+        last_vals: list[Any] = []
+        last: tuple[_Stream, dict[str, str]] | None = None
         for i, se in enumerate(batch):
             ev = se.event
             try:
@@ -230,15 +252,21 @@ class LokiSink(Sink):
             except (KeyError, TypeError, ValueError) as e:
                 rejected.append((i, f"loki: event has no usable timestamp: {e}"))
                 continue
-            labels, overflow = self.stream_labels_of(ev)
-            sel = selector(labels)
-            st = streams.get(sel)
-            if st is None:
-                st = streams[sel] = _Stream(labels)
-            st.entries.append((ns, i, se.raw.decode("utf-8", "replace"), self.metadata_of(ev, overflow)))
+            raw_labels = ev.get("labels")
+            vals = [ev.get(k) for k in keys]
+            if last is not None and raw_labels == last_labels and vals == last_vals:
+                st, overflow = last
+            else:
+                labels, overflow, sel = self.stream_labels_of(ev)
+                st = streams.get(sel)
+                if st is None:
+                    st = streams[sel] = _Stream(labels)
+                last, last_labels, last_vals = (st, overflow), raw_labels, vals
+            md = self.metadata_of(ev, overflow) if md_on else _NO_MD
+            st.entries.append((ns, i, se.raw.decode("utf-8", "replace"), md))
         out = list(streams.values())
         for st in out:
-            st.entries.sort(key=lambda e: e[0])
+            st.entries.sort(key=_by_time)
         return out, rejected
 
     # ----------------------------------------------------------------- encoding

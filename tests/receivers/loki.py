@@ -39,7 +39,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import snappy
@@ -60,8 +60,9 @@ class BadRequest(Exception):
     pass
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
+    """One stored entry; a NamedTuple because the receiver makes and hashes one per entry."""
+
     ts: int  # ns
     line: str
     metadata: tuple[tuple[str, str], ...] = ()
@@ -333,7 +334,17 @@ class LokiReceiver(ThreadedApp):
         app.router.add_post("/loki/api/v1/push", self._push)
         app.router.add_get("/loki/api/v1/query_range", self._query_range)
         app.router.add_get("/ready", self._ready)
+        # not Loki: counters for tests and benches that run the receiver in another process
+        app.router.add_get("/_test/stats", self._stats)
         return app
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        with self.lock:
+            body = {"entries": sum(len(st.entries) for st in self._streams.values()), "pushes": len(self.pushes),
+                    "streams": len(self._streams), "duplicates_dropped": self.duplicates_dropped,
+                    "push_statuses": [p.status for p in self.pushes[-1000:]],
+                    "body_bytes": sum(p.body_bytes for p in self.pushes)}
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     async def _ready(self, request: web.Request) -> web.Response:
         return web.Response(text="ready\n")
@@ -563,6 +574,31 @@ class LokiReceiver(ThreadedApp):
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
+def main() -> None:
+    """Serve until SIGTERM, for benches and end-to-end tests that run the agent as a process::
+
+        python -c "import sys; sys.path.insert(0, 'tests'); from receivers.loki import main; main()" --port N
+    """
+    import argparse
+    import signal
+    import threading
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--ordered", action="store_true")
+    ap.add_argument("--require-tenant", action="store_true")
+    args = ap.parse_args()
+    rx = LokiReceiver(args.port, ordered=args.ordered, require_tenant=args.require_tenant).start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    print(f"loki receiver on {rx.url}", flush=True)
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    rx.stop()
+
+
 def selector_text(labels: dict[str, str]) -> str:
     return "{" + ", ".join(f"{k}={orjson.dumps(v).decode()}" for k, v in sorted(labels.items())) + "}"
 
@@ -579,3 +615,4 @@ def _matches(labels: dict[str, str], matchers: list[tuple[str, str, str]]) -> bo
         if op == "!~" and re.fullmatch(value, have):
             return False
     return True
+
