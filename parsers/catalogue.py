@@ -376,6 +376,22 @@ _SPEC: list[tuple[Any, ...]] = [
     (r"Reading RDB (?:base file )?on AOF loading", "persistence", "aof_loading"),
     (r"Reading RDB preamble from AOF file", "persistence", "aof_loading"),
     (r"Reading the remaining AOF tail", "persistence", "aof_loading"),
+    (r"RDB has an AOF tail", "persistence", "aof_loading"),
+    (r"RDB is base AOF", "persistence", "aof_loading"),
+    (
+        r"Opening AOF (?P<aof_file_type>\w+) file (?P<file>\S+) on (?P<reason>.*)",
+        "persistence",
+        "aof_file_opened",
+    ),
+    (r"AOF rewrite child asks to stop sending diffs", "persistence", "aof_rewrite_diff_stop"),
+    (r"Parent agreed to stop sending diffs\. Finalizing AOF", "persistence", "aof_rewrite_diff_stop"),
+    (
+        r"Concatenating (?P<diff_mb__f>[\d.]+) MB of AOF diff received from parent",
+        "persistence",
+        "aof_rewrite_diff_flushed",
+    ),
+    (r"SYNC append only file rewrite performed", "persistence", "aof_rewrite_base_created"),
+    (r"DB reloaded by DEBUG RELOAD", "persistence", "debug_reload"),
     (
         r"Loading RDB produced by (?:(?P<rdb_server>\w+) )?version (?P<rdb_version>\S+)",
         "persistence",
@@ -784,6 +800,11 @@ _SPEC: list[tuple[Any, ...]] = [
     (r"WARNING: Receiving inline protocol from " + mp, "replication", "replication_stream_error"),
     (
         r"Slow script detected: still in execution after (?P<elapsed_ms__i>\d+) milliseconds",
+        "latency",
+        "slow_script",
+    ),
+    (
+        r"Lua slow script detected: still in execution after (?P<elapsed_ms__i>\d+) milliseconds",
         "latency",
         "slow_script",
     ),
