@@ -147,9 +147,7 @@ class Server:
             argv.append("--sentinel")
         env = dict(os.environ, TZ="UTC", LC_ALL="C")
         self._client = None
-        self.proc = subprocess.Popen(
-            argv, cwd=self.dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        self.proc = subprocess.Popen(argv, cwd=self.dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if wait:
             self.wait_ready()
 
@@ -267,8 +265,10 @@ def link_up(replica: Server) -> bool:
 
 def persistence_idle(srv: Server) -> bool:
     i = info(srv, "persistence")
-    return not i.get("rdb_bgsave_in_progress") and not i.get("aof_rewrite_in_progress") and not i.get(
-        "aof_rewrite_scheduled"
+    return (
+        not i.get("rdb_bgsave_in_progress")
+        and not i.get("aof_rewrite_in_progress")
+        and not i.get("aof_rewrite_scheduled")
     )
 
 
@@ -331,6 +331,7 @@ class Scenario:
     description: str
     smoke: bool = False
     sentinel: bool = False
+    attempts: int = 1  # > 1 where the server itself is flaky (see crash())
 
 
 SCENARIOS: list[Scenario] = []
@@ -343,9 +344,10 @@ def scenario(
     description: str,
     smoke: bool = False,
     sentinel: bool = False,
+    attempts: int = 1,
 ) -> Callable[[Callable[[Context], None]], Callable[[Context], None]]:
     def deco(fn: Callable[[Context], None]) -> Callable[[Context], None]:
-        SCENARIOS.append(Scenario(name, kinds, fn, expect, description, smoke, sentinel))
+        SCENARIOS.append(Scenario(name, kinds, fn, expect, description, smoke, sentinel, attempts))
         return fn
 
     return deco
@@ -451,29 +453,28 @@ for _k in ("redis7", "valkey9", "redis62"):
 # --- 3. replication: full sync, restart -> partial resync, REPLICAOF NO ONE / host port -----------------
 
 
-def replication(ctx: Context, kind: str) -> None:
+def replication(ctx: Context, kind: str, variant: str = "", extra: dict[str, str] | None = None) -> None:
     """A replica configured with ``replicaof`` does a full sync; ``SHUTDOWN SAVE`` then restart makes it
     PSYNC from the replication id stored in its RDB (partial resync); REPLICAOF NO ONE promotes it;
     REPLICAOF host port from a client demotes it again; then the master goes away and the replica retries."""
     d = KIND_DIR[kind]
     master = ctx.server(
         kind,
-        f"{d}/replication-master.log",
-        {"save": '""', "loglevel": "notice", "repl-diskless-sync-delay": "0", "repl-backlog-ttl": "1"},
+        f"{d}/replication{variant}-master.log",
+        {"save": '""', "loglevel": "notice", "repl-diskless-sync-delay": "0", **(extra or {})},
     )
     fill(master, 500)
     replica = ctx.server(
         kind,
-        f"{d}/replication-replica.log",
-        {"save": '""', "loglevel": "verbose", "replicaof": f"127.0.0.1 {master.port}"},
+        f"{d}/replication{variant}-replica.log",
+        {"save": '""', "loglevel": "verbose", "replicaof": f"127.0.0.1 {master.port}", **(extra or {})},
     )
     wait_until("full sync", lambda: link_up(replica))
     fill(master, 100, "more")
     mc = master.client()
     wait_until(
         "replica caught up",
-        lambda: info(replica, "replication")["slave_repl_offset"]
-        == info(master, "replication")["master_repl_offset"],
+        lambda: info(replica, "replication")["slave_repl_offset"] == info(master, "replication")["master_repl_offset"],
     )
     # Restart the replica from its own RDB: the RDB holds replid + offset, so it asks for a partial resync.
     replica.shutdown("SAVE")
@@ -534,6 +535,25 @@ for _k in ("redis7", "valkey9", "redis62"):
     )(_run3)
 
 
+scenario(
+    "valkey9-replication-dual-channel",
+    ("valkey9",),
+    {
+        "valkey-9/replication-dual-channel-master.log": [
+            "Dual channel replication: Replica",
+            "using: dual-channel",
+            "asks for synchronization",
+        ],
+        "valkey-9/replication-dual-channel-replica.log": [
+            "Dual channel replication: Trying a partial resynchronization using main channel",
+            "Successful partial resynchronization with primary.",
+            "PRIMARY MODE enabled (user request from",
+        ],
+    },
+    "as valkey9-replication with dual-channel-replication-enabled yes on both sides",
+)(lambda ctx: replication(ctx, "valkey9", "-dual-channel", {"dual-channel-replication-enabled": "yes"}))
+
+
 # --- 4. Sentinel failover ----------------------------------------------------------------------------------
 
 
@@ -589,13 +609,20 @@ def sentinel_failover(ctx: Context, kind: str, sentinel_formats: list[dict[str, 
     time.sleep(1.0)
     master.signal(signal.SIGCONT)
     wait_until("old master converted to a replica", lambda: link_up(master), timeout=40)
+
     # Manual failover. Sentinel only picks a replica whose INFO it refreshed as a healthy replica; the old
     # master qualifies only once Sentinel's own INFO poll (every 10 s) has seen it as a connected replica.
     def old_master_eligible() -> bool:
         for s in sentinels:
             reps = s.client().sentinel_slaves("mymaster")  # redis-py parses each entry into a dict
-            ok = [r for r in reps if int(r["port"]) == master.port and r.get("role-reported") == "slave"
-                  and r.get("master-link-status") == "ok" and "s_down" not in r.get("flags", "")]
+            ok = [
+                r
+                for r in reps
+                if int(r["port"]) == master.port
+                and r.get("role-reported") == "slave"
+                and r.get("master-link-status") == "ok"
+                and "s_down" not in r.get("flags", "")
+            ]
             if not ok:
                 return False
         return True
@@ -634,19 +661,41 @@ def _failover_expect(kind: str) -> dict[str, list[str]]:
     """Which sentinel wins the election is up to chance, so the leader's lines are expected in at least one
     sentinel log (a ``*`` key); the lines every sentinel logs are expected in each file."""
     sd = SENTINEL_DIR[kind]
-    common = ["+monitor master mymaster", "+slave slave", "+sentinel sentinel", "+sdown master mymaster",
-              "+new-epoch", "+switch-master mymaster"]
+    common = [
+        "+monitor master mymaster",
+        "+slave slave",
+        "+sentinel sentinel",
+        "+sdown master mymaster",
+        "+new-epoch",
+        "+switch-master mymaster",
+    ]
     return {
-        f"{sd}/sentinel-1.log": [*common, "+set master mymaster", "down-after-milliseconds 1500",
-                                 "+monitor master othermaster", "-monitor master othermaster",
-                                 "Executing user requested FAILOVER of 'mymaster'"],
+        f"{sd}/sentinel-1.log": [
+            *common,
+            "+set master mymaster",
+            "down-after-milliseconds 1500",
+            "+monitor master othermaster",
+            "-monitor master othermaster",
+            "Executing user requested FAILOVER of 'mymaster'",
+        ],
         f"{sd}/sentinel-2.log": common,
         f"{sd}/sentinel-3.log": [*common, "+tilt #tilt mode entered"],
-        f"{sd}/sentinel-*.log": ["+odown master mymaster", "+try-failover", "+vote-for-leader",
-                                 "+elected-leader", "+failover-state-select-slave", "+selected-slave",
-                                 "+failover-state-send-slaveof-noone", "+failover-state-wait-promotion",
-                                 "+promoted-slave", "+failover-state-reconf-slaves", "+slave-reconf-sent",
-                                 "+slave-reconf-done", "+failover-end", "+convert-to-slave"],
+        f"{sd}/sentinel-*.log": [
+            "+odown master mymaster",
+            "+try-failover",
+            "+vote-for-leader",
+            "+elected-leader",
+            "+failover-state-select-slave",
+            "+selected-slave",
+            "+failover-state-send-slaveof-noone",
+            "+failover-state-wait-promotion",
+            "+promoted-slave",
+            "+failover-state-reconf-slaves",
+            "+slave-reconf-sent",
+            "+slave-reconf-done",
+            "+failover-end",
+            "+convert-to-slave",
+        ],
         # b (priority 100) wins the automatic failover, a (the old master) the manual one; c has
         # replica-priority 0 and is never promoted.
         f"{sd}/redis-a.log": ["REPLICAOF 127.0.0.1:", "MODE enabled"],
@@ -718,6 +767,10 @@ def persistence(ctx: Context, kind: str) -> None:
     wait_until("auto rewrite done", lambda: persistence_idle(srv))
     c.config_set("auto-aof-rewrite-percentage", "0")
     srv.shutdown()
+    # Restart: the data comes back from the AOF (7.0+: base + incr files of the multi-part AOF).
+    srv.start()
+    srv.client().ping()
+    srv.terminate()
 
 
 for _k in ("redis7", "valkey9", "redis62"):
@@ -738,9 +791,11 @@ for _k in ("redis7", "valkey9", "redis62"):
                 "Background AOF rewrite terminated with success",
                 "changes in 1 seconds. Saving...",
                 "Starting automatic rewriting of AOF on",
+                "DB loaded from append only file",
             ]
         },
-        "appendonly yes, loglevel verbose: BGSAVE, BGREWRITEAOF, a save point, an automatic AOF rewrite",
+        "appendonly yes, loglevel verbose: BGSAVE, BGREWRITEAOF, a save point, an automatic AOF rewrite, "
+        "SHUTDOWN, restart loading the AOF, SIGTERM",
     )(_run5)
 
 
@@ -748,7 +803,11 @@ for _k in ("redis7", "valkey9", "redis62"):
 
 
 def crash(ctx: Context, kind: str, how: str, config: dict[str, str] | None = None, out: str = "") -> None:
-    """``DEBUG SEGFAULT`` or ``DEBUG ASSERT``: the server writes a full bug report and dies."""
+    """``DEBUG SEGFAULT`` or ``DEBUG ASSERT``: the server writes a full bug report and dies.
+
+    Now and then Valkey 9 dies a second time inside the report's fast memory test, leaving a report with
+    no END; the crash scenarios are therefore retried (``attempts``) until a complete report is recorded.
+    """
     name = out or f"{KIND_DIR[kind]}/crash-{how.lower()}.log"
     srv = ctx.server(kind, name, {"save": '""', "loglevel": "notice", **debug_config(kind), **(config or {})})
     fill(srv, 20)
@@ -779,6 +838,7 @@ for _k in ("redis7", "valkey9", "redis62"):
             _crash_expect(_k, _how),
             f"DEBUG {_how} with enable-debug-command yes: a full bug report",
             smoke=(_k == "redis7" and _how == "SEGFAULT"),
+            attempts=3,
         )(_run6)
 
 scenario(
@@ -786,6 +846,7 @@ scenario(
     ("valkey9",),
     _crash_expect("valkey9", "SEGFAULT", "valkey-9/crash-segfault-logfmt.log"),
     "DEBUG SEGFAULT with log-format logfmt + iso8601: the report's prefixed lines are logfmt, the rest raw",
+    attempts=3,
 )(
     lambda ctx: crash(
         ctx,
@@ -795,6 +856,44 @@ scenario(
         "valkey-9/crash-segfault-logfmt.log",
     )
 )
+
+
+def crash_then_restart(ctx: Context) -> None:
+    """A crash followed by a restart on the same log file, as a supervisor (systemd, Docker) would do: the
+    bug report is followed directly by a new startup banner. Also a SIGKILL in the middle of a verbose
+    run, which leaves no shutdown lines at all, then a second restart."""
+    srv = ctx.server(
+        "redis7", "redis-7.0/crash-then-restart.log", {"save": '""', "loglevel": "verbose", **debug_config("redis7")}
+    )
+    fill(srv, 20)
+    try:
+        srv.client().execute_command("DEBUG", "SEGFAULT")
+    except redis.ConnectionError:
+        pass
+    srv.wait_exit(timeout=60)
+    srv.wait_log("BUG REPORT END", timeout=1)
+    srv.start()
+    srv.client().set("after-crash", "1")
+    srv.kill()  # SIGKILL: nothing is logged
+    srv.start()
+    srv.client().ping()
+    srv.terminate()
+
+
+scenario(
+    "redis7-crash-then-restart",
+    ("redis7",),
+    {
+        "redis-7.0/crash-then-restart.log": [
+            "=== REDIS BUG REPORT END.",
+            "crashed by signal: 11",
+            "oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo",
+            "Received SIGTERM scheduling shutdown...",
+        ]
+    },
+    "loglevel verbose: DEBUG SEGFAULT, restart on the same log file, SIGKILL (no shutdown lines), restart, SIGTERM",
+    attempts=3,
+)(crash_then_restart)
 
 
 # --- 7. Valkey log formats -----------------------------------------------------------------------------------
@@ -836,15 +935,21 @@ def valkey_formats(ctx: Context) -> None:
 
 def valkey_mixed_formats(ctx: Context) -> None:
     """One file whose format changes at runtime with CONFIG SET: legacy, then logfmt, then each timestamp
-    format, back to legacy; the logo (raw lines) at startup and a replica attaching in the middle."""
+    format, back to legacy; the logo (raw lines) at startup; a BGSAVE (parent and child lines) per step."""
     srv = ctx.server(
         "valkey9",
         "valkey-9/mixed-formats.log",
         {"save": '""', "loglevel": "verbose", "always-show-logo": "yes"},
     )
     c = srv.client()
-    steps = [("logfmt", "legacy"), ("logfmt", "iso8601"), ("logfmt", "milliseconds"),
-             ("legacy", "milliseconds"), ("legacy", "iso8601"), ("legacy", "legacy")]
+    steps = [
+        ("logfmt", "legacy"),
+        ("logfmt", "iso8601"),
+        ("logfmt", "milliseconds"),
+        ("legacy", "milliseconds"),
+        ("legacy", "iso8601"),
+        ("legacy", "legacy"),
+    ]
     for fmt, ts in steps:
         c.config_set("log-format", fmt)
         c.config_set("log-timestamp-format", ts)
@@ -861,7 +966,7 @@ def _formats_expect() -> dict[str, list[str]]:
     for fmt, ts in VALKEY_FORMATS:
         lines = ["Valkey 9.", "Background saving started by pid", "DB saved on disk", ":signal-handler ("]
         if fmt == "logfmt":
-            lines += ['role=primary timestamp="', "level=notice message=\"Server initialized\""]
+            lines += ['role=primary timestamp="', 'level=notice message="Server initialized"']
         if ts == "iso8601":
             lines += ["+00:00"]
         exp[f"valkey-9/{fmt}-{ts}.log"] = lines
@@ -958,8 +1063,9 @@ def misc(ctx: Context, kind: str) -> None:
     """A Lua script that runs past ``busy-reply-threshold`` ("Slow script detected"), the software watchdog
     (a stack trace in the log while DEBUG SLEEP blocks the server) and DEBUG RELOAD."""
     limit = "lua-time-limit" if kind == "redis62" else "busy-reply-threshold"
-    srv = ctx.server(kind, f"{KIND_DIR[kind]}/misc.log", {"save": '""', "loglevel": "notice", limit: "100",
-                                                          **debug_config(kind)})
+    srv = ctx.server(
+        kind, f"{KIND_DIR[kind]}/misc.log", {"save": '""', "loglevel": "notice", limit: "100", **debug_config(kind)}
+    )
     c = srv.client()
     fill(srv, 10)
     script = (
@@ -1070,10 +1176,15 @@ def main(argv: list[str] | None = None) -> int:
     t_all = time.monotonic()
     for sc in chosen:
         t0 = time.monotonic()
-        try:
-            missing = run_scenario(sc, args.out, args.keep)
-        except (RecordingError, redis.RedisError, OSError) as e:
-            missing = [f"error: {e}"]
+        for attempt in range(1, sc.attempts + 1):
+            try:
+                missing = run_scenario(sc, args.out, args.keep)
+            except (RecordingError, redis.RedisError, OSError) as e:
+                missing = [f"error: {e}"]
+            if not missing:
+                break
+            if attempt < sc.attempts:
+                print(f"{sc.name}: attempt {attempt} failed ({missing[0]}), retrying", flush=True)
         status = "ok" if not missing else "FAILED"
         print(f"{sc.name}: {status} ({time.monotonic() - t0:.1f}s)", flush=True)
         for m in missing:
