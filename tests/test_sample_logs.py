@@ -207,11 +207,11 @@ def test_crash_file_holds_exactly_one_complete_bug_report(rel: str) -> None:
     ends = [m.start() for m in re.finditer(f"=== {name} BUG REPORT END", text)]
     assert len(starts) == 1 and len(ends) == 1 and starts[0] < ends[0]
     report = text[starts[0] : ends[0]]
-    if "segfault" in rel:
+    if "assert" in rel:
+        assert "ASSERTION FAILED" in report
+    else:  # DEBUG SEGFAULT
         assert re.search(r"crashed by signal: 11", report)
         assert "------ STACK TRACE ------" in report
-    else:
-        assert "ASSERTION FAILED" in report
 
 
 # --- cross-file facts -------------------------------------------------------------------------------------
