@@ -78,8 +78,6 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def _run(cfg: AgentConfig, config_path: str | None) -> int:
-    from ..runtime import Agent
-
     try:
         os.makedirs(cfg.state_dir, exist_ok=True)
         probe = os.path.join(cfg.state_dir, ".write-test")
@@ -88,16 +86,50 @@ async def _run(cfg: AgentConfig, config_path: str | None) -> int:
         os.unlink(probe)
     except OSError as e:
         raise ConfigError([("state_dir", f"cannot write to {cfg.state_dir!r}: {e.strerror}")]) from None
-    agent = Agent(cfg)
     stop = asyncio.Event()
+    reload = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await agent.start()
-    log.info("started", extra={"sources": [s.name for s in agent.sources], "sinks": [s.name for s in agent.sinks],
-                                "state_dir": cfg.state_dir})
-    await stop.wait()
+    if config_path:
+        loop.add_signal_handler(signal.SIGHUP, reload.set)
+    agent = await _start(cfg)
+    while True:
+        await _wait_signal(stop, reload)
+        if stop.is_set():
+            break
+        # SIGHUP: validate the new config first; a broken one keeps the running agent as it is
+        try:
+            new_cfg = load_config(config_path)  # type: ignore[arg-type]
+        except ConfigError as e:
+            log.error("reload refused, keeping the running config: %s", e)
+            continue
+        log.info("reloading %s: stopping the current pipeline (positions are kept in the spool)", config_path)
+        await agent.shutdown()
+        if new_cfg.state_dir != cfg.state_dir:
+            log.warning("state_dir changed on reload; positions start from the new state_dir")
+        cfg = new_cfg
+        setup_logging(cfg.log_level)
+        agent = await _start(cfg)
     log.info("stopping: flushing for at most %.0fs", cfg.shutdown_timeout)
     await agent.shutdown()
     log.info("stopped")
     return 0
+
+
+async def _start(cfg: AgentConfig):  # type: ignore[no-untyped-def]
+    from ..runtime import Agent
+
+    agent = Agent(cfg)
+    await agent.start()
+    log.info("started", extra={"sources": [s.name for s in agent.sources],
+                                "sinks": [s.name for s in agent.sinks], "state_dir": cfg.state_dir})
+    return agent
+
+
+async def _wait_signal(stop: asyncio.Event, reload: asyncio.Event) -> None:
+    reload.clear()
+    waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(reload.wait())]
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for w in waiters:
+        w.cancel()

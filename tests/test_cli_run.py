@@ -1,0 +1,166 @@
+"""`redis-shipper run` as users run it: a subprocess, a config file, signals."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from conftest import SAMPLE_LOGS
+
+SAMPLE = SAMPLE_LOGS / "redis-7.0" / "replication-master.log"
+SENTINEL_DIR = SAMPLE_LOGS / "sentinel-7.0"
+
+
+def start_agent(cfg: Path, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "shipper.cli", "run", "--config", str(cfg), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def read_out(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [orjson.loads(x) for x in path.read_bytes().splitlines()]
+
+
+def wait_for(pred, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def write_cfg(tmp: Path, paths: list[Path], out: Path) -> Path:
+    cfg = tmp / "agent.yaml"
+    sources = "".join(f"  - type: file\n    path: {p}\n" for p in paths)
+    cfg.write_text(f"state_dir: {tmp / 'state'}\ntimezone: UTC\nlabels: {{job: redis}}\n"
+                   f"metrics: {{listen: ''}}\n"
+                   f"sources:\n{sources}sinks:\n  - type: file\n    path: {out}\n")
+    return cfg
+
+
+def test_sigterm_flushes_every_event_and_exits_zero(tmp_path):
+    log = tmp_path / "redis.log"
+    shutil.copy(SAMPLE, log)
+    out = tmp_path / "out.jsonl"
+    p = start_agent(write_cfg(tmp_path, [log], out))
+    n_lines = len(SAMPLE.read_bytes().splitlines())
+    # the last line is held back until the parser knows no continuation follows (idle flush)
+    assert wait_for(lambda: sum(e.get("lines", 0) for e in read_out(out)) >= n_lines)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(20) == 0, p.stderr.read().decode() if p.stderr else ""
+    events = read_out(out)
+    assert sum(e["lines"] for e in events) == n_lines
+    assert all(e["labels"]["job"] == "redis" for e in events)
+
+
+def test_sighup_reload_adds_a_source_without_reshipping_the_first(tmp_path):
+    log = tmp_path / "redis.log"
+    shutil.copy(SAMPLE, log)
+    out = tmp_path / "out.jsonl"
+    cfg = write_cfg(tmp_path, [log], out)
+    p = start_agent(cfg)
+    n1 = len(SAMPLE.read_bytes().splitlines())
+    try:
+        assert wait_for(lambda: sum(e.get("lines", 0) for e in read_out(out)) >= n1)
+        sentinel_log = sorted(SENTINEL_DIR.glob("sentinel-*.log"))[0]
+        s_log = tmp_path / "sentinel.log"
+        shutil.copy(sentinel_log, s_log)
+        write_cfg(tmp_path, [log, s_log], out)
+        p.send_signal(signal.SIGHUP)
+        n2 = len(sentinel_log.read_bytes().splitlines())
+        assert wait_for(lambda: any(e.get("file") == str(s_log) for e in read_out(out)))
+        assert wait_for(
+            lambda: sum(e.get("lines", 0) for e in read_out(out) if e.get("file") == str(s_log)) >= n2)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(20) == 0
+    events = read_out(out)
+    first = [e for e in events if e.get("file") == str(log)]
+    assert sum(e["lines"] for e in first) == n1, "the reload must not re-ship the first file"
+    assert any(e["source"] == "sentinel" for e in events)
+
+
+def test_a_broken_config_on_reload_keeps_the_agent_running(tmp_path):
+    log = tmp_path / "redis.log"
+    shutil.copy(SAMPLE, log)
+    out = tmp_path / "out.jsonl"
+    cfg = write_cfg(tmp_path, [log], out)
+    p = start_agent(cfg)
+    try:
+        assert wait_for(lambda: len(read_out(out)) > 0)
+        cfg.write_text("sources:\n  - type: file\n")  # path missing
+        p.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert p.poll() is None, "a bad reload must not stop the agent"
+        with open(log, "ab") as f:
+            f.write(b"26412:M 25 Nov 2026 17:36:54.151 # User requested shutdown...\n")
+        assert wait_for(lambda: any(e["event"] == "user_requested_shutdown" or
+                                    "User requested shutdown" in e["message"] for e in read_out(out)))
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(20)
+    err = p.stderr.read().decode() if p.stderr else ""
+    assert "reload refused" in err and "sources[0].path" in err
+
+
+def test_bad_config_names_the_key_and_exits_non_zero(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("sources:\n  - type: file\n    formt: auto\n  - type: kafka\n")
+    r = subprocess.run([sys.executable, "-m", "shipper.cli", "run", "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "sources[0].path: required key is missing" in r.stderr
+    assert "sources[0].formt: unknown key (did you mean 'format'?)" in r.stderr
+    assert "sources[1]: unknown type 'kafka'" in r.stderr
+
+
+def test_unwritable_state_dir_is_a_clear_error(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "state").write_text("a file, not a directory")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"state_dir: {ro / 'state'}\nsources: []\nmetrics: {{listen: ''}}\n")
+    r = subprocess.run([sys.executable, "-m", "shipper.cli", "run", "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "state_dir" in r.stderr
+
+
+def test_events_command_reads_back_the_local_sink_with_filters(tmp_path):
+    log = tmp_path / "redis.log"
+    shutil.copy(SAMPLE, log)
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(f"state_dir: {tmp_path / 'state'}\ntimezone: UTC\nmetrics: {{listen: ''}}\n"
+                   f"sources:\n  - type: file\n    path: {log}\n")
+    p = start_agent(cfg)
+    n = len(SAMPLE.read_bytes().splitlines())
+
+    def shipped() -> int:
+        r = subprocess.run([sys.executable, "-m", "shipper.cli", "events", "--config", str(cfg), "--json"],
+                           capture_output=True, timeout=30)
+        return sum(orjson.loads(x).get("lines", 0) for x in r.stdout.splitlines())
+
+    try:
+        assert wait_for(lambda: shipped() >= n - 1)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(20)
+    r = subprocess.run([sys.executable, "-m", "shipper.cli", "events", "--config", str(cfg), "--json",
+                        "--category", "replication"], capture_output=True, timeout=30)
+    evs = [orjson.loads(x) for x in r.stdout.splitlines()]
+    assert evs and all(e["category"] == "replication" for e in evs)
+    r = subprocess.run([sys.executable, "-m", "shipper.cli", "events", "--config", str(cfg),
+                        "--event", "partial_resync_accepted", "--since", "3650d"], capture_output=True, text=True,
+                       timeout=30)
+    assert "partial_resync_accepted" in r.stdout
+    assert "Partial resynchronization request from" in r.stdout
+    os.environ.pop("X", None)
