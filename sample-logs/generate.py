@@ -1056,6 +1056,61 @@ for _k in ("redis7", "valkey9", "redis62"):
     )(_run8)
 
 
+def startup_errors(ctx: Context, kind: str) -> None:
+    """Startups that fail, as an operator meets them: the port is already taken, an ACL file with a bad
+    rule, the same rule in a ``user`` directive; then a good start and SHUTDOWN. (Config-file syntax errors
+    go to stderr, never to the log, so they are not here.)"""
+    out = f"{KIND_DIR[kind]}/startup-errors.log"
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(1)
+    try:
+        srv = ctx.server(kind, out, {"save": '""', "loglevel": "notice"}, port=blocker.getsockname()[1], start=False)
+        srv.start(wait=False)
+        srv.wait_exit()
+    finally:
+        blocker.close()
+    acl = srv.dir / "users.acl"
+    acl.write_text("user default on nopass ~* &* +@all\nuser shipper on >pw ~* +@all +no-such-command\n")
+    srv.config["aclfile"] = str(acl)
+    srv.write_config()
+    srv.start(wait=False)
+    srv.wait_exit()
+    # The same bad rule as a ``user`` directive in the config file.
+    del srv.config["aclfile"]
+    srv.raw_config = ["user shipper on >pw ~* +@all +no-such-command"]
+    srv.write_config()
+    srv.start(wait=False)
+    srv.wait_exit()
+    srv.raw_config = []
+    srv.write_config()
+    srv.start()
+    srv.shutdown()
+
+
+for _k in ("redis7", "valkey9", "redis62"):
+
+    def _run_se(ctx: Context, kind: str = _k) -> None:
+        startup_errors(ctx, kind)
+
+    scenario(
+        f"{_k}-startup-errors",
+        (_k,),
+        {
+            f"{KIND_DIR[_k]}/startup-errors.log": [
+                "Address already in use",
+                "startup because of ACL errors",
+                "Error loading ACL rule '+no-such-command' for the user named 'shipper'",
+                "Critical error while loading ACLs. Exiting.",
+                "Ready to accept connections",
+            ]
+        },
+        "start on a port already taken (exits), with an aclfile holding a bad rule (exits), with the same rule "
+        "as a config 'user' directive (exits), a good start, SHUTDOWN; loglevel notice",
+    )(_run_se)
+
+
 # --- 9. misc: slow script, watchdog --------------------------------------------------------------------------
 
 
