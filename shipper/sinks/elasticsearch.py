@@ -50,6 +50,8 @@ from shipper.sinks import http
 log = logging.getLogger(__name__)
 
 GZIP_LEVEL = 1
+#: bodies at least this big are compressed on a worker thread
+OFFLOAD_BYTES = 64 << 10
 #: event.dataset per event source; the two Filebeat uses are kept as they are
 DATASETS = {"redis": "redis.log", "sentinel": "redis.log", "slowlog": "redis.slowlog"}
 _DATA_STREAM_NAME = re.compile(r"^(logs|metrics|traces|synthetics)-([^-]+)-(.+)$")
@@ -245,7 +247,11 @@ class ElasticsearchSink(Sink):
         attempt = 0
         what = f"elasticsearch {self.name}"
         while True:
-            body = self._gzip(b"".join(lines[i] for i in pending))
+            payload = b"".join(lines[i] for i in pending)
+            if len(payload) >= OFFLOAD_BYTES:  # zlib releases the GIL: sources keep parsing meanwhile
+                body = await loop.run_in_executor(None, self._gzip, payload)
+            else:
+                body = self._gzip(payload)
             resp = await http.post(self._session, self.bulk_url, body, self._headers, what=what)
             try:
                 http.classify(resp, what)

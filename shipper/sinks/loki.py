@@ -28,6 +28,7 @@ a free-text body, which is not a contract to parse; the dead-letter file keeps a
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import logging
 import re
@@ -53,6 +54,8 @@ METADATA_KEYS = ("id", "origin", "file", "offset", "seq", "pid", "role", "catego
 #: the stream of an event that would otherwise have no label at all (Loki answers 400 to ``{}``)
 FALLBACK_LABELS = {"job": "redis-shipper"}
 GZIP_LEVEL = 1
+#: payloads at least this big are compressed on a worker thread
+OFFLOAD_BYTES = 64 << 10
 
 _BAD_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -271,7 +274,7 @@ class LokiSink(Sink):
 
     # ----------------------------------------------------------------- encoding
     def encode_json(self, streams: list[_Stream]) -> bytes:
-        """``{"streams":[{"stream":{..},"values":[["<ns>","<line>",{md}],..]}]}``, gzip level 1."""
+        """``{"streams":[{"stream":{..},"values":[["<ns>","<line>",{md}],..]}]}`` (not yet compressed)."""
         doc = {
             "streams": [
                 {
@@ -281,11 +284,10 @@ class LokiSink(Sink):
                 for st in streams
             ]
         }
-        comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-        return comp.compress(orjson.dumps(doc)) + comp.flush()
+        return orjson.dumps(doc)
 
     def encode_protobuf(self, streams: list[_Stream]) -> bytes:
-        """``logproto.PushRequest`` serialised, then raw (block) snappy -- not the framed format."""
+        """``logproto.PushRequest`` serialised (not yet compressed)."""
         req = push_pb.PushRequest()
         for st in streams:
             s = req.streams.add()
@@ -296,28 +298,43 @@ class LokiSink(Sink):
                 e.line = line
                 for k, v in md.items():
                     e.structuredMetadata.add(name=k, value=v)
-        return snappy.compress(req.SerializeToString())
+        return req.SerializeToString()
+
+    def compress(self, payload: bytes) -> bytes:
+        """gzip level 1 for JSON; raw (block) snappy for protobuf -- not the framed format."""
+        if self.encoding == "json":
+            comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+            return comp.compress(payload) + comp.flush()
+        return snappy.compress(payload)
+
+    def build(self, batch: list[SpooledEvent]) -> tuple[bytes, dict[str, str], list[tuple[int, str]], int]:
+        """(uncompressed payload, headers, pre-rejected events, number of entries)."""
+        streams, rejected = self.group(batch)
+        n = sum(len(st.entries) for st in streams)
+        if self.encoding == "json":
+            return self.encode_json(streams), {"Content-Type": "application/json", "Content-Encoding": "gzip"}, \
+                rejected, n
+        return self.encode_protobuf(streams), {"Content-Type": "application/x-protobuf"}, rejected, n
 
     def encode(self, batch: list[SpooledEvent]) -> tuple[bytes, dict[str, str], list[tuple[int, str]], int]:
         """(body, headers, pre-rejected events, number of entries in the body). Pure: the bench
         and the tests call it without a server."""
-        streams, rejected = self.group(batch)
-        n = sum(len(st.entries) for st in streams)
-        if self.encoding == "json":
-            body = self.encode_json(streams)
-            headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
-        else:
-            body = self.encode_protobuf(streams)
-            headers = {"Content-Type": "application/x-protobuf"}
-        return body, headers, rejected, n
+        payload, headers, rejected, n = self.build(batch)
+        return self.compress(payload), headers, rejected, n
 
     # ----------------------------------------------------------------- delivery
     async def send(self, batch: list[SpooledEvent]) -> Delivery:
         if not batch:
             return Delivery()
-        body, headers, rejected, n = self.encode(batch)
+        payload, headers, rejected, n = self.build(batch)
         if n == 0:  # everything was unusable; Loki would answer 422 to zero streams
             return Delivery(rejected=rejected)
+        if len(payload) >= OFFLOAD_BYTES:
+            # zlib and snappy release the GIL: compressing on a worker thread lets the sources
+            # parse on the event loop meanwhile (measured in bench/loki_bench.py)
+            body = await asyncio.get_running_loop().run_in_executor(None, self.compress, payload)
+        else:
+            body = self.compress(payload)
         if self._session is None:
             await self.start()
         resp = await http.post(self._session, self.url, body, {**self._headers, **headers}, what=f"loki {self.name}")
