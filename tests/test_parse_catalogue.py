@@ -1,0 +1,288 @@
+"""The catalogue: every message issue 2's "Classification" list names, in each wording.
+
+Messages are the exact texts Redis / Valkey write (real lines from sample-logs/ or the
+format strings cited in redis-log-formats.md §2 with their arguments filled in).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from parsers.catalogue import classify, known_events
+from parsers.events import CATEGORIES
+
+CLIENT = (
+    "id=3 addr=127.0.0.1:58742 laddr=127.0.0.1:6502 fd=8 name=sentinel-3656161d-cmd age=0 idle=0 flags=x "
+    "db=0 sub=0 psub=0 ssub=0 multi=4 qbuf=202 qbuf-free=20272 argv-mem=4 multi-mem=169 rbs=1024 rbp=0 "
+    "obl=45 oll=0 omem=0 tot-mem=22373 events=r cmd=exec user=default redir=-1 resp=2"
+)
+
+CASES = [
+    # startup
+    ("oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo", "startup", "server_starting"),
+    ("oO0OoO0OoO0Oo Valkey is starting oO0OoO0OoO0Oo", "startup", "server_starting"),
+    (
+        "Redis version=7.0.15, bits=64, commit=00000000, modified=0, pid=26406, just started",
+        "startup",
+        "server_version",
+    ),
+    (
+        "Valkey version=9.1.2, bits=64, commit=00000000, modified=1, pid=8541, just started",
+        "startup",
+        "server_version",
+    ),
+    ("Server started, Redis version 3.2.12", "startup", "server_version"),
+    ("Server initialized", "startup", "server_initialized"),
+    ("Ready to accept connections", "startup", "ready_to_accept_connections"),
+    ("Ready to accept connections tcp", "startup", "ready_to_accept_connections"),
+    ("The server is now ready to accept connections on port 6379", "startup", "ready_to_accept_connections"),
+    ("Running mode=standalone, port=6379.", "startup", "running_mode"),
+    ("Running mode=sentinel, port=26379.", "startup", "running_mode"),
+    ("Configuration loaded", "startup", "configuration_loaded"),
+    (
+        "Warning: no config file specified, using the default config. In order to specify a config file use "
+        "redis-server /path/to/redis.conf",
+        "startup",
+        "no_config_file",
+    ),
+    (
+        "WARNING overcommit_memory is set to 0! Background save may fail under low memory condition. To fix this "
+        "issue add 'vm.overcommit_memory = 1' to /etc/sysctl.conf",
+        "startup",
+        "overcommit_memory_warning",
+    ),
+    (
+        "WARNING Memory overcommit must be enabled! Without it, a background save or replication may fail under low "
+        "memory condition.",
+        "startup",
+        "overcommit_memory_warning",
+    ),
+    (
+        "WARNING you have Transparent Huge Pages (THP) support enabled in your kernel. This will create latency "
+        "and memory usage issues with Redis.",
+        "startup",
+        "transparent_huge_pages_warning",
+    ),
+    (
+        "WARNING: The TCP backlog setting of 511 cannot be enforced because /proc/sys/net/core/somaxconn is set to "
+        "the lower value of 128.",
+        "startup",
+        "tcp_backlog_warning",
+    ),
+    # shutdown
+    ("Received SIGTERM scheduling shutdown...", "shutdown", "shutdown_signal_received"),
+    ("Received SIGINT scheduling shutdown...", "shutdown", "shutdown_signal_received"),
+    ("Received SIGTERM, scheduling shutdown...", "shutdown", "shutdown_signal_received"),
+    ("Received shutdown signal during loading, scheduling shutdown.", "shutdown", "shutdown_signal_received"),
+    ("User requested shutdown...", "shutdown", "shutdown_requested"),
+    (f"User requested shutdown... (user request from '{CLIENT}')", "shutdown", "shutdown_requested"),
+    ("Saving the final RDB snapshot before exiting.", "shutdown", "saving_final_snapshot"),
+    ("Redis is now ready to exit, bye bye...", "shutdown", "ready_to_exit"),
+    ("Valkey is now ready to exit, bye bye...", "shutdown", "ready_to_exit"),
+    ("Sentinel is now ready to exit, bye bye...", "shutdown", "ready_to_exit"),
+    # config
+    ("CONFIG REWRITE executed with success.", "config", "config_rewrite"),
+    ("CONFIG REWRITE failed: Permission denied", "config", "config_rewrite_failed"),
+    # replication, replica side
+    ("Connecting to MASTER 127.0.0.1:6501", "replication", "connecting_to_master"),
+    ("Connecting to PRIMARY 127.0.0.1:57319", "replication", "connecting_to_master"),
+    ("MASTER <-> REPLICA sync started", "replication", "sync_started"),
+    ("PRIMARY <-> REPLICA sync started", "replication", "sync_started"),
+    ("MASTER <-> SLAVE sync started", "replication", "sync_started"),
+    (
+        "Full resync from master: db7a0688ff6e5e1035efb222ffe157faa3d51bf1:156",
+        "replication",
+        "full_resync_from_master",
+    ),
+    (
+        "Full resync from primary: d39060eeea2fb2f8faf675ff19972fc11694f968:0",
+        "replication",
+        "full_resync_from_master",
+    ),
+    ("Successful partial resynchronization with master.", "replication", "partial_resync_succeeded"),
+    ("Successful partial resynchronization with primary.", "replication", "partial_resync_succeeded"),
+    (
+        "MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.",
+        "replication",
+        "partial_resync_accepted_by_master",
+    ),
+    ("MASTER <-> REPLICA sync: Finished with success", "replication", "sync_finished"),
+    ("Connection with master lost.", "replication", "master_link_lost"),
+    ("Connection with primary lost.", "replication", "master_link_lost"),
+    (
+        "MASTER MODE enabled (user request from 'id=3 addr=127.0.0.1:58742 cmd=exec user=default')",
+        "replication",
+        "master_mode_enabled",
+    ),
+    (
+        "PRIMARY MODE enabled (user request from 'id=5 addr=127.0.0.1:58674')",
+        "replication",
+        "master_mode_enabled",
+    ),
+    (
+        "MASTER MODE enabled (failover request from 'id=7 addr=10.0.0.1:4000')",
+        "replication",
+        "master_mode_enabled",
+    ),
+    (f"REPLICAOF 127.0.0.1:6502 enabled (user request from '{CLIENT}')", "replication", "replicaof_enabled"),
+    (
+        "SLAVE OF 10.0.0.5:6379 enabled (user request from 'id=3 addr=10.0.0.9:5000')",
+        "replication",
+        "replicaof_enabled",
+    ),
+    ("SLAVE OF 10.0.0.5:6379 enabled (user request)", "replication", "replicaof_enabled"),
+    # replication, master side
+    ("Replica 127.0.0.1:6502 asks for synchronization", "replication", "replica_sync_requested"),
+    ("Slave 10.0.0.6:6379 asks for synchronization", "replication", "replica_sync_requested"),
+    ("Full resync requested by replica 127.0.0.1:39759", "replication", "full_resync_requested"),
+    (
+        "Partial resynchronization request from 127.0.0.1:39759 accepted. Sending 2810 bytes of backlog starting "
+        "from offset 13428.",
+        "replication",
+        "partial_resync_accepted",
+    ),
+    (
+        "Partial resynchronization not accepted: Replication ID mismatch (Replica asked for 'a', my replication IDs "
+        "are 'b' and 'c')",
+        "replication",
+        "partial_resync_rejected",
+    ),
+    ("Synchronization with replica 127.0.0.1:39759 succeeded", "replication", "replica_sync_succeeded"),
+    ("Connection with replica 127.0.0.1:39759 lost.", "replication", "replica_link_lost"),
+    ("Connection with slave 10.0.0.6:6379 lost.", "replication", "replica_link_lost"),
+    # persistence
+    ("Background saving started by pid 10960", "persistence", "bgsave_started"),
+    ("Background saving terminated with success", "persistence", "bgsave_done"),
+    ("Background saving error", "persistence", "bgsave_failed"),
+    ("Background saving terminated by signal 9", "persistence", "bgsave_failed"),
+    ("Can't save in background: fork: Cannot allocate memory", "persistence", "bgsave_fork_failed"),
+    ("Background append only file rewriting started by pid 10981", "persistence", "aof_rewrite_started"),
+    ("Background AOF rewrite finished successfully", "persistence", "aof_rewrite_done"),
+    ("Background AOF rewrite terminated with error", "persistence", "aof_rewrite_failed"),
+    (
+        "Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync "
+        "to complete, this may slow down Redis.",
+        "persistence",
+        "aof_fsync_slow",
+    ),
+    (
+        "Write error while saving DB to the disk(rdbSaveRio): No space left on device",
+        "persistence",
+        "rdb_write_error",
+    ),
+    ("Error writing to the AOF file: No space left on device", "persistence", "aof_write_error"),
+    # cluster
+    ("Cluster state changed: fail", "cluster", "cluster_state_changed"),
+    ("Cluster state changed: ok", "cluster", "cluster_state_changed"),
+    (
+        "FAIL message received from 3e3a6cb0d9a9a87168e266b0a0b24026c0aae3f0 () about "
+        "8d2f1b2c3a4e5f60718293a4b5c6d7e8f9a0b1c2 ()",
+        "cluster",
+        "fail_message_received",
+    ),
+    (
+        "FAIL message received from 3e3a6cb0d9a9a87168e266b0a0b24026c0aae3f0 about "
+        "8d2f1b2c3a4e5f60718293a4b5c6d7e8f9a0b1c2",
+        "cluster",
+        "fail_message_received",
+    ),
+    (
+        "Marking node 8d2f1b2c3a4e5f60718293a4b5c6d7e8f9a0b1c2 () as failing (quorum reached).",
+        "cluster",
+        "node_marked_failing",
+    ),
+    ("Starting a failover election for epoch 7.", "cluster", "election_started"),
+    ("Failover election won: I'm the new master.", "cluster", "election_won"),
+    ("Failover election won: I'm the new primary.", "cluster", "election_won"),
+    # security
+    (
+        "Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: commands to Redis. This is "
+        "likely due to an attacker attempting to use Cross Protocol Scripting to compromise your Redis instance. "
+        "Connection aborted.",
+        "security",
+        "possible_security_attack",
+    ),
+    (
+        "Error loading ACL rule '+client|setinfo' for the user named 'shipper': Unknown command or category name in "
+        "ACL",
+        "security",
+        "acl_rule_error",
+    ),
+    (
+        "The user 'disabled-user' is disabled (there is no 'on' modifier in the user description). Make sure this is "
+        "not a configuration error.",
+        "security",
+        "acl_user_disabled",
+    ),
+    # memory
+    ("Out Of Memory allocating 1048576 bytes!", "memory", "out_of_memory"),
+    (
+        "WARNING: the new maxmemory value set via CONFIG SET (1048576) is smaller than the current memory usage "
+        "(2097152). This will result in key eviction and/or the inability to accept new write commands depending on "
+        "the maxmemory-policy.",
+        "memory",
+        "maxmemory_below_usage",
+    ),
+    (
+        "WARNING: You specified a maxmemory value that is less than 1MB (current value is 1000 bytes). Are you sure "
+        "this is what you really want?",
+        "memory",
+        "maxmemory_too_small",
+    ),
+]
+
+
+@pytest.mark.parametrize("message, category, event", CASES, ids=[c[2] + ":" + c[0][:40] for c in CASES])
+def test_named_message_is_classified(message, category, event):
+    res = classify(message)
+    assert res is not None, message
+    assert res[:2] == (category, event)
+
+
+def test_replicaof_records_the_client_that_asked():
+    _, _, fields = classify(f"REPLICAOF 127.0.0.1:6502 enabled (user request from '{CLIENT}')")
+    assert fields["master_host"] == "127.0.0.1" and fields["master_port"] == 6502
+    assert fields["client_addr"] == "127.0.0.1:58742"
+    assert fields["client_name"] == "sentinel-3656161d-cmd"
+    assert fields["client_user"] == "default"
+    assert fields["client_id"] == 3
+
+
+def test_numeric_fields_are_numbers():
+    _, _, f = classify(
+        "Partial resynchronization request from 127.0.0.1:39759 accepted. Sending 2810 bytes of "
+        "backlog starting from offset 13428."
+    )
+    assert f == {"replica": "127.0.0.1:39759", "backlog_bytes": 2810, "repl_offset": 13428}
+    _, _, f = classify("DB loaded from disk: 0.012 seconds")
+    assert f == {"seconds": 0.012}
+
+
+def test_security_attack_with_address_records_the_peer():
+    _, _, f = classify(
+        "Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: commands "
+        "to Valkey. This is likely due to an attacker attempting to use Cross Protocol Scripting to "
+        "compromise your Valkey instance. Connection from 127.0.0.1:43174 aborted."
+    )
+    assert f == {"client_ip": "127.0.0.1", "client_port": 43174}
+
+
+def test_valkey_bio_thread_prefix_is_looked_through():
+    res = classify(
+        "Replica bio thread: PRIMARY <-> REPLICA sync: receiving streamed RDB from primary with EOF to disk"
+    )
+    assert res is not None
+    assert res[:2] == ("replication", "sync_receiving_rdb") and res[2]["thread"] == "bio"
+
+
+@pytest.mark.parametrize("message", ["", " ", "hello world", "12345", "MASTER", "Background", "+", "-x y"])
+def test_unknown_messages_are_not_classified(message):
+    assert classify(message) is None
+
+
+def test_every_catalogue_event_has_a_known_category_and_a_snake_case_name():
+    import re
+
+    for category, event in known_events():
+        assert category in CATEGORIES
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", event), event
