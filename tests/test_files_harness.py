@@ -123,7 +123,10 @@ class Agent:
     async def stop(self) -> None:
         assert self.task is not None and self.stop_event is not None
         self.stop_event.set()
-        await asyncio.wait_for(self.task, 10)
+        try:
+            await asyncio.wait_for(self.task, 10)
+        except Crash:
+            pass  # it had died in emit before we asked it to stop
         self.task = None
 
     async def kill(self) -> None:

@@ -130,6 +130,14 @@ def _open(path: str, n: int) -> tuple[int, os.stat_result, bytes] | None:
     return fd, st, head
 
 
+def read_head_of(path: str, n: int) -> bytes:
+    got = _open(path, n)
+    if got is None:
+        return b""
+    _close(got[0])
+    return got[2]
+
+
 def _close(fd: int) -> None:
     try:
         os.close(fd)
@@ -223,7 +231,10 @@ class _Run:
         self.missing_since: dict[str, float] = {}
         self.pending_events: list[Event] = []
         self.pending_positions: dict[str, Any] = {}
-        self.sealed: set[str] = set()  # streams whose file lost its bytes: flush what we hold, close
+        #: streams whose file lost its bytes: flush what we hold, close
+        self.sealed: set[str] = set()
+        #: rotated files found to be copies of a stream, with (size, mtime) when checked
+        self.ignored: dict[tuple[int, int], tuple[int, int]] = {}
         self.last_discovery = float("-inf")
         self.watcher: Watcher | None = None
 
@@ -323,6 +334,7 @@ class _Run:
         if draining:
             s.rotated_at = time.monotonic()
         self.streams[key] = s
+        log.debug("following %s (%s) from offset %d", f.path, key, offset)
         rec = self.records.get(key)
         if rec is None:
             self.records[key] = Record(
@@ -382,14 +394,25 @@ class _Run:
         log.warning("data gap: %s bytes of %s at %s..%s lost (%s)", nbytes, path, start, end, reason)
 
     def _shadowed(self, head: bytes) -> bool:
-        """True when ``head`` starts like a stream we know: the file is a copy of it (logrotate
-        ``copy``, or copytruncate before its truncate), not new data."""
+        """True when a file starting with ``head`` is a copy of (a prefix of) a stream we know:
+        logrotate ``copy``, or copytruncate before its truncate. Such a file holds no new data.
+
+        The file's whole head must equal the first bytes of the stream's *current* content:
+        a stream's head being a prefix of the file's is not enough (a stream that holds only
+        ``"L0"`` says nothing about a file starting ``"L042 ..."``).
+        """
         if not head:
             return False
+        n = len(head)
         for s in self.streams.values():
-            if s.head.length and s.head.matches(head):
-                return True
-        return any(r.head_len and r.fingerprint.matches(head) for r in self.records.values())
+            if s.fd >= 0:
+                try:
+                    if read_head(s.fd, n) == head:
+                        return True
+                except OSError:
+                    pass
+        digest = head_hash(head)
+        return any(r.head_len == n and r.head == digest for r in self.records.values())
 
     def _compressed_copy(self, live: str, head: Head) -> tuple[str, int] | None:
         """A compressed sibling whose content starts like ``head``: (path, uncompressed size)."""
@@ -437,7 +460,8 @@ class _Run:
         # 1. exact: same inode, same first bytes, not shorter than our offset
         for key, rec in self.records.items():
             f = by_ident.get((rec.dev, rec.ino))
-            if f is not None and f.ident not in used and rec.fingerprint.matches(f.head) and f.st.st_size >= rec.offset:
+            if (f is not None and rec.head_len and f.ident not in used and rec.fingerprint.matches(f.head)
+                    and f.st.st_size >= rec.offset):
                 matched[key] = f
                 used.add(f.ident)
         # 2. content: the same first bytes on another inode (a copytruncate copy)
@@ -455,6 +479,14 @@ class _Run:
                     self._gap(origin=rec.origin, live=rec.live, path=rec.path,
                               start=max(f.st.st_size, rec.offset), end=rec.size, reason="copytruncate")
                     break
+        # 2b. streams we only ever saw empty: any content matches their (empty) head, so they
+        # come last and never claim a file that is a copy of a known stream
+        for key, rec in self.records.items():
+            f = by_ident.get((rec.dev, rec.ino))
+            if key in matched or rec.head_len or f is None or f.ident in used or self._shadowed(f.head):
+                continue
+            matched[key] = f
+            used.add(f.ident)
         # 3. records with no file: lost or finished
         for key, rec in list(self.records.items()):
             if key in matched:
@@ -493,8 +525,9 @@ class _Run:
                 else:
                     offset = _last_line_start(f.fd, f.st.st_size)
                 s = self._new_stream(f, offset)
-                if offset:  # start_at: end must survive a restart before the first batch
-                    self.pending_positions[s.key] = self._sync_record(s).value()
+                # durable at once: start_at: end must survive a restart before the first batch,
+                # and a restart must know this file was seen (rotated siblings are then new data)
+                self.pending_positions[s.key] = self._sync_record(s).value()
             elif self._shadowed(f.head):
                 _close(f.fd)
             elif known and not first_start:
@@ -529,19 +562,23 @@ class _Run:
                     continue
                 key = closed.get(ident)
                 if key is not None:
-                    seen.add(key)
                     rec = self.records[key]
-                    if rec.path != path:
-                        rec.path = path
-                        self.pending_positions[key] = rec.value()
-                    if st.st_size > rec.offset:
-                        self._reopen(key, path, live)
+                    if st.st_size == rec.offset or self._reopen(key, path, live):
+                        seen.add(key)
+                        if rec.path != path:
+                            rec.path = path
+                            self.pending_positions[key] = rec.value()
+                        continue
+                    # not the file we knew: its inode number was reused by a new file
+                if self.ignored.get(ident) == (st.st_size, st.st_mtime_ns):
                     continue
                 got = _open(path, self.nbytes)
                 if got is None:
                     continue
                 fd, fst, head = got
                 if (fst.st_dev, fst.st_ino) != ident or self._shadowed(head):
+                    log.debug("ignoring %s: a copy of a stream we follow", path)
+                    self.ignored[ident] = (st.st_size, st.st_mtime_ns)
                     _close(fd)
                     continue
                 # a rotated file we never saw (created and rotated between two polls): read it all
@@ -555,18 +592,27 @@ class _Run:
                 log.info("forgetting the checkpoint of %s: not seen for %.0fs", self.records[key].path, now - since)
                 self._drop_record(key)
 
-    def _reopen(self, key: str, path: str, live: str) -> None:
-        """A closed rotated file grew (a late write after we drained it): read the new bytes."""
+    def _reopen(self, key: str, path: str, live: str) -> bool:
+        """A closed rotated file changed (a late write after we drained it): read the new
+        bytes. False when the file is not the one the record describes (inode reused)."""
         rec = self.records[key]
         got = _open(path, self.nbytes)
         if got is None:
-            return
+            return False
         fd, st, head = got
-        if (st.st_dev, st.st_ino) != (rec.dev, rec.ino) or not rec.fingerprint.matches(head):
+        if (
+            (st.st_dev, st.st_ino) != (rec.dev, rec.ino)
+            or not rec.fingerprint.matches(head)
+            or (not rec.head_len and self._shadowed(head))
+        ):
             _close(fd)
-            return
+            return False
+        if st.st_size <= rec.offset:  # same file, nothing new (or shrunk: nothing we can use)
+            _close(fd)
+            return True
         self._new_stream(_File(path, live, False, fd, st, head), rec.offset, key=key, origin=rec.origin,
                          draining=True)
+        return True
 
     def _check_live(self, live: str, now: float, present: bool) -> None:
         key = self.live.get(live)
@@ -596,7 +642,8 @@ class _Run:
             fd, fst, head = got
             f = _File(live, live, True, fd, fst, head)
             for rkey, rec in self.records.items():  # a known file moved back into place
-                if rkey not in self.streams and (rec.dev, rec.ino) == f.ident and rec.fingerprint.matches(head):
+                if rkey not in self.streams and rec.head_len and (rec.dev, rec.ino) == f.ident and \
+                        rec.fingerprint.matches(head):
                     self._new_stream(f, rec.offset, key=rkey, origin=rec.origin)
                     return
             self._new_stream(f, 0)
@@ -608,6 +655,7 @@ class _Run:
         except OSError:
             kind = "delete"
         ROTATIONS.labels(s.live, kind).inc()
+        log.debug("%s was rotated away (%s); draining it", s.path, kind)
         s.rotated_at = now
         if self.live.get(s.live) == s.key:
             del self.live[s.live]
@@ -616,6 +664,7 @@ class _Run:
         """The stream's file shrank or was rewritten: find the rest of it, or report the loss."""
         live = s.live
         end = s.splitter.end_offset
+        log.debug("%s was truncated or rewritten at offset %d", s.path, end)
         was_live = self.live.get(live) == s.key
         copy = None
         for path in reversed(siblings(live, self.src.patterns)):  # newest first
