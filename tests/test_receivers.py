@@ -20,10 +20,11 @@ import cramjam
 import orjson
 import pytest
 import snappy
-from receivers.elasticsearch import ElasticsearchReceiver
-from receivers.loki import LokiReceiver, parse_selector
 
 from shipper.sinks._proto import push_pb
+
+from receivers.elasticsearch import ElasticsearchReceiver
+from receivers.loki import LokiReceiver, parse_selector
 
 NS = 1_795_627_200_000_000_000  # 2026-11-25T12:00:00Z
 

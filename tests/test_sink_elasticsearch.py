@@ -12,13 +12,14 @@ from typing import Any
 
 import orjson
 import pytest
-from receivers import free_port
-from receivers.elasticsearch import ElasticsearchReceiver
 
 from parsers.events import dumps, event_id, make_event
 from shipper.api import Delivery, RetryableError, SpooledEvent
 from shipper.config import ElasticsearchSinkConfig
 from shipper.sinks.elasticsearch import ElasticsearchSink, document_id, to_document
+
+from receivers import free_port
+from receivers.elasticsearch import ElasticsearchReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deploy" / "elasticsearch" / "index-template.json"

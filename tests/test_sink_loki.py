@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from receivers import free_port
-from receivers.loki import LokiReceiver
 
 from parsers.events import dumps, event_id, make_event
 from shipper.api import Delivery, RetryableError, SpooledEvent
 from shipper.config import LokiSinkConfig
 from shipper.sinks.http import parse_retry_after, redact_url
 from shipper.sinks.loki import LokiSink, sanitize_label_name, timestamp_ns
+
+from receivers import free_port
+from receivers.loki import LokiReceiver
 
 #: messages of a Redis 7 server's log (format: see /work/shared/reference/redis-log-formats.md)
 MESSAGES = [
@@ -274,7 +275,8 @@ def pki(tmp_path: Path) -> Path:
     d = tmp_path
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
              "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"))
-    for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
+    exts = (("server", "subjectAltName=IP:127.0.0.1,DNS:loki.internal"), ("client", "extendedKeyUsage=clientAuth"))
+    for name, ext in exts:
         _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", str(d / f"{name}.key"),
                  "-out", str(d / f"{name}.csr"))
         (d / f"{name}.ext").write_text(ext + "\n")
@@ -296,6 +298,10 @@ def test_mutual_tls_with_ca_and_client_certificate(pki: Path) -> None:
             run(send(sink(rx.url, tls={"ca_file": str(pki / "ca.pem")}), events(1)))
         with pytest.raises(RetryableError):  # an unknown CA: the server is not trusted
             run(send(sink(rx.url), events(1)))
+        # server_name: the name checked in the server's certificate (and sent as SNI)
+        assert run(send(sink(rx.url, tls={**tls, "server_name": "loki.internal"}), events(3))) == Delivery()
+        with pytest.raises(RetryableError):
+            run(send(sink(rx.url, tls={**tls, "server_name": "elsewhere.internal"}), events(1)))
 
 
 def test_the_sink_exposes_the_configured_batch_bounds() -> None:

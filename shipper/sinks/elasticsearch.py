@@ -252,7 +252,10 @@ class ElasticsearchSink(Sink):
                 body = await loop.run_in_executor(None, self._gzip, payload)
             else:
                 body = self._gzip(payload)
-            resp = await http.post(self._session, self.bulk_url, body, self._headers, what=what)
+            resp = await http.post(
+                self._session, self.bulk_url, body, self._headers, what=what,
+                server_hostname=self.cfg.tls.server_name if self.cfg.tls else None,
+            )
             try:
                 http.classify(resp, what)
             except http.PermanentError as e:

@@ -203,13 +203,15 @@ async def post(
     headers: Mapping[str, str],
     *,
     what: str,
+    server_hostname: str | None = None,
 ) -> Response:
     """POST once. Transport trouble (refused, reset, DNS, timeout) becomes a RetryableError.
 
     The error message names the URL without credentials and never echoes a header.
     """
     try:
-        async with session.post(url, data=body, headers=headers) as r:
+        kw = {"server_hostname": server_hostname} if server_hostname else {}
+        async with session.post(url, data=body, headers=headers, **kw) as r:
             data = await r.read()
             return Response(r.status, r.headers, data)
     except TimeoutError as e:

@@ -337,7 +337,10 @@ class LokiSink(Sink):
             body = self.compress(payload)
         if self._session is None:
             await self.start()
-        resp = await http.post(self._session, self.url, body, {**self._headers, **headers}, what=f"loki {self.name}")
+        resp = await http.post(
+            self._session, self.url, body, {**self._headers, **headers}, what=f"loki {self.name}",
+            server_hostname=self.cfg.tls.server_name if self.cfg.tls else None,
+        )
         if resp.status in (200, 204):
             return Delivery(rejected=rejected)
         sent = sorted(set(range(len(batch))) - {i for i, _ in rejected})
