@@ -1,0 +1,553 @@
+"""``redis-shipper check --config FILE [--connect]``: say everything wrong with a config, at once.
+
+Why every problem at once and with its key path: the person deploying fixes a YAML file in a
+ConfigMap or under /etc, often through a slow CI or rollout; one error per attempt is a day lost.
+The schema (shipper/config) already reports every validation problem with its path; this
+command adds what a schema cannot know:
+
+* ``state_dir`` (and local/file sink directories) writable, or creatable;
+* each file source's path or glob matches something readable (nothing yet is a *warning*: the
+  agent waits for the file, as it must for a Redis that has not started);
+* every ``*_file`` (passwords, tokens, API keys, TLS certificates) readable, every ``*_env``
+  variable set;
+* ``timezone`` known, ``metrics.listen`` well formed, labels valid (the Labeler's own rules).
+
+``--connect`` then reaches each Redis (PING, INFO -> version, role, run_id, and the poller's own
+commands, telling which the ACL denies), each sink (Loki ``/ready`` + build info, Elasticsearch
+``GET /`` + the index template) and Prometheus label discovery, and says what works.
+
+Exit status: 2 when the config has errors (nothing is contacted then), 1 when ``--connect``
+could not reach or authenticate to something, 0 otherwise (warnings do not fail: a denied
+``ACL LOG`` may be deliberate). Secrets are never printed: URLs are shown without credentials and
+every output line is scrubbed of the secret values the config resolves to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..config import (
+    AgentConfig,
+    ConfigError,
+    ElasticsearchSinkConfig,
+    FileSinkConfig,
+    FileSourceConfig,
+    LocalSinkConfig,
+    LokiSinkConfig,
+    RedisSourceConfig,
+    load_config,
+)
+
+#: poll kind -> (the command the poller sends, the ACL permission it needs)
+POLLER_COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "slowlog": (("SLOWLOG", "GET", "1"), "+slowlog|get"),
+    "commandlog": (("COMMANDLOG", "GET", "1", "slow"), "+commandlog|get"),
+    "latency": (("LATENCY", "LATEST"), "+latency|latest"),
+    "acl_log": (("ACL", "LOG", "1"), "+acl|log"),
+    "config": (("CONFIG", "GET", "maxmemory"), "+config|get"),
+}
+#: what every connection needs whatever is polled (INFO for identity, CLIENT SETNAME at connect)
+BASE_PERMISSIONS = ("+ping", "+info", "+client|setname")
+
+ES_TEMPLATE_NAME = "redis-shipper"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", required=True, help="YAML config file to check")
+    parser.add_argument("--connect", action="store_true",
+                        help="also reach each Redis, sink and Prometheus and say what works")
+    parser.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
+                        help="bound of each network check with --connect (default 5)")
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Report:
+    """What ``check`` found; printed at the end, scrubbed of every secret it knows."""
+
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    #: --connect results: (status, subject, text), status one of ok / warn / fail
+    results: list[tuple[str, str, str]] = field(default_factory=list)
+    secrets: set[str] = field(default_factory=set)
+
+    def scrub(self, text: str) -> str:
+        for s in sorted(self.secrets, key=len, reverse=True):
+            if s and len(s) >= 3:
+                text = text.replace(s, "(redacted)")
+        return text
+
+    def result(self, status: str, subject: str, text: str) -> None:
+        self.results.append((status, subject, text))
+
+    @property
+    def connect_failed(self) -> bool:
+        return any(s == "fail" for s, _, _ in self.results)
+
+
+def walk_fields(model: BaseModel, path: str = "") -> Iterator[tuple[str, str, Any]]:
+    """(key path, field name, value) of every set field in a config tree, nested models included."""
+    for name in type(model).model_fields:
+        value = getattr(model, name, None)
+        key = f"{path}.{name}" if path else name
+        if isinstance(value, BaseModel):
+            yield from walk_fields(value, key)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    yield from walk_fields(item, f"{key}[{i}]")
+        else:
+            yield key, name, value
+
+
+def _readable_file(path: str) -> str | None:
+    """None when ``path`` opens for reading, else the reason (opening is the only true test:
+    ``os.access`` says yes to root and knows nothing of ACLs on some filesystems)."""
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+        return None
+    except IsADirectoryError:
+        return "is a directory, not a file"
+    except OSError as e:
+        return e.strerror or str(e)
+
+
+def _dir_writable(path: str) -> tuple[str | None, str]:
+    """(problem or None, description) for a directory the agent must write into, or create."""
+    p = Path(path)
+    if p.exists():
+        if not p.is_dir():
+            return f"{path!r} exists and is not a directory", ""
+        if not os.access(p, os.W_OK | os.X_OK):
+            return f"{path!r} is not writable by this user (uid {os.getuid()})", ""
+        return None, "exists, writable"
+    parent = p.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"cannot create {path!r}: {str(parent)!r} is not a directory", ""
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot create {path!r}: {str(parent)!r} is not writable by this user (uid {os.getuid()})", ""
+    return None, f"will be created under {parent}"
+
+
+def check_secrets(cfg: AgentConfig, report: Report) -> None:
+    """Every ``*_file`` readable, every ``*_env`` set; collect resolved secrets for scrubbing."""
+    for key, name, value in walk_fields(cfg):
+        if value in (None, "") or not isinstance(value, str):
+            continue
+        if name.endswith("_file"):
+            why = _readable_file(value)
+            if why is not None:
+                report.errors.append((key, f"cannot read {value!r}: {why}"))
+            elif name.startswith(("password", "token", "api_key", "bearer_token")):
+                try:
+                    secret = Path(value).read_text().rstrip("\r\n")
+                except (OSError, UnicodeDecodeError) as e:
+                    report.errors.append((key, f"cannot read {value!r} as text: {e}"))
+                    continue
+                if not secret:
+                    report.warnings.append((key, f"{value!r} is empty"))
+                report.secrets.add(secret)
+        elif name.endswith("_env"):
+            if value not in os.environ:
+                report.errors.append((key, f"environment variable {value!r} is not set"))
+            else:
+                report.secrets.add(os.environ[value])
+        elif name in ("password", "token", "api_key"):
+            report.secrets.add(value)
+    for src in cfg.sources:
+        if isinstance(src, RedisSourceConfig):
+            from urllib.parse import unquote, urlparse
+
+            pw = urlparse(src.url).password
+            if pw:
+                report.secrets.add(unquote(pw))
+
+
+def check_file_source(key: str, sc: FileSourceConfig, report: Report) -> int:
+    """Readable matches of a path/glob; returns how many. Nothing yet -> warning."""
+    pattern = sc.path
+    matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else ([pattern] if os.path.lexists(pattern)
+                                                                           else [])
+    if not matches:
+        # tell "nothing there yet" from "cannot look": an unlistable directory is an error
+        d = Path(pattern).parent
+        while glob.has_magic(str(d)) and d != d.parent:
+            d = d.parent
+        if d.is_dir():
+            try:
+                os.listdir(d)
+            except OSError as e:
+                report.errors.append((f"{key}.path", f"cannot list {str(d)!r}: {e.strerror} (Debian's /var/log/redis "
+                                      "is redis:adm 2750: add the agent's user to group adm)"))
+                return 0
+        report.warnings.append((f"{key}.path", f"nothing matches {pattern!r} yet; the agent will pick it up "
+                                "when it appears"))
+        return 0
+    readable = 0
+    for m in matches[:1000]:
+        if os.path.isdir(m):
+            if not glob.has_magic(pattern):
+                report.errors.append((f"{key}.path", f"{m!r} is a directory; use a glob like {m.rstrip('/')}/*.log"))
+            continue
+        why = _readable_file(m)
+        if why is not None:
+            report.errors.append((f"{key}.path", f"cannot read {m!r}: {why}"))
+        else:
+            readable += 1
+    return readable
+
+
+def check_offline(cfg: AgentConfig, report: Report) -> list[str]:
+    """Everything that needs no network; returns the summary lines."""
+    from ..observe.server import parse_listen
+    from ..runtime import resolve_timezone
+
+    summary: list[str] = []
+    check_secrets(cfg, report)
+
+    problem, state_desc = _dir_writable(cfg.state_dir)
+    if problem:
+        report.errors.append(("state_dir", problem))
+
+    try:
+        tz = resolve_timezone(cfg.timezone)
+        tz_desc = str(getattr(tz, "key", tz)) + ("" if cfg.timezone else " (the host's zone)")
+    except ConfigError as e:
+        report.errors.extend(e.problems)
+        tz_desc = "?"
+
+    try:
+        listen = parse_listen(cfg.metrics.listen)
+    except ValueError as e:
+        report.errors.append(("metrics.listen", str(e)))
+        listen = None
+        metrics_desc = "?"
+    else:
+        if listen is None:
+            metrics_desc = "disabled (metrics.listen is empty)"
+        else:
+            host = f"[{listen[0]}]" if ":" in listen[0] else listen[0]
+            metrics_desc = f"http://{host}:{listen[1]}/metrics (and /healthz, /ready)"
+            if listen[0] not in ("127.0.0.1", "::1", "localhost"):
+                report.warnings.append(("metrics.listen", f"{cfg.metrics.listen} is reachable from other hosts; "
+                                        "fine for Kubernetes probes, otherwise keep it on loopback"))
+
+    try:
+        from ..labels import Labeler
+
+        Labeler(cfg)
+    except ConfigError as e:
+        report.errors.extend(e.problems)
+    except ImportError:
+        pass
+
+    summary.append(f"sources: {len(cfg.sources)}")
+    if not cfg.sources:
+        report.warnings.append(("sources", "no sources: the agent will ship only its own events"))
+    for i, sc in enumerate(cfg.sources):
+        key = f"sources[{i}]"
+        if isinstance(sc, FileSourceConfig):
+            n = check_file_source(key, sc, report)
+            summary.append(f"  {key} file {sc.path} ({n} readable file{'s' if n != 1 else ''} now)")
+        elif isinstance(sc, RedisSourceConfig):
+            from ..sources.redis.client import safe_url
+
+            if sc.tls is not None and not sc.url.startswith("rediss://"):
+                report.errors.append((f"{key}.tls", "tls is set but the url does not start with rediss://"))
+            polls = [k for k in ("slowlog", "commandlog", "latency", "acl_log", "config", "info")
+                     if getattr(sc, k).enabled]
+            summary.append(f"  {key} redis {safe_url(sc.url)} (polls: {', '.join(polls) or 'none'})")
+
+    sinks = list(cfg.sinks) or [LocalSinkConfig(type="local")]
+    summary.append(f"sinks: {len(sinks)}" + ("" if cfg.sinks else " (none configured: the local sink)"))
+    for i, sk in enumerate(sinks):
+        key = f"sinks[{i}]"
+        if isinstance(sk, LokiSinkConfig | ElasticsearchSinkConfig):
+            from ..sinks.http import redact_url
+
+            if not sk.url.startswith(("http://", "https://")):
+                report.errors.append((f"{key}.url", f"{redact_url(sk.url)!r} must start with http:// or https://"))
+            extra = f" index {sk.index}" if isinstance(sk, ElasticsearchSinkConfig) else f" ({sk.encoding})"
+            summary.append(f"  {key} {sk.type} {redact_url(sk.url)}{extra}")
+        elif isinstance(sk, LocalSinkConfig):
+            d = sk.dir or os.path.join(cfg.state_dir, "events")
+            if sk.dir:
+                problem, _ = _dir_writable(sk.dir)
+                if problem:
+                    report.errors.append((f"{key}.dir", problem))
+            summary.append(f"  {key} local {d} (read with: redis-shipper events --state-dir {cfg.state_dir})")
+        elif isinstance(sk, FileSinkConfig):
+            problem, _ = _dir_writable(str(Path(sk.path).absolute().parent))
+            if problem:
+                report.errors.append((f"{key}.path", problem))
+            summary.append(f"  {key} file {sk.path}")
+    summary.append(f"state_dir: {cfg.state_dir}" + (f" ({state_desc})" if state_desc else ""))
+    summary.append(f"timezone: {tz_desc}")
+    summary.append(f"metrics: {metrics_desc}")
+    summary.append(f"shutdown_timeout: {cfg.shutdown_timeout:g}s (give the service manager more than this "
+                   "to stop it)")
+    return summary
+
+
+# --- --connect --------------------------------------------------------------------------------
+def _err_text(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    return f"{type(e).__name__}: {text}" if text != type(e).__name__ else text
+
+
+async def check_redis(key: str, sc: RedisSourceConfig, timeout: float, report: Report) -> str | None:
+    """Reach one Redis with the poller's own connection code; returns its run_id."""
+    from redis.exceptions import ResponseError
+
+    from parsers.replies import identity_from_info, parse_info
+
+    from ..sources.redis.client import RedisConnection, safe_url
+    from ..sources.redis.poll import is_unsupported
+    from ..sources.redis.source import classify_error
+
+    subject = f"{key} redis {safe_url(sc.url)}"
+    conn = RedisConnection(sc)
+    try:
+        try:
+            await asyncio.wait_for(conn.ensure(), timeout)
+            replies = await asyncio.wait_for(conn.pipeline(("PING",), ("INFO", "server"), ("INFO", "replication")),
+                                             timeout)
+        except Exception as e:  # noqa: BLE001 - every failure is a line of the report
+            kind = classify_error(e)
+            hint = {
+                "auth": "check username / password_file (NOAUTH / WRONGPASS)",
+                "noperm": "the user may not run CLIENT SETNAME at connect: grant +client|setname",
+                "timeout": f"no answer within {timeout:g}s",
+                "connection": "connection refused, reset or name not resolved",
+                "loading": "Redis is loading its dataset; try again",
+            }.get(kind, "")
+            report.result("fail", subject, f"{kind}: {_err_text(e)}" + (f" ({hint})" if hint else ""))
+            return None
+        for name, rep in zip(("PING", "INFO server"), replies[:2], strict=True):
+            if isinstance(rep, ResponseError):
+                grant = "+ping" if name == "PING" else "+info"
+                report.result("fail", subject, f"{name} refused: {rep} (grant {grant})")
+                return None
+        info = parse_info(replies[1])
+        if not isinstance(replies[2], ResponseError):
+            info.update(parse_info(replies[2]))
+        ident = identity_from_info(info)
+        run_id = ident.get("run_id") or None
+        report.result("ok", subject, f"{ident.get('server')} {ident.get('version')}, role {ident.get('role')}, "
+                      f"run_id {run_id}")
+        denied: list[str] = []
+        for kind, (command, perm) in POLLER_COMMANDS.items():
+            if not getattr(sc, kind).enabled:
+                continue
+            try:
+                (rep,) = await asyncio.wait_for(conn.pipeline(command), timeout)
+            except Exception as e:  # noqa: BLE001
+                report.result("fail", subject, f"{' '.join(command)}: {_err_text(e)}")
+                return run_id
+            cmd = " ".join(command[:2])
+            if isinstance(rep, ResponseError):
+                text = str(rep)
+                if "NOPERM" in text or "no permissions" in text.lower():
+                    denied.append(perm)
+                    report.result("warn", subject, f"{cmd}: denied by ACL ({perm} missing): {kind} events will "
+                                  "not be shipped")
+                elif is_unsupported(rep):
+                    if kind == "commandlog":
+                        report.result("ok", subject, f"{cmd}: not supported by this server (fine: SLOWLOG is "
+                                      "polled; COMMANDLOG is Valkey 8.1+)")
+                    else:
+                        report.result("warn", subject, f"{cmd}: not supported by this server ({text[:120]})")
+                else:
+                    report.result("warn", subject, f"{cmd}: error reply: {text[:200]}")
+            else:
+                report.result("ok", subject, f"{cmd}: allowed")
+        if denied:
+            user = sc.username or "<user>"
+            report.result("warn", subject, f"to ship everything: ACL SETUSER {user} {' '.join(denied)}")
+        return run_id
+    finally:
+        await conn.close()
+
+
+async def _http_get(session: Any, url: str, timeout: float) -> tuple[int, bytes]:
+    async with asyncio.timeout(timeout):
+        async with session.get(url) as resp:
+            return resp.status, await resp.read()
+
+
+async def check_sink(key: str, sk: LokiSinkConfig | ElasticsearchSinkConfig, timeout: float,
+                     report: Report) -> None:
+    import orjson
+
+    from ..sinks import http
+
+    subject = f"{key} {sk.type} {http.redact_url(sk.url)}"
+    try:
+        if isinstance(sk, LokiSinkConfig):
+            headers = http.auth_headers(basic_auth=sk.basic_auth, bearer_token_file=sk.bearer_token_file,
+                                        bearer_token_env=sk.bearer_token_env)
+            if sk.tenant:
+                headers["X-Scope-OrgID"] = sk.tenant
+        else:
+            headers = http.auth_headers(basic_auth=sk.basic_auth, api_key=sk.api_key, api_key_file=sk.api_key_file,
+                                        api_key_env=sk.api_key_env)
+        for v in headers.values():
+            report.secrets.add(v.split(" ", 1)[-1])
+        session = http.make_session(tls=sk.tls, timeout=timeout, headers=headers)
+    except (ValueError, OSError) as e:
+        report.result("fail", subject, f"cannot prepare the client: {_err_text(e)}")
+        return
+    base = sk.url.rstrip("/")
+    try:
+        if isinstance(sk, LokiSinkConfig):
+            from ..sinks.loki import PUSH_PATH
+
+            base = base.removesuffix(PUSH_PATH)
+            status, body = await _http_get(session, base + "/ready", timeout)
+            text = body[:200].decode("utf-8", "replace").strip()
+            if status == 200:
+                report.result("ok", subject, f"/ready: {text or 'ready'}")
+            elif status in (401, 403):
+                report.result("fail", subject, f"/ready: HTTP {status} (check basic_auth / bearer_token_file)")
+            elif status == 404:
+                report.result("warn", subject, "/ready: HTTP 404 (a gateway that hides it? the push path is what "
+                              "matters)")
+            else:
+                report.result("fail", subject, f"/ready: HTTP {status}: {text}")
+            status, body = await _http_get(session, base + "/loki/api/v1/status/buildinfo", timeout)
+            if status == 200:
+                try:
+                    version = orjson.loads(body).get("version")
+                except (orjson.JSONDecodeError, AttributeError):
+                    version = None
+                report.result("ok", subject, f"Loki version {version or '?'}")
+        else:
+            status, body = await _http_get(session, base + "/", timeout)
+            if status in (401, 403):
+                report.result("fail", subject, f"GET /: HTTP {status} (check api_key_file / basic_auth)")
+                return
+            if status != 200:
+                report.result("fail", subject, f"GET /: HTTP {status}: {body[:200].decode('utf-8', 'replace')}")
+                return
+            try:
+                ver = orjson.loads(body).get("version") or {}
+            except (orjson.JSONDecodeError, AttributeError):
+                ver = {}
+            dist = ver.get("distribution") or "elasticsearch"
+            report.result("ok", subject, f"{dist} {ver.get('number', '?')}")
+            status, _ = await _http_get(session, f"{base}/_index_template/{ES_TEMPLATE_NAME}", timeout)
+            if status == 200:
+                report.result("ok", subject, f"index template {ES_TEMPLATE_NAME} installed")
+            elif status == 404:
+                report.result("warn", subject, f"index template {ES_TEMPLATE_NAME} not installed: PUT "
+                              f"_index_template/{ES_TEMPLATE_NAME} with deploy/elasticsearch/index-template.json")
+            else:
+                report.result("warn", subject, f"could not read the index template (HTTP {status})")
+    except (TimeoutError, OSError, Exception) as e:  # noqa: BLE001 - aiohttp, ssl, DNS: all one line
+        report.result("fail", subject, _err_text(e))
+    finally:
+        await session.close()
+
+
+async def check_prometheus(cfg: AgentConfig, run_ids: list[str | None], timeout: float, report: Report) -> None:
+    import aiohttp
+
+    d = cfg.discover_labels
+    assert d is not None
+    from ..sinks.http import redact_url
+
+    subject = f"discover_labels {redact_url(d.prometheus_url)}"
+    url = d.prometheus_url.rstrip("/") + "/api/v1/query"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as s:
+            async with s.get(url, params={"query": d.metric}) as resp:
+                body = await resp.json(content_type=None)
+    except Exception as e:  # noqa: BLE001
+        report.result("fail", subject, _err_text(e))
+        return
+    if not isinstance(body, dict) or body.get("status") != "success":
+        report.result("fail", subject, f"query {d.metric} failed: {str(body)[:200]}")
+        return
+    series = [r.get("metric", {}) for r in (body.get("data") or {}).get("result") or []]
+    report.result("ok" if series else "warn", subject,
+                  f"{len(series)} series of {d.metric}" + ("" if series else ": is redis_exporter scraped?"))
+    for rid in run_ids:
+        if not rid:
+            continue
+        match = [m for m in series if m.get("run_id") == rid]
+        if match:
+            labels = {k: match[0].get(k) for k in d.copy_labels if k in match[0]}
+            report.result("ok", subject, f"run_id {rid}: events will carry {labels}")
+        else:
+            report.result("warn", subject, f"no {d.metric} series has run_id {rid}: is redis_exporter scraping "
+                          "this Redis? (the static labels are used meanwhile)")
+
+
+async def check_connect(cfg: AgentConfig, timeout: float, report: Report) -> None:
+    run_ids: list[str | None] = []
+    for i, sc in enumerate(cfg.sources):
+        if isinstance(sc, RedisSourceConfig):
+            run_ids.append(await check_redis(f"sources[{i}]", sc, timeout, report))
+    for i, sk in enumerate(cfg.sinks):
+        if isinstance(sk, LokiSinkConfig | ElasticsearchSinkConfig):
+            await check_sink(f"sinks[{i}]", sk, timeout, report)
+    if cfg.discover_labels is not None:
+        await check_prometheus(cfg, run_ids, timeout, report)
+
+
+# --- main ---------------------------------------------------------------------------------------
+def _print(report: Report, text: str, file: Any = None) -> None:
+    print(report.scrub(text), file=file or sys.stdout)
+
+
+def main(args: argparse.Namespace) -> int:
+    name = args.config
+    try:
+        cfg = load_config(name)
+    except ConfigError as e:
+        for key, reason in e.problems:
+            print(f"{name}: {key}: {reason}" if key else f"{name}: {reason}", file=sys.stderr)
+        n = len(e.problems)
+        print(f"redis-shipper check: {n} error{'s' if n != 1 else ''} in {name}", file=sys.stderr)
+        return 2
+    report = Report()
+    summary = check_offline(cfg, report)
+    for key, reason in report.warnings:
+        _print(report, f"{name}: warning: {key}: {reason}", sys.stderr)
+    if report.errors:
+        for key, reason in report.errors:
+            _print(report, f"{name}: {key}: {reason}" if key else f"{name}: {reason}", sys.stderr)
+        n = len(report.errors)
+        print(f"redis-shipper check: {n} error{'s' if n != 1 else ''} in {name}", file=sys.stderr)
+        return 2
+    _print(report, f"{name}: valid")
+    for line in summary:
+        _print(report, f"  {line}")
+    if not args.connect:
+        return 0
+    report.warnings.clear()
+    asyncio.run(check_connect(cfg, args.timeout, report))
+    if not report.results:
+        _print(report, "connect: nothing to reach (no Redis source, no Loki/Elasticsearch sink, no discovery)")
+    for status, subject, text in report.results:
+        _print(report, f"{status.upper():4} {subject}: {text}")
+    if report.connect_failed:
+        print("redis-shipper check: some checks failed (FAIL above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+__all__ = ["add_arguments", "main", "check_offline", "Report"]
