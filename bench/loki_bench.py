@@ -89,12 +89,20 @@ def iter_events(path: Path, origin: str) -> Iterator[list[SpooledEvent]]:
     parser = LogParser(kind="auto", tz=UTC, year=2026)
     seq = 0
 
+    last_offset: Any = None
+    same = 0
+
     def label(evs: list[dict[str, Any]]) -> list[SpooledEvent]:
-        nonlocal seq
+        nonlocal seq, last_offset, same
         out = []
         for ev in evs:
             ev["origin"] = origin
-            ev["id"] = event_id(origin, str(ev.get("offset", seq)))
+            # a line can yield two events (e.g. +switch-master and the failover summary), so
+            # the position is the offset plus the event's rank among those of that offset
+            off = ev.get("offset", seq)
+            same = same + 1 if off == last_offset else 0
+            last_offset = off
+            ev["id"] = event_id(origin, f"{off}" if same == 0 else f"{off}#{same}")
             ev["labels"] = LABELS
             seq += 1
             out.append(SpooledEvent(seq, ev, dumps(ev)))

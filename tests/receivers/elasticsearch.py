@@ -667,3 +667,28 @@ class _Rev:
 
     def __hash__(self) -> int:
         return hash(self.v)
+
+
+def main() -> None:
+    """Serve until SIGTERM, for benches and end-to-end tests that run the agent as a process::
+
+        python -c "import sys; sys.path.insert(0, 'tests'); \
+from receivers.elasticsearch import main; main()" --port N [--flavor 8]
+    """
+    import argparse
+    import signal
+    import threading
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--flavor", default="8", choices=sorted(FLAVORS))
+    args = ap.parse_args()
+    rx = ElasticsearchReceiver(args.port, flavor=args.flavor).start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    print(f"elasticsearch receiver ({args.flavor}) on {rx.url}", flush=True)
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    rx.stop()
