@@ -121,6 +121,21 @@ _SPEC: list[tuple[Any, ...]] = [
         "ready_to_accept_connections",
     ),
     (r"Fatal error loading the DB", "startup", "fatal_error_loading_db"),
+    (
+        r"Warning: Could not create server (?P<listener>\w+) listening socket (?P<address>.+?): (?P<error>.*)",
+        "startup",
+        "listen_failed",
+    ),
+    (
+        r"Could not create server (?P<listener>\w+) listening socket (?P<address>.+?): (?P<error>.*)",
+        "startup",
+        "listen_failed",
+    ),
+    (
+        r"Failed listening on port (?P<port__i>\d+) \((?P<listener>\w+)\), aborting",
+        "startup",
+        "listen_failed",
+    ),
     (r"Short read or OOM loading DB\. Unrecoverable error", "startup", "fatal_error_loading_db"),
     (r"Sentinel ID is (?P<sentinel_id>\S+)", "startup", "sentinel_id"),
     (
@@ -494,7 +509,7 @@ _SPEC: list[tuple[Any, ...]] = [
     (
         r"RDB transfer completed, rdb only replica \((?P<replica>[^)]*)\) should be disconnected",
         "replication",
-        "rdb_transfer_done",
+        "dual_channel_rdb_transfer_done",
     ),
     (r"RDB signature and version check passed\. Flushing old data", "replication", "sync_flushing_old_data"),
     (
