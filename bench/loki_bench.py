@@ -153,10 +153,10 @@ def stats(url: str) -> dict[str, Any]:
         return orjson.loads(r.read())
 
 
-def start_receiver() -> tuple[subprocess.Popen[bytes], str]:
+def start_receiver(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     code = "import sys; sys.path.insert(0, 'tests'); from receivers.loki import main; main()"
-    proc = subprocess.Popen([sys.executable, "-c", code, "--port", str(port)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-c", code, "--port", str(port), *extra], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
@@ -234,13 +234,14 @@ async def stream_to_loki(path: Path, url: str, encoding: str, max_bytes: int) ->
     return n, parse_cpu
 
 
-def bench_end_to_end(path: Path, url: str, encoding: str, max_bytes: int, lines: int) -> dict[str, float]:
-    before = stats(url)["entries"]
+def bench_end_to_end(path: Path, url: str, encoding: str, max_bytes: int, lines: int,
+                     *, count: str = "entries") -> dict[str, float]:
+    before = stats(url)[count]
     t0, c0 = time.perf_counter(), time.process_time()
     n, parse_cpu = asyncio.run(stream_to_loki(path, url, encoding, max_bytes))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    arrived = stats(url)["entries"] - before
-    if arrived != n:
+    arrived = stats(url)[count] - before
+    if count == "entries" and arrived != n:
         raise SystemExit(f"{encoding}: {n} events sent, {arrived} arrived")
     return {"events": n, "wall_s": wall, "events_per_s": n / wall, "lines_per_s": lines / wall,
             "parse_cpu_us_per_line": parse_cpu / lines * 1e6, "cpu_us_per_event": cpu / n * 1e6,
@@ -304,6 +305,15 @@ def main() -> None:
                 print(f"   {'':9} agent CPU {r['cpu_us_per_event']:.1f} µs/event = read+parse+label+dumps "
                       f"{r['parse_cpu_us_per_line']:.1f} µs/line + shipping (group, encode, HTTP) "
                       f"{r['ship_cpu_us_per_event']:.1f} µs/event")
+            nproc, nurl = start_receiver("--discard")
+            try:
+                r = bench_end_to_end(path, nurl, "json", args.max_bytes, nlines, count="pushes")
+            finally:
+                nproc.terminate()
+                nproc.wait(10)
+            print(f"   json to a receiver that answers 204 without decoding (the agent's own ceiling): "
+                  f"{r['events_per_s']:,.0f} events/s, {r['lines_per_s']:,.0f} lines/s, "
+                  f"agent CPU {r['cpu_us_per_event']:.1f} µs/event")
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(f"   peak RSS of this process: {rss:.0f} MiB (includes step 1, which holds all events at once)")
 
