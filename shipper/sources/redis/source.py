@@ -239,13 +239,14 @@ class RedisSource(Source):
                         failed_attempts=failures))
                     down_since, down_kind, failures = None, None, 0
                 backoff = BACKOFF_START
-                next_due = min(due.values()) if due else time.monotonic() + 60
-                wait = max(0.0, next_due - time.monotonic())
-                if wait > 0:
-                    try:
-                        await asyncio.wait_for(ctx.stop.wait(), wait)
-                    except TimeoutError:
-                        pass
+                live = [t for k, t in due.items() if k not in self._disabled]
+                next_due = min(live) if live else time.monotonic() + 60
+                # always yield to the loop, even when a poll is already due again
+                wait = max(0.001, next_due - time.monotonic())
+                try:
+                    await asyncio.wait_for(ctx.stop.wait(), wait)
+                except TimeoutError:
+                    pass
             except asyncio.CancelledError:
                 raise
             except (TimeoutError, RedisError, OSError) as e:
