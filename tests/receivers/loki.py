@@ -340,6 +340,7 @@ class LokiReceiver(ThreadedApp):
         app.router.add_get("/ready", self._ready)
         # not Loki: counters for tests and benches that run the receiver in another process
         app.router.add_get("/_test/stats", self._stats)
+        app.router.add_post("/_test/reset", self._reset)
         return app
 
     async def _stats(self, request: web.Request) -> web.Response:
@@ -349,6 +350,10 @@ class LokiReceiver(ThreadedApp):
                     "push_statuses": [p.status for p in self.pushes[-1000:]],
                     "body_bytes": sum(p.body_bytes for p in self.pushes)}
         return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def _reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.Response(status=204)
 
     async def _ready(self, request: web.Request) -> web.Response:
         return web.Response(text="ready\n")
@@ -590,6 +595,7 @@ def main() -> None:
         python -c "import sys; sys.path.insert(0, 'tests'); from receivers.loki import main; main()" --port N
     """
     import argparse
+    import gc
     import signal
     import threading
 
@@ -599,6 +605,7 @@ def main() -> None:
     ap.add_argument("--require-tenant", action="store_true")
     ap.add_argument("--discard", action="store_true", help="answer 204 without decoding (benches)")
     args = ap.parse_args()
+    gc.set_threshold(100_000, 50, 50)  # it holds millions of small tuples: fewer, cheaper GC passes
     rx = LokiReceiver(args.port, ordered=args.ordered, require_tenant=args.require_tenant,
                       discard=args.discard).start()
     done = threading.Event()
