@@ -92,6 +92,8 @@ class RedisSource(Source):
         self.commandlogs: list[LogDrainer] = []
         self.errors = 0
         self.down_events = 0
+        #: completed scheduler rounds without error (tests and bench wait on it)
+        self.rounds = 0
         self._agent_origin = f"redis:{self.address}:agent"
         self._disabled: dict[str, str] = {}  # kind -> reason, until the next reconnect
         self._warned: set[str] = set()
@@ -230,6 +232,7 @@ class RedisSource(Source):
                     due[kind] = time.monotonic() + (
                         min(interval, getattr(poller, "min_interval", interval)) if res.hurry else interval)
                 # a successful round: back up
+                self.rounds += 1
                 up.set(1)
                 if down_since is not None:
                     downtime = time.monotonic() - down_since
