@@ -35,7 +35,7 @@ def log_event(i: int) -> dict[str, Any]:
                     event="bgsave_started", level="notice", pid=4242, role="replica",
                     message="Background saving started by pid 4311", fields={"child_pid": 4311}, offset=i * 70)
     ev.update(file="/var/log/redis/redis-server.log", origin="file:ino-99", labels=dict(LABELS), seq=i,
-              prev_hash="ab" * 16)
+              prev_hash="ab" * 32, stream="file:ino-99")
     ev["id"] = event_id("file:ino-99", str(i * 70))
     return ev
 
@@ -216,6 +216,23 @@ def test_documents_use_filebeat_redis_module_ecs_names() -> None:
                                      "args": ["x"], "role": "master", "clientAddr": "10.0.0.9:51234",
                                      "clientName": "api"}
     assert s["redis_shipper"]["fields"]["run_id"] == "f" * 40
+    assert d["event"]["sequence"] == 1 and d["redis_shipper"]["stream"] == "file:ino-99"
+
+
+def test_event_original_holds_the_canonical_bytes_and_the_audit_reader_gets_them_back(
+    es: ElasticsearchReceiver,
+) -> None:
+    from shipper.audit.readers import read_elasticsearch
+
+    batch = mixed(25)
+    run(send(sink(es.url), batch))
+
+    async def read_all() -> list[bytes]:
+        cfg = ElasticsearchSinkConfig(type="elasticsearch", url=es.url)
+        return [line async for line, _ in read_elasticsearch(cfg, page=7)]
+
+    got = run(read_all())
+    assert sorted(got) == sorted(se.raw for se in batch)
 
 
 def test_an_event_without_id_gets_a_content_hash_so_a_resend_still_dedups(es: ElasticsearchReceiver) -> None:

@@ -139,6 +139,21 @@ def test_high_cardinality_keys_go_to_structured_metadata_not_labels(loki: LokiRe
         assert not {"id", "origin", "offset", "pid", "file"} & set(labels)
 
 
+def test_the_audit_reader_gets_every_line_back_byte_for_byte_through_query_range(loki: LokiReceiver) -> None:
+    from shipper.audit.readers import read_loki
+
+    batch = events(120)
+    run(send(sink(loki.url), batch))
+
+    async def read_all() -> list[bytes]:
+        cfg = LokiSinkConfig(type="loki", url=loki.url)
+        start = timestamp_ns("2026-11-25T17:00:00.000000Z")
+        return [line async for line, _ in read_loki(cfg, selector='{job="redis"}', start_ns=start,
+                                                      end_ns=start + 3600 * 10**9, limit=50)]
+
+    assert sorted(run(read_all())) == sorted(se.raw for se in batch)
+
+
 def test_structured_metadata_can_be_turned_off_for_loki_2(loki: LokiReceiver) -> None:
     run(send(sink(loki.url, structured_metadata=False), events(5)))
     assert loki.count() == 5

@@ -25,7 +25,8 @@ Whole-request answers use shipper/sinks/http.py: 429/5xx/timeouts -> RetryableEr
 
 Documents use ECS names compatible with Filebeat's redis module (``redis.log.role``,
 ``redis.slowlog.*``, ``log.level``, ``process.pid``, ``event.*``) so existing Kibana views work;
-the whole event also rides under ``redis_shipper.*``. deploy/elasticsearch/index-template.json
+the whole event also rides under ``redis_shipper.*``, and its canonical bytes in ``event.original``
+(not indexed) for the audit trail. deploy/elasticsearch/index-template.json
 maps every field emitted here (tests/test_sink_elasticsearch.py checks it).
 """
 
@@ -117,8 +118,12 @@ def data_stream_fields(index: str) -> dict[str, str] | None:
     return {"type": m.group(1), "dataset": m.group(2), "namespace": m.group(3)}
 
 
-def to_document(ev: Event, *, data_stream: dict[str, str] | None = None) -> dict[str, Any]:
-    """The event in ECS names (see the module docstring). Pure; keys absent when unknown."""
+def to_document(ev: Event, *, raw: bytes | None = None, data_stream: dict[str, str] | None = None) -> dict[str, Any]:
+    """The event in ECS names (see the module docstring). Pure; keys absent when unknown.
+
+    ``raw`` (the spooled canonical bytes) becomes ``event.original``, not indexed: it is what
+    the audit reader (shipper/audit/readers.py) verifies the hash chain on, byte for byte.
+    """
     source = ev.get("source")
     fields = ev.get("fields") if isinstance(ev.get("fields"), dict) else {}
     labels = ev.get("labels") if isinstance(ev.get("labels"), dict) else {}
@@ -145,6 +150,8 @@ def to_document(ev: Event, *, data_stream: dict[str, str] | None = None) -> dict
     }
     if isinstance(ev.get("seq"), int):
         doc["event"]["sequence"] = ev["seq"]
+    if raw is not None:
+        doc["event"]["original"] = raw.decode("utf-8", "replace")
     if isinstance(ev.get("pid"), int):
         doc["process"] = {"pid": ev["pid"]}
     service: dict[str, Any] = {"type": "redis"}
@@ -168,7 +175,7 @@ def to_document(ev: Event, *, data_stream: dict[str, str] | None = None) -> dict
     if labels:
         doc["labels"] = {str(k): str(v) for k, v in labels.items()}
     rs: dict[str, Any] = {"source": source, "category": ev.get("category"), "event": ev.get("event")}
-    for k in ("id", "origin", "role", "lines", "prev_hash"):
+    for k in ("id", "origin", "stream", "role", "lines", "prev_hash"):
         if ev.get(k) is not None:
             rs[k] = ev[k]
     if fields:
@@ -225,7 +232,8 @@ class ElasticsearchSink(Sink):
         out = []
         for se in batch:
             action = orjson.dumps({"create": {"_id": document_id(se)}})
-            out.append(action + b"\n" + orjson.dumps(to_document(se.event, data_stream=self.data_stream)) + b"\n")
+            doc = to_document(se.event, raw=se.raw, data_stream=self.data_stream)
+            out.append(action + b"\n" + orjson.dumps(doc) + b"\n")
         return out
 
     @staticmethod

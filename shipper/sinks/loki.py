@@ -10,7 +10,7 @@ How a spooled event becomes a Loki entry (docs/sinks.md has the reference):
 * **line** = the canonical JSON bytes from the spool (``SpooledEvent.raw``), untouched.
 * **timestamp** = the event's own ``timestamp`` in nanoseconds, never the time of sending.
 * **structured metadata** (Loki 3, ``structured_metadata: true``) = the high-cardinality keys
-  (id, origin, file, offset, seq, pid, role, category, event) as strings.
+  (id, origin, stream, file, offset, seq, pid, role, category, event) as strings.
 
 All three are pure functions of the spooled bytes, so a replay after a crash or a timeout is
 byte-identical and Loki drops it as a duplicate (same timestamp, line and metadata).
@@ -50,7 +50,7 @@ PUSH_PATH = "/loki/api/v1/push"
 #: Loki's default ``max_label_names_per_series``
 MAX_LABELS = 15
 #: event keys that go to structured metadata (high cardinality: never stream labels)
-METADATA_KEYS = ("id", "origin", "file", "offset", "seq", "pid", "role", "category", "event")
+METADATA_KEYS = ("id", "origin", "stream", "file", "offset", "seq", "pid", "role", "category", "event")
 #: the stream of an event that would otherwise have no label at all (Loki answers 400 to ``{}``)
 FALLBACK_LABELS = {"job": "redis-shipper"}
 GZIP_LEVEL = 1
