@@ -151,6 +151,8 @@ async def run_model(seed: int, tmp: Path) -> None:
         ok = False
         for _ in range(3):  # a crash armed by crash_in_emit may fire while we wait: restart
             if agent.task is not None and agent.task.done():
+                exc = agent.task.exception()
+                assert exc is None or isinstance(exc, Crash), f"seed {seed}: agent failed: {exc!r}"
                 agent.task = None
             if not agent.up:
                 agent.start()

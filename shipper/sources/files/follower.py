@@ -206,12 +206,15 @@ class Stream:
 
     def _extend_head(self) -> None:
         """Grow the remembered head (up to fingerprint_bytes) as the file grows, so a later
-        copy of this stream is recognised with the full fingerprint."""
-        if self.head.length < self.fingerprint_bytes and self.splitter.end_offset > self.head.length:
-            head = read_head(self.fd, min(self.fingerprint_bytes, self.splitter.end_offset))
-            if not self.origin:  # born empty: the stream gets its name from its first bytes
+        copy of this stream is recognised with the full fingerprint; name a stream that was
+        born empty after its first bytes."""
+        end = self.splitter.end_offset
+        if (self.head.length < self.fingerprint_bytes and end > self.head.length) or (not self.origin and end):
+            head = read_head(self.fd, min(self.fingerprint_bytes, end))
+            if not self.origin:
                 self.origin = make_origin(self.dev, self.ino, head)
-            self.head = Head.of(head)
+            if len(head) > self.head.length:
+                self.head = Head.of(head)
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -217,8 +217,16 @@ class _Run:
         self.prefix = src.key_prefix
         self.nbytes = src.cfg.fingerprint_bytes
         self.records: dict[str, Record] = {}
+        #: live paths this source has followed (persisted as ``<prefix>live:<hash>`` markers):
+        #: after a restart, a rotated sibling of one of them that we do not know is new data,
+        #: while at the very first start it is history from before the agent
+        self.marked: set[str] = set()
         for key, value in ctx.positions.items():
             if not key.startswith(self.prefix):
+                continue
+            if key.startswith(self.prefix + "live:"):
+                if isinstance(value, dict) and isinstance(value.get("live"), str):
+                    self.marked.add(value["live"])
                 continue
             rec = Record.from_value(value)
             if rec is None:
@@ -227,7 +235,7 @@ class _Run:
             self.records[key] = rec
         self.streams: dict[str, Stream] = {}
         self.live: dict[str, str] = {}  # live path -> key of the stream currently at that path
-        self.known_lives: set[str] = {r.live for r in self.records.values()}
+        self.known_lives: set[str] = {r.live for r in self.records.values()} | self.marked
         self.missing_since: dict[str, float] = {}
         self.pending_events: list[Event] = []
         self.pending_positions: dict[str, Any] = {}
@@ -309,9 +317,7 @@ class _Run:
         self, f: _File, offset: int, *, key: str | None = None, origin: str | None = None, draining: bool = False
     ) -> Stream:
         if key is None:
-            key = f"{self.prefix}{f.st.st_dev}:{f.st.st_ino}:{head_hash(f.head)}"
-            if key in self.streams:  # the same bytes at the same inode twice: keep both apart
-                key = f"{key}:{time.time_ns()}"
+            key = self._fresh_key(f)
         if origin is None:
             origin = make_origin(f.st.st_dev, f.st.st_ino, f.head) if f.head else ""
         s = Stream(
@@ -346,6 +352,22 @@ class _Run:
             self.live[f.live] = key
         return s
 
+    def _mark_live(self, live: str) -> None:
+        if live not in self.marked:
+            self.marked.add(live)
+            digest = hashlib.blake2b(live.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+            self.pending_positions[f"{self.prefix}live:{digest}"] = {"live": live}
+
+    def _fresh_key(self, f: _File) -> str:
+        """A checkpoint key for a new stream: dev, inode and head, made unique (an inode reused
+        by a file that starts the same, or a file that was empty each time we met it)."""
+        base = f"{self.prefix}{f.st.st_dev}:{f.st.st_ino}:{head_hash(f.head)}"
+        key, n = base, 1
+        while key in self.records or key in self.streams:
+            n += 1
+            key = f"{base}:{n}"
+        return key
+
     def _sync_record(self, s: Stream) -> Record:
         rec = self.records[s.key]
         rec.origin, rec.live, rec.path = s.origin, s.live, s.path
@@ -357,7 +379,7 @@ class _Run:
 
     def _record_only(self, f: _File, offset: int) -> None:
         """Remember a file we will not read (history present at first start) as read to ``offset``."""
-        key = f"{self.prefix}{f.st.st_dev}:{f.st.st_ino}:{head_hash(f.head)}"
+        key = self._fresh_key(f)
         origin = make_origin(f.st.st_dev, f.st.st_ino, f.head) if f.head else ""
         rec = Record(
             origin, f.live, f.path, f.st.st_dev, f.st.st_ino, len(f.head), head_hash(f.head), offset, f.st.st_size
@@ -451,9 +473,11 @@ class _Run:
 
     async def startup(self) -> None:
         now = time.monotonic()
-        first_start = not self.records
+        first_start = not self.records and not self.marked
         lives = expand(self.cfg.path, self.src.patterns)
         files = self._scan(lives)
+        log.debug("startup: %d checkpoints, files %s", len(self.records),
+                  [(f.path, f.st.st_ino, f.st.st_size) for f in files])
         by_ident = {f.ident: f for f in files}
         matched: dict[str, _File] = {}
         used: set[tuple[int, int]] = set()
@@ -535,6 +559,8 @@ class _Run:
             else:
                 self._record_only(f, f.st.st_size)  # history from before our first start
         self.known_lives.update(lives)
+        for live in lives:
+            self._mark_live(live)
         self.last_discovery = now
         if self.pending_events or self.pending_positions:
             await self.emit([], {})
@@ -546,6 +572,21 @@ class _Run:
         for live in sorted(present | set(self.live)):
             self._check_live(live, now, live in present)
         self.known_lives.update(present)
+        for live in present:
+            self._mark_live(live)
+        # a rotated file we drain can be truncated too (copytruncate run on it, or a rename
+        # rotation right after a copytruncate): find its copy before the copy looks like news
+        for s in list(self.streams.values()):
+            if s.rotated_at is None or s.key in self.sealed or s.fd < 0:
+                continue
+            try:
+                size = os.fstat(s.fd).st_size
+                if size < s.splitter.end_offset or (
+                    size != s.last_size and s.head.length and not s.head.matches(read_head(s.fd, s.head.length))
+                ):
+                    self._truncated(s, now)
+            except OSError:
+                continue
         seen: set[str] = set(self.streams)
         by_ident = {(s.dev, s.ino): s for s in self.streams.values()}
         closed = {(r.dev, r.ino): k for k, r in self.records.items() if k not in self.streams}
@@ -667,12 +708,13 @@ class _Run:
         log.debug("%s was truncated or rewritten at offset %d", s.path, end)
         was_live = self.live.get(live) == s.key
         copy = None
+        followed = {(o.dev, o.ino) for o in self.streams.values()}
         for path in reversed(siblings(live, self.src.patterns)):  # newest first
             got = _open(path, self.nbytes)
             if got is None:
                 continue
             fd, st, head = got
-            if (st.st_dev, st.st_ino) != (s.dev, s.ino) and s.head.length and s.head.matches(head):
+            if (st.st_dev, st.st_ino) not in followed and s.head.length and s.head.matches(head):
                 copy = (path, fd, st)
                 break
             _close(fd)
