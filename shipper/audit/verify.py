@@ -603,7 +603,7 @@ class _Explanations:
         if known is not None:
             if known.origin == "pending":
                 return "pending: still in the agent's spool, not yet delivered to this sink"
-            return f"dead-lettered: refused by this sink for good, kept in {known.copy.where[0]}"
+            return f"dead-lettered: refused by this sink for good, kept in {known.copy.where[0].rsplit(':', 1)[0]}"
         for s, lo, hi, label in self.ranges:
             if s == stream and lo <= seq <= hi:
                 return label
