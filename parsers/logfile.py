@@ -34,7 +34,6 @@ from parsers.line import (
     TS_EPOCH_S,
     TS_ISO,
     TS_LEGACY,
-    Header,
     parse_header,
 )
 from parsers.multiline import (
@@ -117,21 +116,23 @@ class LogParser:
         header = parse_header(text)
         ts: str | None = None
         if header is not None:
-            k = header.ts_kind
+            k = header[3]  # ts_kind (tuple indexing: this runs once per line)
+            hts = header[4]
             if k == TS_LEGACY:
-                ts = self._ts.legacy(header.ts, header.ms)
-                if len(header.ts) == 15 and self._ts.year_unknown:
+                resolver = self._ts
+                ts = resolver.legacy(hts, header[5])
+                if len(hts) == 15 and resolver.year_unknown:
                     flags = flags or {}
                     flags["year_unknown"] = True
             elif k == TS_EPOCH_S:
-                ts = self._ts.epoch_seconds(header.ts)
+                ts = self._ts.epoch_seconds(hts)
             elif k == TS_ISO:
-                ts = self._ts.iso(header.ts)
+                ts = self._ts.iso(hts)
             elif k == TS_EPOCH_MS:
-                ts = self._ts.epoch_millis(header.ts)
+                ts = self._ts.epoch_millis(hts)
             if ts is None:
                 flags = flags or {}
-                flags["timestamp_invalid"] = header.ts
+                flags["timestamp_invalid"] = hts
         done = self._asm.push(text, header, ts, offset, flags)
         if done is None:
             return []
@@ -179,19 +180,27 @@ class LogParser:
         return self.kind
 
     def _line_event(self, b: Block) -> Event:
-        h: Header = b.header  # type: ignore[assignment]
-        fmt = h.fmt
+        fmt, pid, role_char, _k, _ts, _ms, level_char, level_name, first = b.header  # type: ignore[misc]
         if fmt == FMT_LEGACY:
-            role: str | None = ROLE_BY_CHAR[h.role_char]  # type: ignore[index]
-            level = LEVEL_BY_CHAR[h.level_char]  # type: ignore[index]
+            role: str | None = ROLE_BY_CHAR[role_char]  # type: ignore[index]
+            level = LEVEL_BY_CHAR[level_char]  # type: ignore[index]
         elif fmt == FMT_LOGFMT:
-            role = _ROLE_BY_NAME.get(h.role_char)  # type: ignore[arg-type]
-            level = LEVEL_BY_NAME.get(h.level_name, "notice")  # type: ignore[arg-type]
+            role = _ROLE_BY_NAME.get(role_char)  # type: ignore[arg-type]
+            level = LEVEL_BY_NAME.get(level_name, "notice")  # type: ignore[arg-type]
         else:
             role = None
-            level = LEVEL_BY_CHAR[h.level_char] if h.level_char else "warning"
-        source = self._source(role)
-        first = h.message
+            level = LEVEL_BY_CHAR[level_char] if level_char else "warning"
+        kind = self.kind
+        if kind == "auto":
+            if role == "sentinel":
+                self._sentinel_file = True
+                source = "sentinel"
+            elif role is None and self._sentinel_file:
+                source = "sentinel"
+            else:
+                source = "redis"
+        else:
+            source = kind
         more = b.more
         message = first if more is None else first + "\n" + "\n".join(more)
         res = None
@@ -207,10 +216,11 @@ class LogParser:
             category, event, fields = "other", "unrecognized", {}
         else:
             category, event, fields = res
-        if fmt == FMT_LOGFMT and level == "notice" and h.level_name not in LEVEL_BY_NAME:
-            fields["level_raw"] = h.level_name
-        if fmt == FMT_LOGFMT and role is None:
-            fields["role_raw"] = h.role_char
+        if fmt == FMT_LOGFMT:
+            if level_name not in LEVEL_BY_NAME:
+                fields["level_raw"] = level_name
+            if role is None:
+                fields["role_raw"] = role_char
         ts = b.ts
         if ts is None:  # an impossible date in the header (flagged timestamp_invalid)
             ts = b.prev_ts or self._reference_ts or NO_TIME
@@ -220,7 +230,7 @@ class LogParser:
             "category": category,
             "event": event,
             "level": level,
-            "pid": h.pid,
+            "pid": pid,
             "role": role,
             "message": message,
             "fields": fields,

@@ -161,19 +161,20 @@ class Assembler:
         cur = self.cur
         if self.in_crash and cur is not None:
             absorb = header is None or (
-                (cur.pid is None or header.pid == cur.pid) and not _is_startup_banner(header.message)
+                (cur.pid is None or header[1] == cur.pid) and not _is_startup_banner(header[8])
             )
             if absorb:
-                assert cur.more is not None
-                cur.more.append(text)
+                cur.more.append(text)  # type: ignore[union-attr]
                 cur.lines += 1
                 cur.chars += len(text)
                 if flags:
                     merge_flags(cur, flags)
                 if header is None:
-                    if is_crash_end(text):
+                    if text[:4] == "=== " and is_crash_end(text):
                         cur.complete = True
                         self.in_crash = False
+                    if cur.lines < self.max_lines and cur.chars < self.max_chars:
+                        return None
                 else:
                     if ts is not None:
                         self.last_ts = ts

@@ -92,9 +92,29 @@ def _check(lines: list[bytes], flush_every: int | None = None, max_line_bytes: i
     for e in covering:
         assert e["offset"] == offsets[idx]
         idx += e["lines"]
+    texts = {}
+    for off, ln in zip(offsets, lines, strict=True):
+        ln = ln[:-1] if ln.endswith(b"\r") else ln
+        texts[off] = ln[:max_line_bytes].decode("utf-8", "replace")
     for e in events:
         assert loads(dumps(e)) == e  # JSON round trip (NUL bytes, replacement characters...)
+        if e["lines"] == 1 and e["pid"] is not None and e["event"] not in ("crash_report", "logo"):
+            _assert_message_is_the_rest_of_the_line(texts[e["offset"]], e["message"])
     return events
+
+
+def _assert_message_is_the_rest_of_the_line(text: str, message: str) -> None:
+    """No character of a one-line event is lost: the message is what follows the header."""
+    if text.endswith("\ufffd") and not text.endswith(message):
+        return  # a multi-byte character cut by max_line_bytes: the parser drops the broken tail
+    if text.startswith("pid=") and text.endswith('"') and not text.endswith(message):
+        text = text[:-1]  # logfmt: the closing quote is not part of the message
+    assert text.endswith(message), (text, message)
+    prefix = text[: len(text) - len(message)]
+    if prefix.endswith('"') or prefix.endswith('message="'):
+        return  # logfmt (the closing quote is not part of the message)
+    p = prefix[:-1] if prefix.endswith(" ") else prefix
+    assert p[-1:] in (".", "-", "*", "#", ")"), (text, message)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
