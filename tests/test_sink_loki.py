@@ -232,7 +232,7 @@ def test_connection_refused_is_retryable() -> None:
 
 
 def test_a_hung_loki_times_out_as_retryable(loki: LokiReceiver) -> None:
-    loki.delay_next(1, 3.0)
+    loki.delay_next(1, 1.0)
     with pytest.raises(RetryableError, match="timeout"):
         run(send(sink(loki.url, retry={"timeout": "300ms"}), events(1)))
 
