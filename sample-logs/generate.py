@@ -1111,6 +1111,38 @@ for _k in ("redis7", "valkey9", "redis62"):
     )(_run_se)
 
 
+def loglevel_debug(ctx: Context) -> None:
+    """``loglevel debug`` (level ``.``; logfmt ``level=debug``): the periodic ``N clients connected`` line
+    comes every 5 s from serverCron, so both servers run side by side for a little over 5 s."""
+    servers = [
+        ctx.server("redis7", "redis-7.0/loglevel-debug.log", {"save": '""', "loglevel": "debug"}),
+        ctx.server(
+            "valkey9",
+            "valkey-9/logfmt-debug.log",
+            {"save": '""', "loglevel": "debug", "log-format": "logfmt", "log-timestamp-format": "iso8601"},
+        ),
+    ]
+    for srv in servers:
+        fill(srv, 10)
+        srv.client().bgsave()
+    for srv in servers:
+        srv.wait_log("clients connected", timeout=10)
+        wait_until("bgsave done", lambda srv=srv: persistence_idle(srv))
+    for srv in servers:
+        srv.terminate()
+
+
+scenario(
+    "loglevel-debug",
+    ("redis7", "valkey9"),
+    {
+        "redis-7.0/loglevel-debug.log": [" . ", "clients connected", "Background saving terminated with success"],
+        "valkey-9/logfmt-debug.log": ["level=debug", "clients connected", "Background saving terminated"],
+    },
+    "loglevel debug on Redis 7.0 (legacy) and Valkey 9 (logfmt + iso8601): a BGSAVE, the 5 s cron line, SIGTERM",
+)(loglevel_debug)
+
+
 # --- 9. misc: slow script, watchdog --------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
 from conftest import SAMPLE_LOGS
 from servers import require
 
@@ -134,7 +135,10 @@ def test_logs_were_recorded_in_utc(rel: str) -> None:
         assert abs(nearest[1] - int(m["epoch"])) < 30, (rel, line)
 
 
-ISO_FILES = [r for r in REL if "iso8601" in r or "mixed" in r] + ["valkey-9-sentinel/sentinel-2.log"]
+ISO_FILES = [r for r in REL if "iso8601" in r or "mixed" in r] + [
+    "valkey-9-sentinel/sentinel-2.log",
+    "valkey-9/logfmt-debug.log",
+]
 
 
 @pytest.mark.parametrize("rel", ISO_FILES)
@@ -171,12 +175,19 @@ def test_logfmt_files_have_only_logfmt_headers(rel: str) -> None:
         ("valkey-9/logfmt-iso8601.log", r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+00:00"),
         ("valkey-9/logfmt-legacy.log", r"\d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2}\.\d{3}"),
         ("valkey-9-sentinel/sentinel-3.log", r"\d{13}"),
+        ("valkey-9/logfmt-debug.log", r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+00:00"),
     ],
 )
 def test_valkey_timestamp_format_is_the_one_configured(rel: str, ts: str) -> None:
     stamps = [m["ts"] for ln in _text(rel).splitlines() if (m := LEGACY.match(ln) or LOGFMT.match(ln))]
     assert len(stamps) >= 10
     assert [s for s in stamps if not re.fullmatch(ts, s)] == []
+
+
+@pytest.mark.parametrize("rel,lvl", [("redis-7.0/loglevel-debug.log", "."), ("valkey-9/logfmt-debug.log", "debug")])
+def test_debug_level_lines_are_present(rel: str, lvl: str) -> None:
+    levels = {m["lvl"] for ln in _text(rel).splitlines() if (m := LEGACY.match(ln) or LOGFMT.match(ln))}
+    assert lvl in levels
 
 
 def test_mixed_formats_file_holds_every_format() -> None:
