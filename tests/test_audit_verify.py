@@ -556,3 +556,56 @@ def test_anchor_event_shape_is_stable():
     ev = anchor_event({"h/a": (3, "ab" * 32)}, now=0.0)
     assert ev["event"] == "chain_anchor" and ev["source"] == "agent"
     assert ev["fields"] == {"heads": {"h/a": {"seq": 3, "hash": "ab" * 32}}}
+
+
+def _sealer() -> Any:
+    """The spool's own sealing (stream, seq, prev_hash, id), without a database."""
+    from shipper.spool import Spool
+
+    spool = Spool("/nonexistent", host="h")
+    spool._executor.shutdown()
+
+    def seal(stream: str, ev: dict[str, Any]) -> bytes:
+        heads: dict[str, tuple[int, str]] = {}
+        raw = spool._seal(stream, ev, heads)
+        spool._heads.update(heads)
+        return raw
+
+    return seal
+
+
+def _log_event(i: int) -> dict[str, Any]:
+    ev = make_event(timestamp=format_epoch(1_764_000_000 + i), source="redis", category="other",
+                    event="unrecognized", message=f"line {i}")
+    ev["id"] = f"file-identity-offset-{i}"  # a source-given id: not derivable from (stream, seq)
+    return ev
+
+
+def test_declared_seq_ranges_explain_gaps_and_a_bare_overflow_count_explains_no_more_than_it_dropped():
+    from shipper.audit.verify import seq_ranges_field
+
+    seal = _sealer()
+    trail = [seal("h/file:a", _log_event(i)) for i in range(1, 21)]
+    dead = make_event(timestamp=format_epoch(1_764_000_100), source="agent", category="other",
+                      event="dead_lettered", message="sink loki refused 2 events",
+                      fields={"sink": "loki", "events": 2, "ids": ["file-identity-offset-4", "file-identity-offset-5"],
+                              "seqs": seq_ranges_field([("h/file:a", 4), ("h/file:a", 5)])})
+    over = make_event(timestamp=format_epoch(1_764_000_101), source="agent", category="other",
+                      event="spool_overflow", message="spool full", fields={"dropped_events": 2})
+    agent = [seal("h/agent", dead), seal("h/agent", over)]
+    kept = [r for r in trail if orjson.loads(r)["seq"] not in (4, 5, 9, 10, 11)] + agent
+
+    v = Verifier(sink="loki")
+    v.add_lines((r, "x") for r in kept)
+    s = v.report().stream("h/file:a")
+    assert [(g.first, g.last) for g in s.gaps] == [(4, 5), (9, 10), (11, 11)]
+    assert s.gaps[0].explanation.startswith("dead-lettered by sink loki")
+    assert s.gaps[1].explanation.startswith("probably dropped by a full spool")
+    assert s.gaps[2].explanation is None, "the overflow dropped 2 events, not 3"
+    assert [d.event for d in v.report().stream("h/agent").declared] == ["dead_lettered", "spool_overflow"]
+
+    v = Verifier(sink="elasticsearch")  # another sink: loki's dead letters explain nothing here
+    v.add_lines((r, "x") for r in kept)
+    gaps = v.report().stream("h/file:a").gaps
+    assert not any((g.explanation or "").startswith("dead-lettered") for g in gaps)
+    assert sum(g.count for g in gaps if g.explanation is None) == 3, "5 missing, the overflow explains 2"

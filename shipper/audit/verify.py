@@ -257,6 +257,7 @@ class Verifier:
         self.until_ns = until_ns
         self.only = set(streams) if streams else None
         self.require_genesis = require_genesis
+        self._windowed = since_ns is not None or until_ns is not None
         self._trail: dict[str, dict[int, list[_Copy]]] = defaultdict(dict)
         self._known: dict[str, dict[int, _Known]] = defaultdict(dict)
         self._anchors: list[tuple[str, int, str, str]] = []
@@ -326,7 +327,8 @@ class Verifier:
             if c.raw == raw:
                 c.where.append(where)
                 return
-        ts = timestamp_ns(ev.get("timestamp"))
+        # timestamps matter only for a window (parsing them is a third of the cost per line)
+        ts = timestamp_ns(ev.get("timestamp")) if self._windowed else None
         copies.append(_Copy(raw, chain_hash(raw), ev["prev_hash"], ts, _is_canonical(ev, raw), [where]))
         name = ev.get("event")
         if name in DECLARED_GAP_EVENTS or name == "chain_anchor":
@@ -613,6 +615,26 @@ class _Explanations:
             if label is not None:
                 return label
         return None
+
+
+def seq_ranges_field(pairs: Iterable[tuple[str, int]]) -> dict[str, list[list[int]]]:
+    """``{stream: [[first, last], ...]}`` from (stream, seq) pairs: the compact form a
+    ``dead_lettered`` or ``spool_overflow`` event can carry in ``fields.seqs`` so that
+    ``verify`` explains exactly those seqs, from any host."""
+    by: dict[str, list[int]] = defaultdict(list)
+    for stream, seq in pairs:
+        if isinstance(stream, str) and isinstance(seq, int):
+            by[stream].append(seq)
+    out: dict[str, list[list[int]]] = {}
+    for stream, seqs in sorted(by.items()):
+        ranges: list[list[int]] = []
+        for q in sorted(set(seqs)):
+            if ranges and ranges[-1][1] == q - 1:
+                ranges[-1][1] = q
+            else:
+                ranges.append([q, q])
+        out[stream] = ranges
+    return out
 
 
 def _seq_ranges(value: Any) -> Iterable[tuple[str, int, int]]:
