@@ -172,6 +172,7 @@ _SPEC: list[tuple[Any, ...]] = [
         "tcp_backlog_warning",
     ),
     (r"Static Module '(?P<module>[^']*)' successfully loaded", "startup", "module_loaded"),
+    (r"Registering a new scripting engine: (?P<engine>\S+)", "startup", "scripting_engine_registered"),
     (r"Module '(?P<module>[^']*)' loaded from (?P<path>.*)", "startup", "module_loaded"),
     (r"Module (?P<module>\S+) unloaded", "shutdown", "module_unloaded"),
     (r"Server started", "startup", "server_started"),
@@ -389,6 +390,7 @@ _SPEC: list[tuple[Any, ...]] = [
         "aof_unexpected_eof",
     ),
     (r"Reading RDB (?:base file )?on AOF loading", "persistence", "aof_loading"),
+    (r"The AOF directory (?P<dir>.*) doesn't exist", "persistence", "aof_dir_missing"),
     (r"Reading RDB preamble from AOF file", "persistence", "aof_loading"),
     (r"Reading the remaining AOF tail", "persistence", "aof_loading"),
     (r"RDB has an AOF tail", "persistence", "aof_loading"),
@@ -834,6 +836,12 @@ _SPEC: list[tuple[Any, ...]] = [
         "other",
         "clients_stats",
     ),
+    (
+        r"Total: (?P<clients__i>\d+) clients connected \((?P<replicas__i>\d+) (?:replicas|slaves)\), "
+        r"(?P<used_memory__i>\d+)(?: \([^)]*\))? bytes in use",
+        "other",
+        "clients_stats",
+    ),
     # ---------------------------------------------------------------- crash lines outside a report (§1.6)
     (
         r"(?:Redis|Valkey|valkey|redis) (?P<version>\S+) crashed by signal: (?P<signal__i>\d+)"
@@ -937,6 +945,12 @@ def _fields(m: re.Match[str], rule: Rule) -> dict[str, Any]:
 _WRAPPERS = (("Replica bio thread: ", "thread", "bio"), ("Dual channel replication: ", "channel", "dual"))
 
 
+#: messages that matched a rule without groups ("Server initialized", "DB saved on disk"...) are
+#: the same text every time: remembered, they cost one dict lookup instead of a regex match
+_CONSTANT: dict[str, tuple[str, str]] = {}
+_CONSTANT_MAX = 4096
+
+
 def classify(message: str) -> tuple[str, str, dict[str, Any]] | None:
     """(category, event, fields) of a Redis/Valkey message, or ``None`` if no rule knows it."""
     c = message[:1]
@@ -947,6 +961,9 @@ def classify(message: str) -> tuple[str, str, dict[str, Any]] | None:
                 if res is not None:
                     res[2][key] = value
                     return res
+    hit = _CONSTANT.get(message)
+    if hit is not None:
+        return hit[0], hit[1], {}
     sp = message.find(" ")
     word = message if sp < 0 else message[:sp]
     rules = _BY_WORD.get(word)
@@ -957,7 +974,12 @@ def classify(message: str) -> tuple[str, str, dict[str, Any]] | None:
             if message.startswith(rule.prefix):
                 m = rule.regex.match(message)
                 if m is not None:
-                    return rule.category, rule.event, (_fields(m, rule) if rule.groups else {})
+                    if rule.groups:
+                        return rule.category, rule.event, _fields(m, rule)
+                    if len(_CONSTANT) >= _CONSTANT_MAX:
+                        _CONSTANT.clear()
+                    _CONSTANT[message] = (rule.category, rule.event)
+                    return rule.category, rule.event, {}
     for rule in _GENERIC:
         m = rule.regex.match(message)
         if m is not None:

@@ -73,6 +73,9 @@ class LogParser:
         self.kind = kind
         self.max_line_bytes = max(1, int(max_line_bytes))
         self._ts = TimestampResolver(tz, reference_time, year)
+        #: the resolver's cache of "dd Mon yyyy hh:mm:ss" -> UTC text; only full (with-year) keys
+        #: are in it, so a year-less timestamp never hits it and always goes through year inference
+        self._ts_cache = self._ts.cache
         self._asm = Assembler()
         self._failover = FailoverCorrelator()
         self._sentinel_file = kind == "sentinel"
@@ -119,11 +122,15 @@ class LogParser:
             k = header[3]  # ts_kind (tuple indexing: this runs once per line)
             hts = header[4]
             if k == TS_LEGACY:
-                resolver = self._ts
-                ts = resolver.legacy(hts, header[5])
-                if len(hts) == 15 and resolver.year_unknown:
-                    flags = flags or {}
-                    flags["year_unknown"] = True
+                base = self._ts_cache.get(hts)  # seen this second before: no call at all
+                if base is not None:
+                    ts = base + (header[5] or "000") + "000Z"
+                else:
+                    resolver = self._ts
+                    ts = resolver.legacy(hts, header[5])
+                    if len(hts) == 15 and resolver.year_unknown:
+                        flags = flags or {}
+                        flags["year_unknown"] = True
             elif k == TS_EPOCH_S:
                 ts = self._ts.epoch_seconds(hts)
             elif k == TS_ISO:

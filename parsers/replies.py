@@ -89,8 +89,16 @@ def _short_repr(value: Any) -> str:
     return r if len(r) <= _MAX_REPR else r[:_MAX_REPR] + f"... ({len(r) - _MAX_REPR} more chars)"
 
 
-def unparsed_event(what: str, reply: Any, *, origin: str, position: str, timestamp: str,
-                   source: str = "agent", role: str | None = None) -> Event:
+def unparsed_event(
+    what: str,
+    reply: Any,
+    *,
+    origin: str,
+    position: str,
+    timestamp: str,
+    source: str = "agent",
+    role: str | None = None,
+) -> Event:
     """A reply we could not understand: keep it (bounded) instead of dropping it."""
     ev = make_event(
         timestamp=timestamp,
@@ -220,8 +228,10 @@ for _c in (
     "json.get json.set json.del json.type json.arrappend json.numincrby"
 ).split():
     _KEY_RANGES[_c] = _ONE
-for _c in "del unlink exists touch mget watch sinter sunion sdiff pfcount pfmerge sinterstore sunionstore " \
-          "sdiffstore".split():
+for _c in (
+    "del unlink exists touch mget watch sinter sunion sdiff pfcount pfmerge sinterstore sunionstore "
+    "sdiffstore".split()
+):
     _KEY_RANGES[_c] = _ALL
 for _c in "rename renamenx smove rpoplpush lmove blmove copy brpoplpush lcs geosearchstore".split():
     _KEY_RANGES[_c] = (1, 2, 1)
@@ -236,9 +246,24 @@ _KEY_RANGES["georadiusbymember"] = _ONE
 #: commands whose key count is an argument: name -> index of numkeys; keys follow it.
 #: ZUNIONSTORE/ZINTERSTORE/ZDIFFSTORE also have a destination key at index 1.
 _NUMKEYS: dict[str, int] = {
-    "eval": 2, "evalsha": 2, "eval_ro": 2, "evalsha_ro": 2, "fcall": 2, "fcall_ro": 2,
-    "zunion": 1, "zinter": 1, "zdiff": 1, "zintercard": 1, "sintercard": 1, "lmpop": 1, "zmpop": 1,
-    "blmpop": 2, "bzmpop": 2, "zunionstore": 2, "zinterstore": 2, "zdiffstore": 2,
+    "eval": 2,
+    "evalsha": 2,
+    "eval_ro": 2,
+    "evalsha_ro": 2,
+    "fcall": 2,
+    "fcall_ro": 2,
+    "zunion": 1,
+    "zinter": 1,
+    "zdiff": 1,
+    "zintercard": 1,
+    "sintercard": 1,
+    "lmpop": 1,
+    "zmpop": 1,
+    "blmpop": 2,
+    "bzmpop": 2,
+    "zunionstore": 2,
+    "zinterstore": 2,
+    "zdiffstore": 2,
 }
 _DEST_PLUS_NUMKEYS = frozenset({"zunionstore", "zinterstore", "zdiffstore"})
 
@@ -249,10 +274,21 @@ _CONTAINERS = frozenset(
 )
 _CONTAINER_KEY_AT_2 = frozenset(
     {
-        ("memory", "usage"), ("object", "encoding"), ("object", "freq"), ("object", "idletime"),
-        ("object", "refcount"), ("debug", "object"), ("xinfo", "stream"), ("xinfo", "groups"),
-        ("xinfo", "consumers"), ("xgroup", "create"), ("xgroup", "setid"), ("xgroup", "destroy"),
-        ("xgroup", "createconsumer"), ("xgroup", "delconsumer"), ("cluster", "keyslot"),
+        ("memory", "usage"),
+        ("object", "encoding"),
+        ("object", "freq"),
+        ("object", "idletime"),
+        ("object", "refcount"),
+        ("debug", "object"),
+        ("xinfo", "stream"),
+        ("xinfo", "groups"),
+        ("xinfo", "consumers"),
+        ("xgroup", "create"),
+        ("xgroup", "setid"),
+        ("xgroup", "destroy"),
+        ("xgroup", "createconsumer"),
+        ("xgroup", "delconsumer"),
+        ("cluster", "keyslot"),
     }
 )
 #: argv that are names, not data: kept in ``keys`` mode (CONFIG GET/SET parameter names)
@@ -488,8 +524,15 @@ def _argc(argv: list[str]) -> int:
 
 
 def slowlog_lost_event(
-    *, origin: str, run_id: str, first_lost_id: int, last_lost_id: int, timestamp: str,
-    role: str | None = None, kind: str = "slow", reason: str = "rotated",
+    *,
+    origin: str,
+    run_id: str,
+    first_lost_id: int,
+    last_lost_id: int,
+    timestamp: str,
+    role: str | None = None,
+    kind: str = "slow",
+    reason: str = "rotated",
 ) -> Event:
     """Entries that left the ring (or lay beyond the bounded read) before the poller saw them."""
     lost = last_lost_id - first_lost_id + 1
@@ -511,8 +554,11 @@ def slowlog_lost_event(
         level="warning",
         role=role,
         message=f"{lost} {what} entries lost (ids {first_lost_id}..{last_lost_id}): "
-        + ("they left the ring before they could be read" if reason == "rotated"
-           else "they lie beyond max_entries, the bounded read"),
+        + (
+            "they left the ring before they could be read"
+            if reason == "rotated"
+            else "they lie beyond max_entries, the bounded read"
+        ),
         fields=fields,
     )
     ev["origin"] = origin
@@ -572,7 +618,12 @@ def parse_latency_latest(reply: Any) -> tuple[list[dict[str, Any]], list[Any]]:
 
 
 def latency_events(
-    spikes: list[dict[str, Any]], last: dict[str, int], *, origin: str, run_id: str, role: str | None = None,
+    spikes: list[dict[str, Any]],
+    last: dict[str, int],
+    *,
+    origin: str,
+    run_id: str,
+    role: str | None = None,
 ) -> tuple[list[Event], dict[str, int]]:
     """One ``latency_spike`` event per event name whose latest timestamp moved since ``last``.
 
@@ -619,7 +670,7 @@ def _pairs(item: Any) -> dict[str, Any] | None:
 def _client_info_field(info: str, key: str) -> str | None:
     for part in info.split(" "):
         if part.startswith(key + "="):
-            return part[len(key) + 1:]
+            return part[len(key) + 1 :]
     return None
 
 
@@ -698,8 +749,17 @@ def acl_log_events(
             new_counts[str(eid)] = e["count"]
             if delta > 0:
                 ts_ms = e.get("updated_ms") or e.get("created_ms") or now_ms
-                events.append(_acl_event(e, delta, origin=origin, run_id=run_id, ts_ms=ts_ms, role=role,
-                                         position=f"{eid}:{e['count']}"))
+                events.append(
+                    _acl_event(
+                        e,
+                        delta,
+                        origin=origin,
+                        run_id=run_id,
+                        ts_ms=ts_ms,
+                        role=role,
+                        position=f"{eid}:{e['count']}",
+                    )
+                )
             last_id = max(last_id, eid)
         return events, {"mode": "id", "last_entry_id": last_id, "counts": new_counts}
 
@@ -721,13 +781,23 @@ def acl_log_events(
             delta = e["count"]
         new_seen.append([fp, e["count"], updated])
         if delta > 0:
-            events.append(_acl_event(e, delta, origin=origin, run_id=run_id, ts_ms=updated, role=role,
-                                     position=f"{fp}:{e['count']}:{updated // 1000}"))
+            events.append(
+                _acl_event(
+                    e,
+                    delta,
+                    origin=origin,
+                    run_id=run_id,
+                    ts_ms=updated,
+                    role=role,
+                    position=f"{fp}:{e['count']}:{updated // 1000}",
+                )
+            )
     return events, {"mode": "fp", "seen": new_seen}
 
 
-def _acl_event(e: dict[str, Any], delta: int, *, origin: str, run_id: str, ts_ms: int, role: str | None,
-               position: str) -> Event:
+def _acl_event(
+    e: dict[str, Any], delta: int, *, origin: str, run_id: str, ts_ms: int, role: str | None, position: str
+) -> Event:
     fields = {
         "reason": e["reason"],
         "context": e["context"],
@@ -777,18 +847,24 @@ def parse_config_get(reply: Any) -> dict[str, str] | None:
 
 def secret_digest(value: str, salt: str) -> str:
     """What a checkpoint stores for a secret value: a salted hash, enough to see it changed."""
-    h = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=16,
-                        key=salt.encode("utf-8")[:64])
+    h = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=16, key=salt.encode("utf-8")[:64])
     return "secret:" + h.hexdigest()
 
 
 def config_snapshot(values: dict[str, str], salt: str) -> dict[str, str]:
     """The snapshot to persist: secret values replaced by their salted digest (never stored)."""
-    return {k: ((secret_digest(v, salt) if v else "") if is_secret_param(k) else v) for k, v in values.items()}
+    return {
+        k: ((secret_digest(v, salt) if v else "") if is_secret_param(k) else v) for k, v in values.items()
+    }
 
 
 def config_changes(
-    old: dict[str, str], new: dict[str, str], *, origin: str, run_id: str, observed_ms: int,
+    old: dict[str, str],
+    new: dict[str, str],
+    *,
+    origin: str,
+    run_id: str,
+    observed_ms: int,
     role: str | None = None,
 ) -> list[Event]:
     """One ``config_changed`` event per parameter added, removed or changed between snapshots.
@@ -807,12 +883,20 @@ def config_changes(
             shown_n = None if n is None else (REDACTED if n else "")
         else:
             shown_o, shown_n = o, n
-        fields: dict[str, Any] = {"parameter": name, "old": shown_o, "new": shown_n, "secret": secret,
-                                  "run_id": run_id}
+        fields: dict[str, Any] = {
+            "parameter": name,
+            "old": shown_o,
+            "new": shown_n,
+            "secret": secret,
+            "run_id": run_id,
+        }
         change = "added" if o is None else "removed" if n is None else "changed"
         fields["change"] = change
-        msg = (f"config {name} changed (secret value not shown)" if secret
-               else f"config {name} {change}: {o!r} -> {n!r}")
+        msg = (
+            f"config {name} changed (secret value not shown)"
+            if secret
+            else f"config {name} {change}: {o!r} -> {n!r}"
+        )
         ev = make_event(
             timestamp=_epoch_ms(observed_ms),
             source="config",
@@ -882,7 +966,11 @@ def version_tuple(version: str | None) -> tuple[int, ...]:
 
 
 def role_changed_event(
-    old: dict[str, Any], new: dict[str, Any], *, origin: str, observed_ms: int,
+    old: dict[str, Any],
+    new: dict[str, Any],
+    *,
+    origin: str,
+    observed_ms: int,
 ) -> Event:
     """``role_changed`` (category failover): a replica promoted, a master demoted."""
     fields = {
@@ -921,8 +1009,13 @@ def restarted_event(old_run_id: str, new: dict[str, Any], *, origin: str, observ
         role=new.get("role"),
         message=f"{new.get('server')} {new.get('version')} restarted: run_id {old_run_id[:8]} -> "
         f"{str(new.get('run_id'))[:8]}; entries logged after the last poll of the old run are gone",
-        fields={"old_run_id": old_run_id, "run_id": new.get("run_id"), "version": new.get("version"),
-                "server": new.get("server"), "uptime_s": new.get("uptime_s")},
+        fields={
+            "old_run_id": old_run_id,
+            "run_id": new.get("run_id"),
+            "version": new.get("version"),
+            "server": new.get("server"),
+            "uptime_s": new.get("uptime_s"),
+        },
     )
     ev["origin"] = origin
     ev["id"] = event_id(origin, f"restart:{old_run_id}->{new.get('run_id')}")

@@ -54,7 +54,8 @@ class TimestampResolver:
         if reference_time is not None:
             ref = reference_time if reference_time.tzinfo is not None else reference_time.replace(tzinfo=UTC)
             self.reference_local = ref.astimezone(tz).replace(tzinfo=None)
-        self._cache: dict[str, str] = {}  # "dd Mon yyyy hh:mm:ss" -> "YYYY-MM-DDTHH:MM:SS."
+        #: "dd Mon yyyy hh:mm:ss" -> "YYYY-MM-DDTHH:MM:SS." (UTC); LogParser reads it directly
+        self.cache: dict[str, str] = {}
         self._epoch_cache: dict[str, str] = {}  # epoch seconds text -> "YYYY-MM-DDTHH:MM:SS."
         self._iso_cache: dict[str, str] = {}  # "YYYY-MM-DDTHH:MM:SS" + offset -> UTC base
         self._year: int | None = None  # current year of year-less lines
@@ -68,7 +69,7 @@ class TimestampResolver:
         """``ts`` = ``dd Mon yyyy hh:mm:ss`` or ``dd Mon hh:mm:ss``; ``ms`` = 3 digits or ``""``.
         Returns ``None`` for an impossible date (31 Feb): the caller keeps the previous time."""
         if len(ts) == 20:  # with year: the common case, straight to the cache
-            base = self._cache.get(ts)
+            base = self.cache.get(ts)
             if base is None:
                 base = self._legacy_base(ts)
                 if base is None:
@@ -77,7 +78,7 @@ class TimestampResolver:
         if len(ts) != 15:
             return None
         key = self._with_inferred_year(ts)
-        base = self._cache.get(key)
+        base = self.cache.get(key)
         if base is None:
             base = self._legacy_base(key)
             if base is None:
@@ -129,9 +130,9 @@ class TimestampResolver:
         except (KeyError, ValueError, OverflowError):
             return None
         self.last_seen_year = int(key[7:11])
-        if len(self._cache) >= _CACHE_MAX:
-            self._cache.clear()
-        self._cache[key] = base
+        if len(self.cache) >= _CACHE_MAX:
+            self.cache.clear()
+        self.cache[key] = base
         return base
 
     # -- epoch ---------------------------------------------------------------------------
