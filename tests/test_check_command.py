@@ -169,6 +169,11 @@ sources:
     password_file: {tmp_path}/pw
 """, capsys, "--connect")
         version = c.info("server")["redis_version"]
+        c.execute_command("ACL", "SETUSER", "nameless", "on", ">pollerpass-9f3", "+ping", "+info", "+slowlog|get")
+        rc2, out2 = run_check(tmp_path, f"state_dir: {tmp_path}/state\nsources:\n  - type: redis\n"
+                              f"    url: {rp.url}\n    username: nameless\n    password_file: {tmp_path}/pw\n",
+                              capsys, "--connect")
+    assert rc2 == 1 and "grant +client|setname" in out2  # redis-py names the connection at connect
     assert rc == 0, out
     assert f"redis {version}, role master, run_id " in out
     assert "SLOWLOG GET: allowed" in out

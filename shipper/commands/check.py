@@ -436,18 +436,23 @@ async def check_sink(key: str, sk: LokiSinkConfig | ElasticsearchSinkConfig, tim
                 report.result("ok", subject, f"Loki version {version or '?'}")
         else:
             status, body = await _http_get(session, base + "/", timeout)
-            if status in (401, 403):
-                report.result("fail", subject, f"GET /: HTTP {status} (check api_key_file / basic_auth)")
+            if status == 401:
+                report.result("fail", subject, "GET /: HTTP 401 (check api_key_file / basic_auth)")
                 return
-            if status != 200:
+            if status == 403:
+                # authenticated; a writer-only role (create_doc) may not read GET / -- fine for shipping
+                report.result("warn", subject, "GET /: HTTP 403: the credentials work but this role may not read "
+                              "the cluster info (a create_doc-only role is enough for shipping)")
+            elif status != 200:
                 report.result("fail", subject, f"GET /: HTTP {status}: {body[:200].decode('utf-8', 'replace')}")
                 return
-            try:
-                ver = orjson.loads(body).get("version") or {}
-            except (orjson.JSONDecodeError, AttributeError):
-                ver = {}
-            dist = ver.get("distribution") or "elasticsearch"
-            report.result("ok", subject, f"{dist} {ver.get('number', '?')}")
+            else:
+                try:
+                    ver = orjson.loads(body).get("version") or {}
+                except (orjson.JSONDecodeError, AttributeError):
+                    ver = {}
+                dist = ver.get("distribution") or "elasticsearch"
+                report.result("ok", subject, f"{dist} {ver.get('number', '?')}")
             status, _ = await _http_get(session, f"{base}/_index_template/{ES_TEMPLATE_NAME}", timeout)
             if status == 200:
                 report.result("ok", subject, f"index template {ES_TEMPLATE_NAME} installed")
