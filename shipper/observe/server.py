@@ -197,6 +197,7 @@ class ObserveServer:
         self._runner: web.AppRunner | None = None
         #: the bound port (useful with port 0 in tests)
         self.port: int | None = None
+        self.bound: tuple[str, int] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -244,7 +245,9 @@ class ObserveServer:
         self._runner = runner
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else port
+        #: (host, port) the listening socket is bound to
+        self.bound: tuple[str, int] | None = tuple(sockets[0].getsockname()[:2]) if sockets else None
+        self.port = self.bound[1] if self.bound else port
         log.info("serving /metrics, /healthz and /ready on %s", self.url, extra={"listen": self.listen})
 
     async def close(self) -> None:
