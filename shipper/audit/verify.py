@@ -471,6 +471,9 @@ class Verifier:
             if len(copies) > 1:
                 genuine = self._genuine(copies, trail.get(s - 1), trail.get(s + 1), s)
             sr.duplicates.append(Duplicate(s, n, len(copies) == 1, where, genuine))
+            if s == 1 and sum(c.prev_hash == GENESIS for c in copies) > 1:
+                sr.notes.append("the stream restarted from seq 1 at least once (different seq-1 events): "
+                                "the agent's state_dir was lost or reset, so seqs repeat with other events")
 
     @staticmethod
     def _genuine(copies: list[_Copy], before: list[_Copy] | None, after: list[_Copy] | None,
@@ -551,7 +554,8 @@ class Verifier:
                                            f"seq {culprit} was altered, or seq {s}'s prev_hash (it is the "
                                            "last event read, so which cannot be told)")
                 else:
-                    broken[s].diagnosis = (f"seq {culprit} was altered after sealing: it hashes to "
+                    at = copies(culprit)[0].where[0] if copies(culprit) else "?"
+                    broken[s].diagnosis = (f"seq {culprit} ({at}) was altered after sealing: it hashes to "
                                            f"{_short(broken[s].predecessor_hash)}, seq {s} recorded "
                                            f"{_short(broken[s].recorded_prev_hash)}")
                 altered.add(culprit)
