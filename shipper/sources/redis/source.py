@@ -252,8 +252,10 @@ class RedisSource(Source):
                     pass
             except asyncio.CancelledError:
                 raise
-            except (TimeoutError, RedisError, OSError) as e:
-                kind = classify_error(e)
+            except (TimeoutError, RedisError, OSError, ValueError) as e:
+                # ValueError: the connection cannot even be built (password_file unreadable, TLS
+                # file missing): reported like an outage, retried, so a fixed file is picked up
+                kind = "config" if isinstance(e, ValueError) else classify_error(e)
                 await self._on_failure(ctx, e, kind, down_kind)
                 failures += 1
                 self.errors += 1
@@ -297,6 +299,7 @@ class RedisSource(Source):
             "loading": "Redis is loading its dataset",
             "timeout": f"no answer within {self.cfg.timeout}s",
             "connection": "connection refused or reset",
+            "config": "check password_file/password_env/tls files",
         }.get(kind, "")
         await self._emit_agent(ctx, self._agent_event(
             "redis_unreachable", f"{self.address} unreachable ({kind}): {text}" + (f"; {hint}" if hint else ""),

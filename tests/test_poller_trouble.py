@@ -1,0 +1,113 @@
+"""A sick Redis: timeouts, unreadable secrets, LOADING; and the unix-socket transport."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from redis.exceptions import AuthenticationError, BusyLoadingError, NoPermissionError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from test_poller_support import FakeSpool, Running, redis_cfg, slow_ids, wait_for
+
+from shipper.sources.redis.client import redis_address, safe_url
+from shipper.sources.redis.source import classify_error
+
+from servers import start_server
+
+
+@pytest.mark.parametrize(
+    "err, kind",
+    [
+        (BusyLoadingError("Redis is loading the dataset in memory"), "loading"),
+        (ResponseError("LOADING Redis is loading the dataset in memory"), "loading"),
+        (AuthenticationError("invalid username-password pair"), "auth"),
+        (ResponseError("NOAUTH Authentication required."), "auth"),
+        (ResponseError("WRONGPASS invalid username-password pair or user is disabled."), "auth"),
+        (NoPermissionError("NOPERM this user has no permissions"), "noperm"),
+        (RedisTimeoutError("Timeout reading from socket"), "timeout"),
+        (TimeoutError(), "timeout"),
+        (RedisConnectionError("Connection refused"), "connection"),
+        (ConnectionResetError(), "connection"),
+        (ResponseError("ERR something else"), "error_reply"),
+    ],
+)
+def test_errors_are_classified_into_few_metric_kinds(err: BaseException, kind: str) -> None:
+    assert classify_error(err) == kind
+
+
+def test_addresses_and_urls_never_carry_credentials() -> None:
+    assert redis_address("redis://user:pw@10.0.0.5:6380/0") == "10.0.0.5:6380"
+    assert redis_address("rediss://[::1]:6379") == "[::1]:6379"
+    assert redis_address("unix:///run/redis/redis.sock?password=pw") == "/run/redis/redis.sock"
+    assert redis_address("redis://host") == "host:6379"
+    assert safe_url("redis://user:pw@10.0.0.5:6380/0?password=pw") == "redis://10.0.0.5:6380/0"
+
+
+@pytest.mark.integration
+def test_a_redis_slower_than_the_timeout_is_reported_as_timeout_then_recovers(tmp_path: Path) -> None:
+    rp = start_server("valkey9", tmp_path, config={"enable-debug-command": "local"})
+
+    async def main() -> tuple[FakeSpool, int]:
+        spool = FakeSpool()
+        run = Running(redis_cfg(rp.url, timeout=0.3), spool)
+        await wait_for(lambda: run.source.rounds >= 1, what="a first poll")
+        await asyncio.to_thread(rp.client().execute_command, "DEBUG", "SLEEP", "1.5")
+        await wait_for(lambda: spool.of("redis_reachable"), timeout=15, what="recovery")
+        await run.close()
+        return spool, run.source.errors
+
+    try:
+        spool, errors = asyncio.run(main())
+    finally:
+        rp.stop()
+    (down,) = spool.of("redis_unreachable")
+    assert down["fields"]["error_kind"] == "timeout" and errors >= 1
+    assert len(spool.of("redis_reachable")) == 1
+
+
+@pytest.mark.integration
+def test_an_unreadable_password_file_is_reported_and_picked_up_once_fixed(tmp_path: Path) -> None:
+    rp = start_server("redis7", tmp_path, config={"requirepass": "pw-1234-abcd"})
+    pw = tmp_path / "missing-pw"
+
+    async def main() -> FakeSpool:
+        spool = FakeSpool()
+        run = Running(redis_cfg(rp.url, password_file=str(pw)), spool)
+        await wait_for(lambda: spool.of("redis_unreachable"), what="the config problem")
+        pw.write_text("pw-1234-abcd\n")
+        await wait_for(lambda: spool.of("redis_reachable"), timeout=15, what="recovery once the file exists")
+        await run.close()
+        return spool
+
+    try:
+        spool = asyncio.run(main())
+    finally:
+        rp.stop()
+    (down,) = spool.of("redis_unreachable")
+    assert down["fields"]["error_kind"] == "config" and "missing-pw" in down["message"]
+
+
+@pytest.mark.integration
+def test_polls_over_a_unix_socket_keyed_by_its_path(tmp_path: Path) -> None:
+    sock = tmp_path / "r.sock"
+    rp = start_server("redis7", tmp_path, config={"unixsocket": str(sock), "unixsocketperm": "700",
+                                                  "slowlog-log-slower-than": "0"})
+
+    async def main() -> FakeSpool:
+        spool = FakeSpool()
+        run = Running(redis_cfg(f"unix://{sock}"), spool)
+        c = rp.client()
+        c.client_setname("app")
+        await asyncio.to_thread(c.set, "k", "v")
+        await wait_for(lambda: slow_ids(spool, "app"), what="the app's entry")
+        await run.close()
+        return spool
+
+    try:
+        spool = asyncio.run(main())
+    finally:
+        rp.stop()
+    assert f"redis:{sock}:slowlog" in spool.positions
+    assert spool.of("redis_unreachable") == []
