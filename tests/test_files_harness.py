@@ -108,6 +108,9 @@ class Agent:
         self.stop_event: asyncio.Event | None = None
         self.source: FileSource | None = None
 
+    def source_key_prefix(self) -> str:
+        return FileSource(self.cfg, tz=UTC, parser_factory=self.parser_factory).key_prefix
+
     @property
     def up(self) -> bool:
         return self.task is not None and not self.task.done()

@@ -160,7 +160,8 @@ async def run_model(seed: int, tmp: Path) -> None:
             ok = want <= set(rt.lines())
             if ok:
                 break
-        assert ok, f"seed {seed}: not caught up; missing {sorted(x[:8] for x in want - set(rt.lines()))[:5]}; ops {trace}"
+        missing = sorted(x[:8] for x in want - set(rt.lines()))
+        assert ok, f"seed {seed}: not caught up; missing {missing[:5]}; ops {trace}"
         must.update(want)
 
     for _ in range(40):

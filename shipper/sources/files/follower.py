@@ -87,6 +87,7 @@ class Stream:
         self.fingerprint_bytes = fingerprint_bytes
         self.committed = offset  # durable in the spool (the source updates it after emit)
         self.last_size = offset  # file size last seen by stat/fstat
+        self.last_mtime_ns = 0  # modification time last seen by the source's stat
         self.rotated_at: float | None = None  # monotonic time it was renamed/copied away
         self.last_data: float = 0.0  # monotonic time bytes last arrived
         self.partial_since: float | None = None

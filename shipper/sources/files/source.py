@@ -580,9 +580,11 @@ class _Run:
             if s.rotated_at is None or s.key in self.sealed or s.fd < 0:
                 continue
             try:
-                size = os.fstat(s.fd).st_size
-                if size < s.splitter.end_offset or (
-                    size != s.last_size and s.head.length and not s.head.matches(read_head(s.fd, s.head.length))
+                fst = os.fstat(s.fd)
+                changed = fst.st_size != s.last_size or fst.st_mtime_ns != s.last_mtime_ns
+                s.last_mtime_ns = fst.st_mtime_ns
+                if fst.st_size < s.splitter.end_offset or (
+                    changed and s.head.length and not s.head.matches(read_head(s.fd, s.head.length))
                 ):
                     self._truncated(s, now)
             except OSError:
@@ -664,8 +666,11 @@ class _Run:
             st = None
         if s is not None:
             if st is not None and (st.st_dev, st.st_ino) == (s.dev, s.ino):
+                changed = st.st_size != s.last_size or st.st_mtime_ns != s.last_mtime_ns
+                s.last_mtime_ns = st.st_mtime_ns
+                # shrunk, or rewritten (even to the same size: "x0" -> "n0"): its first bytes tell
                 if st.st_size < s.splitter.end_offset or (
-                    st.st_size != s.last_size and s.head.length and not s.head.matches(read_head(s.fd, s.head.length))
+                    changed and s.head.length and not s.head.matches(read_head(s.fd, s.head.length))
                 ):
                     self._truncated(s, now)
                 else:
@@ -708,7 +713,7 @@ class _Run:
         log.debug("%s was truncated or rewritten at offset %d", s.path, end)
         was_live = self.live.get(live) == s.key
         copy = None
-        followed = {(o.dev, o.ino) for o in self.streams.values()}
+        followed = {(o.dev, o.ino) for o in self.streams.values() if o.key not in self.sealed}
         for path in reversed(siblings(live, self.src.patterns)):  # newest first
             got = _open(path, self.nbytes)
             if got is None:

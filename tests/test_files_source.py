@@ -1,0 +1,452 @@
+"""FileSource scenarios, each a rotation or failure mode from the issue, on real files.
+
+The agent runs against the fake runtime of test_files_harness (events and checkpoints
+committed together, like the spool does); "restart" builds a new FileSource from what was
+committed, exactly what the real runtime hands it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from test_files_harness import Agent, FakeRuntime, file_config
+
+from parsers.logfile import parse_lines
+from shipper.observe.metrics import DATA_GAP_BYTES, DATA_GAPS, REGISTRY, ROTATIONS
+
+from conftest import SAMPLE_LOGS
+
+SAMPLE = SAMPLE_LOGS / "redis-7.0" / "replication-master.log"
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def write_lines(path: Path, lines: list[str]) -> None:
+    with open(path, "ab") as f:  # Redis-like: open, append, close
+        f.write("".join(x + "\n" for x in lines).encode())
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_rename_rotation_drains_a_late_write_to_the_old_file(tmp_path: Path):
+    log = tmp_path / "redis.log"
+    write_lines(log, [f"a{i}" for i in range(100)])
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log)), rotate_wait=0.5)
+        agent.start()
+        assert await agent.wait_for(lambda: len(agent.rt.lines()) == 100)
+        before = metric("redis_shipper_file_rotations_total", path=str(log), kind="rename")
+        log.rename(tmp_path / "redis.log.1")
+        write_lines(log, ["b0"])
+        await asyncio.sleep(0.1)
+        write_lines(tmp_path / "redis.log.1", ["a-late"])  # a writer still holding the old file
+        assert await agent.wait_for(lambda: {"b0", "a-late"} <= set(agent.rt.lines()))
+        assert metric("redis_shipper_file_rotations_total", path=str(log), kind="rename") == before + 1
+        await agent.stop()
+        return agent.rt
+
+    rt = run(scenario())
+    assert sorted(rt.lines()) == sorted([f"a{i}" for i in range(100)] + ["a-late", "b0"])
+    late = next(e for e in rt.events if e["message"] == "a-late")
+    first = next(e for e in rt.events if e["message"] == "a0")
+    assert late["origin"] == first["origin"] and late["file"].endswith("redis.log.1")
+
+
+def test_copytruncate_while_down_continues_in_the_copy_and_reads_the_new_file_whole(tmp_path: Path):
+    log = tmp_path / "redis.log"
+    write_lines(log, [f"a{i}" for i in range(50)])
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log)))
+        agent.start()
+        assert await agent.wait_for(lambda: len(agent.rt.lines()) == 50)
+        await agent.stop()
+        write_lines(log, [f"a{i}" for i in range(50, 80)])  # written while the agent is down
+        shutil.copyfile(log, tmp_path / "redis.log.1")
+        with open(log, "r+b") as f:
+            f.truncate(0)
+        write_lines(log, ["b0", "b1"])
+        agent.start()
+        assert await agent.wait_for(lambda: len(agent.rt.lines()) >= 82)
+        await asyncio.sleep(0.2)
+        await agent.stop()
+        return agent.rt
+
+    rt = run(scenario())
+    assert rt.lines() == [f"a{i}" for i in range(80)] + ["b0", "b1"]  # none twice, none lost, in order
+    origins = {e["message"][0]: e["origin"] for e in rt.events}
+    assert origins["a"] != origins["b"]
+    assert len({e["origin"] for e in rt.events if e["message"].startswith("a")}) == 1
+    assert not rt.gaps()
+
+
+def test_copytruncate_while_running_lines_before_the_copy_are_read_once(tmp_path: Path):
+    log = tmp_path / "redis.log"
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log)))
+        write_lines(log, ["x0"])
+        agent.start()
+        assert await agent.wait_for(lambda: agent.rt.lines() == ["x0"])
+        for gen in range(5):
+            write_lines(log, [f"g{gen}-{i}" for i in range(200)])
+            for i in range(gen, 0, -1):  # logrotate shifts the older copies first
+                os.rename(tmp_path / f"redis.log.{i}", tmp_path / f"redis.log.{i + 1}")
+            shutil.copyfile(log, tmp_path / "redis.log.1")
+            with open(log, "r+b") as f:
+                f.truncate(0)
+            write_lines(log, [f"n{gen}"])
+            await asyncio.sleep(0.15)
+        assert await agent.wait_for(lambda: "n4" in agent.rt.lines())
+        await agent.stop()
+        return agent.rt
+
+    rt = run(scenario())
+    got = rt.lines()
+    assert len(got) == len(set(got))
+    assert set(got) == {"x0"} | {f"g{g}-{i}" for g in range(5) for i in range(200)} | {f"n{g}" for g in range(5)}
+
+
+def test_rotated_and_compressed_while_down_is_a_data_gap_with_the_exact_byte_range(tmp_path: Path):
+    log = tmp_path / "redis.log"
+    write_lines(log, [f"a{i}" for i in range(10)])
+
+    async def scenario() -> tuple[FakeRuntime, int, int]:
+        agent = Agent(file_config(str(log)))
+        agent.start()
+        assert await agent.wait_for(lambda: len(agent.rt.lines()) == 10)
+        await agent.stop()
+        read_up_to = log.stat().st_size
+        write_lines(log, [f"lost{i}" for i in range(7)])
+        total = log.stat().st_size
+        with open(log, "rb") as src, gzip.open(str(tmp_path / "redis.log.1.gz"), "wb") as dst:  # compress, no delay
+            shutil.copyfileobj(src, dst)
+        log.unlink()
+        write_lines(log, ["new0"])
+        agent.start()
+        assert await agent.wait_for(lambda: "new0" in agent.rt.lines() and agent.rt.gaps())
+        await agent.stop()
+        return agent.rt, read_up_to, total
+
+    gaps_before = metric("redis_shipper_data_gaps_total", path=str(log))
+    bytes_before = metric("redis_shipper_data_gap_bytes_total", path=str(log))
+    rt, start, end = run(scenario())
+    (gap,) = rt.gaps()
+    assert gap["source"] == "agent" and gap["level"] == "warning" and gap["category"] == "other"
+    assert gap["fields"] == {"file": str(tmp_path / "redis.log.1.gz"), "start": start, "end": end,
+                             "bytes": end - start, "reason": "rotated_compressed"}
+    assert metric("redis_shipper_data_gaps_total", path=str(log)) == gaps_before + 1
+    assert metric("redis_shipper_data_gap_bytes_total", path=str(log)) == bytes_before + end - start
+    assert DATA_GAPS is not None and DATA_GAP_BYTES is not None
+    assert "lost0" not in rt.lines() and "new0" in rt.lines()
+
+
+def test_truncation_that_overtook_the_reader_is_a_data_gap(tmp_path: Path):
+    log = tmp_path / "redis.log"
+    write_lines(log, [f"a{i:04d}" for i in range(3000)])
+
+    async def scenario() -> FakeRuntime:
+        rt = FakeRuntime()
+        gate = asyncio.Event()
+        emit = rt.emit
+
+        async def slow_emit(batch: Any) -> None:  # a sink that blocks after the first batch
+            if rt.batches:
+                await gate.wait()
+            await emit(batch)
+
+        rt.emit = slow_emit  # type: ignore[method-assign]
+        agent = Agent(file_config(str(log), max_batch_events=100, read_chunk=600), rt)
+        agent.start()
+        assert await agent.wait_for(lambda: len(rt.batches) >= 1)
+        await asyncio.sleep(0.1)  # it has seen the file's size, and is stuck in emit
+        with open(log, "r+b") as f:
+            f.truncate(0)
+        write_lines(log, ["after"])
+        gate.set()
+        assert await agent.wait_for(lambda: "after" in rt.lines() and rt.gaps())
+        await agent.stop()
+        return rt
+
+    rt = run(scenario())
+    (gap,) = rt.gaps()
+    f = gap["fields"]
+    assert f["reason"] == "truncated" and f["end"] == 3000 * 6 and f["bytes"] == f["end"] - f["start"] > 0
+    delivered = [e for e in rt.events if e.get("event") == "line" and e["origin"] == gap["origin"]]
+    assert max(e["offset"] for e in delivered) < f["start"]  # never claims a delivered line
+    assert len(delivered) * 6 == f["start"]  # and everything before it was delivered
+
+
+def test_start_at_end_then_a_restart_resumes_from_the_checkpoint_not_the_end(tmp_path: Path):
+    log = tmp_path / "redis.log"
+    write_lines(log, ["old1", "old2"])
+    with open(log, "ab") as f:
+        f.write(b"half-writ")  # start_at: end never starts in the middle of a line
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log), start_at="end"))
+        agent.start()
+        assert await agent.wait_for(lambda: len(agent.rt.batches) >= 1)
+        with open(log, "ab") as f:
+            f.write(b"ten\n")
+        write_lines(log, ["new1"])
+        assert await agent.wait_for(lambda: "new1" in agent.rt.lines())
+        await agent.kill()
+        write_lines(log, ["while-down-1", "while-down-2"])
+        agent.start()
+        assert await agent.wait_for(lambda: "while-down-2" in agent.rt.lines())
+        await agent.stop()
+        return agent.rt
+
+    assert run(scenario()).lines() == ["half-written", "new1", "while-down-1", "while-down-2"]
+
+
+def test_start_at_end_survives_a_kill_before_the_first_line(tmp_path: Path):
+    log = tmp_path / "redis.log"
+    write_lines(log, [f"old{i}" for i in range(10)])
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log), start_at="end"))
+        agent.start()
+        assert await agent.wait_for(lambda: len(agent.rt.batches) >= 1)
+        await agent.kill()
+        write_lines(log, ["new"])
+        agent.start()
+        assert await agent.wait_for(lambda: "new" in agent.rt.lines())
+        await agent.stop()
+        return agent.rt
+
+    assert run(scenario()).lines() == ["new"]
+
+
+def test_a_half_written_line_waits_for_its_newline(tmp_path: Path):
+    log = tmp_path / "redis.log"
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log), partial_line_timeout=30))
+        log.write_bytes(b"one\ntw")
+        agent.start()
+        assert await agent.wait_for(lambda: agent.rt.lines() == ["one"])
+        await asyncio.sleep(0.3)
+        assert agent.rt.lines() == ["one"]
+        await agent.kill()  # the held half is not checkpointed: a restart reads it again whole
+        with open(log, "ab") as f:
+            f.write(b"o\nthree\n")
+        agent.start()
+        assert await agent.wait_for(lambda: "three" in agent.rt.lines())
+        await agent.stop()
+        return agent.rt
+
+    rt = run(scenario())
+    assert rt.lines() == ["one", "two", "three"]
+    assert not any(e["fields"]["partial"] for e in rt.events)
+
+
+def test_a_line_never_finished_is_shipped_after_the_timeout_flagged_partial(tmp_path: Path):
+    log = tmp_path / "redis.log"
+    log.write_bytes(b"one\nhalf a li")
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log), partial_line_timeout=0.3))
+        agent.start()
+        assert await agent.wait_for(lambda: len(agent.rt.lines()) == 2)
+        with open(log, "ab") as f:
+            f.write(b"ne\nnext\n")
+        assert await agent.wait_for(lambda: "next" in agent.rt.lines())
+        await agent.stop()
+        return agent.rt
+
+    rt = run(scenario())
+    assert rt.lines() == ["one", "half a li", "ne", "next"]
+    assert [e["fields"]["partial"] for e in rt.events] == [False, True, False, False]
+    assert [e["offset"] for e in rt.events] == [0, 4, 13, 16]
+
+
+def test_invalid_utf8_and_nul_bytes_never_stop_the_follower(tmp_path: Path):
+    log = tmp_path / "redis.log"
+    bad = b"1:M 25 Nov 2026 17:00:00.000 * bad \xff\xfe\xc3( bytes \x00 here\n"
+    good = b"1:M 25 Nov 2026 17:00:01.000 * Ready to accept connections\n"
+    log.write_bytes(bad + good + b"\xff\n" + good)
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log)), parser_factory=None)  # the real parsers.logfile.LogParser
+        agent.start()
+        assert await agent.wait_for(lambda: sum(e.get("lines", 0) for e in agent.rt.events) == 4)
+        await agent.stop()
+        return agent.rt
+
+    rt = run(scenario())
+    assert sum(e["lines"] for e in rt.events) == 4
+    assert "\ufffd" in rt.events[0]["message"]
+    assert rt.events[-1]["message"] == "Ready to accept connections"
+
+
+def test_a_crash_report_is_one_event_whatever_the_read_size(tmp_path: Path):
+    sample = SAMPLE_LOGS / "redis-7.0" / "crash-assert.log"
+    log = tmp_path / "redis.log"
+    data = sample.read_bytes()
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log), read_chunk=64), parser_factory=None)
+        agent.start()
+        with open(log, "ab") as f:  # arrives in pieces, as a crashing server writes it
+            for i in range(0, len(data), 700):
+                f.write(data[i:i + 700])
+                f.flush()
+                await asyncio.sleep(0.005)
+        assert await agent.wait_for(lambda: sum(e.get("lines", 0) for e in agent.rt.events) == data.count(b"\n"))
+        await agent.stop()
+        return agent.rt
+
+    rt = run(scenario())
+    expected = parse_lines(data, tz=__import__("datetime").UTC)
+    strip = lambda evs: [{k: v for k, v in e.items() if k not in ("file", "origin", "id")} for e in evs]  # noqa: E731
+    assert strip(rt.events) == strip(expected)
+    assert any(e["category"] == "crash" and e["lines"] > 20 for e in rt.events)
+
+
+def test_a_reused_inode_with_other_content_is_read_from_its_first_byte(tmp_path: Path):
+    log = tmp_path / "redis.log"
+    write_lines(log, ["new-file-line-1", "new-file-line-2", "new-file-line-3"])
+    st = log.stat()
+    rt = FakeRuntime()
+    agent = Agent(file_config(str(log)), rt)
+    # a checkpoint left by a deleted file whose inode number the filesystem handed to this one
+    key = f"{agent.source_key_prefix()}{st.st_dev}:{st.st_ino}:0123456789abcdef"
+    rt.committed[key] = {"origin": "old", "live": str(log), "path": str(log), "dev": st.st_dev,
+                         "ino": st.st_ino, "head_len": 20, "head": "0123456789abcdef", "offset": 32, "size": 40}
+
+    async def scenario() -> None:
+        agent.start()
+        assert await agent.wait_for(lambda: len(rt.lines()) == 3)
+        await agent.stop()
+
+    run(scenario())
+    assert rt.lines() == ["new-file-line-1", "new-file-line-2", "new-file-line-3"]
+
+
+def test_several_rotations_while_down_are_finished_oldest_first(tmp_path: Path):
+    log = tmp_path / "redis.log"
+    write_lines(log, ["g0-0"])
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log)))
+        agent.start()
+        assert await agent.wait_for(lambda: agent.rt.lines() == ["g0-0"])
+        await agent.stop()
+        write_lines(log, ["g0-1"])
+        for gen in (1, 2, 3):  # logrotate `create` three times while the agent is down
+            for i in range(gen - 1, 0, -1):
+                os.rename(tmp_path / f"redis.log.{i}", tmp_path / f"redis.log.{i + 1}")
+            log.rename(tmp_path / "redis.log.1")
+            write_lines(log, [f"g{gen}-0", f"g{gen}-1"])
+        agent.start()
+        assert await agent.wait_for(lambda: len(agent.rt.lines()) == 8)
+        await asyncio.sleep(0.2)
+        await agent.stop()
+        return agent.rt
+
+    rt = run(scenario())
+    assert rt.lines() == ["g0-0", "g0-1", "g1-0", "g1-1", "g2-0", "g2-1", "g3-0", "g3-1"]
+
+
+def test_rotated_files_present_at_the_first_start_are_history(tmp_path: Path):
+    log = tmp_path / "redis.log"
+    write_lines(tmp_path / "redis.log.1", ["history"])
+    write_lines(log, ["live"])
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log)))
+        agent.start()
+        assert await agent.wait_for(lambda: agent.rt.lines() == ["live"])
+        await agent.stop()
+        agent.start()  # and stay history after a restart
+        await asyncio.sleep(0.3)
+        await agent.stop()
+        return agent.rt
+
+    assert run(scenario()).lines() == ["live"]
+
+
+def test_polling_alone_follows_rotation_when_inotify_is_off(tmp_path: Path):
+    log = tmp_path / "redis.log"
+    write_lines(log, ["p0"])
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log), inotify=False, poll_interval=0.1))
+        agent.start()
+        assert await agent.wait_for(lambda: agent.rt.lines() == ["p0"])
+        log.rename(tmp_path / "redis.log.1")
+        write_lines(log, ["p1"])
+        assert await agent.wait_for(lambda: agent.rt.lines() == ["p0", "p1"])
+        await agent.stop()
+        return agent.rt
+
+    assert run(scenario()).lines() == ["p0", "p1"]
+
+
+def test_inotify_wakes_the_follower_long_before_the_poll_interval(tmp_path: Path):
+    log = tmp_path / "redis.log"
+    write_lines(log, ["i0"])
+
+    async def scenario() -> bool:
+        agent = Agent(file_config(str(log), inotify=True, poll_interval=60))
+        agent.start()
+        assert await agent.wait_for(lambda: agent.rt.lines() == ["i0"])
+        await asyncio.sleep(0.2)
+        write_lines(log, ["i1"])
+        # with a 60 s poll, only an inotify wake-up can deliver this within the wait
+        ok = await agent.wait_for(lambda: agent.rt.lines() == ["i0", "i1"], timeout=20)
+        await agent.stop()
+        return ok
+
+    assert run(scenario())
+
+
+def test_a_checkpoint_of_a_file_gone_for_long_is_removed(tmp_path: Path):
+    log = tmp_path / "redis.log"
+    write_lines(log, ["a"])
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log)), stale_after=0.3, rotate_wait=0.05)
+        agent.start()
+        assert await agent.wait_for(lambda: agent.rt.lines() == ["a"])
+        first_keys = {k for k in agent.rt.committed if ":live:" not in k}
+        log.unlink()
+        write_lines(log, ["b"])
+        assert await agent.wait_for(lambda: not (first_keys & set(agent.rt.committed)), timeout=10)
+        await agent.stop()
+        return agent.rt
+
+    rt = run(scenario())
+    assert rt.lines() == ["a", "b"]
+    assert any(None is v for b in rt.batches for v in b.positions.values())
+
+
+def test_events_carry_file_origin_and_a_replay_stable_id(tmp_path: Path):
+    log = tmp_path / "redis.log"
+    shutil.copy(SAMPLE, log)
+
+    async def once() -> FakeRuntime:
+        agent = Agent(file_config(str(log)), parser_factory=None)
+        agent.start()
+        n = SAMPLE.read_bytes().count(b"\n")
+        assert await agent.wait_for(lambda: sum(e.get("lines", 0) for e in agent.rt.events) == n)
+        await agent.stop()
+        return agent.rt
+
+    a, b = run(once()), run(once())  # two agents without shared state read the same file
+    assert [e["id"] for e in a.events] == [e["id"] for e in b.events]
+    assert len({e["id"] for e in a.events}) == len(a.events)
+    assert all(e["file"] == str(log) for e in a.events)
+    assert ROTATIONS is not None
