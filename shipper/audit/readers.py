@@ -54,12 +54,16 @@ class ReadError(Exception):
 
 
 # ---------------------------------------------------------------------------------- files
-def read_files(paths: Iterable[str | Path]) -> Iterator[Line]:
+def read_files(paths: Iterable[str | Path], *, missing_ok: bool = False) -> Iterator[Line]:
     """Each line of each file, with ``file:line`` as its location."""
     for p in paths:
         path = Path(p)
         try:
             f = open(path, "rb")  # noqa: SIM115 - closed below, iterated lazily
+        except FileNotFoundError:
+            if missing_ok:
+                continue  # deleted by the sink's retention since it was listed: that history is gone
+            raise ReadError(f"cannot read {path}: no such file") from None
         except OSError as e:
             raise ReadError(f"cannot read {path}: {e.strerror}") from None
         with f:
@@ -74,7 +78,7 @@ def read_local(directory: str | Path) -> Iterator[Line]:
     d = Path(directory)
     if not d.is_dir():
         raise ReadError(f"no local sink directory {d}")
-    yield from read_files(event_files(d))
+    yield from read_files(event_files(d), missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------- agent state

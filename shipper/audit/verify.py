@@ -592,6 +592,9 @@ class Verifier:
             if fragment and any(c.raw.startswith(fragment) for cs in self._trail.values()
                                 for copies in cs.values() for c in copies):
                 bad.explanation = "torn write; the whole event is in the trail (replayed after a crash)"
+            elif fragment and any(k.copy.raw.startswith(fragment) for ks in self._known.values()
+                                  for k in ks.values()):
+                bad.explanation = "a write in progress (or cut by a crash); the event is still in the spool"
             out.append(bad)
         return out
 
