@@ -384,15 +384,16 @@ def test_the_checker_accepts_a_chain_built_by_hand_from_the_documented_rules():
 
 
 # ------------------------------------------------------------------------------------ Loki read-back
-def loki_config(tmp_path: Path, url: str) -> Path:
-    return write_config(tmp_path, sinks=[{"type": "loki", "url": url, "encoding": "json",
+def loki_config(tmp_path: Path, url: str, encoding: str = "json") -> Path:
+    return write_config(tmp_path, sinks=[{"type": "loki", "url": url, "encoding": encoding,
                                           "batch": {"max_wait": "50ms"},
                                           "retry": {"initial": "10ms", "max": "50ms"}}])
 
 
-def test_loki_read_back_paginates_and_verifies_then_fails_after_tampering(tmp_path, capsys):
+@pytest.mark.parametrize("encoding", ["json", "protobuf"])
+def test_loki_read_back_paginates_and_verifies_then_fails_after_tampering(tmp_path, capsys, encoding):
     with LokiReceiver() as rx:
-        config = loki_config(tmp_path, rx.url)
+        config = loki_config(tmp_path, rx.url, encoding)
         # 30 events share one timestamp: a page of 7 cannot advance past it without growing
         asyncio.run(run_agent(config, [ListSource("file:a", 60), ListSource("file:b", 30, same_ts=True)]))
         assert rx.count() >= 90
