@@ -261,6 +261,7 @@ class Verifier:
         self._trail: dict[str, dict[int, list[_Copy]]] = defaultdict(dict)
         self._known: dict[str, dict[int, _Known]] = defaultdict(dict)
         self._anchors: list[tuple[str, int, str, str]] = []
+        self._all_anchors: list[tuple[str, int, str, str]] = []
         self._declared: dict[str, list[tuple[Declared, bool]]] = defaultdict(list)
         self._bad: list[tuple[InvalidLine, bytes]] = []
         self._lines = 0
@@ -347,9 +348,9 @@ class Verifier:
 
     # ---- analysis --------------------------------------------------------------------------
     def report(self) -> Report:
-        self._anchors_from_trail()
+        self._all_anchors = self._anchors + self._anchors_from_trail()
         explain = self._explanations()
-        names = set(self._trail) | {a[0] for a in self._anchors}
+        names = set(self._trail) | {a[0] for a in self._all_anchors}
         if self.only is not None:
             names &= self.only
         streams = []
@@ -360,7 +361,8 @@ class Verifier:
         invalid = self._invalid_lines()
         return Report(streams, invalid, self._lines, self.sink, (self.since_ns, self.until_ns))
 
-    def _anchors_from_trail(self) -> None:
+    def _anchors_from_trail(self) -> list[tuple[str, int, str, str]]:
+        out: list[tuple[str, int, str, str]] = []
         for stream, items in self._declared.items():
             for d, in_window in items:
                 if d.event != "chain_anchor" or not in_window:
@@ -371,7 +373,8 @@ class Verifier:
                 for s, head in heads.items():
                     seq, h = _head_pair(head)
                     if seq is not None and h is not None:
-                        self._anchors.append((str(s), seq, h, f"chain_anchor at {stream} seq {d.seq}"))
+                        out.append((str(s), seq, h, f"chain_anchor at {stream} seq {d.seq}"))
+        return out
 
     def _explanations(self) -> _Explanations:
         """What the agent told us about missing seqs: dead letters, spool overflows."""
@@ -403,7 +406,7 @@ class Verifier:
     def _stream_report(self, name: str, ex: _Explanations) -> StreamReport | None:
         trail = self._trail.get(name, {})
         known = self._known.get(name, {})
-        anchors = [a for a in self._anchors if a[0] == name]
+        anchors = [a for a in self._all_anchors if a[0] == name]
         in_window = [s for s, cs in trail.items() if any(self._in_window(c.ts_ns) for c in cs)]
         if not in_window and not anchors:
             return None
