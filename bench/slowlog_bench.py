@@ -55,6 +55,7 @@ from shipper.sources.redis.source import RedisSource  # noqa: E402
 from servers import start_server  # noqa: E402
 
 TARGET = 5000
+PURE_PYTHON_PARSER = False
 
 
 def load(port: int, rate: int, seconds: float, ready: Any, go: Any, sent: Any) -> None:
@@ -145,6 +146,10 @@ async def run_rate(port: int, rate: int, seconds: float, *, with_poller: bool, m
             "commandlog": {"interval": 1}, "info": {"interval": 10},
         })
         src = RedisSource(cfg)
+        if PURE_PYTHON_PARSER:
+            from redis._parsers import _AsyncRESP2Parser
+
+            src.conn.extra_kwargs["parser_class"] = _AsyncRESP2Parser
         ctx = SourceContext(emit=emit, positions={}, stop=stop, state_dir=state_dir, emit_agent=emit_agent)
         task = asyncio.create_task(src.run(ctx))
         while src.rounds < 1:
@@ -184,7 +189,14 @@ async def main_async(args: argparse.Namespace) -> int:
         try:
             print(f"# slowlog_bench: {args.server} on 127.0.0.1:{rp.port}, slowlog-max-len 128, threshold 0; "
                   f"{args.seconds}s per rate; min_interval {args.min_interval}s; spool {args.spool}")
-            print(f"# python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs")
+            try:
+                import hiredis  # noqa: F401
+
+                parser = "pure-Python (forced)" if PURE_PYTHON_PARSER else "hiredis"
+            except ImportError:
+                parser = "pure-Python (hiredis not installed)"
+            print(f"# python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs; "
+                  f"redis-py reply parser: {parser}")
             print(f"{'rate/s':>8} {'sent':>7} {'shipped':>8} {'lost':>6} {'exact':>6} "
                   f"{'srv cpu/s +poller':>18} {'srv cpu/s alone':>16} {'ratio':>6} {'poller cpu us/entry':>20}")
             best = 0
@@ -238,7 +250,11 @@ def main() -> int:
     ap.add_argument("--spool", default="sqlite", choices=["sqlite", "memory"])
     ap.add_argument("--adaptive-interval", type=float, default=1.0,
                     help="after the ladder, run the best rate from idle with this quiet interval (0: skip)")
+    ap.add_argument("--pure-python-parser", action="store_true",
+                    help="force redis-py's pure-Python reply parser (what runs when hiredis is not installed)")
     args = ap.parse_args()
+    global PURE_PYTHON_PARSER
+    PURE_PYTHON_PARSER = args.pure_python_parser
     return asyncio.run(main_async(args))
 
 

@@ -73,6 +73,8 @@ class RedisConnection:
         self.url = safe_url(cfg.url)
         self.generation = 0
         self._conn: Any = None
+        #: extra redis-py connection kwargs (the bench uses it to force the pure-Python parser)
+        self.extra_kwargs: dict[str, Any] = {}
 
     def _make(self) -> Any:
         cfg = self.cfg
@@ -111,6 +113,7 @@ class RedisConnection:
                 raise ValueError(f"tls file {path!r} does not exist")
         # from_url parses the scheme (redis/rediss/unix), host, port, db and socket path;
         # our kwargs (credentials, timeouts) override what the URL says.
+        kwargs.update(self.extra_kwargs)
         pool = ConnectionPool.from_url(cfg.url, **kwargs)
         return pool.make_connection()
 
