@@ -333,7 +333,8 @@ class Verifier:
         copies.append(_Copy(raw, chain_hash(raw), ev["prev_hash"], ts, _is_canonical(ev, raw), [where]))
         name = ev.get("event")
         if name in DECLARED_GAP_EVENTS or name == "chain_anchor":
-            fields = ev.get("fields") if isinstance(ev.get("fields"), dict) else {}
+            raw_fields = ev.get("fields")
+            fields: dict[str, Any] = raw_fields if isinstance(raw_fields, dict) else {}
             d = Declared(seq, str(name), str(ev.get("timestamp", "")), str(ev.get("message", "")), fields)
             self._declared[stream].append((d, self._in_window(ts)))
 
@@ -626,9 +627,9 @@ class _Explanations:
                 return label
         if self.ids:
             # events without a source-given id carry id = event_id(stream, "seq:<n>")
-            label = self.ids.get(event_id(stream, f"seq:{seq}"))
-            if label is not None:
-                return label
+            by_id = self.ids.get(event_id(stream, f"seq:{seq}"))
+            if by_id is not None:
+                return by_id
         return None
 
 

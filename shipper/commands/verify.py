@@ -212,9 +212,9 @@ def _read_trail(v: Verifier, cfg: AgentConfig, args: argparse.Namespace, sink_cf
         asyncio.run(_drain(v, readers.read_loki(sink_cfg, selector=selector, start_ns=start, end_ns=end,
                                                 limit=args.loki_limit)))
     elif kind == "elasticsearch":
-        start = since - margin if since is not None else None
-        end = until + margin if until is not None else None
-        asyncio.run(_drain(v, readers.read_elasticsearch(sink_cfg, start_ns=start, end_ns=end,
+        es_start = since - margin if since is not None else None
+        es_end = until + margin if until is not None else None
+        asyncio.run(_drain(v, readers.read_elasticsearch(sink_cfg, start_ns=es_start, end_ns=es_end,
                                                          page=args.es_page, on_invalid=v.add_invalid)))
 
 
@@ -256,9 +256,9 @@ def _render_stream(s: StreamReport, verbose: bool) -> list[str]:
     out = [f"{s.stream}: {s.events} event(s) checked, {seqs}, {s.lines} line(s) -- {'OK' if s.ok else 'PROBLEMS'}"]
     for n in s.notes:
         out.append(f"    note: {n}")
-    for g in s.gaps:
-        rng = str(g.first) if g.first == g.last else f"{g.first}..{g.last}"
-        out.append(f"    gap seq {rng} ({g.count}): {g.explanation or 'UNEXPLAINED'}")
+    for gap in s.gaps:
+        rng = str(gap.first) if gap.first == gap.last else f"{gap.first}..{gap.last}"
+        out.append(f"    gap seq {rng} ({gap.count}): {gap.explanation or 'UNEXPLAINED'}")
     same = [d for d in s.duplicates if d.identical]
     if same:
         shown = ", ".join(str(d.seq) for d in same[:20]) + (" ..." if len(same) > 20 else "")
@@ -286,8 +286,8 @@ def _render_stream(s: StreamReport, verbose: bool) -> list[str]:
     if s.unverified_links:
         out.append(f"    {s.unverified_links} link(s) not checkable (predecessor missing)")
     declared = s.declared if verbose else s.declared[:20]
-    for d in declared:
-        out.append(f"    declared seq {d.seq} {d.event} at {d.timestamp}: {d.message}")
+    for dg in declared:
+        out.append(f"    declared seq {dg.seq} {dg.event} at {dg.timestamp}: {dg.message}")
     if len(s.declared) > len(declared):
         out.append(f"    ... {len(s.declared) - len(declared)} more declared gap(s) (-v)")
     return out
