@@ -65,7 +65,7 @@ def _literal_prefix(pattern: str) -> str:
 
 
 def _make_rule(pattern: str, category: str, event: str) -> Rule:
-    rx = re.compile(pattern, re.S)
+    rx = re.compile(pattern, re.S | re.A)  # ASCII classes: ~10% faster, values are ASCII
     groups = []
     index = {v: k for k, v in rx.groupindex.items()}
     for i in range(rx.groups):

@@ -62,31 +62,33 @@ _TS_ALTERNATIVES = (
 
 #: 3.0+ ``pid:role ts level msg``. The message may be empty (``... # `` with a trailing space)
 #: and a lenient optional space accepts a line whose trailing space was stripped.
-LEGACY_RE = re.compile(r"(\d{1,10}):([XCSM]) " + _TS_ALTERNATIVES + r" ([.\-*#])(?: (.*)|$)", re.S)
+LEGACY_RE = re.compile(r"(\d{1,10}):([XCSM]) " + _TS_ALTERNATIVES + r" ([.\-*#])(?: (.*)|$)", re.S | re.A)
 #: 3.0+ signal-handler lines (also written in Valkey logfmt mode).
-SIGNAL_RE = re.compile(r"(\d{1,10}):signal-handler \((\d{1,12})\)(?: (.*)|$)", re.S)
+SIGNAL_RE = re.compile(r"(\d{1,10}):signal-handler \((\d{1,12})\)(?: (.*)|$)", re.S | re.A)
 #: 2.x ``[pid] dd Mon hh:mm:ss[.mmm] L msg`` (2.0-2.4 without milliseconds).
 LEGACY2_RE = re.compile(
     r"\[(\d{1,10})\] (\d\d [A-Z][a-z]{2} \d\d:\d\d:\d\d)(?:\.(\d{3}))? ([.\-*#])(?: (.*)|$)", re.S
 )
 #: 2.6-2.8 signal handler ``[pid | signal handler] (epoch) msg``.
-SIGNAL2_RE = re.compile(r"\[(\d{1,10}) \| signal handler\] \((\d{1,12})\)(?: (.*)|$)", re.S)
+SIGNAL2_RE = re.compile(r"\[(\d{1,10}) \| signal handler\] \((\d{1,12})\)(?: (.*)|$)", re.S | re.A)
 #: Valkey 8.1+ logfmt. The message is always quoted (``"`` inside is written as ``'``); a line cut
 #: by the length limit may lack the closing quote, which the caller strips when present.
-LOGFMT_RE = re.compile(r'pid=(\d{1,10}) role=(\S+) timestamp="([^"]*)" level=(\w+) message="(.*)', re.S)
+LOGFMT_RE = re.compile(
+    r'pid=(\d{1,10}) role=(\S+) timestamp="([^"]*)" level=(\w+) message="(.*)', re.S | re.A
+)
 
 #: ``Header(...)`` goes through a Python-level ``__new__``; this C call builds the same tuple in a
 #: third of the time, which matters once per line.
 _new = tuple.__new__
 
 #: the timestamp text inside a logfmt line: legacy (always with year there), iso8601, or epoch ms
-_LOGFMT_TS_RE = re.compile(_TS_ALTERNATIVES)
+_LOGFMT_TS_RE = re.compile(_TS_ALTERNATIVES, re.A)
 
 
 #: the most common shape of all (Redis 5.0+, Valkey default) without capturing the message,
 #: which is then sliced off: ~100 ns less per line than LEGACY_RE on long messages
 _FAST_RE = re.compile(
-    r"(\d{1,10}):([XCSM]) (\d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d)\.(\d{3}) ([.\-*#])(?: |$)"
+    r"(\d{1,10}):([XCSM]) (\d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d)\.(\d{3}) ([.\-*#])(?: |$)", re.A
 )
 _fast_match = _FAST_RE.match
 
