@@ -31,6 +31,7 @@ large trail with a time window or a stream filter.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -46,7 +47,7 @@ GENESIS = "0" * 64
 DECLARED_GAP_EVENTS = ("data_gap", "slowlog_entries_lost", "dead_lettered", "spool_overflow")
 #: how far (in seqs) a moved event is searched for when a break is diagnosed
 REORDER_SEARCH = 8
-_HEX = frozenset("0123456789abcdef")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def chain_hash(raw: bytes) -> str:
@@ -721,7 +722,7 @@ def _parse(raw: bytes) -> tuple[dict[str, Any] | None, str]:
         return None, "not a sealed event: no 'stream'"
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
         return None, "not a sealed event: 'seq' is not a positive integer"
-    if not isinstance(prev, str) or len(prev) != 64 or not set(prev) <= _HEX:
+    if not isinstance(prev, str) or not _HEX64.fullmatch(prev):
         return None, "not a sealed event: 'prev_hash' is not 64 hex digits"
     return ev, ""
 
