@@ -634,3 +634,16 @@ def _pending(state_dir: str) -> list[bytes]:
     from shipper.audit.readers import read_agent_state
 
     return read_agent_state(state_dir, "local").pending
+
+
+def test_the_file_sink_is_verified_from_its_own_path(tmp_path, capsys):
+    out = tmp_path / "trail.jsonl"
+    config = write_config(tmp_path, sinks=[{"type": "file", "path": str(out)}])
+    asyncio.run(run_agent(config, [ListSource("file:a", 9)]))
+    code, rep = verify(capsys, "--config", str(config), "--from", "file", "--heads")
+    assert code == 0, rep["problems"]
+    assert stream_of(rep, f"{HOST}/file:a")["events"] == 9
+    lines = out.read_bytes().splitlines()
+    out.write_bytes(b"".join(x + b"\n" for x in lines[:-1]))
+    code, rep = verify(capsys, "--config", str(config), "--from", "file", "--heads")
+    assert code == 1 and [(g["first"], g["last"]) for g in stream_of(rep, f"{HOST}/file:a")["gaps"]] == [(9, 9)]
