@@ -8,8 +8,9 @@ nothing else.
 * **local** -- the JSON Lines files of ``type: local`` (``events-*.jsonl``) or any file of
   ``type: file``: one sealed event per line.
 * **Loki** -- ``GET /loki/api/v1/query_range`` with ``direction=forward``: Loki returns at most
-  ``limit`` entries per query, the *earliest* ones, so the reader walks forward: the next query
-  starts at the last timestamp seen (``start`` is inclusive), and entries at that boundary
+  ``limit`` entries per query, the *earliest* ones (grafana/loki#9459, #22335), so the reader
+  walks forward: the next query starts at the last timestamp seen (``start`` is inclusive,
+  ``end`` exclusive: grafana/loki#8847, #597), and entries at that boundary
   timestamp that were already read are skipped (keyed by stream labels + timestamp + line, the
   same identity Loki dedupes on). A page made of one timestamp only cannot advance: the limit
   is doubled up to ``max_limit`` (Loki's ``max_entries_limit_per_query``, 5000 by default).
@@ -201,6 +202,8 @@ async def _loki_window(session: Any, url: str, selector: str, start: int, end: i
         entries = await _loki_page(session, url, selector, start, end, limit)
         entries.sort(key=lambda e: e[0])
         for ts, labels, line in entries:
+            if not start <= ts < end:
+                continue  # never trust a page past its bounds (grafana/loki#5451): windows must not overlap
             key = (ts, labels, line)
             if ts == start and key in seen:
                 continue
