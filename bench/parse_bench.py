@@ -147,6 +147,14 @@ def main() -> int:
     print(f"file: {n_lines:,} lines, {size / 1e6:.1f} MB, made of {what} sample-logs/*/*.log")
     print(f"best of {args.runs} runs")
 
+    import timeit
+
+    def noop() -> None:
+        pass
+
+    calls = 1_000_000
+    per_call = min(timeit.repeat(noop, number=calls, repeat=3)) / calls * 1e9
+    print(f"calibration: one empty Python function call = {per_call:.0f} ns (compare machines with it)")
     b_wall, b_cpu, b_n = measure(baseline, path, args.runs)
     assert b_n == n_lines, (b_n, n_lines)
     p_wall, p_cpu, p_events = measure(parser_only, path, args.runs)
