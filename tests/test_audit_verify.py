@@ -660,3 +660,28 @@ def test_the_file_sink_is_verified_from_its_own_path(tmp_path, capsys):
     out.write_bytes(b"".join(x + b"\n" for x in lines[:-1]))
     code, rep = verify(capsys, "--config", str(config), "--from", "file", "--heads")
     assert code == 1 and [(g["first"], g["last"]) for g in stream_of(rep, f"{HOST}/file:a")["gaps"]] == [(9, 9)]
+
+
+def test_the_anchor_timer_emits_only_when_a_stream_moved_and_once_more_at_shutdown():
+    heads = {"h/agent": (1, "a" * 64), "h/file:a": (5, "b" * 64)}
+    got: list[dict[str, Any]] = []
+
+    async def get_heads() -> dict[str, tuple[int, str]]:
+        return dict(heads)
+
+    async def record(ev: dict[str, Any]) -> None:
+        got.append(ev)
+        heads["h/agent"] = (heads["h/agent"][0] + 1, "c" * 64)  # the anchor itself moves the agent stream
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        timer = AnchorTimer(get_heads, record, interval=0.01, agent_stream="h/agent")
+        task = asyncio.create_task(timer.run(stop))
+        await asyncio.sleep(0.1)
+        assert len(got) == 1, "one anchor, then nothing while only the agent stream moves"
+        heads["h/file:a"] = (6, "d" * 64)
+        stop.set()
+        await task
+        assert len(got) == 2 and got[1]["fields"]["heads"]["h/file:a"]["seq"] == 6
+
+    asyncio.run(scenario())
