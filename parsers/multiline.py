@@ -63,6 +63,7 @@ class Block:
         "complete",
         "chars",
         "pid",
+        "text",
     )
 
     def __init__(self, kind: int, offset: int, header: Header | None, ts: str | None, prev_ts: str | None):
@@ -79,6 +80,9 @@ class Block:
         self.complete = False
         self.chars = 0
         self.pid: int | None = header.pid if header is not None else None
+        #: the raw text of a prefixed line whose message is empty (kept only for those: Redis <= 3.0
+        #: logs the crash-report banner as such a line followed by the banner on a raw line)
+        self.text: str | None = None
 
 
 def merge_flags(block: Block, flags: dict[str, Any]) -> None:
@@ -193,6 +197,8 @@ class Assembler:
                 if ts is not None:
                     self.last_ts = ts
                 b = Block(KIND_LINE, offset, header, ts, prev)
+                if not header[8]:
+                    b.text = text
                 if flags:
                     merge_flags(b, flags)
                 self.cur = b
@@ -214,6 +220,8 @@ class Assembler:
             if ts is not None:
                 self.last_ts = ts
             b = self._open(KIND_LINE, offset, header, ts, text)
+            if not header[8]:
+                b.text = text
             if flags:
                 merge_flags(b, flags)
             self.cur = b
@@ -234,6 +242,20 @@ class Assembler:
             return None
 
         if is_crash_start(text):
+            if cur is not None and cur.kind == KIND_LINE and cur.text is not None and cur.more is None:
+                # Redis <= 3.0: redisLog(WARNING, "\n\n=== REDIS BUG REPORT START ...") wrote a prefixed
+                # line with an empty message, blank line(s), then the banner: all of it is the report
+                b = Block(KIND_CRASH, cur.offset, cur.header, cur.ts, cur.prev_ts)
+                b.lines = cur.lines + 1
+                b.more = [cur.text, *([""] * cur.blank_tail), text]
+                b.chars = len(cur.text) + len(text)
+                if cur.flags:
+                    merge_flags(b, cur.flags)
+                if flags:
+                    merge_flags(b, flags)
+                self.cur = b
+                self.in_crash = True
+                return None
             b = self._open(KIND_CRASH, offset, None, None, text)
             if flags:
                 merge_flags(b, flags)
@@ -301,10 +323,12 @@ _CRASHED_RE = re.compile(
 )
 _ACCESS_RE = re.compile(r"Accessing address: (\S+)")
 _KILLED_RE = re.compile(r"Killed by PID: (\d+), UID: (\d+)")
-_EIP_RE = re.compile(r"Crashed running the instruction at: (\S+)")
+_EIP_RE = re.compile(r"Crashed running the ins(?:tr)?uction at: (\S+)")  # "instuction": 3.2-5.0 typo
 _ASSERT_RE = re.compile(r"==> (.*)")
 _FAILED_ASSERT_RE = re.compile(r"Failed assertion: (.*)")
 _GURU_RE = re.compile(r"Guru Meditation: (.*)")
+#: Redis 2.6 - 3.0 section headers are prefixed lines: ``<pid>:M <time> # --- INFO OUTPUT``
+_OLD_SECTION_RE = re.compile(r"(?:^|[.*#-] )--- [A-Z][A-Z ]+$")
 _SIGNAL_NAMES = {4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 11: "SIGSEGV", 5: "SIGTRAP"}
 
 
@@ -321,8 +345,8 @@ def crash_fields(lines: list[str], complete: bool) -> tuple[str, dict[str, Any]]
             line = line[:-1]  # a logfmt line: look at its message without the closing quote
         s = line.strip()
         if in_stack:
-            if s.startswith("------ STACK TRACE DONE") or (s.startswith("------ ") and s.endswith(" ------")):
-                in_stack = False
+            if s.startswith("------ ") or _OLD_SECTION_RE.search(s) is not None:
+                in_stack = False  # STACK TRACE DONE, or the next section (3.2+ raw, <= 3.0 prefixed)
             else:
                 stack.append(line)
                 continue
@@ -353,7 +377,9 @@ def crash_fields(lines: list[str], complete: bool) -> tuple[str, dict[str, Any]]
             if m is not None:
                 fields["killed_by_pid"] = int(m[1])
                 fields["killed_by_uid"] = int(m[2])
-        elif "Crashed running the instruction at:" in line:
+        elif "SIGSEGV caused by address:" in line:  # Redis <= 3.0
+            fields["accessing_address"] = line.rsplit(" ", 1)[-1]
+        elif "Crashed running the instruction at:" in line or "Crashed running the instuction at:" in line:
             m = _EIP_RE.search(line)
             if m is not None:
                 fields["instruction_address"] = m[1]
@@ -368,7 +394,8 @@ def crash_fields(lines: list[str], complete: bool) -> tuple[str, dict[str, Any]]
                     message = line[m.start() :]
         elif "Failed assertion:" in line and "assertion" not in fields:
             m = _FAILED_ASSERT_RE.search(line)
-            if m is not None:
+            # <= 5.0 print this line on every crash; "<no assertion failed>" means a plain signal
+            if m is not None and not m[1].startswith("<no assertion failed>"):
                 fields["assertion"] = m[1]
                 fields["kind"] = "assertion"
                 message = line[m.start() :]

@@ -973,15 +973,15 @@ def role_changed_event(
     observed_ms: int,
 ) -> Event:
     """``role_changed`` (category failover): a replica promoted, a master demoted."""
-    fields = {
-        "old_role": old.get("role"),
-        "new_role": new.get("role"),
-        "master_host": new.get("master_host"),
-        "master_port": new.get("master_port"),
-        "old_master_host": old.get("master_host"),
-        "old_master_port": old.get("master_port"),
-        "run_id": new.get("run_id"),
-    }
+    fields: dict[str, Any] = {"old_role": old.get("role"), "new_role": new.get("role")}
+    # master_* only when there is one (the schema types master_port as a number or string)
+    for key, src in (("master_host", new), ("master_port", new)):
+        if src.get(key) is not None:
+            fields[key] = src[key]
+    for key in ("master_host", "master_port"):
+        if old.get(key) is not None:
+            fields["old_" + key] = old[key]
+    fields["run_id"] = new.get("run_id")
     ev = make_event(
         timestamp=_epoch_ms(observed_ms),
         source="agent",

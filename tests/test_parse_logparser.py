@@ -287,3 +287,53 @@ def test_blank_lines_only_are_accounted_for():
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError):
         LogParser(tz=UTC, kind="mysql")
+
+
+# A Redis 3.0 crash report, shaped by the format strings of src/debug.c @ 3.0.7 (no 3.0 binary here to
+# record one): the START banner logged as a prefixed line with an empty message, prefixed section headers
+# ("--- STACK TRACE"), the 4-space indent, and "Failed assertion: <no assertion failed>" on a plain SIGSEGV.
+REDIS30_CRASH = b"""\
+4012:M 24 Oct 10:15:01.100 * The server is now ready to accept connections on port 6379
+4012:M 24 Oct 10:15:09.123 #\x20
+
+=== REDIS BUG REPORT START: Cut & paste starting from here ===
+4012:M 24 Oct 10:15:09.123 #     Redis 3.0.7 crashed by signal: 11
+4012:M 24 Oct 10:15:09.123 #     SIGSEGV caused by address: 0xffffffffffffffff
+4012:M 24 Oct 10:15:09.123 #     Failed assertion: <no assertion failed> (<no file>:0)
+4012:M 24 Oct 10:15:09.123 # --- STACK TRACE
+redis-server *:6379(logStackTrace+0x3e)[0x45a4fe]
+redis-server *:6379(debugCommand+0x1c4)[0x45b4a4]
+4012:M 24 Oct 10:15:09.124 # --- INFO OUTPUT
+# Server
+redis_version:3.0.7
+4012:M 24 Oct 10:15:09.125 #\x20
+=== REDIS BUG REPORT END. Make sure to include from START to END. ===
+
+       Please report the crash by opening an issue on github:
+
+           http://github.com/antirez/redis/issues
+
+4012:M 24 Oct 10:15:20.000 * The server is now ready to accept connections on port 6379
+"""
+
+
+def test_redis_3_0_crash_report_is_one_event_from_its_empty_banner_line():
+    evs = parse_lines(REDIS30_CRASH, tz=UTC, year=2015)
+    assert [e["event"] for e in evs] == [
+        "ready_to_accept_connections",
+        "crash_report",
+        "ready_to_accept_connections",
+    ]
+    c = evs[1]
+    assert c["offset"] == REDIS30_CRASH.index(b"4012:M 24 Oct 10:15:09.123 # \n")
+    assert c["lines"] == 19
+    f = c["fields"]
+    assert f["kind"] == "signal" and f["signal"] == 11 and f["version"] == "3.0.7" and f["complete"] is True
+    assert "assertion" not in f
+    assert f["accessing_address"] == "0xffffffffffffffff"
+    assert f["stack_trace"].splitlines() == [
+        "redis-server *:6379(logStackTrace+0x3e)[0x45a4fe]",
+        "redis-server *:6379(debugCommand+0x1c4)[0x45b4a4]",
+    ]
+    assert c["message"] == "Redis 3.0.7 crashed by signal: 11"
+    assert c["timestamp"] == "2015-10-24T10:15:09.123000Z"
