@@ -31,3 +31,25 @@ def test_event_name_is_documented(event):
 @pytest.mark.parametrize("etype", sorted(EVENTS))
 def test_sentinel_event_type_is_documented(etype):
     assert f"`{etype}`" in DOC
+
+
+def test_the_event_schema_is_shipped_in_the_package_and_is_valid():
+    import json
+    from importlib.resources import files
+
+    import jsonschema
+
+    schema = json.loads((files("parsers") / "schema" / "event.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["additionalProperties"] is True
+    assert set(schema["required"]) == {
+        "timestamp",
+        "source",
+        "category",
+        "event",
+        "level",
+        "pid",
+        "role",
+        "message",
+        "fields",
+    }
