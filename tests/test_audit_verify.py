@@ -506,6 +506,9 @@ def test_agent_killed_mid_run_with_a_loki_outage_leaves_a_trail_that_verifies_in
             expected = subprocess.run([sys.executable, "-m", "shipper.cli", "parse", "--timezone", "UTC", str(log)],
                                       cwd=ROOT, capture_output=True, check=True).stdout.count(b"\n")
             proc = start()
+            # verify while the agent runs (spool read beside it, lines being written)
+            code, rep = verify(capsys, "--config", str(config), "--heads")
+            assert code == 0, rep["problems"]
             _wait(lambda: _local_max_seq(state) >= expected, 30, "the whole log in the local sink")
             _wait(lambda: _settled(state), 30, "both sinks to catch up")
             proc.send_signal(signal.SIGTERM)
@@ -638,6 +641,10 @@ def test_a_line_being_written_while_verify_reads_is_not_a_problem(tmp_path, caps
     with open(path, "ab") as f:
         f.write(state[0][: len(state[0]) // 3])  # the next write, caught in the middle
     code, rep = verify(capsys, "--config", str(config))
+    assert code == 0, rep["problems"]
+    assert rep["invalid"] == [] and any("still being written" in n for n in rep["notes"])
+    # the same file given as --input (not known to be live): the spool explains the fragment
+    code, rep = verify(capsys, "--config", str(config), "--input", str(path), "--sink", "local")
     assert code == 0, rep["problems"]
     assert rep["invalid"][0]["explanation"].startswith("a write in progress")
     assert cli(["verify", "--config", str(config), "--input", str(tmp_path / "missing.jsonl")]) == 3

@@ -55,9 +55,16 @@ class ReadError(Exception):
 
 
 # ---------------------------------------------------------------------------------- files
-def read_files(paths: Iterable[str | Path], *, missing_ok: bool = False) -> Iterator[Line]:
-    """Each line of each file, with ``file:line`` as its location."""
-    for p in paths:
+def read_files(paths: Iterable[str | Path], *, missing_ok: bool = False,
+               on_unfinished: Callable[[str], None] | None = None) -> Iterator[Line]:
+    """Each line of each file, with ``file:line`` as its location.
+
+    With ``on_unfinished``, the last line of the last file is not yielded when it has no
+    newline yet (a live sink is writing it: the event is sealed and will be there whole), and
+    ``on_unfinished(where)`` is called instead.
+    """
+    paths = list(paths)
+    for index, p in enumerate(paths):
         path = Path(p)
         try:
             f = open(path, "rb")  # noqa: SIM115 - closed below, iterated lazily
@@ -68,18 +75,22 @@ def read_files(paths: Iterable[str | Path], *, missing_ok: bool = False) -> Iter
         except OSError as e:
             raise ReadError(f"cannot read {path}: {e.strerror}") from None
         with f:
+            last_file = index == len(paths) - 1
             for n, line in enumerate(f, 1):
+                if last_file and on_unfinished is not None and not line.endswith(b"\n"):
+                    on_unfinished(f"{path.name}:{n}")
+                    continue
                 yield line.rstrip(b"\n"), f"{path.name}:{n}"
 
 
-def read_local(directory: str | Path) -> Iterator[Line]:
+def read_local(directory: str | Path, on_unfinished: Callable[[str], None] | None = None) -> Iterator[Line]:
     """The local sink's files (``events-*.jsonl``), oldest first."""
     from ..sinks.local import event_files
 
     d = Path(directory)
     if not d.is_dir():
         raise ReadError(f"no local sink directory {d}")
-    yield from read_files(event_files(d), missing_ok=True)
+    yield from read_files(event_files(d), missing_ok=True, on_unfinished=on_unfinished)
 
 
 # ---------------------------------------------------------------------------------- agent state
