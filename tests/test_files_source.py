@@ -16,6 +16,7 @@ from typing import Any
 
 from test_files_harness import Agent, FakeRuntime, file_config
 
+from parsers.events import event_id
 from parsers.logfile import parse_lines
 from shipper.observe.metrics import DATA_GAP_BYTES, DATA_GAPS, REGISTRY, ROTATIONS
 
@@ -448,5 +449,7 @@ def test_events_carry_file_origin_and_a_replay_stable_id(tmp_path: Path):
     a, b = run(once()), run(once())  # two agents without shared state read the same file
     assert [e["id"] for e in a.events] == [e["id"] for e in b.events]
     assert len({e["id"] for e in a.events}) == len(a.events)
+    assert all(e["id"] == event_id(e["origin"], str(e["offset"]) if e["lines"] else f"{e['offset']}:{e['event']}")
+               for e in a.events)
     assert all(e["file"] == str(log) for e in a.events)
     assert ROTATIONS is not None

@@ -145,3 +145,31 @@ def test_same_mtime_rotations_sort_higher_number_first(tmp_path: Path):
         os.utime(tmp_path / n, (5, 5))
     assert [Path(p).name for p in sort_oldest_first([str(tmp_path / n) for n in ("a.log.1", "a.log.10", "a.log.2")])] \
         == ["a.log.10", "a.log.2", "a.log.1"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.integers(0, 60), max_size=25), cuts=st.lists(st.integers(0, 1500), max_size=15),
+       max_line=st.integers(1, 40), max_events=st.integers(1, 5))
+def test_the_hot_feed_loop_gives_exactly_what_lines_gives(lines, cuts, max_line, max_events):
+    raw = [bytes([97 + i % 26]) * n for i, n in enumerate(lines)]
+    data = b"".join(x + b"\n" for x in raw) + b"tail"
+    expected, _ = split_all(data, cuts, max_line=max_line)
+    sp = LineSplitter(0, max_line)
+    got: list = []
+    pos = 0
+
+    def feed(line: bytes, offset: int, *, cut_bytes: int = 0) -> list:
+        return [(line, offset, cut_bytes)]
+
+    for c in sorted(set(cuts)) + [len(data)]:
+        if c <= pos:
+            continue
+        sp.push(data[pos:c])
+        while sp.has_lines:  # stopping every max_events and resuming, as read_batch does
+            batch: list = []
+            sp.feed_lines(feed, batch, max_events)
+            assert len(batch) <= max_events
+            got.extend(batch)
+        pos = c
+    assert got == expected
+    assert sp.offset == len(data) - 4

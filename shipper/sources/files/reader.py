@@ -19,7 +19,8 @@ This module does no I/O: :class:`LineSplitter` is fed chunks by the follower.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 
 class LineSplitter:
@@ -126,6 +127,45 @@ class LineSplitter:
         self._lines = []
         self._idx = 0
         self._off = self._partial_off
+
+    def feed_lines(self, feed: Callable[..., list[Any]], events: list[Any], max_events: int) -> int:
+        """The hot loop: hand buffered complete lines to ``feed(line, offset[, cut_bytes=])``
+        and collect what it returns into ``events`` until there are ``max_events``. Same
+        contract as :meth:`lines` (stops early, resumes at the next line); returns the number
+        of lines fed. About twice as fast as driving :meth:`lines` from outside.
+        """
+        lines = self._lines
+        idx = self._idx
+        off = self._off
+        carry = self._carry_cut
+        maxb = self.max_line_bytes
+        end = len(lines)
+        n = 0
+        extend = events.extend
+        try:
+            while idx < end:
+                line = lines[idx]
+                idx += 1
+                ln = len(line)
+                start = off
+                off += ln + carry + 1
+                n += 1
+                if ln > maxb or carry:
+                    evs = feed(line[:maxb], start, cut_bytes=carry + max(0, ln - maxb))
+                    carry = 0
+                else:
+                    evs = feed(line, start)
+                if evs:
+                    extend(evs)
+                    if len(events) >= max_events:
+                        break
+        finally:
+            self._idx, self._off, self._carry_cut = idx, off, carry
+            if idx >= end:
+                self._lines = []
+                self._idx = 0
+                self._off = self._partial_off
+        return n
 
     def take_partial(self) -> tuple[bytes, int, int] | None:
         """Hand out the held partial line (timeout, or its file is finished) as a line."""
