@@ -95,22 +95,25 @@ _fast_match = _FAST_RE.match
 
 def parse_header(text: str) -> Header | None:
     """Return the header of a prefixed line, or ``None`` for a raw line. Never raises."""
-    m = _fast_match(text)
-    if m is not None:
-        pid, role, ts, ms, level = m.groups()
-        return _new(Header, (FMT_LEGACY, int(pid), role, TS_LEGACY, ts, ms, level, None, text[m.end() :]))
-    m = LEGACY_RE.match(text)
-    if m is not None:
-        g = m.groups()
-        msg = g[7] or ""
-        if g[2] is not None:
-            return _new(Header, (FMT_LEGACY, int(g[0]), g[1], TS_LEGACY, g[2], g[3], g[6], None, msg))
-        if g[4] is not None:
-            return _new(Header, (FMT_LEGACY, int(g[0]), g[1], TS_ISO, g[4], "", g[6], None, msg))
-        return _new(Header, (FMT_LEGACY, int(g[0]), g[1], TS_EPOCH_MS, g[5], "", g[6], None, msg))
-    if not text:
+    c = text[:1]
+    if "0" <= c <= "9":  # every 3.0+ form starts with the pid; raw lines mostly do not: one test
+        m = _fast_match(text)
+        if m is not None:
+            pid, role, ts, ms, level = m.groups()
+            return _new(Header, (FMT_LEGACY, int(pid), role, TS_LEGACY, ts, ms, level, None, text[m.end() :]))
+        m = LEGACY_RE.match(text)
+        if m is not None:
+            g = m.groups()
+            msg = g[7] or ""
+            if g[2] is not None:
+                return _new(Header, (FMT_LEGACY, int(g[0]), g[1], TS_LEGACY, g[2], g[3], g[6], None, msg))
+            if g[4] is not None:
+                return _new(Header, (FMT_LEGACY, int(g[0]), g[1], TS_ISO, g[4], "", g[6], None, msg))
+            return _new(Header, (FMT_LEGACY, int(g[0]), g[1], TS_EPOCH_MS, g[5], "", g[6], None, msg))
+        m = SIGNAL_RE.match(text)
+        if m is not None:
+            return _new(Header, (FMT_SIGNAL, int(m[1]), None, TS_EPOCH_S, m[2], "", None, None, m[3] or ""))
         return None
-    c = text[0]
     if c == "p":
         m = LOGFMT_RE.match(text)
         if m is None:
@@ -128,11 +131,6 @@ def parse_header(text: str) -> Header | None:
         if tg[2] is not None:
             return _new(Header, (FMT_LOGFMT, int(pid), role, TS_ISO, tg[2], "", None, level, msg))
         return _new(Header, (FMT_LOGFMT, int(pid), role, TS_EPOCH_MS, tg[3], "", None, level, msg))
-    if "0" <= c <= "9":
-        m = SIGNAL_RE.match(text)
-        if m is not None:
-            return _new(Header, (FMT_SIGNAL, int(m[1]), None, TS_EPOCH_S, m[2], "", None, None, m[3] or ""))
-        return None
     if c == "[":
         m = LEGACY2_RE.match(text)
         if m is not None:
