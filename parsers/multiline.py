@@ -16,6 +16,8 @@ Rules, in order:
   report proper, and the help text after it still joins as continuation. A prefixed line from
   another pid, or a new startup banner, closes a report that never reached END (the event is
   then flagged ``incomplete``).
+* a crash banner right after a prefixed line with an empty message (Redis <= 3.0 logged the banner
+  as ``redisLog(WARNING, "\\n\\n=== REDIS BUG REPORT START ...")``) takes that line into the report;
 * a prefixed line always starts a new block and completes the current one;
 * blank raw lines are counted into the current block (so every line is accounted for) but
   only become part of its text if more text follows; blank lines just before a crash banner
