@@ -27,6 +27,8 @@ import orjson
 from parsers.events import Event, format_epoch, make_event
 
 from .api import Batch, RetryableError, Sink, Source, SourceContext, SpooledEvent
+from .audit.anchor import AnchorTimer
+from .audit.verify import seq_ranges_field
 from .config import AgentConfig, ConfigError
 from .observe import metrics
 from .spool import Spool
@@ -129,6 +131,10 @@ def build_sinks(cfg: AgentConfig) -> list[Sink]:
         else:  # pragma: no cover
             raise ConfigError([("sinks", f"unknown sink type {sc.type!r}")])
         sink.name = name
+        retry = getattr(sc, "retry", None)
+        if retry is not None:  # the runtime owns backoff: hand it the sink's configured bounds
+            sink.retry_initial = retry.initial  # type: ignore[attr-defined]
+            sink.retry_max = retry.max  # type: ignore[attr-defined]
         sinks.append(sink)
     return sinks
 
@@ -271,6 +277,7 @@ class SinkWorker:
                 "dead_lettered", f"sink {name} refused {len(items)} events; they are in {path}",
                 level="warning", sink=name, events=len(items), reason=items[0][1][:500],
                 ids=[s.event.get("id") for s, _ in items][:1000], first_spool_row=first, last_spool_row=last,
+                seqs=seq_ranges_field((s.event.get("stream"), s.event.get("seq")) for s, _ in items),
                 deadletter_file=str(path),
             ))
         if delivery.duplicates:
@@ -311,6 +318,7 @@ class Agent:
         self.source_tasks: list[asyncio.Task[None]] = []
         self.sink_tasks: list[asyncio.Task[None]] = []
         self._agent_stream = f"{self.host}/agent"
+        self.anchor_task: asyncio.Task[None] | None = None
 
     # ---- the labels stage ------------------------------------------------------------------
     def _label(self, events: list[Event], source_index: int | None = None) -> None:
@@ -358,6 +366,10 @@ class Agent:
             ctx = SourceContext(emit=self._emitter(stream, index), positions=positions, stop=self.stop_sources,
                                 state_dir=self.cfg.state_dir, emit_agent=self.record_agent)
             self.source_tasks.append(asyncio.create_task(self._supervise(src, ctx), name=f"source:{src.name}"))
+        if self.cfg.audit.anchor_interval > 0:
+            timer = AnchorTimer(self.spool.chain_heads, self.record_agent,
+                                interval=self.cfg.audit.anchor_interval, agent_stream=self._agent_stream)
+            self.anchor_task = asyncio.create_task(timer.run(self.stop_sources), name="audit-anchor")
         self.started.set()
 
     async def _supervise(self, src: Source, ctx: SourceContext) -> None:
@@ -387,6 +399,11 @@ class Agent:
     async def shutdown(self) -> None:
         """Stop reading, flush the spool within ``shutdown_timeout``, commit, close."""
         self.stop_sources.set()
+        if self.anchor_task is not None:  # the final anchor is sealed before the sinks drain
+            try:
+                await asyncio.wait_for(self.anchor_task, 5.0)
+            except (TimeoutError, Exception) as e:
+                log.warning("audit anchor at shutdown: %s", e)
         if self.source_tasks:
             done, pending = await asyncio.wait(self.source_tasks, timeout=max(1.0, self.cfg.shutdown_timeout / 2))
             for t in pending:

@@ -39,6 +39,7 @@ import orjson
 from parsers.events import Event, dumps, event_id, format_epoch, make_event
 
 from .api import Position, SpooledEvent
+from .audit.verify import seq_ranges_field
 from .observe import metrics
 
 T = TypeVar("T")
@@ -268,13 +269,19 @@ class Spool:
         freed = 0
         dropped = 0
         first = last = None
-        for seq, size in db.execute("SELECT seq, size FROM events ORDER BY seq").fetchall():
+        pairs: list[tuple[str, int]] = []
+        for seq, size, raw in db.execute("SELECT seq, size, raw FROM events ORDER BY seq"):
             if freed >= need:
                 break
             freed += size
             dropped += 1
             first = seq if first is None else first
             last = seq
+            try:
+                sealed = orjson.loads(raw)
+                pairs.append((sealed.get("stream"), sealed.get("seq")))
+            except orjson.JSONDecodeError:
+                pass
         if dropped:
             db.execute("DELETE FROM events WHERE seq <= ?", (last,))
             for name, acked in list(self._cursors.items()):
@@ -294,7 +301,7 @@ class Spool:
                 level="warning",
                 message=f"spool full: dropped {dropped} oldest events (spool rows {first}..{last})",
                 fields={"dropped_events": dropped, "dropped_bytes": freed, "first_row": first, "last_row": last,
-                        "dropped_total": total},
+                        "dropped_total": total, "seqs": seq_ranges_field(pairs)},
             )
             heads: dict[str, tuple[int, str]] = {}
             raw = self._seal(f"{self.host}/agent", gap, heads)

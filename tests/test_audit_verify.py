@@ -65,8 +65,10 @@ class ListSource(Source):
 
 
 def write_config(tmp_path: Path, sinks: list[dict[str, Any]] | None = None, **extra: Any) -> Path:
+    # anchors off unless a test asks: these tests pin what the chain alone and --heads can see
     cfg = {"state_dir": str(tmp_path / "state"), "timezone": "UTC", "labels": {"job": "audit-test"},
-           "shutdown_timeout": 5, "sinks": sinks or [{"type": "local"}], **extra}
+           "shutdown_timeout": 5, "sinks": sinks or [{"type": "local"}], "audit": {"anchor_interval": 0},
+           **extra}
     path = tmp_path / "agent.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -232,6 +234,21 @@ def test_a_cut_tail_passes_the_chain_but_not_the_agents_heads(tmp_path, capsys):
     assert code == 1
     assert [(g["first"], g["last"], g["explanation"]) for g in stream_of(rep, a)["gaps"]] == [(18, 20, None)]
     assert stream_of(rep, f"{HOST}/file:b")["anchors_checked"] == 1
+
+
+def test_the_runtime_anchors_at_shutdown_so_a_cut_tail_shows_in_the_trail_alone(tmp_path, capsys):
+    config = write_config(tmp_path, audit={"anchor_interval": 300})
+    asyncio.run(run_agent(config, [ListSource("file:a", 20)]))
+    path, lines = local_lines(tmp_path)
+    a = f"{HOST}/file:a"
+    assert any(orjson.loads(x)["event"] == "chain_anchor" for x in lines), "a final anchor at shutdown"
+    code, _ = verify(capsys, "--config", str(config), "--no-agent-state")
+    assert code == 0
+    cut = [x for x in lines if not (orjson.loads(x)["stream"] == a and orjson.loads(x)["seq"] > 17)]
+    path.write_bytes(b"".join(x + b"\n" for x in cut))
+    code, rep = verify(capsys, "--config", str(config), "--no-agent-state")
+    assert code == 1
+    assert [(g["first"], g["last"]) for g in stream_of(rep, a)["gaps"]] == [(18, 20)]
 
 
 def test_heads_printed_earlier_catch_a_rewritten_last_event(tmp_path, capsys):

@@ -68,6 +68,11 @@ class MetricsConfig(Strict):
     listen: str = "127.0.0.1:9377"
 
 
+class AuditConfig(Strict):
+    #: seconds between ``chain_anchor`` events (every stream's head) while streams move; 0 disables
+    anchor_interval: Duration = 300.0
+
+
 class AgentConfig(Strict):
     state_dir: str = "./state"
     #: zone of Redis's local timestamps (IANA name); default: the host's zone
@@ -82,6 +87,7 @@ class AgentConfig(Strict):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     #: on SIGTERM, how long to keep flushing the spool to the sinks before exiting
     shutdown_timeout: Duration = 10.0
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
