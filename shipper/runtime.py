@@ -20,7 +20,6 @@ from collections.abc import Callable
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
@@ -32,39 +31,19 @@ from .audit.verify import seq_ranges_field
 from .config import AgentConfig, ConfigError
 from .observe import metrics
 from .spool import Spool
+from .tz import host_timezone, parse_timezone
 
 log = logging.getLogger("redis_shipper.runtime")
 
 
 def resolve_timezone(name: str | None) -> tzinfo:
-    """The zone of Redis's local timestamps: the configured IANA name, else the host's zone."""
+    """The zone of Redis's local timestamps: the configured name, else the host's zone."""
     if name:
         try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(
-                [("timezone", f"unknown time zone {name!r} (use an IANA name like Europe/Paris)")]
-            ) from None
-    tz_env = os.environ.get("TZ")
-    if tz_env:
-        try:
-            return ZoneInfo(tz_env.lstrip(":"))
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    try:
-        link = os.readlink("/etc/localtime")
-        if "zoneinfo/" in link:
-            return ZoneInfo(link.split("zoneinfo/", 1)[1])
-    except (OSError, ZoneInfoNotFoundError, ValueError):
-        pass
-    try:
-        return ZoneInfo(Path("/etc/timezone").read_text().strip())
-    except (OSError, ZoneInfoNotFoundError, ValueError):
-        pass
-    from datetime import datetime
-
-    local = datetime.now().astimezone().tzinfo
-    return local if local is not None else ZoneInfo("UTC")
+            return parse_timezone(name)
+        except ValueError as e:
+            raise ConfigError([("timezone", str(e))]) from None
+    return host_timezone()
 
 
 def agent_event(event: str, message: str, *, level: str = "warning", category: str = "other",

@@ -22,46 +22,16 @@ from typing import BinaryIO
 from parsers.events import dumps
 from parsers.logfile import KINDS, LogParser
 
+from ..tz import host_timezone, parse_timezone
+
 CHUNK = 1 << 20
 
 
-def host_timezone() -> tzinfo:
-    """The host's zone, DST-aware: ``$TZ``, then /etc/localtime, then UTC.
-
-    ``datetime.now().astimezone().tzinfo`` would be a fixed offset and put every line on the
-    other side of a DST change an hour off, hence the zoneinfo file.
-    """
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    name = os.environ.get("TZ", "").lstrip(":")
-    if name:
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            pass
+def _timezone_arg(name: str) -> tzinfo:
     try:
-        with open("/etc/localtime", "rb") as f:
-            return ZoneInfo.from_file(f, key="localtime")
-    except (OSError, ValueError):
-        return UTC
-
-
-def parse_timezone(name: str) -> tzinfo:
-    """``UTC``, an IANA name (``Europe/Paris``) or a fixed offset (``+05:30``)."""
-    from datetime import timedelta, timezone
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    if name.upper() in ("UTC", "Z"):
-        return UTC
-    if name[:1] in ("+", "-") and len(name) in (5, 6):
-        sign = -1 if name[0] == "-" else 1
-        hh, mm = name[1:3], name[-2:]
-        if hh.isdigit() and mm.isdigit():
-            return timezone(sign * timedelta(hours=int(hh), minutes=int(mm)))
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as e:
-        raise argparse.ArgumentTypeError(f"unknown time zone {name!r}: use an IANA name or +HH:MM") from e
+        return parse_timezone(name)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def iter_lines(f: BinaryIO, max_line_bytes: int) -> Iterator[tuple[bytes, int, int, bool]]:
@@ -115,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="log files to parse; - reads stdin")
     parser.add_argument(
         "--timezone",
-        type=parse_timezone,
+        type=_timezone_arg,
         default=None,
         metavar="TZ",
         help="zone of the local timestamps Redis writes (IANA name or +HH:MM; default: the host's zone)",
