@@ -73,6 +73,7 @@ def test_storm_below_ring_capacity_ships_every_entry_once_in_order(kind: str, tm
     finally:
         rp.stop()
     assert storm_values(spool) == list(range(1000))
+    assert all(e["pid"] == rp.proc.pid for e in spool.of("slow_command"))  # like the server's log lines
     assert spool.of("slowlog_entries_lost") == []
     assert_no_duplicate_ids(spool)
     ids = slow_ids(spool)

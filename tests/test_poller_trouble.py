@@ -139,3 +139,61 @@ def test_the_source_honours_a_cancellation_at_once(tmp_path: Path) -> None:
     finally:
         rp.stop()
     assert extra == 0
+
+
+def _make_certs(d: Path) -> None:
+    """A CA and a server certificate for 127.0.0.1, made with the openssl CLI."""
+    import subprocess
+
+    def run(*argv: str) -> None:
+        subprocess.run(argv, cwd=d, check=True, capture_output=True)
+
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+        "-days", "2", "-subj", "/CN=test-ca")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=127.0.0.1")
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf")
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other.crt",
+        "-days", "2", "-subj", "/CN=other-ca")
+
+
+@pytest.mark.integration
+def test_polls_over_tls_with_the_configured_ca_and_refuses_another_ca(tmp_path: Path) -> None:
+    import shutil
+
+    from servers import free_port, require
+
+    require("openssl", shutil.which("openssl") is not None)
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    _make_certs(certs)
+    tls_port = free_port()
+    rp = start_server("redis7", tmp_path, config={
+        "tls-port": str(tls_port), "tls-cert-file": str(certs / "server.crt"),
+        "tls-key-file": str(certs / "server.key"), "tls-ca-cert-file": str(certs / "ca.crt"),
+        "tls-auth-clients": "no", "slowlog-log-slower-than": "0"})
+    url = f"rediss://127.0.0.1:{tls_port}"
+
+    async def main() -> tuple[FakeSpool, FakeSpool]:
+        good, bad = FakeSpool(), FakeSpool()
+        ok = Running(redis_cfg(url, tls={"ca_file": str(certs / "ca.crt")}), good)
+        wrong = Running(redis_cfg(url, tls={"ca_file": str(certs / "other.crt")}), bad)
+        c = rp.client()
+        c.client_setname("app")
+        await asyncio.to_thread(c.set, "k", "v")
+        await wait_for(lambda: slow_ids(good, "app"), what="an entry over TLS")
+        await wait_for(lambda: bad.of("redis_unreachable"), what="the certificate error")
+        await ok.close()
+        await wrong.close()
+        return good, bad
+
+    try:
+        good, bad = asyncio.run(main())
+    finally:
+        rp.stop()
+    assert good.of("redis_unreachable") == []
+    assert slow_ids(bad) == []
+    (err,) = bad.of("redis_unreachable")
+    assert "certificate" in err["message"].lower() or "ssl" in err["message"].lower()

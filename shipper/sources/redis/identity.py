@@ -65,6 +65,12 @@ class IdentityTracker:
     def role(self) -> str | None:
         return (self.current or {}).get("role")
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id: slowlog/latency/ACL events carry it, like its log lines do."""
+        pid = (self.current or {}).get("process_id")
+        return pid if isinstance(pid, int) else None
+
     def update(self, ident: dict[str, Any]) -> tuple[PollResult, bool]:
         """Fold a fresh identity in. Returns the events/position and whether the run changed."""
         events: list[Event] = []
@@ -81,8 +87,8 @@ class IdentityTracker:
                   != (ident.get("master_host"), ident.get("master_port"))):
                 # a replica re-pointed at another master (the failover happened elsewhere)
                 events.append(role_changed_event(old, ident, origin=self.origin, observed_ms=now_ms()))
-        stored = {k: ident.get(k) for k in ("run_id", "role", "server", "version", "tcp_port", "master_host",
-                                             "master_port")}
+        stored = {k: ident.get(k) for k in ("run_id", "role", "server", "version", "tcp_port", "process_id",
+                                             "master_host", "master_port")}
         changed = stored != {k: (old or {}).get(k) for k in stored}
         self.current = stored
         return PollResult(events=events, positions={self.key: stored} if changed else {},

@@ -243,6 +243,9 @@ class RedisSource(Source):
                                 category="connection", poll=kind))
                         continue
                     metrics.REDIS_LAST_POLL.labels(self.address, kind).set(time.time())
+                    for ev in res.events:
+                        if ev.get("pid") is None and ev.get("source") != "agent":
+                            ev["pid"] = ident.pid
                     pending_positions.update(res.positions)
                     if res.positions and hasattr(poller, "committed"):
                         pending_commit.append(poller)
