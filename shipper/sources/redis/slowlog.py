@@ -34,6 +34,8 @@ from .poll import PollDisabled, PollResult, is_unsupported, now_ms
 
 #: a checkpoint that only skipped the poller's own entries is still written this often
 PERSIST_EVERY_S = 1.0
+#: after a storm the poller stays fast for a while: the remembered peak rate halves this often
+PEAK_HALF_LIFE_S = 60.0
 
 
 class LogDrainer:
@@ -66,6 +68,7 @@ class LogDrainer:
         self._persisted_at = time.monotonic()
         self._recent_new = 0
         self._rate = 0.0  # entries/s, smoothed
+        self._peak = 0.0  # entries/s, decaying peak
         self._last_poll: float | None = None
         self.next_interval = interval
         # counters for tests/bench (the metrics carry the same numbers per address)
@@ -158,18 +161,25 @@ class LogDrainer:
         self._persisted_at = time.monotonic()
 
     def _adapt(self, n_new: int, had_gap: bool) -> None:
-        """Next interval: read the ring when about a quarter of it has filled at the recent rate."""
+        """Next interval: read the ring when about a quarter of it would have filled.
+
+        The rate used is the larger of the recent rate and a peak that halves every
+        ``PEAK_HALF_LIFE_S``: a server that just had a storm stays closely watched for a while,
+        so the next storm is read from its start instead of losing its first interval.
+        """
         now = time.monotonic()
         if self._last_poll is not None:
             dt = max(now - self._last_poll, 1e-3)
             inst = n_new / dt
             self._rate = inst if inst > self._rate else 0.7 * self._rate + 0.3 * inst
+            self._peak = max(inst, self._peak * 0.5 ** (dt / PEAK_HALF_LIFE_S))
         self._last_poll = now
         self._recent_new = n_new
         ring = self.ring_len or self.max_entries
+        rate = max(self._rate, self._peak)
         if had_gap:
             self.next_interval = self.min_interval
-        elif self._rate <= 0:
+        elif rate <= 0:
             self.next_interval = self.interval
         else:
-            self.next_interval = max(self.min_interval, min(self.interval, 0.25 * ring / self._rate))
+            self.next_interval = max(self.min_interval, min(self.interval, 0.25 * ring / rate))
