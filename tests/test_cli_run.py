@@ -58,7 +58,7 @@ def test_sigterm_flushes_every_event_and_exits_zero(tmp_path):
     p.send_signal(signal.SIGTERM)
     assert p.wait(20) == 0, p.stderr.read().decode() if p.stderr else ""
     events = read_out(out)
-    assert sum(e["lines"] for e in events) == n_lines
+    assert sum(e.get("lines", 0) for e in events) == n_lines
     assert all(e["labels"]["job"] == "redis" for e in events)
 
 
