@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 
 def host_timezone() -> tzinfo:
@@ -43,3 +43,26 @@ def parse_timezone(name: str) -> tzinfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as e:
         raise ValueError(f"unknown time zone {name!r}: use an IANA name (Europe/Paris), UTC or +HH:MM") from e
+
+
+def parse_when(value: str, now: float) -> int:
+    """A duration ago (``1h``) or an RFC 3339 time -> Unix nanoseconds (for ``--since``/``--until``)."""
+    from .config.base import parse_duration
+
+    try:
+        return int((now - parse_duration(value)) * 1e9)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is neither a duration (1h, 30m) nor an RFC 3339 time") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp()) * 10**9 + dt.microsecond * 1000
+
+
+def ns_to_rfc3339(ns: int) -> str:
+    """Unix nanoseconds -> the event timestamp format (UTC, microseconds, ``Z``)."""
+    dt = datetime.fromtimestamp(ns // 10**9, UTC).replace(microsecond=(ns % 10**9) // 1000)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -11,13 +11,13 @@ import argparse
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
-from ..config import ConfigError, LocalSinkConfig, load_config, parse_duration
+from ..config import ConfigError, LocalSinkConfig, load_config
 from ..sinks.local import event_files, local_dir
+from ..tz import ns_to_rfc3339, parse_when
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,18 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _when(value: str, now: float) -> str:
     """A duration ago or an RFC 3339 time -> a comparable RFC 3339 UTC string."""
-    try:
-        secs = parse_duration(value)
-        return datetime.fromtimestamp(now - secs, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{value!r} is neither a duration (1h, 30m) nor an RFC 3339 time") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return ns_to_rfc3339(parse_when(value, now))
 
 
 def _lines(directory: Path, follow: bool) -> Iterator[bytes]:

@@ -21,7 +21,6 @@ import asyncio
 import socket
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from ..audit import readers
 from ..audit.anchor import heads_snapshot, parse_heads_file
 from ..audit.verify import Report, StreamReport, Verifier
 from ..config import AgentConfig, ConfigError, LocalSinkConfig, load_config, parse_config, parse_duration
+from ..tz import parse_when
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_READ = 0, 1, 2, 3
 #: without --since, Loki is asked about this much history (its max_query_length is 721 h)
@@ -66,21 +66,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="every stream must start at seq 1 (no retention cut the head of the trail)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--verbose", "-v", action="store_true", help="list every duplicate and declared gap")
-
-
-def parse_when(value: str, now: float) -> int:
-    """A duration ago (``1h``) or an RFC 3339 time -> Unix nanoseconds."""
-    try:
-        return int((now - parse_duration(value)) * 1e9)
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{value!r} is neither a duration (1h, 30m) nor an RFC 3339 time") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp()) * 10**9 + dt.microsecond * 1000
 
 
 def sink_names(cfg: AgentConfig) -> list[tuple[str, Any]]:

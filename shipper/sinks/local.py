@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..api import Delivery, RetryableError, Sink, SpooledEvent
 from ..config import LocalSinkConfig
+from .file import append_durably
 
 PREFIX = "events-"
 SUFFIX = ".jsonl"
@@ -90,15 +91,7 @@ class LocalSink(Sink):
             self._new_file()
             self._apply_retention()
         assert self._current is not None
-        fd = os.open(self._current, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_durably(self._current, data)
         self._size += len(data)
 
     def _apply_retention(self) -> None:
