@@ -1,0 +1,776 @@
+"""The whole agent, measured end to end: ``redis-shipper run`` as a process, through the spool.
+
+    python bench/agent_bench.py                          # all four scenarios (outage: 10 minutes)
+    python bench/agent_bench.py --only throughput --lines 300000
+    python bench/agent_bench.py --only freshness --seconds 60
+    python bench/agent_bench.py --only outage --outage 120   # quick run; the issue's is 600 s
+    python bench/agent_bench.py --only idle --idle-seconds 60
+    python bench/agent_bench.py --only throughput --profile /tmp/agent.txt   # py-spy, see below
+
+Why another bench: bench/loki_bench.py measures parse -> LokiSink in ONE process with no spool
+and no runtime. The real agent also seals every event into the audit chain (sha256), commits
+each batch to SQLite (WAL, synchronous=FULL), re-reads rows for the sink worker (orjson.loads
+per row) and runs it all on one asyncio loop. Only a measurement of the real process says
+whether the issue's targets hold.
+
+Every scenario runs ``python -m shipper.cli run --config <generated>`` (a ``type: file`` source,
+a ``type: loki`` sink, default settings unless said) and a contract-enforcing Loki receiver
+(tests/receivers/loki.py, subclassed here to record arrival times and to answer 503 on demand)
+in ANOTHER process, so the receiver's CPU is not charged to the agent. All numbers are measured
+in the run that prints them; nothing is stored.
+
+1. **throughput** -- a file of ``--lines`` real lines (every non-Sentinel sample log, repeated;
+   multi-line banners and crash reports included, as bench/loki_bench.py does), agent started
+   with ``start_at: beginning``; events/s and lines/s from spawning the agent to the receiver
+   holding every event (the expected count is the parser's own on the same file); agent CPU
+   seconds (utime+stime from /proc, all threads) per event; peak RSS (VmHWM). Baseline in the
+   same run: the same events through python-logging-loki's ``LokiHandler``, and the ratio.
+   Target >= 50,000 events/s (issue 5).
+2. **freshness** -- a writer appends real single-line Redis/Valkey lines (timestamps rewritten
+   to the time of writing, one ``write()`` per line like Redis does) at ``--rate`` lines/s for
+   ``--seconds``; the writer records each line's offset and write time, the receiver records
+   each entry's arrival time and ``offset`` (structured metadata). Reported: p50/p95/p99/max of
+   arrival - write, and the agent's CPU % at that rate. Target p99 <= 1.0 s.
+3. **outage** -- lines arrive at ``--rate``/s; after a warm-up the receiver answers 503 for
+   ``--outage`` seconds, then recovers. Reported: the agent's RSS every second (max <= 100 MB),
+   the spool (rows, bytes, file size) and the file source's lag when the outage ends, the time
+   from recovery to the first accepted push (the backoff), the catch-up rate (entries accepted
+   per second until the receiver has caught up with the writer) and its ratio to the arrival
+   rate (>= 10x).
+4. **idle** -- the agent with two idle files and the Loki sink: CPU % of one core over
+   ``--idle-seconds`` after a 5 s warm-up, and RSS (<= 0.5 %, <= 60 MB). bench/backfill_bench.py
+   measures the same with the ``type: file`` sink, inotify on and off.
+
+``--profile FILE`` runs py-spy (``pip install py-spy``) against the agent during scenario 1 and
+writes collapsed stacks; a summary of where the CPU goes (own time per function, and inclusive
+time per pipeline stage) is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import warnings
+from collections import Counter
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from parsers.events import dumps  # noqa: E402
+from parsers.logfile import LogParser  # noqa: E402
+
+LABELS = {"job": "redis", "instance": "redis://10.0.0.5:6379", "env": "bench"}
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+# ============================================================================ the receiver process
+def serve_receiver(argv: list[str]) -> None:
+    """``agent_bench.py _receiver --port N``: the contract Loki receiver plus bench endpoints.
+
+    Added (not Loki): ``POST /_bench/outage?on=1|0`` (answer 503 to every push while on),
+    ``GET /_bench/stats`` (stored entries by the stream's ``source`` label, and the push
+    timeline), ``GET /_bench/arrivals`` ((offset, arrival time) of every entry since reset).
+    """
+    from aiohttp import web
+    from receivers.loki import LokiReceiver
+
+    class BenchReceiver(LokiReceiver):
+        def __init__(self, port: int) -> None:
+            super().__init__(port)
+            self.outage = False
+            #: (time the push reached the handler, entries in it, status)
+            self.timeline: list[tuple[float, int, int]] = []
+            self.arrivals: list[tuple[int, float]] = []
+
+        def make_app(self) -> web.Application:
+            app = super().make_app()
+            app.router.add_post("/_bench/outage", self._set_outage)
+            app.router.add_get("/_bench/stats", self._bench_stats)
+            app.router.add_get("/_bench/arrivals", self._arrivals)
+            return app
+
+        async def _set_outage(self, request: web.Request) -> web.Response:
+            self.outage = request.query.get("on") == "1"
+            return web.Response(status=204)
+
+        async def _bench_stats(self, request: web.Request) -> web.Response:
+            with self.lock:
+                by_source: Counter[str] = Counter()
+                for st in self._streams.values():
+                    by_source[st.labels.get("source", "")] += len(st.entries)
+                ok = [(t, n) for t, n, s in self.timeline if s == 204]
+                body = {"by_source": dict(by_source), "duplicates_dropped": self.duplicates_dropped,
+                        "pushes": len(self.timeline), "ok_pushes": len(ok),
+                        "first_ok": ok[0][0] if ok else None, "last_ok": ok[-1][0] if ok else None,
+                        "statuses": dict(Counter(str(s) for _, _, s in self.timeline))}
+                since = float(request.query.get("timeline_since", "inf"))
+                body["timeline"] = [x for x in self.timeline if x[0] >= since]
+            return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+        async def _arrivals(self, request: web.Request) -> web.Response:
+            with self.lock:
+                data = list(self.arrivals)
+            return web.Response(body=orjson.dumps(data), content_type="application/json")
+
+        async def _push(self, request: web.Request) -> web.Response:
+            t = time.time()
+            if self.outage:
+                await request.read()
+                with self.lock:
+                    self.timeline.append((t, 0, 503))
+                return web.Response(status=503, text="bench: outage\n")
+            before = len(self.pushes)
+            resp = await super()._push(request)
+            # no await between the base handler's append and here: pushes[-1] is this request's
+            if len(self.pushes) > before:
+                rec = self.pushes[-1]
+                n = 0
+                with self.lock:
+                    for _, entries in rec.streams:
+                        n += len(entries)
+                        for e in entries:
+                            off = dict(e.metadata).get("offset")
+                            if off is not None:
+                                self.arrivals.append((int(off), t))
+                    self.timeline.append((t, n, rec.status))
+            return resp
+
+        def reset(self) -> None:
+            super().reset()
+            with self.lock:
+                self.timeline.clear()
+                self.arrivals.clear()
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    args = ap.parse_args(argv)
+    import gc
+
+    gc.set_threshold(100_000, 50, 50)
+    rx = BenchReceiver(args.port).start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    print(f"bench loki receiver on {rx.url}", flush=True)
+    done.wait()
+    rx.stop()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Receiver:
+    """Client side of the receiver process."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.errors = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([sys.executable, __file__, "_receiver", "--port", str(self.port)], cwd=ROOT,
+                                     stdout=subprocess.DEVNULL, stderr=self.errors)
+        for _ in range(200):
+            try:
+                self.stats()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.proc.kill()
+        raise SystemExit("receiver did not start")
+
+    def _get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=60) as r:
+            return orjson.loads(r.read())
+
+    def _post(self, path: str) -> None:
+        urllib.request.urlopen(urllib.request.Request(self.url + path, data=b"", method="POST"), timeout=30)
+
+    def stats(self, timeline_since: float = float("inf")) -> dict[str, Any]:
+        return self._get(f"/_bench/stats?timeline_since={timeline_since}")  # type: ignore[no-any-return]
+
+    def count(self, source: str = "redis") -> int:
+        return int(self.stats()["by_source"].get(source, 0))
+
+    def arrivals(self) -> list[tuple[int, float]]:
+        return [(int(o), float(t)) for o, t in self._get("/_bench/arrivals")]
+
+    def outage(self, on: bool) -> None:
+        self._post(f"/_bench/outage?on={int(on)}")
+
+    def reset(self) -> None:
+        self._post("/_test/reset")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+        self.errors.seek(0)
+        err = self.errors.read().decode("utf-8", "replace")
+        if "Traceback" in err or "Error" in err:
+            print(f"   receiver stderr:\n{err[-3000:]}")
+        self.errors.close()
+
+
+# ============================================================================ the agent process
+def proc_cpu(pid: int) -> float:
+    """utime + stime of the whole process (every thread), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def proc_mem(pid: int) -> dict[str, int]:
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        k, _, v = line.partition(":")
+        if k in ("VmRSS", "VmHWM"):
+            out[k] = int(v.split()[0]) * 1024
+    return out
+
+
+class Agent:
+    """``redis-shipper run`` with a generated config, in its own process."""
+
+    def __init__(self, d: Path, logs: list[Path], loki_url: str, *, extra_source: str = "",
+                 extra_sink: str = "") -> None:
+        self.dir = d
+        self.state = d / "state"
+        srcs = "".join(f"  - type: file\n    path: {p}\n    start_at: beginning\n{extra_source}" for p in logs)
+        self.config = d / "agent.yaml"
+        self.config.write_text(
+            f"state_dir: {self.state}\ntimezone: UTC\n"
+            f"labels: {orjson.dumps(LABELS).decode()}\n"
+            f"metrics: {{listen: '127.0.0.1:{free_port()}'}}\n"
+            f"sources:\n{srcs}"
+            f"sinks:\n  - type: loki\n    url: {loki_url}\n{extra_sink}"
+        )
+        self.stderr = open(d / "agent.stderr", "wb")  # noqa: SIM115 - closed in stop()
+        self.t0 = time.time()
+        self.proc = subprocess.Popen([sys.executable, "-m", "shipper.cli", "run", "--config", str(self.config)],
+                                     cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.stderr)
+        self.pid = self.proc.pid
+
+    def check(self) -> None:
+        if self.proc.poll() is not None:
+            raise SystemExit(f"agent exited {self.proc.returncode}:\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 4000) -> str:
+        self.stderr.flush()
+        return (self.dir / "agent.stderr").read_bytes()[-n:].decode("utf-8", "replace")
+
+    def cpu(self) -> float:
+        return proc_cpu(self.pid)
+
+    def mem(self) -> dict[str, int]:
+        return proc_mem(self.pid)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.stderr.close()
+        return self.proc.returncode
+
+    def spool(self) -> dict[str, Any]:
+        """Rows and bytes in the spool (read-only, beside the running agent), file sizes, positions."""
+        db = sqlite3.connect(f"file:{self.state / 'spool.sqlite'}?mode=ro", uri=True, timeout=30)
+        try:
+            rows, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events").fetchone()
+            positions = {k: orjson.loads(v) for k, v in db.execute("SELECT key, value FROM positions")}
+        finally:
+            db.close()
+        files = {p.name: p.stat().st_size for p in self.state.glob("spool.sqlite*")}
+        return {"rows": rows, "bytes": size, "files": files, "positions": positions}
+
+
+def wait_for(pred: Any, timeout: float, agent: Agent | None = None, step: float = 0.05) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        if agent is not None:
+            agent.check()
+        time.sleep(step)
+    return bool(pred())
+
+
+# ============================================================================ inputs
+def build_mixed_file(path: Path, lines: int) -> int:
+    """The real sample logs (Redis 6.2/7.0, Valkey 9; no Sentinel) repeated up to ``lines`` lines,
+    as bench/loki_bench.py builds them (multi-line banners and crash reports included)."""
+    sample: list[bytes] = []
+    for f in sorted((ROOT / "sample-logs").glob("*/*.log")):
+        if f.parent.name.startswith("sentinel") or "sentinel" in f.parent.name:
+            continue
+        sample.extend(x + b"\n" for x in f.read_bytes().splitlines())
+    out = bytearray()
+    n = 0
+    while n < lines:
+        take = sample[: lines - n]
+        out += b"".join(take)
+        n += len(take)
+    path.write_bytes(bytes(out))
+    return n
+
+
+def parse_file(path: Path) -> list[dict[str, Any]]:
+    """The events the agent's parser makes of ``path`` (the expected count, and the baseline's input)."""
+    parser = LogParser(kind="auto", tz=UTC, year=2026)
+    evs: list[dict[str, Any]] = []
+    data = path.read_bytes()
+    start = 0
+    while True:
+        nl = data.find(b"\n", start)
+        if nl < 0:
+            break
+        evs.extend(parser.feed(data[start:nl], start))
+        start = nl + 1
+    evs.extend(parser.flush())
+    return evs
+
+
+_PREFIXED = re.compile(rb"^(\d+:[XCSM] )\d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2}\.\d{3}( [.\-*#] .*)$")
+
+
+def steady_lines() -> list[tuple[bytes, bytes]]:
+    """Real 5.0+-format lines of Redis 7.0 and Valkey 9 that are one event each (no banner, no
+    crash report), split around their timestamp: (``pid:R ``, `` * message``)."""
+    out: list[tuple[bytes, bytes]] = []
+    for f in sorted([*(ROOT / "sample-logs" / "redis-7.0").glob("*.log"), *(ROOT / "sample-logs" / "valkey-9").glob("*.log")]):
+        if "crash" in f.name:
+            continue
+        for line in f.read_bytes().splitlines():
+            m = _PREFIXED.match(line)
+            if not m:
+                continue
+            p = LogParser(kind="auto", tz=UTC, year=2026)
+            evs = p.feed(line, 0) + p.flush()
+            if len(evs) == 1 and evs[0].get("category") not in ("crash", "raw") and evs[0].get("lines", 1) == 1:
+                out.append((m.group(1), m.group(2)))
+    if not out:
+        raise SystemExit("no single-line events in sample-logs/")
+    return out
+
+
+class Writer(threading.Thread):
+    """Appends real lines at ``rate`` lines/s, one ``write()`` each (as Redis's serverLog does),
+    timestamps = the time of writing (UTC); records (offset, write time) of every line."""
+
+    def __init__(self, path: Path, rate: float, *, seconds: float | None = None) -> None:
+        super().__init__(daemon=True, name="writer")
+        self.path = path
+        self.rate = rate
+        self.seconds = seconds
+        self.lines = steady_lines()
+        self.written: list[tuple[int, float]] = []
+        self.stop_ev = threading.Event()
+        self.behind_max = 0.0
+
+    def line(self, i: int, t: float) -> bytes:
+        pre, post = self.lines[i % len(self.lines)]
+        ts = time.strftime("%d %b %Y %H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}"
+        return pre + ts.encode() + post + b"\n"
+
+    def run(self) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            off = os.fstat(fd).st_size
+            t0 = time.monotonic()
+            i = 0
+            while not self.stop_ev.is_set():
+                due = t0 + i / self.rate
+                now = time.monotonic()
+                if self.seconds is not None and due - t0 >= self.seconds:
+                    break
+                if due > now:
+                    time.sleep(min(due - now, 0.05))
+                    continue
+                self.behind_max = max(self.behind_max, now - due)
+                wall = time.time()
+                data = self.line(i, wall)
+                os.write(fd, data)
+                self.written.append((off, time.time()))
+                off += len(data)
+                i += 1
+        finally:
+            os.close(fd)
+
+
+def pct(xs: list[float], p: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, int(round(p / 100 * len(s))) - 1))]
+
+
+# ============================================================================ 1. throughput
+def throughput(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    d = tmp / "throughput"
+    d.mkdir()
+    log = d / "redis-server.log"
+    nlines = build_mixed_file(log, args.lines)
+    events = parse_file(log)
+    expected = len(events)
+    print(f"\n1. throughput: {nlines:,} real lines ({log.stat().st_size / 1e6:.1f} MB, sample-logs/ Redis 6.2, "
+          f"7.0, Valkey 9, repeated) = {expected:,} events by the parser; agent from spawn to the receiver "
+          f"holding every event")
+    rx = Receiver()
+    prof = None
+    try:
+        agent = Agent(d, [log], rx.url)
+        if args.profile:
+            prof = subprocess.Popen(["py-spy", "record", "--pid", str(agent.pid), "--format", "raw", "--rate",
+                                     "200", "--threads", "--nonblocking", "-o", args.profile],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        ok = wait_for(lambda: rx.count() >= expected, args.timeout, agent, step=0.02)
+        t1 = time.time()
+        cpu = agent.cpu()
+        mem = agent.mem()
+        if not ok:
+            raise SystemExit(f"only {rx.count():,} of {expected:,} events arrived in {args.timeout}s\n"
+                             f"{agent.log_tail()}")
+        st = rx.stats()
+        wall = t1 - agent.t0
+        steady = expected / (st["last_ok"] - st["first_ok"]) if st["last_ok"] > st["first_ok"] else float("nan")
+        rc = agent.stop()
+        if prof is not None:
+            prof.wait(30)
+        arrived = rx.count()
+        res = {"lines": nlines, "events": expected, "wall_s": wall, "events_per_s": expected / wall,
+               "lines_per_s": nlines / wall, "cpu_s": cpu, "cpu_us_per_event": cpu / expected * 1e6,
+               "cpu_us_per_line": cpu / nlines * 1e6, "peak_rss_mb": mem["VmHWM"] / 1e6,
+               "first_push_after_s": st["first_ok"] - agent.t0, "steady_events_per_s": steady,
+               "pushes": st["ok_pushes"], "duplicates": st["duplicates_dropped"], "exit": rc,
+               "arrived_after_stop": arrived}
+        print(f"   agent: {expected:,} events in {wall:.2f} s = {res['events_per_s']:,.0f} events/s, "
+              f"{res['lines_per_s']:,.0f} lines/s (spawn to last event; first push {res['first_push_after_s']:.2f} s "
+              f"after spawn; first to last push {steady:,.0f} events/s)")
+        print(f"   agent CPU {cpu:.2f} s = {res['cpu_us_per_event']:.1f} µs/event ({res['cpu_us_per_line']:.1f} µs/line),"
+              f" {cpu / wall * 100:.0f}% of one core; peak RSS (VmHWM) {res['peak_rss_mb']:.0f} MB; "
+              f"{st['ok_pushes']} pushes; exit {rc}")
+        if arrived != expected:
+            print(f"   !! receiver holds {arrived:,} events, expected exactly {expected:,}")
+
+        # baseline: python-logging-loki, the same events, one POST per record
+        base = [dumps(ev) for ev in events[: args.baseline_records]]
+        del events
+        b = baseline(rx, base)
+        res["baseline"] = b
+        res["ratio"] = res["events_per_s"] / b["events_per_s"]
+        print(f"   baseline python-logging-loki 0.3.1 LokiHandler: {b['events']:,} records in {b['wall_s']:.2f} s = "
+              f"{b['events_per_s']:,.0f} records/s ({b['arrived']:,} arrived)")
+        print(f"   ratio agent / baseline: {res['ratio']:.1f}x;  target >= 50,000 events/s: "
+              f"{'met' if res['events_per_s'] >= 50_000 else 'NOT met'}")
+        if prof is not None:
+            err = prof.stderr.read().decode() if prof.stderr else ""
+            if prof.returncode not in (0, None) or not Path(args.profile).exists():
+                print(f"   py-spy failed: {err[-500:]}")
+            else:
+                summarize_profile(Path(args.profile), expected)
+        return res
+    finally:
+        if prof is not None and prof.poll() is None:
+            prof.kill()
+        rx.close()
+
+
+def baseline(rx: Receiver, lines: list[bytes]) -> dict[str, float]:
+    import logging
+
+    import logging_loki
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        handler = logging_loki.LokiHandler(url=rx.url + "/loki/api/v1/push", tags={"job": "baseline"}, version="1")
+    logger = logging.getLogger("bench.baseline")
+    logger.propagate = False
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    n0 = rx.count("")  # the baseline's stream has no ``source`` label
+    t0 = time.perf_counter()
+    for raw in lines:
+        logger.info(raw.decode())
+    wall = time.perf_counter() - t0
+    handler.close()
+    logger.removeHandler(handler)
+    arrived = rx.count("") - n0
+    return {"events": len(lines), "arrived": arrived, "wall_s": wall, "events_per_s": len(lines) / wall}
+
+
+# ---------------------------------------------------------------------------- profile summary
+STAGES = [
+    ("follower (read, split lines)", ("sources/files/follower.py", "sources/files/reader.py")),
+    ("parser (parsers/*)", ("parsers/",)),
+    ("labeler", ("shipper/labels.py",)),
+    ("spool append: seal (dumps + sha256)", ("_seal",)),
+    ("spool append: SQLite insert + commit (fsync)", ("_append",)),
+    ("spool read for the sink (SELECT + orjson.loads)", ("spool.py:_read", "_read (shipper/spool.py")),
+    ("spool ack + gc", ("_ack",)),
+    ("sink encode (group, metadata, orjson.dumps)", ("sinks/loki.py",)),
+    ("gzip (compress)", ("compress (shipper/sinks/loki.py",)),
+    ("HTTP (aiohttp)", ("aiohttp/",)),
+    ("asyncio loop machinery", ("asyncio/",)),
+]
+
+
+def summarize_profile(path: Path, events: int) -> None:
+    """Own time per function and inclusive time per pipeline stage, from py-spy's raw output
+    (``frame;frame;... count``, outermost first; ``--threads`` adds a thread frame)."""
+    own: Counter[str] = Counter()
+    stage: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        c = int(n)
+        frames = stack.split(";")
+        total += c
+        threads[frames[0].split(" (")[0] if frames else "?"] += c
+        own[frames[-1]] += c
+        # inclusive: the innermost stage wins (gzip inside loki.py counts as gzip)
+        for name, keys in reversed(STAGES):
+            if any(k in f for f in frames for k in keys):
+                stage[name] += c
+                break
+        else:
+            stage["other"] += c
+    if not total:
+        print("   py-spy: no samples")
+        return
+    print(f"\n   py-spy: {total:,} samples (active threads only, 200/s); per thread:")
+    for t, c in threads.most_common(6):
+        print(f"      {c / total * 100:5.1f}%  {t}")
+    print("   inclusive share per stage (innermost stage wins):")
+    for name, c in stage.most_common():
+        print(f"      {c / total * 100:5.1f}%  {name}")
+    print("   top own-time functions:")
+    for f, c in own.most_common(25):
+        print(f"      {c / total * 100:5.1f}%  {f[:150]}")
+
+
+# ============================================================================ 2. freshness
+def freshness(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    d = tmp / "freshness"
+    d.mkdir()
+    log = d / "redis-server.log"
+    log.touch()
+    print(f"\n2. freshness: {args.rate:.0f} lines/s of real single-line events for {args.seconds:.0f} s into a file "
+          f"the agent follows (default batch max_wait 1s, inotify on); line written -> entry at the receiver")
+    rx = Receiver()
+    try:
+        agent = Agent(d, [log], rx.url)
+        # warm-up: one line, wait until it arrived (the agent is then following the file)
+        w0 = Writer(log, 1000, seconds=0.001)
+        w0.run()
+        if not wait_for(lambda: rx.count() >= 1, 60, agent):
+            raise SystemExit(f"the warm-up line never arrived\n{agent.log_tail()}")
+        rx.reset()
+        w = Writer(log, args.rate, seconds=args.seconds)
+        c0, m0 = agent.cpu(), time.monotonic()
+        rss: list[int] = []
+        w.start()
+        while w.is_alive():
+            w.join(1.0)
+            rss.append(agent.mem()["VmRSS"])
+        cpu_pct = (agent.cpu() - c0) / (time.monotonic() - m0) * 100
+        n = len(w.written)
+        ok = wait_for(lambda: rx.count() >= n, 60, agent)
+        arr = dict(rx.arrivals())
+        rc = agent.stop()
+        lat = [arr[o] - t for o, t in w.written if o in arr]
+        missing = n - len(lat)
+        res = {"lines": n, "arrived": len(lat), "missing": missing, "p50": pct(lat, 50), "p95": pct(lat, 95),
+               "p99": pct(lat, 99), "max": max(lat), "mean": statistics.fmean(lat), "cpu_pct": cpu_pct,
+               "rss_max_mb": max(rss) / 1e6, "writer_behind_max_ms": w.behind_max * 1000, "exit": rc}
+        print(f"   {n:,} lines written ({n / args.seconds:,.0f}/s; writer at most {res['writer_behind_max_ms']:.1f} ms "
+              f"late), {len(lat):,} arrived{'' if ok and not missing else f', {missing} MISSING'}")
+        print(f"   latency write -> receiver: p50 {res['p50'] * 1000:.0f} ms, p95 {res['p95'] * 1000:.0f} ms, "
+              f"p99 {res['p99'] * 1000:.0f} ms, max {res['max'] * 1000:.0f} ms (mean {res['mean'] * 1000:.0f} ms)")
+        print(f"   agent CPU at this rate: {cpu_pct:.1f}% of one core; RSS max {res['rss_max_mb']:.0f} MB; exit {rc}")
+        print(f"   target p99 <= 1.0 s: {'met' if res['p99'] <= 1.0 else 'NOT met'}")
+        return res
+    finally:
+        rx.close()
+
+
+# ============================================================================ 3. outage
+def outage(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    d = tmp / "outage"
+    d.mkdir()
+    log = d / "redis-server.log"
+    log.touch()
+    warm = 10.0
+    print(f"\n3. outage: {args.rate:.0f} lines/s; after {warm:.0f} s the receiver answers 503 for {args.outage:.0f} s, "
+          f"then recovers (default spool: 256 MiB, when_full: block)")
+    rx = Receiver()
+    try:
+        agent = Agent(d, [log], rx.url)
+        w = Writer(log, args.rate)
+        w.start()
+        samples: list[tuple[float, int]] = []  # (time since start, VmRSS)
+        t_start = time.monotonic()
+
+        def sample() -> None:
+            agent.check()
+            samples.append((time.monotonic() - t_start, agent.mem()["VmRSS"]))
+
+        while time.monotonic() - t_start < warm:
+            time.sleep(1.0)
+            sample()
+        before = rx.count()
+        rx.outage(True)
+        t_out = time.monotonic()
+        next_report = 60.0
+        while time.monotonic() - t_out < args.outage:
+            time.sleep(1.0)
+            sample()
+            if time.monotonic() - t_out >= next_report:
+                print(f"      {next_report:4.0f} s into the outage: RSS {samples[-1][1] / 1e6:.0f} MB, "
+                      f"{len(w.written):,} lines written", flush=True)
+                next_report += 60.0
+        sp = agent.spool()
+        written_at_end = len(w.written)
+        log_size = log.stat().st_size
+        lag = min((log_size - int(v.get("offset", 0)) for v in sp["positions"].values()
+                   if isinstance(v, dict) and "offset" in v), default=log_size)
+        rss_outage = max(r for t, r in samples if t >= warm)
+        cpu_at_recovery = agent.cpu()
+        rx.outage(False)
+        t_rec_wall = time.time()
+        t_rec = time.monotonic()
+        count_rec = rx.count()
+        # caught up: the receiver holds every line written more than 2 s ago
+        caught = None
+        first_ok = None
+        while time.monotonic() - t_rec < max(600.0, args.outage * 2):
+            time.sleep(0.5)
+            sample()
+            st = rx.stats(timeline_since=t_rec_wall)
+            if first_ok is None:
+                oks = [t for t, _, s in st["timeline"] if s == 204]
+                first_ok = min(oks) if oks else None
+            have = st["by_source"].get("redis", 0)
+            target = sum(1 for _, t in w.written if t <= time.time() - 2.0)
+            if have >= target:
+                caught = time.monotonic()
+                break
+        count_caught = rx.count()
+        cpu_catchup = agent.cpu() - cpu_at_recovery
+        w.stop_ev.set()
+        w.join()
+        total = len(w.written)
+        ok = wait_for(lambda: rx.count() >= total, 120, agent)
+        rc = agent.stop()
+        arrived = rx.count()
+        if caught is None:
+            raise SystemExit(f"did not catch up within the time allowed\n{agent.log_tail()}")
+        start = (first_ok - t_rec_wall) if first_ok else 0.0
+        drain_s = caught - t_rec - start
+        rate = (count_caught - count_rec) / drain_s if drain_s > 0 else float("nan")
+        rss_catchup = max(r for t, r in samples if t >= t_rec - t_start)
+        res = {"outage_s": args.outage, "rate": args.rate, "delivered_before": before,
+               "written_during_outage": written_at_end, "spool_rows": sp["rows"], "spool_bytes": sp["bytes"],
+               "spool_files": sp["files"], "source_lag_bytes": lag, "rss_max_outage_mb": rss_outage / 1e6,
+               "rss_max_catchup_mb": rss_catchup / 1e6, "first_ok_after_s": start, "drain_s": drain_s,
+               "catchup_events_per_s": rate, "ratio": rate / args.rate, "total_lines": total, "arrived": arrived,
+               "all_arrived": ok and arrived >= total, "cpu_catchup_s": cpu_catchup, "exit": rc,
+               "rss_series": [(round(t, 1), r) for t, r in samples]}
+        files = ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in sp["files"].items())
+        print(f"   end of outage: spool {sp['rows']:,} rows, {sp['bytes'] / 1e6:.0f} MB of events (files: {files}); "
+              f"file source {lag / 1e6:.1f} MB behind the writer ({'blocked by the full spool' if lag > 1e6 else 'not blocked'})")
+        print(f"   agent RSS max during the outage {res['rss_max_outage_mb']:.0f} MB (target <= 100 MB: "
+              f"{'met' if res['rss_max_outage_mb'] <= 100 else 'NOT met'}), during catch-up {res['rss_max_catchup_mb']:.0f} MB")
+        print(f"   recovery: first accepted push {start:.1f} s after the receiver recovered (backoff); then "
+              f"{count_caught - count_rec:,} entries in {drain_s:.1f} s = {rate:,.0f} entries/s while lines kept "
+              f"arriving at {args.rate:.0f}/s = {res['ratio']:.1f}x the arrival rate (target >= 10x: "
+              f"{'met' if res['ratio'] >= 10 else 'NOT met'})")
+        print(f"   all {total:,} lines written arrived: {res['all_arrived']} ({arrived:,} entries); exit {rc}")
+        return res
+    finally:
+        rx.close()
+
+
+# ============================================================================ 4. idle
+def idle(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    d = tmp / "idle"
+    (d / "log").mkdir(parents=True)
+    logs = [d / "log" / "redis-6379.log", d / "log" / "sentinel-26379.log"]
+    for p, sample in zip(logs, ["redis-7.0/replication-master.log", "sentinel-7.0/sentinel-1.log"], strict=True):
+        shutil.copy(ROOT / "sample-logs" / sample, p)
+    print(f"\n4. idle: two files nobody writes to (already shipped), Loki sink; {args.idle_seconds:.0f} s window "
+          f"after a 5 s warm-up")
+    rx = Receiver()
+    try:
+        agent = Agent(d, logs, rx.url)
+        time.sleep(5)
+        agent.check()
+        c0, t0 = agent.cpu(), time.monotonic()
+        time.sleep(args.idle_seconds)
+        cpu = (agent.cpu() - c0) / (time.monotonic() - t0) * 100
+        mem = agent.mem()
+        rc = agent.stop()
+        res = {"cpu_pct": cpu, "rss_mb": mem["VmRSS"] / 1e6, "hwm_mb": mem["VmHWM"] / 1e6, "exit": rc}
+        print(f"   CPU {cpu:.3f}% of one core (target <= 0.5%: {'met' if cpu <= 0.5 else 'NOT met'}); "
+              f"RSS {res['rss_mb']:.1f} MB, peak {res['hwm_mb']:.1f} MB (target <= 60 MB: "
+              f"{'met' if res['rss_mb'] <= 60 else 'NOT met'}); exit {rc}")
+        return res
+    finally:
+        rx.close()
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_receiver":
+        serve_receiver(sys.argv[2:])
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", choices=["throughput", "freshness", "outage", "idle"], action="append")
+    ap.add_argument("--lines", type=int, default=300_000, help="throughput: lines in the file")
+    ap.add_argument("--baseline-records", type=int, default=3_000)
+    ap.add_argument("--timeout", type=float, default=600.0, help="throughput: give up after this long")
+    ap.add_argument("--profile", help="throughput: run py-spy on the agent, raw collapsed stacks to this file")
+    ap.add_argument("--rate", type=float, default=1000.0, help="freshness/outage: lines per second")
+    ap.add_argument("--seconds", type=float, default=60.0, help="freshness: how long to write")
+    ap.add_argument("--outage", type=float, default=600.0, help="outage: seconds the receiver answers 503")
+    ap.add_argument("--idle-seconds", type=float, default=60.0)
+    ap.add_argument("--json", help="also write every result to this JSON file")
+    args = ap.parse_args()
+    only = args.only or ["throughput", "freshness", "outage", "idle"]
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
+          f"python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    tmp = Path(tempfile.mkdtemp(prefix="agent-bench-"))
+    results: dict[str, Any] = {}
+    try:
+        for name in ("throughput", "freshness", "outage", "idle"):
+            if name in only:
+                results[name] = globals()[name](args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if args.json:
+        Path(args.json).write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+
+
+if __name__ == "__main__":
+    main()
