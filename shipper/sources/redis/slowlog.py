@@ -67,6 +67,7 @@ class LogDrainer:
         self._persisted = (self.run_id, self.last_id)
         self._persisted_at = time.monotonic()
         self._recent_new = 0
+        self._empty_start = False  # a first start found the ring empty: later entries are owed
         self._rate = 0.0  # entries/s, smoothed
         self._peak = 0.0  # entries/s, decaying peak
         self._last_poll: float | None = None
@@ -112,12 +113,20 @@ class LogDrainer:
             reply = await self._read(conn, cap)
             entries, bad = parse_log_reply(reply)
             new, gap = new_log_entries(entries, self.last_id)
+        if self.last_id is None:
+            if not entries:
+                self._empty_start = True
+            elif self._empty_start and len(entries) >= cap and (not self.ring_len or cap < self.ring_len):
+                # we watched an empty ring, so everything in it now is owed, but the bounded read
+                # may not reach its oldest entry: count what lies beyond, exactly (LEN then GET)
+                entries, bad, gap = await self._reach_back(conn, cap)
+                new = entries
         run_id = self.run_id
         origin = f"redis:{run_id}:slowlog" if self.kind == "slow" else f"redis:{run_id}:commandlog:{self.kind}"
         events = []
         if gap is not None:
             reason = "rotated"
-            if self.ring_len and cap < self.ring_len and len(entries) >= cap:
+            if (self.ring_len is None or cap < self.ring_len) and len(entries) >= cap:
                 reason = "beyond_max_entries"
             ts = slowlog_timestamp(new[0]) if new else slowlog_timestamp({"time": now_ms() // 1000, "id": 0})
             events.append(slowlog_lost_event(origin=origin, run_id=run_id, first_lost_id=gap[0],
@@ -154,6 +163,31 @@ class LogDrainer:
         positions = {self.key: {"run_id": self.run_id, "last_id": self.last_id}} if changed else {}
         return PollResult(events=events, positions=positions, must_persist=persist,
                           hurry=gap is not None or len(new) >= guess)
+
+    async def _reach_back(
+        self, conn: RedisConnection, cap: int
+    ) -> tuple[list[dict[str, Any]], list[Any], tuple[int, int] | None]:
+        """``LEN`` then ``GET cap`` in one round trip: the ring holds the newest LEN ids
+        ``[n - LEN + 1, n]``, where n is the newest id before our LEN (our own LEN entry, if the
+        threshold logged it, is the newest entry GET returns). Ids below the oldest returned
+        entry and in the ring were beyond the bounded read."""
+        length_cmd = ("SLOWLOG", "LEN") if self.kind == "slow" else ("COMMANDLOG", "LEN", self.kind)
+        replies = await conn.pipeline(length_cmd, self._command(cap))
+        for r in replies:
+            if isinstance(r, ResponseError):
+                raise r
+        ring_count = replies[0] if isinstance(replies[0], int) else None
+        entries, bad = parse_log_reply(replies[1])
+        if ring_count is None or not entries:
+            return entries, bad, None
+        newest = entries[-1]
+        n = newest["id"]
+        if is_self_entry(newest) and [a.upper() for a in newest["argv"][:2]] == list(length_cmd[:2]):
+            n -= 1
+        first_owed = n - ring_count + 1
+        oldest = entries[0]["id"]
+        gap = (first_owed, oldest - 1) if oldest > first_owed else None
+        return entries, bad, gap
 
     def committed(self) -> None:
         """The source calls this once the positions of the last result are durable."""
