@@ -119,8 +119,13 @@ class LogDrainer:
             elif self._empty_start and len(entries) >= cap and (not self.ring_len or cap < self.ring_len):
                 # we watched an empty ring, so everything in it now is owed, but the bounded read
                 # may not reach its oldest entry: count what lies beyond, exactly (LEN then GET)
-                entries, bad, gap = await self._reach_back(conn, cap)
-                new = entries
+                try:
+                    entries, bad, gap = await self._reach_back(conn, cap)
+                    new = entries
+                except ResponseError as e:
+                    if not is_unsupported(e):
+                        raise
+                    # no +slowlog|len: ship what the read returned, as a first start does
         run_id = self.run_id
         origin = f"redis:{run_id}:slowlog" if self.kind == "slow" else f"redis:{run_id}:commandlog:{self.kind}"
         events = []
