@@ -61,7 +61,8 @@ def build_sources(cfg: AgentConfig, tz: tzinfo) -> list[Source]:
         if sc.type == "file":
             from .sources.files.source import FileSource
 
-            sources.append(FileSource(sc, tz=tz, name=f"file:{sc.path}"))
+            sources.append(FileSource(sc, tz=tz, name=f"file:{sc.path}", rotate_wait=sc.rotate_wait,
+                                      idle_flush=sc.idle_flush, stale_after=sc.stale_after))
         elif sc.type == "redis":
             from .sources.redis.source import RedisSource
 

@@ -19,8 +19,14 @@ class FileSourceConfig(Strict):
     #: patterns (relative to the live file's name, ``{name}`` = its base name) of rotated files
     #: to finish first after a restart
     rotated_patterns: list[str] = Field(
-        default_factory=lambda: ["{name}.1", "{name}-[0-9]*[0-9]", "{name}.[0-9]*[0-9]"]
+        default_factory=lambda: ["{name}.[0-9]", "{name}.[0-9]*[0-9]", "{name}-[0-9]*[0-9]"]
     )
+    #: a renamed-away (rotated) file is still read until it has not grown for this long
+    rotate_wait: Duration = 5.0
+    #: a pending event (it may still get continuation lines) is shipped after this long without new bytes
+    idle_flush: Duration = 1.0
+    #: checkpoints of files not seen anywhere for this long are forgotten
+    stale_after: Duration = 3600.0
     #: a half-written last line is shipped as is after waiting this long for its newline
     partial_line_timeout: Duration = 5.0
     #: lines longer than this are cut (the event says how many bytes were cut)
