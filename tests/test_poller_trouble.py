@@ -197,3 +197,43 @@ def test_polls_over_tls_with_the_configured_ca_and_refuses_another_ca(tmp_path: 
     assert slow_ids(bad) == []
     (err,) = bad.of("redis_unreachable")
     assert "certificate" in err["message"].lower() or "ssl" in err["message"].lower()
+
+
+@pytest.mark.integration
+def test_a_failed_emit_loses_nothing_the_entries_are_read_again(tmp_path: Path) -> None:
+    """The spool refuses two batches (disk full, say): the entries of those polls must come again."""
+    rp = start_server("redis7", tmp_path, config={"slowlog-log-slower-than": "0"})
+
+    async def main() -> FakeSpool:
+        spool = FakeSpool()
+        real_emit = spool.emit
+        failures = {"left": 0}
+
+        async def flaky_emit(batch):  # type: ignore[no-untyped-def]
+            if failures["left"] and any(e["event"] == "slow_command" for e in batch.events):
+                failures["left"] -= 1
+                raise OSError(28, "No space left on device")
+            await real_emit(batch)
+
+        spool.emit = flaky_emit  # type: ignore[method-assign]
+        run = Running(redis_cfg(rp.url), spool)
+        await wait_for(lambda: run.source.rounds >= 1, what="a first poll")
+        c = rp.client()
+        c.client_setname("app")
+        failures["left"] = 2
+        for n in range(40):
+            await asyncio.to_thread(c.set, "v", n)
+        await wait_for(lambda: len([e for e in spool.events if e["event"] == "slow_command"
+                                    and e["fields"]["client_name"] == "app"
+                                    and e["fields"]["command"] == "set"]) >= 40, timeout=20)
+        await run.close()
+        assert failures["left"] == 0
+        return spool
+
+    try:
+        spool = asyncio.run(main())
+    finally:
+        rp.stop()
+    values = [int(e["fields"]["args"][1]) for e in spool.events if e["event"] == "slow_command"
+              and e["fields"]["client_name"] == "app" and e["fields"]["command"] == "set"]
+    assert values == list(range(40))

@@ -76,6 +76,8 @@ class LogDrainer:
         self.shipped = 0
         self.self_filtered = 0
         self.lost = 0
+        self._unreported_lost = 0
+        self._unreported_shipped = 0
 
     # -- run scoping ---------------------------------------------------------------------------
     def on_identity(self, run_id: str) -> None:
@@ -137,9 +139,7 @@ class LogDrainer:
             events.append(slowlog_lost_event(origin=origin, run_id=run_id, first_lost_id=gap[0],
                                              last_lost_id=gap[1], timestamp=ts, role=role, kind=self.kind,
                                              reason=reason))
-            lost = gap[1] - gap[0] + 1
-            self.lost += lost
-            metrics.SLOWLOG_LOST.labels(self.address).inc(lost)
+            self._unreported_lost += gap[1] - gap[0] + 1
         for item in bad:
             events.append(unparsed_event("slowlog" if self.kind == "slow" else "commandlog", item,
                                          origin=origin, position=f"bad:{self.last_id}:{len(events)}",
@@ -153,9 +153,7 @@ class LogDrainer:
             events.append(slowlog_event(e, origin=origin, run_id=run_id, redact=self.redact, role=role,
                                         kind=self.kind))
             shipped += 1
-        self.shipped += shipped
-        if shipped:
-            metrics.SLOWLOG_ENTRIES.labels(self.address).inc(shipped)
+        self._unreported_shipped += shipped
         if new:
             self.last_id = new[-1]["id"]
         # an empty ring on a first start leaves last_id None: ids may be far from 0 (SLOWLOG RESET
@@ -195,9 +193,17 @@ class LogDrainer:
         return entries, bad, gap
 
     def committed(self) -> None:
-        """The source calls this once the positions of the last result are durable."""
+        """The source calls this once the positions of the last result are durable; only then
+        are the entries counted (a batch the spool refused is read, and counted, again)."""
         self._persisted = (self.run_id, self.last_id)
         self._persisted_at = time.monotonic()
+        if self._unreported_lost:
+            self.lost += self._unreported_lost
+            metrics.SLOWLOG_LOST.labels(self.address).inc(self._unreported_lost)
+        if self._unreported_shipped:
+            self.shipped += self._unreported_shipped
+            metrics.SLOWLOG_ENTRIES.labels(self.address).inc(self._unreported_shipped)
+        self._unreported_lost = self._unreported_shipped = 0
 
     def _adapt(self, n_new: int, had_gap: bool) -> None:
         """Next interval: read the ring when about a quarter of it would have filled.

@@ -53,6 +53,11 @@ BACKOFF_START = 0.5
 BACKOFF_MAX = 30.0
 
 
+class _EmitFailed(Exception):
+    """``ctx.emit`` raised: the batch is not durable (kept apart from Redis errors, which are
+    retried without forgetting what was read)."""
+
+
 def classify_error(err: BaseException) -> str:
     """A low-cardinality kind for metrics and events: what went wrong, not the message."""
     text = str(err)
@@ -148,31 +153,48 @@ class RedisSource(Source):
     # ---------------------------------------------------------------------------------------
     async def run(self, ctx: SourceContext) -> None:
         cfg = self.cfg
-        committed = {k: v for k, v in (ctx.positions or {}).items() if k.startswith(self.key_prefix)}
         p = self.key_prefix
-        ident = IdentityTracker(p + "identity", self._agent_origin, committed.get(p + "identity"))
-        self.slowlog = LogDrainer(
-            key=p + "slowlog", address=self.address, committed=committed.get(p + "slowlog"),
-            max_entries=cfg.slowlog.max_entries, redact=cfg.slowlog.redact,
-            interval=cfg.slowlog.interval, min_interval=cfg.slowlog.min_interval,
-        )
-        self.commandlogs = make_drainers(
-            prefix=p, address=self.address, committed=committed, max_entries=cfg.slowlog.max_entries,
-            redact=cfg.slowlog.redact, interval=cfg.commandlog.interval,
-            min_interval=min(cfg.slowlog.min_interval, cfg.commandlog.interval),
-        )
-        latency = LatencyPoller(key=p + "latency", committed=committed.get(p + "latency"))
-        acl = AclLogPoller(key=p + "acl_log", committed=committed.get(p + "acl_log"))
-        config = ConfigDriftPoller(key=p + "config", committed=committed.get(p + "config"))
+        #: what is durable: the positions at start plus those of every batch emit() accepted.
+        #: After a failed emit the pollers are rebuilt from it, so nothing read but not spooled
+        #: is skipped (their in-memory cursors had already moved past it).
+        durable = {k: v for k, v in (ctx.positions or {}).items() if k.startswith(p)}
 
-        # kind -> (enabled, poller). Order = order within one round when several are due.
-        kinds: dict[str, tuple[bool, Any]] = {
-            "slowlog": (cfg.slowlog.enabled, self.slowlog),
-            **{f"commandlog:{d.kind}": (cfg.commandlog.enabled, d) for d in self.commandlogs},
-            "latency": (cfg.latency.enabled, latency),
-            "acl_log": (cfg.acl_log.enabled, acl),
-            "config": (cfg.config.enabled, config),
-        }
+        def build() -> tuple[IdentityTracker, dict[str, tuple[bool, Any]], AclLogPoller]:
+            ident = IdentityTracker(p + "identity", self._agent_origin, durable.get(p + "identity"))
+            self.slowlog = LogDrainer(
+                key=p + "slowlog", address=self.address, committed=durable.get(p + "slowlog"),
+                max_entries=cfg.slowlog.max_entries, redact=cfg.slowlog.redact,
+                interval=cfg.slowlog.interval, min_interval=cfg.slowlog.min_interval,
+            )
+            self.commandlogs = make_drainers(
+                prefix=p, address=self.address, committed=durable, max_entries=cfg.slowlog.max_entries,
+                redact=cfg.slowlog.redact, interval=cfg.commandlog.interval,
+                min_interval=min(cfg.slowlog.min_interval, cfg.commandlog.interval),
+            )
+            acl = AclLogPoller(key=p + "acl_log", committed=durable.get(p + "acl_log"))
+            latency = LatencyPoller(key=p + "latency", committed=durable.get(p + "latency"))
+            config = ConfigDriftPoller(key=p + "config", committed=durable.get(p + "config"))
+            # kind -> (enabled, poller). Order = order within one round when several are due.
+            kinds: dict[str, tuple[bool, Any]] = {
+                "slowlog": (cfg.slowlog.enabled, self.slowlog),
+                **{f"commandlog:{d.kind}": (cfg.commandlog.enabled, d) for d in self.commandlogs},
+                "latency": (cfg.latency.enabled, latency),
+                "acl_log": (cfg.acl_log.enabled, acl),
+                "config": (cfg.config.enabled, config),
+            }
+            return ident, kinds, acl
+
+        ident, kinds, acl = build()
+
+        async def emit(batch: Batch) -> None:
+            try:
+                await ctx.emit(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # the spool's trouble, not Redis's: handled apart below
+                raise _EmitFailed(e) from e
+            durable.update({k: v for k, v in batch.positions.items() if v is not None})
+
         base_interval = {
             "slowlog": cfg.slowlog.interval, "latency": cfg.latency.interval, "acl_log": cfg.acl_log.interval,
             "config": cfg.config.interval, "info": cfg.info.interval,
@@ -213,7 +235,7 @@ class RedisSource(Source):
                         "spikes, so none can be shipped (CONFIG SET latency-monitor-threshold 100)",
                         category="latency", level="warning"))
             if res.events or res.positions:
-                await ctx.emit(Batch(res.events, res.positions))
+                await emit(Batch(res.events, res.positions))
 
         while not ctx.stop.is_set():
             _raise_if_cancelled()
@@ -250,7 +272,7 @@ class RedisSource(Source):
                     if res.positions and hasattr(poller, "committed"):
                         pending_commit.append(poller)
                     if res.events or (res.must_persist and pending_positions):
-                        await ctx.emit(Batch(res.events, dict(pending_positions)))
+                        await emit(Batch(res.events, dict(pending_positions)))
                         pending_positions.clear()
                         for pl in pending_commit:
                             pl.committed()
@@ -276,6 +298,18 @@ class RedisSource(Source):
                 await _sleep_or_stop(ctx.stop, wait)
             except asyncio.CancelledError:
                 raise
+            except _EmitFailed as e:
+                # nothing of that batch is durable: forget what the pollers read since the last
+                # durable positions and read it again after a pause (the spool may be full)
+                log.warning("redis source %s: could not spool a batch (%s); re-reading from the durable "
+                            "positions", self.name, _scrub(str(e.__cause__), self._password()))
+                metrics.REDIS_POLL_ERRORS.labels(self.address, "spool").inc()
+                pending_positions.clear()
+                pending_commit.clear()
+                ident, kinds, acl = build()
+                await self.conn.close()  # the reconnect re-reads the identity into the new pollers
+                await _sleep_or_stop(ctx.stop, backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
             except (TimeoutError, RedisError, OSError, ValueError) as e:
                 # ValueError: the connection cannot even be built (password_file unreadable, TLS
                 # file missing): reported like an outage, retried, so a fixed file is picked up
@@ -289,11 +323,14 @@ class RedisSource(Source):
                 await self.conn.close()
                 await _sleep_or_stop(ctx.stop, backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
-            except Exception as e:  # a bug in a parser/poller: log, count, keep going
-                log.exception("redis source %s: unexpected error (continuing): %s", self.name,
-                              _scrub(str(e), self._password()))
+            except Exception as e:  # a bug: log, count, restart from what is durable
+                log.exception("redis source %s: unexpected error (continuing from the durable positions): %s",
+                              self.name, _scrub(str(e), self._password()))
                 metrics.REDIS_POLL_ERRORS.labels(self.address, "bug").inc()
-                await self.conn.close()
+                pending_positions.clear()
+                pending_commit.clear()
+                ident, kinds, acl = build()
+                await self.conn.close()  # the reconnect re-reads the identity into the new pollers
                 await _sleep_or_stop(ctx.stop, backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
         if pending_positions:
