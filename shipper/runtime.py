@@ -271,8 +271,15 @@ class SinkWorker:
 
 
 async def _wait(ev: asyncio.Event, timeout: float) -> None:
+    """Wait for ``ev`` at most ``timeout`` seconds.
+
+    ``asyncio.timeout`` and not ``wait_for``: on Python 3.11 ``wait_for`` can swallow a
+    cancellation that arrives as the inner wait completes, and a task that ignores its
+    cancellation hangs shutdown.
+    """
     try:
-        await asyncio.wait_for(ev.wait(), max(0.0, timeout))
+        async with asyncio.timeout(max(0.0, timeout)):
+            await ev.wait()
     except TimeoutError:
         pass
 
@@ -369,10 +376,7 @@ class Agent:
                                                         source_name=src.name, error=str(e)[:500]))
                 except Exception:
                     pass
-                try:
-                    await asyncio.wait_for(ctx.stop.wait(), delay)
-                except TimeoutError:
-                    pass
+                await _wait(ctx.stop, delay)
                 delay = min(delay * 2, 60.0)
                 ctx.positions = await self.spool.positions(src.key_prefix)
 
