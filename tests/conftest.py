@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -5,15 +6,12 @@ from pathlib import Path
 # depth mismatch", gh-106905) when pytest's assertion rewriter compiles hypothesis lazily at the end
 # of a session that ran asyncio code. Importing it here, before any test runs, avoids that path.
 import hypothesis  # noqa: F401
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SAMPLE_LOGS = ROOT / "sample-logs"
-
-import os
-
-import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -7,8 +7,9 @@ import re
 import pytest
 from pydantic import BaseModel
 
-from conftest import ROOT
 from shipper.config import AgentConfig, ConfigError, load_config, parse_config, read_secret
+
+from conftest import ROOT
 
 
 def problems(data: dict) -> list[tuple[str, str]]:

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from servers import free_port, start_server
 
 from shipper.config import AgentConfig, ConfigError, parse_config
 from shipper.labels import (
@@ -27,6 +26,8 @@ from shipper.labels import (
     promql_string,
     redact_url,
 )
+
+from servers import free_port, start_server
 
 HOST = "agent-host-1"
 

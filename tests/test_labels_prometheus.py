@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import RedisProcess, free_port, require, start_server
 
 from shipper.config import parse_config
 from shipper.labels import Labeler
+
+from servers import RedisProcess, free_port, require, start_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
