@@ -184,6 +184,7 @@ class SinkWorker:
         wake = self.spool.subscribe()
         while True:
             pending = self.spool.pending(name)
+            metrics.SINK_LAG_EVENTS.labels(name).set(pending)
             if stop.is_set() and (not self.draining or pending == 0):
                 return
             if pending == 0:

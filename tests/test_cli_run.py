@@ -164,3 +164,34 @@ def test_events_command_reads_back_the_local_sink_with_filters(tmp_path):
     assert "partial_resync_accepted" in r.stdout
     assert "Partial resynchronization request from" in r.stdout
     os.environ.pop("X", None)
+
+
+def test_the_running_agent_serves_metrics_health_and_readiness_on_loopback(tmp_path):
+    import urllib.request
+
+    from servers import free_port
+
+    log = tmp_path / "redis.log"
+    shutil.copy(SAMPLE, log)
+    out = tmp_path / "out.jsonl"
+    port = free_port()
+    cfg = write_cfg(tmp_path, [log], out)
+    cfg.write_text(cfg.read_text().replace("metrics: {listen: ''}", f"metrics: {{listen: '127.0.0.1:{port}'}}"))
+    p = start_agent(cfg)
+    n = len(SAMPLE.read_bytes().splitlines())
+    try:
+        assert wait_for(lambda: sum(e.get("lines", 0) for e in read_out(out)) >= n)
+
+        def get(path: str) -> tuple[int, str]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                return r.status, r.read().decode()
+
+        assert wait_for(lambda: f'redis_shipper_lines_read_total{{path="{log}"}} {float(n)}' in get("/metrics")[1])
+        status, body = get("/metrics")
+        assert 'redis_shipper_sink_sent_events_total{sink="file"}' in body
+        assert "process_resident_memory_bytes" in body
+        assert get("/healthz")[0] == 200
+        assert get("/ready")[0] == 200
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(20) == 0

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..config import AgentConfig, ConfigError, load_config, parse_config
 from ..observe.logs import setup_logging
+from ..observe.server import ObserveServer, agent_status
 
 log = logging.getLogger("redis_shipper")
 
@@ -93,27 +94,47 @@ async def _run(cfg: AgentConfig, config_path: str | None) -> int:
         loop.add_signal_handler(sig, stop.set)
     if config_path:
         loop.add_signal_handler(signal.SIGHUP, reload.set)
-    agent = await _start(cfg)
-    while True:
-        await _wait_signal(stop, reload)
-        if stop.is_set():
-            break
-        # SIGHUP: validate the new config first; a broken one keeps the running agent as it is
-        try:
-            new_cfg = load_config(config_path)  # type: ignore[arg-type]
-        except ConfigError as e:
-            log.error("reload refused, keeping the running config: %s", e)
-            continue
-        log.info("reloading %s: stopping the current pipeline (positions are kept in the spool)", config_path)
+    holder: dict[str, Any] = {}
+
+    def status() -> dict[str, Any]:
+        return agent_status(holder["agent"]) if "agent" in holder else {"started": False}
+
+    # first, so that a busy port is a config error (exit 2) before anything is read
+    server = ObserveServer(cfg.metrics.listen, status)
+    await server.start()
+    try:
+        agent = holder["agent"] = await _start(cfg)
+        while True:
+            await _wait_signal(stop, reload)
+            if stop.is_set():
+                break
+            # SIGHUP: validate the new config first; a broken one keeps the running agent as it is
+            try:
+                new_cfg = load_config(config_path)  # type: ignore[arg-type]
+            except ConfigError as e:
+                log.error("reload refused, keeping the running config: %s", e)
+                continue
+            log.info("reloading %s: stopping the current pipeline (positions are kept in the spool)", config_path)
+            await agent.shutdown()
+            holder.pop("agent", None)
+            if new_cfg.state_dir != cfg.state_dir:
+                log.warning("state_dir changed on reload; positions start from the new state_dir")
+            if new_cfg.metrics.listen != cfg.metrics.listen:
+                try:
+                    new_server = ObserveServer(new_cfg.metrics.listen, status)
+                    await server.close()
+                    await new_server.start()
+                    server = new_server
+                except ConfigError as e:
+                    log.error("metrics.listen not changed: %s", e)
+            cfg = new_cfg
+            setup_logging(cfg.log_level)
+            agent = holder["agent"] = await _start(cfg)
+        log.info("stopping: flushing for at most %.0fs", cfg.shutdown_timeout)
         await agent.shutdown()
-        if new_cfg.state_dir != cfg.state_dir:
-            log.warning("state_dir changed on reload; positions start from the new state_dir")
-        cfg = new_cfg
-        setup_logging(cfg.log_level)
-        agent = await _start(cfg)
-    log.info("stopping: flushing for at most %.0fs", cfg.shutdown_timeout)
-    await agent.shutdown()
-    log.info("stopped")
+        log.info("stopped")
+    finally:
+        await server.close()  # after the flush, so /metrics answers during it
     return 0
 
 
