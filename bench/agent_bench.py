@@ -89,6 +89,7 @@ def serve_receiver(argv: list[str]) -> None:
     timeline), ``GET /_bench/arrivals`` ((offset, arrival time) of every entry since reset).
     """
     from aiohttp import web
+
     from receivers.loki import LokiReceiver
 
     class BenchReceiver(LokiReceiver):
@@ -233,8 +234,13 @@ class Receiver:
 # ============================================================================ the agent process
 def proc_cpu(pid: int) -> float:
     """utime + stime of the whole process (every thread), seconds."""
+    return sum(proc_cpu_split(pid))
+
+
+def proc_cpu_split(pid: int) -> tuple[float, float]:
+    """(utime, stime) of the whole process, seconds: stime is the kernel's share (fsync, inotify)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
+    return int(fields[11]) / CLK, int(fields[12]) / CLK
 
 
 def proc_mem(pid: int) -> dict[str, int]:
@@ -335,6 +341,20 @@ def build_mixed_file(path: Path, lines: int) -> int:
     return n
 
 
+def build_steady_file(path: Path, lines: int) -> int:
+    """``lines`` real single-line events (see :func:`steady_lines`), 1 ms apart, ending now: a
+    steady-state log, one event per line."""
+    sample = steady_lines()
+    t = time.time() - lines / 1000
+    with open(path, "wb") as f:
+        for i in range(lines):
+            pre, post = sample[i % len(sample)]
+            ts = time.strftime("%d %b %Y %H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}"
+            f.write(pre + ts.encode() + post + b"\n")
+            t += 0.001
+    return lines
+
+
 def parse_file(path: Path) -> list[dict[str, Any]]:
     """The events the agent's parser makes of ``path`` (the expected count, and the baseline's input)."""
     parser = LogParser(kind="auto", tz=UTC, year=2026)
@@ -358,7 +378,8 @@ def steady_lines() -> list[tuple[bytes, bytes]]:
     """Real 5.0+-format lines of Redis 7.0 and Valkey 9 that are one event each (no banner, no
     crash report), split around their timestamp: (``pid:R ``, `` * message``)."""
     out: list[tuple[bytes, bytes]] = []
-    for f in sorted([*(ROOT / "sample-logs" / "redis-7.0").glob("*.log"), *(ROOT / "sample-logs" / "valkey-9").glob("*.log")]):
+    files = [*(ROOT / "sample-logs" / "redis-7.0").glob("*.log"), *(ROOT / "sample-logs" / "valkey-9").glob("*.log")]
+    for f in sorted(files):
         if "crash" in f.name:
             continue
         for line in f.read_bytes().splitlines():
@@ -428,19 +449,24 @@ def throughput(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     d = tmp / "throughput"
     d.mkdir()
     log = d / "redis-server.log"
-    nlines = build_mixed_file(log, args.lines)
+    if args.input == "mixed":
+        nlines = build_mixed_file(log, args.lines)
+        what = "sample-logs/ Redis 6.2, 7.0, Valkey 9 files repeated, banners and crash reports included"
+    else:
+        nlines = build_steady_file(log, args.lines)
+        what = "single-line events of sample-logs/ Redis 7.0 and Valkey 9, timestamps 1 ms apart"
     events = parse_file(log)
     expected = len(events)
-    print(f"\n1. throughput: {nlines:,} real lines ({log.stat().st_size / 1e6:.1f} MB, sample-logs/ Redis 6.2, "
-          f"7.0, Valkey 9, repeated) = {expected:,} events by the parser; agent from spawn to the receiver "
-          f"holding every event")
+    print(f"\n1. throughput: {nlines:,} real lines ({log.stat().st_size / 1e6:.1f} MB, {what}) = {expected:,} "
+          f"events by the parser; agent from spawn to the receiver holding every event")
     rx = Receiver()
     prof = None
     try:
         agent = Agent(d, [log], rx.url)
         if args.profile:
             prof = subprocess.Popen(["py-spy", "record", "--pid", str(agent.pid), "--format", "raw", "--rate",
-                                     "200", "--threads", "--nonblocking", "-o", args.profile],
+                                     "200", "--threads", "--nonblocking", "-o", args.profile,
+                                     *(["--gil"] if args.profile_gil else [])],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         ok = wait_for(lambda: rx.count() >= expected, args.timeout, agent, step=0.02)
         t1 = time.time()
@@ -465,8 +491,9 @@ def throughput(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         print(f"   agent: {expected:,} events in {wall:.2f} s = {res['events_per_s']:,.0f} events/s, "
               f"{res['lines_per_s']:,.0f} lines/s (spawn to last event; first push {res['first_push_after_s']:.2f} s "
               f"after spawn; first to last push {steady:,.0f} events/s)")
-        print(f"   agent CPU {cpu:.2f} s = {res['cpu_us_per_event']:.1f} µs/event ({res['cpu_us_per_line']:.1f} µs/line),"
-              f" {cpu / wall * 100:.0f}% of one core; peak RSS (VmHWM) {res['peak_rss_mb']:.0f} MB; "
+        print(f"   agent CPU {cpu:.2f} s = {res['cpu_us_per_event']:.1f} µs/event "
+              f"({res['cpu_us_per_line']:.1f} µs/line), {cpu / wall * 100:.0f}% of one core; "
+              f"peak RSS (VmHWM) {res['peak_rss_mb']:.0f} MB; "
               f"{st['ok_pushes']} pushes; exit {rc}")
         if arrived != expected:
             print(f"   !! receiver holds {arrived:,} events, expected exactly {expected:,}")
@@ -518,24 +545,28 @@ def baseline(rx: Receiver, lines: list[bytes]) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------- profile summary
+#: (stage, frame substrings); the FIRST stage with a frame in the sample's stack wins, so the
+#: order goes from the most specific (gzip inside the Loki sink) to the most general
 STAGES = [
-    ("follower (read, split lines)", ("sources/files/follower.py", "sources/files/reader.py")),
-    ("parser (parsers/*)", ("parsers/",)),
-    ("labeler", ("shipper/labels.py",)),
-    ("spool append: seal (dumps + sha256)", ("_seal",)),
-    ("spool append: SQLite insert + commit (fsync)", ("_append",)),
-    ("spool read for the sink (SELECT + orjson.loads)", ("spool.py:_read", "_read (shipper/spool.py")),
-    ("spool ack + gc", ("_ack",)),
-    ("sink encode (group, metadata, orjson.dumps)", ("sinks/loki.py",)),
-    ("gzip (compress)", ("compress (shipper/sinks/loki.py",)),
-    ("HTTP (aiohttp)", ("aiohttp/",)),
-    ("asyncio loop machinery", ("asyncio/",)),
+    ("gzip of the push body (LokiSink.compress)", ("LokiSink.compress",)),
+    ("positions.json mirror (spool)", ("_write_positions_mirror",)),
+    ("spool append: seal (dumps + sha256 chain)", ("Spool._seal",)),
+    ("spool append: SQLite INSERT + COMMIT (fsync)", ("Spool._append",)),
+    ("spool read for the sink (SELECT + orjson.loads per row)", ("Spool.read.",)),
+    ("spool ack + delete", ("Spool.ack.", "Spool._gc")),
+    ("sink encode (group, metadata, orjson.dumps)", ("(shipper/sinks/loki.py",)),
+    ("HTTP (aiohttp, sinks/http.py)", ("(aiohttp/", "(shipper/sinks/http.py", "(yarl/", "(multidict/")),
+    ("labeler + per-event metrics", ("(shipper/labels.py", "Agent._label", "(prometheus_client/")),
+    ("parser (parsers/*)", ("(parsers/",)),
+    ("follower (read, split lines, checkpoints)", ("(shipper/sources/files/",)),
+    ("sink worker loop (runtime.py)", ("SinkWorker.",)),
+    ("start-up (imports, config)", ("importlib", "(pydantic", "shipper/config/")),
 ]
 
 
 def summarize_profile(path: Path, events: int) -> None:
-    """Own time per function and inclusive time per pipeline stage, from py-spy's raw output
-    (``frame;frame;... count``, outermost first; ``--threads`` adds a thread frame)."""
+    """Samples per thread, per pipeline stage and own time per function, from py-spy's raw
+    output (``thread;frame;frame;... count``, outermost first)."""
     own: Counter[str] = Counter()
     stage: Counter[str] = Counter()
     threads: Counter[str] = Counter()
@@ -547,22 +578,23 @@ def summarize_profile(path: Path, events: int) -> None:
         c = int(n)
         frames = stack.split(";")
         total += c
-        threads[frames[0].split(" (")[0] if frames else "?"] += c
+        tname = frames[0].partition(": ")[2] or "MainThread"
+        threads[re.sub(r"_\d+$", "", tname)] += c
         own[frames[-1]] += c
-        # inclusive: the innermost stage wins (gzip inside loki.py counts as gzip)
-        for name, keys in reversed(STAGES):
-            if any(k in f for f in frames for k in keys):
+        for name, keys in STAGES:
+            if any(k in f for k in keys for f in frames):
                 stage[name] += c
                 break
         else:
-            stage["other"] += c
+            stage["other: asyncio loop, executor hand-offs, GIL waits"] += c
     if not total:
         print("   py-spy: no samples")
         return
-    print(f"\n   py-spy: {total:,} samples (active threads only, 200/s); per thread:")
+    print(f"\n   py-spy: {total:,} samples of non-idle threads; per thread "
+          "(asyncio = the default executor where the follower reads and parses):")
     for t, c in threads.most_common(6):
         print(f"      {c / total * 100:5.1f}%  {t}")
-    print("   inclusive share per stage (innermost stage wins):")
+    print("   share per pipeline stage (first matching stage from the most specific):")
     for name, c in stage.most_common():
         print(f"      {c / total * 100:5.1f}%  {name}")
     print("   top own-time functions:")
@@ -588,13 +620,16 @@ def freshness(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             raise SystemExit(f"the warm-up line never arrived\n{agent.log_tail()}")
         rx.reset()
         w = Writer(log, args.rate, seconds=args.seconds)
-        c0, m0 = agent.cpu(), time.monotonic()
+        (u0, s0), m0 = proc_cpu_split(agent.pid), time.monotonic()
         rss: list[int] = []
         w.start()
         while w.is_alive():
             w.join(1.0)
             rss.append(agent.mem()["VmRSS"])
-        cpu_pct = (agent.cpu() - c0) / (time.monotonic() - m0) * 100
+        u1, s1 = proc_cpu_split(agent.pid)
+        span = time.monotonic() - m0
+        cpu_pct = (u1 + s1 - u0 - s0) / span * 100
+        sys_pct = (s1 - s0) / span * 100
         n = len(w.written)
         ok = wait_for(lambda: rx.count() >= n, 60, agent)
         arr = dict(rx.arrivals())
@@ -603,12 +638,14 @@ def freshness(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         missing = n - len(lat)
         res = {"lines": n, "arrived": len(lat), "missing": missing, "p50": pct(lat, 50), "p95": pct(lat, 95),
                "p99": pct(lat, 99), "max": max(lat), "mean": statistics.fmean(lat), "cpu_pct": cpu_pct,
+               "sys_pct": sys_pct,
                "rss_max_mb": max(rss) / 1e6, "writer_behind_max_ms": w.behind_max * 1000, "exit": rc}
         print(f"   {n:,} lines written ({n / args.seconds:,.0f}/s; writer at most {res['writer_behind_max_ms']:.1f} ms "
               f"late), {len(lat):,} arrived{'' if ok and not missing else f', {missing} MISSING'}")
         print(f"   latency write -> receiver: p50 {res['p50'] * 1000:.0f} ms, p95 {res['p95'] * 1000:.0f} ms, "
               f"p99 {res['p99'] * 1000:.0f} ms, max {res['max'] * 1000:.0f} ms (mean {res['mean'] * 1000:.0f} ms)")
-        print(f"   agent CPU at this rate: {cpu_pct:.1f}% of one core; RSS max {res['rss_max_mb']:.0f} MB; exit {rc}")
+        print(f"   agent CPU at this rate: {cpu_pct:.1f}% of one core (kernel {sys_pct:.1f}%); "
+              f"RSS max {res['rss_max_mb']:.0f} MB; exit {rc}")
         print(f"   target p99 <= 1.0 s: {'met' if res['p99'] <= 1.0 else 'NOT met'}")
         return res
     finally:
@@ -699,9 +736,11 @@ def outage(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                "rss_series": [(round(t, 1), r) for t, r in samples]}
         files = ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in sp["files"].items())
         print(f"   end of outage: spool {sp['rows']:,} rows, {sp['bytes'] / 1e6:.0f} MB of events (files: {files}); "
-              f"file source {lag / 1e6:.1f} MB behind the writer ({'blocked by the full spool' if lag > 1e6 else 'not blocked'})")
+              f"file source {lag / 1e6:.1f} MB behind the writer "
+              f"({'blocked by the full spool' if lag > 1e6 else 'not blocked'})")
         print(f"   agent RSS max during the outage {res['rss_max_outage_mb']:.0f} MB (target <= 100 MB: "
-              f"{'met' if res['rss_max_outage_mb'] <= 100 else 'NOT met'}), during catch-up {res['rss_max_catchup_mb']:.0f} MB")
+              f"{'met' if res['rss_max_outage_mb'] <= 100 else 'NOT met'}), "
+              f"during catch-up {res['rss_max_catchup_mb']:.0f} MB")
         print(f"   recovery: first accepted push {start:.1f} s after the receiver recovered (backoff); then "
               f"{count_caught - count_rec:,} entries in {drain_s:.1f} s = {rate:,.0f} entries/s while lines kept "
               f"arriving at {args.rate:.0f}/s = {res['ratio']:.1f}x the arrival rate (target >= 10x: "
@@ -733,8 +772,8 @@ def idle(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         rc = agent.stop()
         res = {"cpu_pct": cpu, "rss_mb": mem["VmRSS"] / 1e6, "hwm_mb": mem["VmHWM"] / 1e6, "exit": rc}
         print(f"   CPU {cpu:.3f}% of one core (target <= 0.5%: {'met' if cpu <= 0.5 else 'NOT met'}); "
-              f"RSS {res['rss_mb']:.1f} MB, peak {res['hwm_mb']:.1f} MB (target <= 60 MB: "
-              f"{'met' if res['rss_mb'] <= 60 else 'NOT met'}); exit {rc}")
+              f"RSS {res['rss_mb']:.1f} MB = {mem['VmRSS'] / 2**20:.1f} MiB, peak {res['hwm_mb']:.1f} MB "
+              f"(target <= 60 MB: {'met' if res['rss_mb'] <= 60 else 'NOT met'}); exit {rc}")
         return res
     finally:
         rx.close()
@@ -747,9 +786,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=["throughput", "freshness", "outage", "idle"], action="append")
     ap.add_argument("--lines", type=int, default=300_000, help="throughput: lines in the file")
+    ap.add_argument("--input", choices=["mixed", "steady"], default="mixed",
+                    help="throughput: the sample files as they are (2-3 lines per event), or single-line events")
     ap.add_argument("--baseline-records", type=int, default=3_000)
     ap.add_argument("--timeout", type=float, default=600.0, help="throughput: give up after this long")
     ap.add_argument("--profile", help="throughput: run py-spy on the agent, raw collapsed stacks to this file")
+    ap.add_argument("--profile-gil", action="store_true",
+                    help="sample only the thread holding the GIL (Python CPU; hides fsync and GIL waits)")
     ap.add_argument("--rate", type=float, default=1000.0, help="freshness/outage: lines per second")
     ap.add_argument("--seconds", type=float, default=60.0, help="freshness: how long to write")
     ap.add_argument("--outage", type=float, default=600.0, help="outage: seconds the receiver answers 503")
