@@ -608,11 +608,13 @@ def freshness(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     d.mkdir()
     log = d / "redis-server.log"
     log.touch()
+    wait = "default batch max_wait 1s" if args.max_wait is None else f"batch max_wait {args.max_wait}s"
     print(f"\n2. freshness: {args.rate:.0f} lines/s of real single-line events for {args.seconds:.0f} s into a file "
-          f"the agent follows (default batch max_wait 1s, inotify on); line written -> entry at the receiver")
+          f"the agent follows ({wait}, inotify on); line written -> entry at the receiver")
     rx = Receiver()
     try:
-        agent = Agent(d, [log], rx.url)
+        extra = f"    batch: {{max_wait: {args.max_wait}s}}\n" if args.max_wait is not None else ""
+        agent = Agent(d, [log], rx.url, extra_sink=extra)
         # warm-up: one line, wait until it arrived (the agent is then following the file)
         w0 = Writer(log, 1000, seconds=0.001)
         w0.run()
@@ -795,6 +797,7 @@ def main() -> None:
                     help="sample only the thread holding the GIL (Python CPU; hides fsync and GIL waits)")
     ap.add_argument("--rate", type=float, default=1000.0, help="freshness/outage: lines per second")
     ap.add_argument("--seconds", type=float, default=60.0, help="freshness: how long to write")
+    ap.add_argument("--max-wait", type=float, help="freshness: the Loki sink's batch.max_wait (default: the agent's)")
     ap.add_argument("--outage", type=float, default=600.0, help="outage: seconds the receiver answers 503")
     ap.add_argument("--idle-seconds", type=float, default=60.0)
     ap.add_argument("--json", help="also write every result to this JSON file")
