@@ -118,6 +118,94 @@ def test_copytruncate_while_running_lines_before_the_copy_are_read_once(tmp_path
     assert set(got) == {"x0"} | {f"g{g}-{i}" for g in range(5) for i in range(200)} | {f"n{g}" for g in range(5)}
 
 
+def _count_discoveries(monkeypatch: Any) -> list[int]:
+    """Counts the follower's directory listings (one per discovery pass), so a test can wait
+    until the follower has certainly looked at the files, instead of sleeping."""
+    from shipper.sources.files import source as source_mod
+
+    calls = [0]
+    real = source_mod.siblings
+
+    def counting(*args: Any, **kw: Any) -> list[str]:
+        calls[0] += 1
+        return real(*args, **kw)
+
+    monkeypatch.setattr(source_mod, "siblings", counting)
+    return calls
+
+
+def _logrotate_creates_the_copy(path: Path) -> int:
+    """What logrotate's copytruncate does first (createOutputFile): create the copy, empty.
+    It writes the copy only after fchmod/fsetxattr; a loaded machine can stall it right here."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+
+def _logrotate_copies_and_truncates(fd: int, log: Path) -> None:
+    os.write(fd, log.read_bytes())
+    os.fsync(fd)
+    os.close(fd)
+    with open(log, "r+b") as f:
+        f.truncate(0)
+
+
+def test_a_copytruncate_copy_seen_while_still_empty_is_not_read_again_from_its_first_byte(
+    tmp_path: Path, monkeypatch: Any
+):
+    log = tmp_path / "redis.log"
+    before = [f"a{i}" for i in range(100)]
+    write_lines(log, before)
+    looked = _count_discoveries(monkeypatch)
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log)))
+        agent.start()
+        assert await agent.wait_for(lambda: agent.rt.lines() == before)
+        fd = _logrotate_creates_the_copy(tmp_path / "redis.log.1")
+        seen = looked[0]
+        assert await agent.wait_for(lambda: looked[0] >= seen + 2)  # it saw the empty copy
+        _logrotate_copies_and_truncates(fd, log)
+        write_lines(log, ["b0"])
+        assert await agent.wait_for(lambda: "b0" in agent.rt.lines())
+        seen = looked[0]
+        assert await agent.wait_for(lambda: looked[0] >= seen + 10)  # time to read the copy twice
+        await agent.stop()
+        return agent.rt
+
+    rt = run(scenario())
+    assert sorted(rt.lines()) == sorted([*before, "b0"])
+    assert rt.gaps() == []
+
+
+def test_a_copytruncate_copy_still_empty_at_startup_is_not_read_again_from_its_first_byte(
+    tmp_path: Path, monkeypatch: Any
+):
+    log = tmp_path / "redis.log"
+    before = [f"a{i}" for i in range(100)]
+    write_lines(log, before)
+    looked = _count_discoveries(monkeypatch)
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log)))
+        agent.start()
+        assert await agent.wait_for(lambda: agent.rt.lines() == before)
+        await agent.stop()
+        fd = _logrotate_creates_the_copy(tmp_path / "redis.log.1")
+        agent.start()
+        seen = looked[0]
+        assert await agent.wait_for(lambda: looked[0] >= seen + 2)
+        _logrotate_copies_and_truncates(fd, log)
+        write_lines(log, ["b0"])
+        assert await agent.wait_for(lambda: "b0" in agent.rt.lines())
+        seen = looked[0]
+        assert await agent.wait_for(lambda: looked[0] >= seen + 10)
+        await agent.stop()
+        return agent.rt
+
+    rt = run(scenario())
+    assert sorted(rt.lines()) == sorted([*before, "b0"])
+    assert rt.gaps() == []
+
+
 def test_rotated_and_compressed_while_down_is_a_data_gap_with_the_exact_byte_range(tmp_path: Path):
     log = tmp_path / "redis.log"
     write_lines(log, [f"a{i}" for i in range(10)])

@@ -552,8 +552,8 @@ class _Run:
                 # durable at once: start_at: end must survive a restart before the first batch,
                 # and a restart must know this file was seen (rotated siblings are then new data)
                 self.pending_positions[s.key] = self._sync_record(s).value()
-            elif self._shadowed(f.head):
-                _close(f.fd)
+            elif not f.head or self._shadowed(f.head):
+                _close(f.fd)  # empty (maybe a copy being written: see discover) or a copy of a stream
             elif known and not first_start:
                 self._new_stream(f, 0, draining=True)  # rotated while we were down: all new to us
             else:
@@ -619,6 +619,12 @@ class _Run:
                 if got is None:
                     continue
                 fd, fst, head = got
+                if not head:
+                    # nothing to read yet, and no identity: this is what logrotate's copytruncate
+                    # copy looks like between its creation and its first write. Adopting it now
+                    # would read the whole copy again as a new stream; look again once it has bytes.
+                    _close(fd)
+                    continue
                 if (fst.st_dev, fst.st_ino) != ident or self._shadowed(head):
                     log.debug("ignoring %s: a copy of a stream we follow", path)
                     self.ignored[ident] = (st.st_size, st.st_mtime_ns)
