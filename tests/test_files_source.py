@@ -206,6 +206,48 @@ def test_a_copytruncate_copy_still_empty_at_startup_is_not_read_again_from_its_f
     assert rt.gaps() == []
 
 
+def test_a_copytruncate_between_a_read_and_the_head_update_is_still_seen(tmp_path: Path, monkeypatch: Any):
+    """The stream remembers its first bytes after a read. If logrotate copies and truncates
+    the file between that read and the update, the stream must keep the bytes it read as its
+    head: with the new content's head it would miss the truncation, read on in the new content
+    from the old offset (a fragment, lost lines) and take the copy for a new file (duplicates)."""
+    from shipper.sources.files import follower as follower_mod
+
+    log = tmp_path / "redis.log"
+    log.write_bytes(b"")  # followed from empty: the head grows from the first read
+    first = [f"a{i}" for i in range(5)]
+    after = [f"b{i} written after the copytruncate, longer than the lines before it" for i in range(5)]
+    armed = [True]
+    real = follower_mod.Stream._extend_head
+
+    def copytruncate_right_after_the_read(self: Any) -> None:
+        if armed[0] and self.splitter.end_offset > 0:
+            armed[0] = False
+            shutil.copyfile(log, tmp_path / "redis.log.1")
+            with open(log, "r+b") as f:
+                f.truncate(0)
+            write_lines(log, after)
+        real(self)
+
+    monkeypatch.setattr(follower_mod.Stream, "_extend_head", copytruncate_right_after_the_read)
+    looked = _count_discoveries(monkeypatch)
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log)))
+        agent.start()
+        assert await agent.wait_for(lambda: looked[0] > 0)
+        write_lines(log, first)
+        await agent.wait_for(lambda: set(first + after) <= set(agent.rt.lines()), 5)
+        seen = looked[0]
+        assert await agent.wait_for(lambda: looked[0] >= seen + 10)
+        await agent.stop()
+        return agent.rt
+
+    rt = run(scenario())
+    assert not armed[0]
+    assert sorted(rt.lines()) == sorted(first + after)
+
+
 def test_rotated_and_compressed_while_down_is_a_data_gap_with_the_exact_byte_range(tmp_path: Path):
     log = tmp_path / "redis.log"
     write_lines(log, [f"a{i}" for i in range(10)])

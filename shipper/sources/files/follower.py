@@ -73,6 +73,7 @@ class Stream:
         max_line_bytes: int,
         read_chunk: int,
         fingerprint_bytes: int,
+        head_bytes: bytes | None = None,
     ):
         self.key = key
         self.origin = origin
@@ -82,6 +83,9 @@ class Stream:
         self.dev = dev
         self.ino = ino
         self.head = head
+        #: the first bytes of the stream as we read them (``head``'s bytes), grown from the very
+        #: bytes read; None when unknown (then the head is never extended)
+        self._head_bytes: bytes | None = head_bytes if head_bytes is not None else (b"" if not head.length else None)
         self.parser = parser
         self.splitter = LineSplitter(offset, max_line_bytes)
         self.read_chunk = read_chunk
@@ -177,6 +181,9 @@ class Stream:
                     break
                 res.bytes += len(data)
                 self.last_data = now
+                hb = self._head_bytes
+                if hb is not None and len(hb) < self.fingerprint_bytes and 0 <= len(hb) - sp.end_offset < len(data):
+                    self._head_bytes = hb + data[len(hb) - sp.end_offset : self.fingerprint_bytes - sp.end_offset]
                 sp.push(data)
             nlines += sp.feed_lines(feed, events, max_events)
         res.size = max(size, sp.end_offset)
@@ -215,14 +222,19 @@ class Stream:
     def _extend_head(self) -> None:
         """Grow the remembered head (up to fingerprint_bytes) as the file grows, so a later
         copy of this stream is recognised with the full fingerprint; name a stream that was
-        born empty after its first bytes."""
-        end = self.splitter.end_offset
-        if (self.head.length < self.fingerprint_bytes and end > self.head.length) or (not self.origin and end):
-            head = read_head(self.fd, min(self.fingerprint_bytes, end))
-            if not self.origin:
-                self.origin = make_origin(self.dev, self.ino, head)
-            if len(head) > self.head.length:
-                self.head = Head.of(head)
+        born empty after its first bytes.
+
+        The head grows from the bytes this stream read and shipped, never from a fresh read of
+        the file: a copytruncate landing between our read and such a re-read would give the
+        stream the head of the file's *new* content, hide the truncation, and make its copy
+        look like a new file (read again from byte 0: every line twice)."""
+        head = self._head_bytes
+        if head is None:
+            return
+        if not self.origin and head:
+            self.origin = make_origin(self.dev, self.ino, head)
+        if len(head) > self.head.length:
+            self.head = Head.of(head)
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -334,6 +334,7 @@ class _Run:
             max_line_bytes=self.cfg.max_line_bytes,
             read_chunk=self.cfg.read_chunk,
             fingerprint_bytes=self.nbytes,
+            head_bytes=f.head,
         )
         s.last_size = f.st.st_size
         s.last_data = time.monotonic()
