@@ -248,6 +248,50 @@ def test_a_copytruncate_between_a_read_and_the_head_update_is_still_seen(tmp_pat
     assert sorted(rt.lines()) == sorted(first + after)
 
 
+def test_a_copytruncate_right_after_the_live_file_was_checked_is_still_seen(tmp_path: Path, monkeypatch: Any):
+    """One discovery pass checks the live file, then lists the rotated files. A copytruncate
+    between the two, on a file still shorter than the fingerprint, leaves a copy that starts
+    with the stream's bytes but is longer than what the stream knows: it is the stream's copy
+    (its own file lost those bytes), not a new file to read from byte 0."""
+    from shipper.sources.files import source as source_mod
+
+    log = tmp_path / "redis.log"
+    write_lines(log, ["a0", "a1", "a2"])
+    armed = [False]
+    real = source_mod.siblings
+
+    def copytruncate_before_the_listing(live: str, patterns: Any, *, compressed: bool = False) -> list[str]:
+        if armed[0] and not compressed:
+            armed[0] = False
+            write_lines(log, ["a3", "a4", "a5"])
+            shutil.copyfile(log, tmp_path / "redis.log.1")
+            with open(log, "r+b") as f:
+                f.truncate(0)
+        return real(live, patterns, compressed=compressed)
+
+    monkeypatch.setattr(source_mod, "siblings", copytruncate_before_the_listing)
+    looked = _count_discoveries(monkeypatch)
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log)))
+        agent.start()
+        assert await agent.wait_for(lambda: len(agent.rt.lines()) == 3)
+        armed[0] = True
+        assert await agent.wait_for(lambda: not armed[0])
+        write_lines(log, ["b0"])
+        assert await agent.wait_for(lambda: "b0" in agent.rt.lines())
+        seen = looked[0]
+        assert await agent.wait_for(lambda: looked[0] >= seen + 10)
+        await agent.stop()
+        return agent.rt
+
+    rt = run(scenario())
+    assert sorted(rt.lines()) == ["a0", "a1", "a2", "a3", "a4", "a5", "b0"]
+    a3 = next(e for e in rt.events if e["message"] == "a3")
+    a0 = next(e for e in rt.events if e["message"] == "a0")
+    assert a3["origin"] == a0["origin"] and a3["file"].endswith("redis.log.1")
+
+
 def test_rotated_and_compressed_while_down_is_a_data_gap_with_the_exact_byte_range(tmp_path: Path):
     log = tmp_path / "redis.log"
     write_lines(log, [f"a{i}" for i in range(10)])

@@ -437,6 +437,24 @@ class _Run:
         digest = head_hash(head)
         return any(r.head_len == n and r.head == digest for r in self.records.values())
 
+    def _cut_stream_copied_to(self, head: bytes) -> Stream | None:
+        """The stream a file starting with ``head`` is a copy of, when that stream's own file
+        no longer holds what we read (shrank, or its first bytes changed): a copytruncate that
+        happened after this pass checked the stream's file. Without this, the copy of a stream
+        whose head is still short (its file was under ``fingerprint_bytes``) would be adopted
+        as a new file and read again from byte 0."""
+        for s in self.streams.values():
+            if s.key in self.sealed or s.fd < 0 or not s.head.length or not s.head.matches(head):
+                continue
+            try:
+                if os.fstat(s.fd).st_size < s.splitter.end_offset or not s.head.matches(
+                    read_head(s.fd, s.head.length)
+                ):
+                    return s
+            except OSError:
+                continue
+        return None
+
     def _compressed_copy(self, live: str, head: Head) -> tuple[str, int] | None:
         """A compressed sibling whose content starts like ``head``: (path, uncompressed size)."""
         if not head.length:
@@ -630,6 +648,13 @@ class _Run:
                     log.debug("ignoring %s: a copy of a stream we follow", path)
                     self.ignored[ident] = (st.st_size, st.st_mtime_ns)
                     _close(fd)
+                    continue
+                cut = self._cut_stream_copied_to(head)
+                if cut is not None:
+                    # copytruncated after the checks above: continue that stream in its copy
+                    _close(fd)
+                    self._truncated(cut, now)
+                    by_ident = {(o.dev, o.ino): o for o in self.streams.values()}
                     continue
                 # a rotated file we never saw (created and rotated between two polls): read it all
                 self._new_stream(_File(path, live, False, fd, fst, head), 0, draining=True)
