@@ -34,6 +34,7 @@ from parsers.line import (
     TS_EPOCH_S,
     TS_ISO,
     TS_LEGACY,
+    _fast_match,
     parse_header,
 )
 from parsers.multiline import (
@@ -43,6 +44,7 @@ from parsers.multiline import (
     KIND_LOGO,
     Assembler,
     Block,
+    PendingLine,
     crash_fields,
     logo_fields,
 )
@@ -53,6 +55,7 @@ KINDS = ("auto", "redis", "sentinel")
 #: timestamp of an event when the input never gave one (a file of raw lines, no reference time)
 NO_TIME = "1970-01-01T00:00:00.000000Z"
 
+_SIGNS = ("+", "-")
 _ROLE_BY_NAME = dict(ROLE_BY_NAME, master="master", slave="replica", child="child")
 
 
@@ -94,7 +97,63 @@ class LogParser:
         return self._asm.pending_lines
 
     def feed(self, line: bytes, offset: int, *, cut_bytes: int = 0, partial: bool = False) -> list[Event]:
-        """Add one line (no trailing ``\\n``; a trailing ``\\r`` is stripped) starting at ``offset``."""
+        """Add one line (no trailing ``\\n``; a trailing ``\\r`` is stripped) starting at ``offset``.
+
+        Most lines of a real log are whole 5.0+ legacy lines (``pid:R dd Mon yyyy hh:mm:ss.mmm L
+        msg``) of a second already seen, following another prefixed line: that case is handled
+        here inline, without a Header, a Block or a call to the assembler (the pending line is a
+        tuple, see ``Assembler.line``), and the event of the line before is built straight from its
+        tuple. Anything else (cut, partial, ``\\r``, invalid UTF-8, another header form, a second
+        not cached yet, a crash report or blank lines in progress) takes :meth:`_feed`, the general
+        path. Both give the same events: the fast path is the general one with its branches
+        already decided."""
+        if not cut_bytes and not partial and len(line) <= self.max_line_bytes and line[-1:] != b"\r":
+            try:
+                text = line.decode()
+            except UnicodeDecodeError:
+                return self._feed(line, offset, cut_bytes, partial)
+            m = _fast_match(text)
+            if m is not None:
+                asm = self._asm
+                pend = asm.line
+                if pend is not None or (asm.cur is not None and not asm.in_crash and not asm.lead_blanks):
+                    pid, role, ts_text, ms, level = m.groups()
+                    base = self._ts_cache.get(ts_text)
+                    if base is not None:
+                        ts = base + ms + "000Z"
+                        prev = asm.last_ts
+                        asm.last_ts = ts
+                        message = text[m.end() :]
+                        asm.line = (
+                            offset,
+                            int(pid),
+                            role,
+                            ts_text,
+                            ms,
+                            level,
+                            message,
+                            ts,
+                            prev,
+                            None if message else text,
+                        )
+                        if pend is not None:
+                            ev = self._pending_event(pend)
+                            if ev["source"] != "sentinel":
+                                return [ev]
+                            return self._after(ev)
+                        done = asm.cur
+                        asm.cur = None
+                        if done.kind == KIND_LINE and done.flags is None:  # type: ignore[union-attr]
+                            ev = self._line_event(done)  # type: ignore[arg-type]
+                            if ev["source"] != "sentinel":
+                                return [ev]
+                            return self._after(ev)
+                        return self._emit(done, ts)  # type: ignore[arg-type]
+            return self._feed_text(text, offset, None)
+        return self._feed(line, offset, cut_bytes, partial)
+
+    def _feed(self, line: bytes, offset: int, cut_bytes: int, partial: bool) -> list[Event]:
+        """The general path of :meth:`feed`: flags for cut, partial and undecodable lines."""
         if line[-1:] == b"\r":
             line = line[:-1]
         flags: dict[str, Any] | None = None
@@ -116,6 +175,10 @@ class LogParser:
         if partial:
             flags = flags or {}
             flags["partial"] = True
+        return self._feed_text(text, offset, flags)
+
+    def _feed_text(self, text: str, offset: int, flags: dict[str, Any] | None) -> list[Event]:
+        """The general path of :meth:`feed` once the line is text: any header, any state."""
         header = parse_header(text)
         ts: str | None = None
         if header is not None:
@@ -185,6 +248,44 @@ class LogParser:
                 return "sentinel"
             return "redis"
         return self.kind
+
+    def _pending_event(self, p: PendingLine) -> Event:
+        """:meth:`_line_event` of a lone 5.0+ legacy line without flags, from its tuple: the same
+        steps with the branches a legacy header decides already taken."""
+        offset, pid, role_char, _t, _ms, level_char, first, ts, _prev, _text = p
+        role = ROLE_BY_CHAR[role_char]
+        kind = self.kind
+        if kind == "auto":
+            if role == "sentinel":
+                self._sentinel_file = True
+                source = "sentinel"
+            else:
+                source = "redis"
+        else:
+            source = kind
+        res = None
+        if first[:1] in _SIGNS:
+            if source == "sentinel" or is_sentinel_event(first):
+                res = parse_event(first)
+        if res is None:
+            res = classify(first) if first else None
+        if res is None:
+            category, event, fields = "other", "unrecognized", {}
+        else:
+            category, event, fields = res
+        return {
+            "timestamp": ts,
+            "source": source,
+            "category": category,
+            "event": event,
+            "level": LEVEL_BY_CHAR[level_char],
+            "pid": pid,
+            "role": role,
+            "message": first,
+            "fields": fields,
+            "offset": offset,
+            "lines": 1,
+        }
 
     def _line_event(self, b: Block) -> Event:
         fmt, pid, role_char, _k, _ts, _ms, level_char, level_name, first = b.header  # type: ignore[misc]

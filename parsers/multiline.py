@@ -34,7 +34,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from parsers.line import FMT_SIGNAL, Header
+from parsers.line import FMT_LEGACY, FMT_SIGNAL, TS_LEGACY, Header
+
+_new = tuple.__new__
 
 KIND_LINE = 0  # a prefixed line (+ continuation lines)
 KIND_RAW = 1  # raw lines with no prefixed line to belong to
@@ -116,10 +118,26 @@ def _is_startup_banner(message: str) -> bool:
     return message.startswith("oO0OoO0OoO0Oo") or message.startswith("Server started, Redis version")
 
 
+#: A prefixed line waiting for its successor, in the cheapest form: what ``Block`` would hold for
+#: a lone 5.0+ legacy line without flags (``lines`` 1, no continuation). Fields, in order: offset,
+#: pid, role char, timestamp text (``dd Mon yyyy hh:mm:ss``), milliseconds, level char, message,
+#: UTC timestamp, previous line's timestamp, the line's text when its message is empty else None.
+PendingLine = tuple[int, int, str, str, str, str, str, str, "str | None", "str | None"]
+
+
 class Assembler:
-    """Feed it lines in order with :meth:`push`; it returns each block when it is complete."""
+    """Feed it lines in order with :meth:`push`; it returns each block when it is complete.
+
+    ``line``: the open block when it is one plain prefixed line (the steady state of a log), kept
+    as a :data:`PendingLine` tuple instead of a :class:`Block`. ``LogParser.feed`` reads and writes
+    it directly on its fast path (a tuple costs a third of a ``Block`` and the event is built from
+    it without one); every other path of this class first turns it into ``cur`` with
+    :meth:`_materialise`, so the rules below only ever see Blocks. Invariant: when ``line`` is set,
+    ``cur`` is None, ``in_crash`` is False and ``lead_blanks`` is 0.
+    """
 
     def __init__(self, max_lines: int = MAX_BLOCK_LINES, max_chars: int = MAX_BLOCK_CHARS):
+        self.line: PendingLine | None = None
         self.cur: Block | None = None
         self.in_crash = False
         self.lead_blanks = 0  # blank lines seen while no block was open
@@ -128,8 +146,21 @@ class Assembler:
         self.max_lines = max_lines
         self.max_chars = max_chars
 
+    def _materialise(self) -> None:
+        """Turn the pending :data:`PendingLine` into the equivalent ``cur`` Block."""
+        p = self.line
+        assert p is not None
+        self.line = None
+        offset, pid, role, ts_text, ms, level, message, ts, prev_ts, text = p
+        header = _new(Header, (FMT_LEGACY, pid, role, TS_LEGACY, ts_text, ms, level, None, message))
+        b = Block(KIND_LINE, offset, header, ts, prev_ts)
+        b.text = text
+        self.cur = b
+
     @property
     def pending_offset(self) -> int | None:
+        if self.line is not None:
+            return self.line[0]
         if self.cur is not None:
             return self.cur.offset
         if self.lead_blanks:
@@ -138,6 +169,8 @@ class Assembler:
 
     @property
     def pending_lines(self) -> int:
+        if self.line is not None:
+            return 1
         return (self.cur.lines if self.cur is not None else 0) + self.lead_blanks
 
     def _open(self, kind: int, offset: int, header: Header | None, ts: str | None, text: str) -> Block:
@@ -164,6 +197,8 @@ class Assembler:
         self, text: str, header: Header | None, ts: str | None, offset: int, flags: dict[str, Any] | None
     ) -> Block | None:
         """Add one line; return the block it completed, if any (at most one per line)."""
+        if self.line is not None:
+            self._materialise()
         cur = self.cur
         if self.in_crash and cur is not None:
             absorb = header is None or (
@@ -303,6 +338,8 @@ class Assembler:
     def flush(self) -> Block | None:
         """End of input: the open block (a crash report without END stays ``complete=False``),
         or the blank lines left over."""
+        if self.line is not None:
+            self._materialise()
         cur = self.cur
         self.cur = None
         self.in_crash = False

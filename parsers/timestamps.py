@@ -167,9 +167,9 @@ class TimestampResolver:
             if base is None:
                 try:
                     dt = datetime.fromisoformat(key)
-                except ValueError:
+                    base = dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+                except (ValueError, OverflowError):  # 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
                     return None
-                base = dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.")
                 if len(self._iso_cache) >= _CACHE_MAX:
                     self._iso_cache.clear()
                 self._iso_cache[key] = base
@@ -181,5 +181,9 @@ class TimestampResolver:
             return None
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=self.tz)
+        try:
+            res = dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        except (ValueError, OverflowError):
+            return None
         self.last_seen_year = dt.year
-        return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return res
