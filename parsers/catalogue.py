@@ -42,6 +42,8 @@ class Rule(NamedTuple):
     #: (group index, field name, converter) for each group; empty for a rule without groups
     groups: tuple[tuple[int, str, Any], ...]
     has_client: bool
+    #: match -> fields, the loop of :func:`_fields` unrolled for this rule (None without groups)
+    extract: Any = None
 
 
 def _literal_prefix(pattern: str) -> str:
@@ -64,6 +66,26 @@ def _literal_prefix(pattern: str) -> str:
     return "".join(out)
 
 
+#: ``key=value`` at the start of the string or after a space; matched against ``" " + client`` so the
+#: pattern starts with a literal (the regex engine then skips ahead with a fast search): same
+#: matches as ``(?:^| )(id|addr|name|user)=(\S*)`` on the string itself, a third of the time
+_CLIENT_KV = re.compile(r" (id|addr|name|user)=(\S*)")
+
+
+def _client_fields(out: dict[str, Any]) -> None:
+    """``client_id`` / ``client_addr`` / ``client_name`` / ``client_user`` from a CLIENT LIST string."""
+    client = out.get("client")
+    if client:
+        for key, val in _CLIENT_KV.findall(" " + client):
+            if key == "id":
+                try:
+                    out["client_id"] = int(val)
+                except ValueError:
+                    pass
+            else:
+                out["client_" + key] = val
+
+
 def _make_rule(pattern: str, category: str, event: str) -> Rule:
     rx = re.compile(pattern, re.S | re.A)  # ASCII classes: ~10% faster, values are ASCII
     groups = []
@@ -78,7 +100,32 @@ def _make_rule(pattern: str, category: str, event: str) -> Rule:
             groups.append((i, name[:-3], float))
         else:
             groups.append((i, name, None))
-    return Rule(rx, category, event, _literal_prefix(pattern), tuple(groups), "client" in rx.groupindex)
+    has_client = "client" in rx.groupindex
+    rule = Rule(rx, category, event, _literal_prefix(pattern), tuple(groups), has_client)
+    return rule._replace(extract=_make_extract(rule.groups, has_client)) if groups else rule
+
+
+def _make_extract(groups: tuple[tuple[int, str, Any], ...], has_client: bool) -> Any:
+    """Compile :func:`_fields` for one rule: straight-line code, one ``if`` per group, no loop,
+    no tuple unpacking, no converter call through a variable. Same dict, same key order; about
+    half the cost of the generic loop, and this runs for most lines of a log."""
+    src = ["def extract(m):", "    g = m.groups()", "    out = {}"]
+    for i, name, conv in groups:
+        src.append(f"    v = g[{i}]")
+        src.append("    if v is not None:")
+        if conv is None:
+            src.append(f"        out[{name!r}] = v")
+        else:
+            src.append("        try:")
+            src.append(f"            out[{name!r}] = {conv.__name__}(v)")
+            src.append("        except ValueError:")
+            src.append(f"            out[{name!r}] = v")
+    if has_client:
+        src.append("    _client_fields(out)")
+    src.append("    return out")
+    namespace: dict[str, Any] = {"_client_fields": _client_fields}
+    exec(compile("\n".join(src), f"<catalogue rule {groups[0][1]}>", "exec"), namespace)  # noqa: S102
+    return namespace["extract"]
 
 
 # (pattern, category, event[, first words]) -- patterns are matched at the start of the message
@@ -908,8 +955,12 @@ def _build() -> tuple[dict[str, list[Rule]], list[Rule]]:
 
 
 _BY_WORD, _GENERIC = _build()
-
-_CLIENT_KV = re.compile(r"(?:^| )(id|addr|name|user)=(\S*)")
+#: what :func:`classify` loops over: plain tuples (prefix, bound ``match``, category, event,
+#: extract), unpacked by the ``for`` itself (attribute access on a NamedTuple costs ~30 ns each)
+_DISPATCH: dict[str, tuple[tuple[str, Any, str, str, Any], ...]] = {
+    w: tuple((r.prefix, r.regex.match, r.category, r.event, r.extract) for r in rules) for w, rules in _BY_WORD.items()
+}
+_GENERIC_DISPATCH = tuple((r.regex.match, r.category, r.event, r.extract) for r in _GENERIC)
 
 
 def _fields(m: re.Match[str], rule: Rule) -> dict[str, Any]:
@@ -927,22 +978,14 @@ def _fields(m: re.Match[str], rule: Rule) -> dict[str, Any]:
             except ValueError:
                 out[name] = v
     if rule.has_client:
-        client = out.get("client")
-        if client:
-            for key, val in _CLIENT_KV.findall(client):
-                if key == "id":
-                    try:
-                        out["client_id"] = int(val)
-                    except ValueError:
-                        pass
-                else:
-                    out["client_" + key] = val
+        _client_fields(out)
     return out
 
 
 #: Valkey 8/9 prefixes some replication messages with where they come from; the rest of the
 #: message is an ordinary one (``Replica bio thread: PRIMARY <-> REPLICA sync: receiving ...``).
 _WRAPPERS = (("Replica bio thread: ", "thread", "bio"), ("Dual channel replication: ", "channel", "dual"))
+_WRAPPER_PREFIXES = tuple(w[0] for w in _WRAPPERS)
 
 
 #: messages that matched a rule without groups ("Server initialized", "DB saved on disk"...) are
@@ -953,37 +996,36 @@ _CONSTANT_MAX = 4096
 
 def classify(message: str) -> tuple[str, str, dict[str, Any]] | None:
     """(category, event, fields) of a Redis/Valkey message, or ``None`` if no rule knows it."""
-    c = message[:1]
-    if c == "R" or c == "D":
+    hit = _CONSTANT.get(message)  # before the wrappers: a remembered message is never a wrapped one
+    if hit is not None:
+        return hit[0], hit[1], {}
+    if message.startswith(_WRAPPER_PREFIXES):
         for prefix, key, value in _WRAPPERS:
             if message.startswith(prefix):
                 res = classify(message[len(prefix) :])
                 if res is not None:
                     res[2][key] = value
                     return res
-    hit = _CONSTANT.get(message)
-    if hit is not None:
-        return hit[0], hit[1], {}
     sp = message.find(" ")
     word = message if sp < 0 else message[:sp]
-    rules = _BY_WORD.get(word)
+    rules = _DISPATCH.get(word)
     if rules is None and word[:1].isdigit():
-        rules = _BY_WORD.get("<num>")
+        rules = _DISPATCH.get("<num>")
     if rules is not None:
-        for rule in rules:
-            if message.startswith(rule.prefix):
-                m = rule.regex.match(message)
+        for prefix, match, category, event, extract in rules:
+            if message.startswith(prefix):
+                m = match(message)
                 if m is not None:
-                    if rule.groups:
-                        return rule.category, rule.event, _fields(m, rule)
+                    if extract is not None:
+                        return category, event, extract(m)
                     if len(_CONSTANT) >= _CONSTANT_MAX:
                         _CONSTANT.clear()
-                    _CONSTANT[message] = (rule.category, rule.event)
-                    return rule.category, rule.event, {}
-    for rule in _GENERIC:
-        m = rule.regex.match(message)
+                    _CONSTANT[message] = (category, event)
+                    return category, event, {}
+    for match, category, event, extract in _GENERIC_DISPATCH:
+        m = match(message)
         if m is not None:
-            return rule.category, rule.event, (_fields(m, rule) if rule.groups else {})
+            return category, event, (extract(m) if extract is not None else {})
     return None
 
 
