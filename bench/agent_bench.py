@@ -468,7 +468,28 @@ def throughput(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                                      "200", "--threads", "--nonblocking", "-o", args.profile,
                                      *(["--gil"] if args.profile_gil else [])],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        ok = wait_for(lambda: rx.count() >= expected, args.timeout, agent, step=0.02)
+        # where the time goes: when the file source has committed the whole file, and how many
+        # rows waited in the spool (source faster than the sink = the sink side is the bottleneck)
+        size = log.stat().st_size
+        progress = {"source_done": None, "spool_max_rows": 0}
+        next_probe = 0.0
+
+        def done() -> bool:
+            nonlocal next_probe
+            if time.monotonic() >= next_probe and agent.state.joinpath("spool.sqlite").exists():
+                next_probe = time.monotonic() + 0.25
+                try:
+                    sp = agent.spool()
+                except sqlite3.Error:
+                    sp = None
+                if sp is not None:
+                    progress["spool_max_rows"] = max(progress["spool_max_rows"], sp["rows"])
+                    offs = [v.get("offset", 0) for v in sp["positions"].values() if isinstance(v, dict)]
+                    if progress["source_done"] is None and offs and max(offs) >= size:
+                        progress["source_done"] = time.time() - agent.t0
+            return rx.count() >= expected
+
+        ok = wait_for(done, args.timeout, agent, step=0.02)
         t1 = time.time()
         cpu = agent.cpu()
         mem = agent.mem()
@@ -487,7 +508,7 @@ def throughput(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                "cpu_us_per_line": cpu / nlines * 1e6, "peak_rss_mb": mem["VmHWM"] / 1e6,
                "first_push_after_s": st["first_ok"] - agent.t0, "steady_events_per_s": steady,
                "pushes": st["ok_pushes"], "duplicates": st["duplicates_dropped"], "exit": rc,
-               "arrived_after_stop": arrived}
+               "arrived_after_stop": arrived, **progress}
         print(f"   agent: {expected:,} events in {wall:.2f} s = {res['events_per_s']:,.0f} events/s, "
               f"{res['lines_per_s']:,.0f} lines/s (spawn to last event; first push {res['first_push_after_s']:.2f} s "
               f"after spawn; first to last push {steady:,.0f} events/s)")
@@ -495,6 +516,10 @@ def throughput(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
               f"({res['cpu_us_per_line']:.1f} µs/line), {cpu / wall * 100:.0f}% of one core; "
               f"peak RSS (VmHWM) {res['peak_rss_mb']:.0f} MB; "
               f"{st['ok_pushes']} pushes; exit {rc}")
+        sd = progress["source_done"]
+        print(f"   the file source had committed the whole file to the spool "
+              f"{f'{sd:.2f} s' if sd is not None else '(not seen)'} after spawn; at most "
+              f"{progress['spool_max_rows']:,} rows waited in the spool (sampled every 0.25 s)")
         if arrived != expected:
             print(f"   !! receiver holds {arrived:,} events, expected exactly {expected:,}")
 
