@@ -110,6 +110,31 @@ class World:
         with open(self.live, "r+b") as f:
             f.truncate(0)
 
+    async def copytruncate_in_steps(self) -> None:
+        """logrotate's own order, with the agent free to look between the steps: create the
+        copy (empty), copy in two writes (a half copy may end mid-line), maybe lines in the race
+        window (they vanish), truncate."""
+        self.finish_partial()
+        if not self.live.exists():
+            return
+        self._shift()
+        fd = os.open(self.d / "app.log.1", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            await asyncio.sleep(self.rng.uniform(0, 0.05))
+            with open(self.live, "r+b") as live:
+                data = live.read()
+                cut = self.rng.randint(0, len(data))
+                os.write(fd, data[:cut])
+                await asyncio.sleep(self.rng.uniform(0, 0.05))
+                data += live.read()  # what the writer added meanwhile is copied too
+                os.write(fd, data[cut:])
+                if self.rng.random() < 0.3:
+                    self.append(self.rng.randint(1, 3))  # the race window: these lines vanish
+                await asyncio.sleep(self.rng.uniform(0, 0.03))
+                live.truncate(0)
+        finally:
+            os.close(fd)
+
     def truncate(self) -> None:
         self.finish_partial()
         if self.live.exists():
@@ -142,7 +167,7 @@ async def run_model(seed: int, tmp: Path) -> None:
     # the first start sees only the live file (rotated files present at a first start are history)
     assert await agent.wait_for(lambda: len(rt.batches) > 0, 5)
     must: set[str] = set()
-    ops = ["append"] * 8 + ["half", "rename", "copytruncate", "truncate", "delete", "compress",
+    ops = ["append"] * 8 + ["half", "rename", "copytruncate", "copytruncate_in_steps", "truncate", "delete", "compress",
                             "sleep", "sleep", "sync", "sync", "kill", "stop", "crash_in_emit", "start"]
     trace: list[str] = []
 
@@ -175,6 +200,8 @@ async def run_model(seed: int, tmp: Path) -> None:
             w.rename_rotate()
         elif op == "copytruncate":
             w.copytruncate()
+        elif op == "copytruncate_in_steps":
+            await w.copytruncate_in_steps()
         elif op == "truncate":
             w.truncate()
         elif op == "delete":

@@ -292,6 +292,73 @@ def test_a_copytruncate_right_after_the_live_file_was_checked_is_still_seen(tmp_
     assert a3["origin"] == a0["origin"] and a3["file"].endswith("redis.log.1")
 
 
+def test_a_copytruncate_copy_shorter_than_what_was_read_is_recognised_by_its_bytes(tmp_path: Path, monkeypatch: Any):
+    """The follower read a line written between logrotate's copy and its truncate, so the copy
+    is shorter than the stream's head and its checksum cannot match: the copy's bytes, a prefix
+    of what the stream read, still say it is the stream's copy and holds nothing new."""
+    log = tmp_path / "redis.log"
+    write_lines(log, ["a0", "a1"])
+    looked = _count_discoveries(monkeypatch)
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log)))
+        agent.start()
+        assert await agent.wait_for(lambda: agent.rt.lines() == ["a0", "a1"])
+        hidden = tmp_path / "copy-in-progress"  # not a rotated name: the follower cannot list it early
+        shutil.copyfile(log, hidden)
+        write_lines(log, ["a2"])  # in the race window, and read
+        assert await agent.wait_for(lambda: agent.rt.lines() == ["a0", "a1", "a2"])
+        os.rename(hidden, tmp_path / "redis.log.1")  # the copy (no await: the follower sees both
+        with open(log, "r+b") as f:                  # steps at once, as if it slept through them)
+            f.truncate(0)
+        write_lines(log, ["b0"])
+        assert await agent.wait_for(lambda: "b0" in agent.rt.lines())
+        await agent.stop()
+        agent.start()  # a restart must not take the copy for a new file either
+        write_lines(log, ["b1"])
+        assert await agent.wait_for(lambda: "b1" in agent.rt.lines())
+        seen = looked[0]
+        assert await agent.wait_for(lambda: looked[0] >= seen + 10)
+        await agent.stop()
+        return agent.rt
+
+    rt = run(scenario())
+    assert rt.lines() == ["a0", "a1", "a2", "b0", "b1"]
+    assert rt.gaps() == []
+
+
+def test_a_copytruncate_copy_shorter_than_what_was_read_is_recognised_after_a_restart(
+    tmp_path: Path, monkeypatch: Any
+):
+    """As above, but the agent stopped before it saw the truncation: only the checkpoint is
+    left, and it keeps the head's bytes (not just their checksum) for exactly this."""
+    log = tmp_path / "redis.log"
+    write_lines(log, ["a0", "a1"])
+    looked = _count_discoveries(monkeypatch)
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log)))
+        agent.start()
+        assert await agent.wait_for(lambda: agent.rt.lines() == ["a0", "a1"])
+        shutil.copyfile(log, tmp_path / "redis.log.1")
+        write_lines(log, ["a2"])  # in the race window, and read
+        assert await agent.wait_for(lambda: agent.rt.lines() == ["a0", "a1", "a2"])
+        await agent.stop()
+        with open(log, "r+b") as f:
+            f.truncate(0)
+        write_lines(log, ["b0"])
+        agent.start()
+        assert await agent.wait_for(lambda: "b0" in agent.rt.lines())
+        seen = looked[0]
+        assert await agent.wait_for(lambda: looked[0] >= seen + 10)
+        await agent.stop()
+        return agent.rt
+
+    rt = run(scenario())
+    assert rt.lines() == ["a0", "a1", "a2", "b0"]
+    assert rt.gaps() == []
+
+
 def test_rotated_and_compressed_while_down_is_a_data_gap_with_the_exact_byte_range(tmp_path: Path):
     log = tmp_path / "redis.log"
     write_lines(log, [f"a{i}" for i in range(10)])

@@ -85,7 +85,7 @@ class Stream:
         self.head = head
         #: the first bytes of the stream as we read them (``head``'s bytes), grown from the very
         #: bytes read; None when unknown (then the head is never extended)
-        self._head_bytes: bytes | None = head_bytes if head_bytes is not None else (b"" if not head.length else None)
+        self.head_bytes: bytes | None = head_bytes if head_bytes is not None else (b"" if not head.length else None)
         self.parser = parser
         self.splitter = LineSplitter(offset, max_line_bytes)
         self.read_chunk = read_chunk
@@ -181,9 +181,9 @@ class Stream:
                     break
                 res.bytes += len(data)
                 self.last_data = now
-                hb = self._head_bytes
+                hb = self.head_bytes
                 if hb is not None and len(hb) < self.fingerprint_bytes and 0 <= len(hb) - sp.end_offset < len(data):
-                    self._head_bytes = hb + data[len(hb) - sp.end_offset : self.fingerprint_bytes - sp.end_offset]
+                    self.head_bytes = hb + data[len(hb) - sp.end_offset : self.fingerprint_bytes - sp.end_offset]
                 sp.push(data)
             nlines += sp.feed_lines(feed, events, max_events)
         res.size = max(size, sp.end_offset)
@@ -228,7 +228,7 @@ class Stream:
         the file: a copytruncate landing between our read and such a re-read would give the
         stream the head of the file's *new* content, hide the truncation, and make its copy
         look like a new file (read again from byte 0: every line twice)."""
-        head = self._head_bytes
+        head = self.head_bytes
         if head is None:
             return
         if not self.origin and head:

@@ -74,6 +74,27 @@ class Record:
     head: str
     offset: int  # every byte before this is durable (in the spool) as events
     size: int  # file size last seen: what a data_gap can name as lost
+    #: the ``head_len`` first bytes themselves, hex ("" when unknown: older checkpoints). The
+    #: checksum cannot recognise a copytruncate copy shorter than the head (we had read lines
+    #: written after the copy); these bytes can, after a restart too.
+    start: str = ""
+
+    def start_bytes(self) -> bytes | None:
+        if len(self.start) != 2 * self.head_len:
+            return None
+        try:
+            return bytes.fromhex(self.start)
+        except ValueError:
+            return None
+
+    def holds_start_of(self, head: bytes) -> bool:
+        """A file whose first bytes are ``head`` starts like this stream (see ``_holds_start_of``)."""
+        if self.head_len and self.fingerprint.matches(head):
+            return True
+        if not head or len(head) >= self.head_len:
+            return False
+        start = self.start_bytes()
+        return start is not None and start.startswith(head)
 
     def value(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,6 +112,7 @@ class Record:
                 head=str(value["head"]),
                 offset=int(value["offset"]),
                 size=int(value["size"]),
+                start=str(value.get("start", "")),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -143,6 +165,17 @@ def _close(fd: int) -> None:
         os.close(fd)
     except OSError:
         pass
+
+
+def _holds_start_of(s: Stream, head: bytes) -> bool:
+    """True when a file whose first bytes are ``head`` starts like stream ``s``: its head is
+    ours, or the whole file (shorter than our head) is a prefix of the bytes we read. The
+    second case is a copytruncate copy taken before lines we had already read: its bytes
+    cannot be matched against our head's checksum, only against the bytes themselves."""
+    if s.head.length and s.head.matches(head):
+        return True
+    hb = s.head_bytes
+    return bool(head) and len(head) < s.head.length and hb is not None and hb.startswith(head)
 
 
 def _last_line_start(fd: int, size: int) -> int:
@@ -345,7 +378,8 @@ class _Run:
         rec = self.records.get(key)
         if rec is None:
             self.records[key] = Record(
-                origin, f.live, f.path, f.st.st_dev, f.st.st_ino, len(f.head), s.head.digest, offset, f.st.st_size
+                origin, f.live, f.path, f.st.st_dev, f.st.st_ino, len(f.head), s.head.digest, offset, f.st.st_size,
+                f.head.hex(),
             )
         self._sync_record(s)
         self.missing_since.pop(key, None)
@@ -374,6 +408,8 @@ class _Run:
         rec.origin, rec.live, rec.path = s.origin, s.live, s.path
         rec.dev, rec.ino = s.dev, s.ino
         rec.head_len, rec.head = s.head.length, s.head.digest
+        if s.head_bytes is not None and len(s.head_bytes) == s.head.length:
+            rec.start = s.head_bytes.hex()
         rec.offset = s.position()
         rec.size = max(s.last_size, rec.offset)
         return rec
@@ -383,7 +419,8 @@ class _Run:
         key = self._fresh_key(f)
         origin = make_origin(f.st.st_dev, f.st.st_ino, f.head) if f.head else ""
         rec = Record(
-            origin, f.live, f.path, f.st.st_dev, f.st.st_ino, len(f.head), head_hash(f.head), offset, f.st.st_size
+            origin, f.live, f.path, f.st.st_dev, f.st.st_ino, len(f.head), head_hash(f.head), offset, f.st.st_size,
+            f.head.hex(),
         )
         self.records[key] = rec
         self.pending_positions[key] = rec.value()
@@ -422,12 +459,16 @@ class _Run:
 
         The file's whole head must equal the first bytes of the stream's *current* content:
         a stream's head being a prefix of the file's is not enough (a stream that holds only
-        ``"L0"`` says nothing about a file starting ``"L042 ..."``).
+        ``"L0"`` says nothing about a file starting ``"L042 ..."``). The other way round is a
+        copy: a file whose whole content is the start of what a stream read (copytruncate's
+        copy when we had read lines written after the copy, before the truncate).
         """
         if not head:
             return False
         n = len(head)
         for s in self.streams.values():
+            if n < s.head.length and s.head_bytes is not None and s.head_bytes.startswith(head):
+                return True  # the whole file is the start of what this stream read
             if s.fd >= 0:
                 try:
                     if read_head(s.fd, n) == head:
@@ -435,7 +476,10 @@ class _Run:
                 except OSError:
                     pass
         digest = head_hash(head)
-        return any(r.head_len == n and r.head == digest for r in self.records.values())
+        return any(
+            (r.head_len == n and r.head == digest) or (n < r.head_len and r.holds_start_of(head))
+            for r in self.records.values()
+        )
 
     def _cut_stream_copied_to(self, head: bytes) -> Stream | None:
         """The stream a file starting with ``head`` is a copy of, when that stream's own file
@@ -444,7 +488,7 @@ class _Run:
         whose head is still short (its file was under ``fingerprint_bytes``) would be adopted
         as a new file and read again from byte 0."""
         for s in self.streams.values():
-            if s.key in self.sealed or s.fd < 0 or not s.head.length or not s.head.matches(head):
+            if s.key in self.sealed or s.fd < 0 or not s.head.length or not _holds_start_of(s, head):
                 continue
             try:
                 if os.fstat(s.fd).st_size < s.splitter.end_offset or not s.head.matches(
@@ -514,7 +558,7 @@ class _Run:
             for f in files:
                 if f.ident in used or f.is_live:
                     continue
-                if rec.fingerprint.matches(f.head) and f.st.st_size >= rec.offset:
+                if rec.holds_start_of(f.head) and f.st.st_size >= rec.offset:
                     matched[key] = f
                     used.add(f.ident)
                     ROTATIONS.labels(rec.live, "copytruncate").inc()
@@ -751,12 +795,12 @@ class _Run:
             if got is None:
                 continue
             fd, st, head = got
-            if (st.st_dev, st.st_ino) not in followed and s.head.length and s.head.matches(head):
-                copy = (path, fd, st)
+            if (st.st_dev, st.st_ino) not in followed and _holds_start_of(s, head):
+                copy = (path, fd, st, head)
                 break
             _close(fd)
         if copy is not None:
-            path, fd, st = copy
+            path, fd, st, head = copy
             ROTATIONS.labels(live, "copytruncate").inc()
             self._gap(origin=s.origin, live=live, path=s.path, start=max(st.st_size, end), end=s.last_size,
                       reason="copytruncate")
@@ -764,6 +808,8 @@ class _Run:
             s.fd, s.path, s.dev, s.ino = fd, path, st.st_dev, st.st_ino
             s.last_size = st.st_size  # the rest of the live file is reported above
             s.rotated_at = now
+            if len(head) < s.head.length:  # a copy of less than our head: describe the file we now point at
+                s.head, s.head_bytes = Head.of(head), head
             if st.st_size < end:  # we had read past the copy point: nothing more to take from it
                 self.sealed.add(s.key)
         else:
