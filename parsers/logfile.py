@@ -30,10 +30,12 @@ from parsers.failover import FailoverCorrelator
 from parsers.line import (
     FMT_LEGACY,
     FMT_LOGFMT,
+    FMT_SIGNAL,
     TS_EPOCH_MS,
     TS_EPOCH_S,
     TS_ISO,
     TS_LEGACY,
+    Header,
     _fast_match,
     parse_header,
 )
@@ -82,6 +84,12 @@ class LogParser:
         self._asm = Assembler()
         self._failover = FailoverCorrelator()
         self._sentinel_file = kind == "sentinel"
+        #: source of a legacy line by its role char (fast path): Sentinel's X, else the server
+        self._source_by_role = (
+            {"X": "sentinel", "M": "redis", "S": "redis", "C": "redis"}
+            if kind == "auto"
+            else dict.fromkeys("XMSC", kind)
+        )
         self._reference_ts: str | None = None
         if reference_time is not None:
             ref = reference_time if reference_time.tzinfo is not None else reference_time.replace(tzinfo=UTC)
@@ -116,7 +124,11 @@ class LogParser:
             if m is not None:
                 asm = self._asm
                 pend = asm.line
-                if pend is not None or (asm.cur is not None and not asm.in_crash and not asm.lead_blanks):
+                if (
+                    pend is not None
+                    or asm.hline is not None
+                    or (asm.cur is not None and not asm.in_crash and not asm.lead_blanks)
+                ):
                     pid, role, ts_text, ms, level = m.groups()
                     base = self._ts_cache.get(ts_text)
                     if base is not None:
@@ -137,7 +149,41 @@ class LogParser:
                             None if message else text,
                         )
                         if pend is not None:
-                            ev = self._pending_event(pend)
+                            # the event of the pending line: _pending_event, inlined (once per line)
+                            p_offset, p_pid, p_role, _t, _ms, p_level, first, p_ts, _p, _x = pend
+                            source = self._source_by_role[p_role]
+                            if first[:1] in _SIGNS and (source == "sentinel" or is_sentinel_event(first)):
+                                if p_role == "X":
+                                    self._sentinel_file = True
+                                res = parse_event(first) or classify(first)
+                            else:
+                                if p_role == "X":
+                                    self._sentinel_file = True
+                                res = classify(first) if first else None
+                            if res is None:
+                                category, event, fields = "other", "unrecognized", {}
+                            else:
+                                category, event, fields = res
+                            ev = {
+                                "timestamp": p_ts,
+                                "source": source,
+                                "category": category,
+                                "event": event,
+                                "level": LEVEL_BY_CHAR[p_level],
+                                "pid": p_pid,
+                                "role": ROLE_BY_CHAR[p_role],
+                                "message": first,
+                                "fields": fields,
+                                "offset": p_offset,
+                                "lines": 1,
+                            }
+                            if source != "sentinel":
+                                return [ev]
+                            return self._after(ev)
+                        hp = asm.hline
+                        if hp is not None:
+                            asm.hline = None
+                            ev = self._prefixed_event(hp[1], hp[2], hp[3], hp[0], None, 1)
                             if ev["source"] != "sentinel":
                                 return [ev]
                             return self._after(ev)
@@ -203,6 +249,34 @@ class LogParser:
             if ts is None:
                 flags = flags or {}
                 flags["timestamp_invalid"] = hts
+            elif flags is None and header[0] != FMT_SIGNAL:
+                # a whole prefixed line of another form (logfmt, iso8601, ms, year-less, 2.x) in
+                # the steady state: what Assembler.push would do, without a Block (Assembler.hline)
+                asm = self._asm
+                pend = asm.line
+                hp = asm.hline
+                if (
+                    pend is not None
+                    or hp is not None
+                    or (asm.cur is not None and not asm.in_crash and not asm.lead_blanks)
+                ):
+                    prev = asm.last_ts
+                    asm.last_ts = ts
+                    asm.hline = (offset, header, ts, prev, None if header[8] else text)
+                    if pend is not None:
+                        asm.line = None
+                        ev = self._pending_event(pend)
+                    elif hp is not None:
+                        ev = self._prefixed_event(hp[1], hp[2], hp[3], hp[0], None, 1)
+                    else:
+                        done = asm.cur
+                        asm.cur = None
+                        if done.kind != KIND_LINE or done.flags is not None:  # type: ignore[union-attr]
+                            return self._emit(done, ts)  # type: ignore[arg-type]
+                        ev = self._line_event(done)  # type: ignore[arg-type]
+                    if ev["source"] != "sentinel":
+                        return [ev]
+                    return self._after(ev)
         done = self._asm.push(text, header, ts, offset, flags)
         if done is None:
             return []
@@ -288,7 +362,13 @@ class LogParser:
         }
 
     def _line_event(self, b: Block) -> Event:
-        fmt, pid, role_char, _k, _ts, _ms, level_char, level_name, first = b.header  # type: ignore[misc]
+        return self._prefixed_event(b.header, b.ts, b.prev_ts, b.offset, b.more, b.lines)  # type: ignore[arg-type]
+
+    def _prefixed_event(
+        self, header: Header, ts: str | None, prev_ts: str | None, offset: int, more: list[str] | None, lines: int
+    ) -> Event:
+        """The event of a prefixed line and its continuation lines ``more``."""
+        fmt, pid, role_char, _k, _ts, _ms, level_char, level_name, first = header
         if fmt == FMT_LEGACY:
             role: str | None = ROLE_BY_CHAR[role_char]  # type: ignore[index]
             level = LEVEL_BY_CHAR[level_char]  # type: ignore[index]
@@ -309,7 +389,6 @@ class LogParser:
                 source = "redis"
         else:
             source = kind
-        more = b.more
         message = first if more is None else first + "\n" + "\n".join(more)
         res = None
         if first[:1] in ("+", "-"):
@@ -329,9 +408,8 @@ class LogParser:
                 fields["level_raw"] = level_name
             if role is None:
                 fields["role_raw"] = role_char
-        ts = b.ts
         if ts is None:  # an impossible date in the header (flagged timestamp_invalid)
-            ts = b.prev_ts or self._reference_ts or NO_TIME
+            ts = prev_ts or self._reference_ts or NO_TIME
         return {
             "timestamp": ts,
             "source": source,
@@ -342,8 +420,8 @@ class LogParser:
             "role": role,
             "message": message,
             "fields": fields,
-            "offset": b.offset,
-            "lines": b.lines,
+            "offset": offset,
+            "lines": lines,
         }
 
     def _block_event(self, b: Block, next_ts: str | None) -> Event:

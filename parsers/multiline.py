@@ -123,6 +123,9 @@ def _is_startup_banner(message: str) -> bool:
 #: pid, role char, timestamp text (``dd Mon yyyy hh:mm:ss``), milliseconds, level char, message,
 #: UTC timestamp, previous line's timestamp, the line's text when its message is empty else None.
 PendingLine = tuple[int, int, str, str, str, str, str, str, "str | None", "str | None"]
+#: The same for a prefixed line of any other form (logfmt, iso8601, epoch ms, year-less, 2.x; never a
+#: signal-handler line): offset, header, UTC timestamp, previous timestamp, text if message empty.
+PendingHeaderLine = tuple[int, Header, str, "str | None", "str | None"]
 
 
 class Assembler:
@@ -133,11 +136,13 @@ class Assembler:
     it directly on its fast path (a tuple costs a third of a ``Block`` and the event is built from
     it without one); every other path of this class first turns it into ``cur`` with
     :meth:`_materialise`, so the rules below only ever see Blocks. Invariant: when ``line`` is set,
-    ``cur`` is None, ``in_crash`` is False and ``lead_blanks`` is 0.
+    ``cur`` is None, ``in_crash`` is False and ``lead_blanks`` is 0. ``hline``: the same for a
+    prefixed line of another form (a :data:`PendingHeaderLine`); at most one of the two is set.
     """
 
     def __init__(self, max_lines: int = MAX_BLOCK_LINES, max_chars: int = MAX_BLOCK_CHARS):
         self.line: PendingLine | None = None
+        self.hline: PendingHeaderLine | None = None
         self.cur: Block | None = None
         self.in_crash = False
         self.lead_blanks = 0  # blank lines seen while no block was open
@@ -147,7 +152,15 @@ class Assembler:
         self.max_chars = max_chars
 
     def _materialise(self) -> None:
-        """Turn the pending :data:`PendingLine` into the equivalent ``cur`` Block."""
+        """Turn the pending :data:`PendingLine` or :data:`PendingHeaderLine` into the equivalent
+        ``cur`` Block."""
+        hp = self.hline
+        if hp is not None:
+            self.hline = None
+            b = Block(KIND_LINE, hp[0], hp[1], hp[2], hp[3])
+            b.text = hp[4]
+            self.cur = b
+            return
         p = self.line
         assert p is not None
         self.line = None
@@ -161,6 +174,8 @@ class Assembler:
     def pending_offset(self) -> int | None:
         if self.line is not None:
             return self.line[0]
+        if self.hline is not None:
+            return self.hline[0]
         if self.cur is not None:
             return self.cur.offset
         if self.lead_blanks:
@@ -169,7 +184,7 @@ class Assembler:
 
     @property
     def pending_lines(self) -> int:
-        if self.line is not None:
+        if self.line is not None or self.hline is not None:
             return 1
         return (self.cur.lines if self.cur is not None else 0) + self.lead_blanks
 
@@ -197,7 +212,7 @@ class Assembler:
         self, text: str, header: Header | None, ts: str | None, offset: int, flags: dict[str, Any] | None
     ) -> Block | None:
         """Add one line; return the block it completed, if any (at most one per line)."""
-        if self.line is not None:
+        if self.line is not None or self.hline is not None:
             self._materialise()
         cur = self.cur
         if self.in_crash and cur is not None:
@@ -338,7 +353,7 @@ class Assembler:
     def flush(self) -> Block | None:
         """End of input: the open block (a crash report without END stays ``complete=False``),
         or the blank lines left over."""
-        if self.line is not None:
+        if self.line is not None or self.hline is not None:
             self._materialise()
         cur = self.cur
         self.cur = None
