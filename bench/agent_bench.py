@@ -462,7 +462,7 @@ def throughput(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     rx = Receiver()
     prof = None
     try:
-        agent = Agent(d, [log], rx.url)
+        agent = Agent(d, [log], rx.url, extra_sink="".join(f"    {x}\n" for x in args.sink_option))
         if args.profile:
             prof = subprocess.Popen(["py-spy", "record", "--pid", str(agent.pid), "--format", "raw", "--rate",
                                      "200", "--threads", "--nonblocking", "-o", args.profile,
@@ -820,6 +820,8 @@ def main() -> None:
     ap.add_argument("--profile", help="throughput: run py-spy on the agent, raw collapsed stacks to this file")
     ap.add_argument("--profile-gil", action="store_true",
                     help="sample only the thread holding the GIL (Python CPU; hides fsync and GIL waits)")
+    ap.add_argument("--sink-option", action="append", default=[], metavar="'KEY: VALUE'",
+                    help="throughput: a line added to the Loki sink's config, e.g. 'structured_metadata: false'")
     ap.add_argument("--rate", type=float, default=1000.0, help="freshness/outage: lines per second")
     ap.add_argument("--seconds", type=float, default=60.0, help="freshness: how long to write")
     ap.add_argument("--max-wait", type=float, help="freshness: the Loki sink's batch.max_wait (default: the agent's)")
