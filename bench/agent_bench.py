@@ -78,6 +78,8 @@ from parsers.logfile import LogParser  # noqa: E402
 
 LABELS = {"job": "redis", "instance": "redis://10.0.0.5:6379", "env": "bench"}
 CLK = os.sysconf("SC_CLK_TCK")
+#: every agent process started, so that a failing scenario never leaves one running
+STARTED: list[Agent] = []
 
 
 # ============================================================================ the receiver process
@@ -255,6 +257,8 @@ def proc_mem(pid: int) -> dict[str, int]:
 class Agent:
     """``redis-shipper run`` with a generated config, in its own process."""
 
+    stderr: Any
+
     def __init__(self, d: Path, logs: list[Path], loki_url: str, *, extra_source: str = "",
                  extra_sink: str = "") -> None:
         self.dir = d
@@ -273,6 +277,7 @@ class Agent:
         self.proc = subprocess.Popen([sys.executable, "-m", "shipper.cli", "run", "--config", str(self.config)],
                                      cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.stderr)
         self.pid = self.proc.pid
+        STARTED.append(self)
 
     def check(self) -> None:
         if self.proc.poll() is not None:
@@ -840,6 +845,9 @@ def main() -> None:
             if name in only:
                 results[name] = globals()[name](args, tmp)
     finally:
+        for agent in STARTED:
+            if agent.proc.poll() is None:
+                agent.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         Path(args.json).write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
