@@ -67,13 +67,17 @@ async def rotate(conf: Path, state: Path) -> None:
     assert proc.returncode == 0, err.decode()
 
 
+def lines_in(p: Path) -> list[str]:
+    """The complete lines of one file (decompressed if it is a .gz)."""
+    data = gzip.decompress(p.read_bytes()) if p.name.endswith(".gz") else p.read_bytes()
+    return [x.decode() for x in data.split(b"\n")[:-1]]
+
+
 def lines_on_disk(tmp: Path, name: str) -> set[str]:
     out: set[str] = set()
     for p in tmp.iterdir():
-        if not p.name.startswith(name):
-            continue
-        data = gzip.decompress(p.read_bytes()) if p.name.endswith(".gz") else p.read_bytes()
-        out.update(x.decode() for x in data.split(b"\n")[:-1])
+        if p.name.startswith(name):
+            out.update(lines_in(p))
     return out
 
 
@@ -116,7 +120,10 @@ def test_logrotate_under_a_5000_lines_per_second_writer_loses_and_duplicates_not
     for e in agent.rt.events:
         if e.get("event") == "line":
             per_origin.setdefault(e["origin"], []).append(int(e["message"][1:9]))
-    assert len(per_origin) >= 6  # one stream per rotation at least
+    # one stream per file that holds lines (under load the writer may leave a generation empty
+    # between two forced rotations, so not necessarily 7)
+    holding = sum(1 for p in tmp_path.iterdir() if p.name.startswith("app.log") and lines_in(p))
+    assert len(per_origin) >= holding >= 2
     for seq in per_origin.values():
         assert seq == sorted(seq)
     rotated = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("app.log."))

@@ -359,6 +359,33 @@ def test_a_copytruncate_copy_shorter_than_what_was_read_is_recognised_after_a_re
     assert rt.gaps() == []
 
 
+def test_a_file_the_writer_recreated_before_logrotate_create_is_read_from_its_backup_name(tmp_path: Path):
+    """logrotate ``create`` renames the log, then creates a new one with O_EXCL. A writer that
+    reopens its log for every line (Redis does) can create it in between; logrotate then renames
+    that file to ``<name>-YYYYMMDDHH.backup`` and creates its own. Lines in the backup reached the
+    disk: they must arrive, even if the follower never saw that file under the live name."""
+    log = tmp_path / "redis.log"
+    write_lines(log, [f"a{i}" for i in range(10)])
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log)))
+        agent.start()
+        assert await agent.wait_for(lambda: len(agent.rt.lines()) == 10)
+        # no await in between: the follower sees only the end result, as when it is slow
+        os.rename(log, tmp_path / "redis.log.1")  # logrotate: rename
+        write_lines(log, [f"w{i}" for i in range(5)])  # the writer recreates the log
+        os.rename(log, tmp_path / "redis.log-2026112520.backup")  # logrotate: "already exists"
+        os.close(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))  # logrotate: create
+        write_lines(log, ["n0"])
+        want = {f"a{i}" for i in range(10)} | {f"w{i}" for i in range(5)} | {"n0"}
+        assert await agent.wait_for(lambda: want <= set(agent.rt.lines()))
+        await agent.stop()
+        return agent.rt
+
+    rt = run(scenario())
+    assert sorted(rt.lines()) == sorted([f"a{i}" for i in range(10)] + [f"w{i}" for i in range(5)] + ["n0"])
+
+
 def test_rotated_and_compressed_while_down_is_a_data_gap_with_the_exact_byte_range(tmp_path: Path):
     log = tmp_path / "redis.log"
     write_lines(log, [f"a{i}" for i in range(10)])

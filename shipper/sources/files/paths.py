@@ -25,11 +25,16 @@ import stat
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z")
 
 #: used when the config does not set ``rotated_patterns``: numbered (``.0`` .. ``.99``:
-#: savelog, logrotate) and dateext (``-20261125``, ``-2026112513``, ``-20261125-1764072000``)
+#: savelog, logrotate) and dateext (``-20261125``, ``-2026112513``, ``-20261125-1764072000``),
+#: and logrotate's ``-2026112513.backup``: in ``create`` mode, when the writer recreated the log
+#: between logrotate's rename and its create (Redis reopens its log for every line), logrotate
+#: renames that file to this name ("destination ... already exists") and creates a new one; the
+#: lines in it are read like any rotated file's, or they would be lost
 DEFAULT_ROTATED_PATTERNS = (
     "{name}.[0-9]",
     "{name}.[0-9]*[0-9]",
     "{name}-[0-9]*[0-9]",
+    "{name}-[0-9]*[0-9].backup",
 )
 
 _NUM_SUFFIX = re.compile(r"(\d+)$")
