@@ -88,9 +88,19 @@ _LOGFMT_TS_RE = re.compile(_TS_ALTERNATIVES, re.A)
 #: the most common shape of all (Redis 5.0+, Valkey default) without capturing the message,
 #: which is then sliced off: ~100 ns less per line than LEGACY_RE on long messages
 _FAST_RE = re.compile(
-    r"(\d{1,10}):([XCSM]) (\d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d)\.(\d{3}) ([.\-*#])(?: |$)", re.A
+    # fixed repeats spelled out (``\d\d\d\d`` not ``\d{4}``): the same language, a few % faster
+    r"(\d{1,10}):([XCSM]) (\d\d [A-Z][a-z][a-z] \d\d\d\d \d\d:\d\d:\d\d)\.(\d\d\d) ([.\-*#])(?: |$)", re.A
 )
 _fast_match = _FAST_RE.match
+
+#: LOGFMT_RE with the timestamp alternatives inlined: one match instead of two for a logfmt line
+#: whose timestamp is one of the known kinds (the timestamp alternatives never match ``"``, so
+#: ``timestamp="ALT"`` matches exactly when ``timestamp="([^"]*)"`` does and ALT fullmatches the text
+#: in between, with the same alternative chosen). Groups: pid, role, legacy ts, legacy ms, iso,
+#: epoch ms, level, message (closing quote not yet stripped).
+LOGFMT_FAST_RE = re.compile(
+    r'pid=(\d{1,10}) role=(\S+) timestamp="' + _TS_ALTERNATIVES + r'" level=(\w+) message="(.*)', re.S | re.A
+)
 
 
 def parse_header(text: str) -> Header | None:

@@ -31,6 +31,7 @@ from parsers.line import (
     FMT_LEGACY,
     FMT_LOGFMT,
     FMT_SIGNAL,
+    LOGFMT_FAST_RE,
     TS_EPOCH_MS,
     TS_EPOCH_S,
     TS_ISO,
@@ -58,6 +59,8 @@ KINDS = ("auto", "redis", "sentinel")
 NO_TIME = "1970-01-01T00:00:00.000000Z"
 
 _SIGNS = ("+", "-")
+_new = tuple.__new__
+_logfmt_fast_match = LOGFMT_FAST_RE.match
 _ROLE_BY_NAME = dict(ROLE_BY_NAME, master="master", slave="replica", child="child")
 
 
@@ -195,8 +198,65 @@ class LogParser:
                                 return [ev]
                             return self._after(ev)
                         return self._emit(done, ts)  # type: ignore[arg-type]
+            if text[:1] == "p":
+                return self._feed_logfmt(text, offset)
             return self._feed_text(text, offset, None)
         return self._feed(line, offset, cut_bytes, partial)
+
+    def _feed_logfmt(self, text: str, offset: int) -> list[Event]:
+        """A whole, flagless line that may be Valkey logfmt: one regex for header and timestamp
+        (``LOGFMT_FAST_RE``) instead of two, then straight to the pending line. Anything unusual
+        (unknown timestamp text, a year-less or invalid time, another state) goes to
+        :meth:`_feed_text`, which reaches the same result the long way."""
+        m = _logfmt_fast_match(text)
+        if m is not None:
+            pid, role, lts, lms, iso, ems, level, msg = m.groups()
+            if msg.endswith('"'):
+                msg = msg[:-1]
+            ts: str | None
+            if lts is not None:
+                base = self._ts_cache.get(lts)
+                ts = None if base is None else base + (lms or "000") + "000Z"
+                header = _new(Header, (FMT_LOGFMT, int(pid), role, TS_LEGACY, lts, lms, None, level, msg))
+            elif iso is not None:
+                ts = self._ts.iso(iso)
+                header = _new(Header, (FMT_LOGFMT, int(pid), role, TS_ISO, iso, "", None, level, msg))
+            else:
+                ts = self._ts.epoch_millis(ems)
+                header = _new(Header, (FMT_LOGFMT, int(pid), role, TS_EPOCH_MS, ems, "", None, level, msg))
+            if ts is not None:
+                out = self._pend_header(text, header, ts, offset)
+                if out is not None:
+                    return out
+        return self._feed_text(text, offset, None)
+
+    def _pend_header(self, text: str, header: Header, ts: str, offset: int) -> list[Event] | None:
+        """What ``Assembler.push`` does with a whole, flagless, non-signal prefixed line when the
+        open block is a plain line (or nothing is open after one), without a Block: the line
+        becomes ``Assembler.hline`` and the event of the line before is returned. ``None`` when
+        the assembler is in another state (crash report, blank lines, start of input)."""
+        asm = self._asm
+        pend = asm.line
+        hp = asm.hline
+        if pend is None and hp is None and (asm.cur is None or asm.in_crash or asm.lead_blanks):
+            return None
+        prev = asm.last_ts
+        asm.last_ts = ts
+        asm.hline = (offset, header, ts, prev, None if header[8] else text)
+        if pend is not None:
+            asm.line = None
+            ev = self._pending_event(pend)
+        elif hp is not None:
+            ev = self._prefixed_event(hp[1], hp[2], hp[3], hp[0], None, 1)
+        else:
+            done = asm.cur
+            asm.cur = None
+            if done.kind != KIND_LINE or done.flags is not None:  # type: ignore[union-attr]
+                return self._emit(done, ts)  # type: ignore[arg-type]
+            ev = self._line_event(done)  # type: ignore[arg-type]
+        if ev["source"] != "sentinel":
+            return [ev]
+        return self._after(ev)
 
     def _feed(self, line: bytes, offset: int, cut_bytes: int, partial: bool) -> list[Event]:
         """The general path of :meth:`feed`: flags for cut, partial and undecodable lines."""
@@ -250,33 +310,11 @@ class LogParser:
                 flags = flags or {}
                 flags["timestamp_invalid"] = hts
             elif flags is None and header[0] != FMT_SIGNAL:
-                # a whole prefixed line of another form (logfmt, iso8601, ms, year-less, 2.x) in
-                # the steady state: what Assembler.push would do, without a Block (Assembler.hline)
-                asm = self._asm
-                pend = asm.line
-                hp = asm.hline
-                if (
-                    pend is not None
-                    or hp is not None
-                    or (asm.cur is not None and not asm.in_crash and not asm.lead_blanks)
-                ):
-                    prev = asm.last_ts
-                    asm.last_ts = ts
-                    asm.hline = (offset, header, ts, prev, None if header[8] else text)
-                    if pend is not None:
-                        asm.line = None
-                        ev = self._pending_event(pend)
-                    elif hp is not None:
-                        ev = self._prefixed_event(hp[1], hp[2], hp[3], hp[0], None, 1)
-                    else:
-                        done = asm.cur
-                        asm.cur = None
-                        if done.kind != KIND_LINE or done.flags is not None:  # type: ignore[union-attr]
-                            return self._emit(done, ts)  # type: ignore[arg-type]
-                        ev = self._line_event(done)  # type: ignore[arg-type]
-                    if ev["source"] != "sentinel":
-                        return [ev]
-                    return self._after(ev)
+                # a whole prefixed line of another form (iso8601, ms, year-less, 2.x, logfmt) in the
+                # steady state: what Assembler.push would do, without a Block (Assembler.hline)
+                out = self._pend_header(text, header, ts, offset)
+                if out is not None:
+                    return out
         done = self._asm.push(text, header, ts, offset, flags)
         if done is None:
             return []

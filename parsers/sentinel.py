@@ -93,6 +93,7 @@ _INSTANCE_RE = re.compile(
     r"(master|slave|replica|primary|sentinel) (\S+) (\S+) (\d+)(?: @ (\S+) (\S+) (\d+))?(?: (.*))?", re.S
 )
 _QUORUM_RE = re.compile(r"#quorum (\d+)/(\d+)")
+assert all(_TYPE_RE.fullmatch(t) for t in EVENTS), "parse_event skips the type regex for known types"
 
 
 def is_sentinel_event(message: str) -> bool:
@@ -114,10 +115,10 @@ def parse_event(message: str) -> tuple[str, str, dict[str, Any]] | None:
     """(category, event, fields) of a Sentinel event message, ``None`` if it is not one."""
     sp = message.find(" ")
     etype = message if sp < 0 else message[:sp]
-    if _TYPE_RE.fullmatch(etype) is None:
+    known = EVENTS.get(etype)  # every known type is a valid one (asserted below EVENTS): no regex
+    if known is None and _TYPE_RE.fullmatch(etype) is None:
         return None
     rest = "" if sp < 0 else message[sp + 1 :]
-    known = EVENTS.get(etype)
     if known is None:
         name = etype[1:].replace("-", "_")
         known = ("other", "sentinel_" + name if etype[0] == "+" else "sentinel_" + name + "_minus")
