@@ -386,6 +386,62 @@ def test_a_file_the_writer_recreated_before_logrotate_create_is_read_from_its_ba
     assert sorted(rt.lines()) == sorted([f"a{i}" for i in range(10)] + [f"w{i}" for i in range(5)] + ["n0"])
 
 
+def _copy_ending_mid_line_then_truncate(log: Path, copy: Path, cut_from_end: int) -> None:
+    """logrotate's copy read the file while a write was landing (a line across a page boundary
+    is visible half-written for a moment): the copy ends mid-line; the truncate then waits for
+    the write to finish and removes the whole line from the live file."""
+    data = log.read_bytes()
+    copy.write_bytes(data[: len(data) - cut_from_end])
+    with open(log, "r+b") as f:
+        f.truncate(0)
+
+
+def test_a_copy_ending_mid_line_behind_the_reader_ships_the_fragment_once_flagged_partial(tmp_path: Path):
+    log = tmp_path / "redis.log"
+    write_lines(log, [f"a{i}" for i in range(5)])
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log)))
+        agent.start()
+        assert await agent.wait_for(lambda: len(agent.rt.lines()) == 5)
+        write_lines(log, ["a5", "a6-cut-by-the-copy"])  # not read yet: all at once below
+        _copy_ending_mid_line_then_truncate(log, tmp_path / "redis.log.1", len("by-the-copy\n"))
+        write_lines(log, ["b0"])
+        assert await agent.wait_for(lambda: any(e["fields"]["partial"] for e in agent.rt.events))
+        assert await agent.wait_for(lambda: "b0" in agent.rt.lines())
+        await agent.stop()
+        return agent.rt
+
+    rt = run(scenario())
+    whole = [e["message"] for e in rt.events if not e["fields"]["partial"]]
+    partial = [e["message"] for e in rt.events if e["fields"]["partial"]]
+    assert sorted(whole) == sorted([f"a{i}" for i in range(6)] + ["b0"])
+    assert partial == ["a6-cut-"]  # the rest of the line is nowhere on disk: the fragment, once
+
+
+def test_a_copy_ending_mid_line_before_what_was_read_adds_nothing(tmp_path: Path, monkeypatch: Any):
+    log = tmp_path / "redis.log"
+    write_lines(log, [f"a{i}" for i in range(5)])
+    looked = _count_discoveries(monkeypatch)
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log)))
+        agent.start()
+        write_lines(log, ["a5", "a6-cut-by-the-copy"])
+        assert await agent.wait_for(lambda: len(agent.rt.lines()) == 7)  # read before the truncate
+        _copy_ending_mid_line_then_truncate(log, tmp_path / "redis.log.1", len("by-the-copy\n"))
+        write_lines(log, ["b0"])
+        assert await agent.wait_for(lambda: "b0" in agent.rt.lines())
+        seen = looked[0]
+        assert await agent.wait_for(lambda: looked[0] >= seen + 15)  # past rotate_wait: the copy is finished
+        await agent.stop()
+        return agent.rt
+
+    rt = run(scenario())
+    assert sorted(rt.lines()) == sorted([f"a{i}" for i in range(6)] + ["a6-cut-by-the-copy", "b0"])
+    assert not any(e["fields"]["partial"] for e in rt.events)
+
+
 def test_rotated_and_compressed_while_down_is_a_data_gap_with_the_exact_byte_range(tmp_path: Path):
     log = tmp_path / "redis.log"
     write_lines(log, [f"a{i}" for i in range(10)])
