@@ -442,6 +442,31 @@ def test_a_copy_ending_mid_line_before_what_was_read_adds_nothing(tmp_path: Path
     assert not any(e["fields"]["partial"] for e in rt.events)
 
 
+def test_a_checkpoint_written_before_it_kept_the_head_bytes_still_resumes(tmp_path: Path):
+    log = tmp_path / "redis.log"
+    write_lines(log, ["a0", "a1"])
+
+    async def scenario() -> FakeRuntime:
+        agent = Agent(file_config(str(log)))
+        agent.start()
+        assert await agent.wait_for(lambda: agent.rt.lines() == ["a0", "a1"])
+        await agent.stop()
+        stripped = 0
+        for value in agent.rt.committed.values():
+            if isinstance(value, dict) and "start" in value:
+                del value["start"]
+                stripped += 1
+        assert stripped
+        write_lines(log, ["a2"])
+        agent.start()
+        assert await agent.wait_for(lambda: "a2" in agent.rt.lines())
+        await agent.stop()
+        return agent.rt
+
+    rt = run(scenario())
+    assert rt.lines() == ["a0", "a1", "a2"]
+
+
 def test_rotated_and_compressed_while_down_is_a_data_gap_with_the_exact_byte_range(tmp_path: Path):
     log = tmp_path / "redis.log"
     write_lines(log, [f"a{i}" for i in range(10)])

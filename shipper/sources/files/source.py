@@ -114,7 +114,7 @@ class Record:
                 size=int(value["size"]),
                 start=str(value.get("start", "")),
             )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             return None
 
     @property
