@@ -1,6 +1,6 @@
 """Parse throughput: lines/s of ``parsers.logfile.LogParser`` against a bare line-reading loop.
 
-    python bench/parse_bench.py [--lines 1000000] [--runs 3] [--keep]
+    python bench/parse_bench.py [--lines 1000000] [--runs 3] [--keep] [--prefixed-only] [--before GITREF]
 
 What one run measures, all on this machine and in this run (no stored numbers):
 
@@ -13,6 +13,10 @@ What one run measures, all on this machine and in this run (no stored numbers):
    (header grammar, timestamps, catalogue, multi-line assembly, failover correlation);
 4. **parser + JSON**: the same plus ``parsers.events.dumps`` of every event (what the CLI and
    the spool do next), for information.
+
+5. with ``--before GITREF``: the parser (3.) of ``parsers/`` as it was at GITREF (exported with
+   ``git archive`` and run in a child process, same file, same pinning), so a change is measured
+   against its predecessor in the same run on the same machine.
 
 Each is run ``--runs`` times; the best run is reported (the least disturbed by other work on
 the machine), as lines/s of wall time and of process CPU time, and the parser / baseline
@@ -35,6 +39,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+#: set by --before in the child process: an exported older parsers/ package, found first
+_OLD_PARSERS = os.environ.get("PARSE_BENCH_PARSERS_FROM")
+if _OLD_PARSERS:
+    sys.path.insert(0, _OLD_PARSERS)
 
 from parsers.events import dumps  # noqa: E402
 from parsers.logfile import LogParser  # noqa: E402
@@ -118,6 +126,25 @@ def measure(fn: Callable[[Path], int], path: Path, runs: int) -> tuple[float, fl
     return best_wall, best_cpu, result
 
 
+def measure_before(ref: str, path: Path, runs: int) -> tuple[float, float]:
+    """(wall, cpu) of the parser at git ref ``ref`` on ``path``: its parsers/ exported to a temporary
+    directory and timed by a child process running this script with ``--inner``."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory(prefix="parse-bench-before-") as tmp:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "parsers"], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--inner", str(path), "--runs", str(runs)],
+            env={**os.environ, "PARSE_BENCH_PARSERS_FROM": tmp},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    wall, cpu = out.stdout.split()
+    return float(wall), float(cpu)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lines", type=int, default=1_000_000)
@@ -128,7 +155,15 @@ def main() -> int:
         action="store_true",
         help="worst case: only lines with a header (one event per line)",
     )
+    ap.add_argument("--before", metavar="GITREF", help="also time parsers/ as of this git ref, in the same run")
+    ap.add_argument("--inner", metavar="FILE", help=argparse.SUPPRESS)  # child of --before
     args = ap.parse_args()
+    if args.inner:
+        loaded = Path(sys.modules["parsers.logfile"].__file__ or "")
+        assert _OLD_PARSERS and loaded.is_relative_to(_OLD_PARSERS), f"--before timed the wrong parser: {loaded}"
+        wall, cpu, _ = measure(parser_only, Path(args.inner), args.runs)
+        print(wall, cpu)
+        return 0
 
     pinned = ""
     if hasattr(os, "sched_setaffinity"):
@@ -159,6 +194,7 @@ def main() -> int:
     assert b_n == n_lines, (b_n, n_lines)
     p_wall, p_cpu, p_events = measure(parser_only, path, args.runs)
     j_wall, j_cpu, j_bytes = measure(parser_json, path, args.runs)
+    before = measure_before(args.before, path, args.runs) if args.before else None
 
     def row(name: str, wall: float, cpu: float) -> None:
         print(f"{name:<24} {n_lines / wall:>12,.0f} lines/s wall {n_lines / cpu:>12,.0f} lines/s cpu")
@@ -166,8 +202,15 @@ def main() -> int:
     row("baseline (read+split)", b_wall, b_cpu)
     row("parser", p_wall, p_cpu)
     row("parser + JSON", j_wall, j_cpu)
+    if before is not None:
+        row(f"parser @ {args.before}"[:24], *before)
     print(f"events: {p_events:,} ({p_events / n_lines:.3f} per line), JSON {j_bytes / 1e6:.1f} MB")
     print(f"ratio parser/baseline: {b_wall / p_wall:.3f} (wall), {b_cpu / p_cpu:.3f} (cpu)")
+    if before is not None:
+        print(
+            f"speedup over {args.before}: {before[0] / p_wall:.3f}x (wall), {before[1] / p_cpu:.3f}x (cpu); "
+            f"{before[1] / n_lines * 1e6:.2f} -> {p_cpu / n_lines * 1e6:.2f} us/line of CPU"
+        )
     rate = n_lines / p_cpu
     verdict = "meets" if rate >= TARGET else "BELOW"
     print(f"target {TARGET:,} lines/s on one core: {verdict} ({rate:,.0f} lines/s of CPU time)")
