@@ -109,9 +109,10 @@ def _make_extract(groups: tuple[tuple[int, str, Any], ...], has_client: bool) ->
     """Compile :func:`_fields` for one rule: straight-line code, one ``if`` per group, no loop,
     no tuple unpacking, no converter call through a variable. Same dict, same key order; about
     half the cost of the generic loop, and this runs for most lines of a log."""
-    src = ["def extract(m):", "    g = m.groups()", "    out = {}"]
+    one = len(groups) == 1  # m[i] alone is cheaper than building the tuple of every group
+    src = ["def extract(m):"] + ([] if one else ["    g = m.groups()"]) + ["    out = {}"]
     for i, name, conv in groups:
-        src.append(f"    v = g[{i}]")
+        src.append(f"    v = m[{i + 1}]" if one else f"    v = g[{i}]")
         src.append("    if v is not None:")
         if conv is None:
             src.append(f"        out[{name!r}] = v")
@@ -1017,8 +1018,19 @@ def _guarded(match: Any, pattern: str, any_repeat: bool = False) -> Any:
 
 #: what :func:`classify` loops over: plain tuples (prefix, bound ``match``, category, event,
 #: extract), unpacked by the ``for`` itself (attribute access on a NamedTuple costs ~30 ns each)
+#: (the last rule of a bucket is not guarded: when it fails the generic rules run anyway, and the guard
+#: would only add its cost to the lines it matches, "Fork CoW for ..." say)
 _DISPATCH: dict[str, tuple[tuple[str, Any, str, str, Any], ...]] = {
-    w: tuple((r.prefix, _guarded(r.regex.match, r.regex.pattern), r.category, r.event, r.extract) for r in rules)
+    w: tuple(
+        (
+            r.prefix,
+            _guarded(r.regex.match, r.regex.pattern) if i < len(rules) - 1 else r.regex.match,
+            r.category,
+            r.event,
+            r.extract,
+        )
+        for i, r in enumerate(rules)
+    )
     for w, rules in _BY_WORD.items()
 }
 _GENERIC_DISPATCH = tuple(

@@ -87,6 +87,7 @@ class LogParser:
         self._asm = Assembler()
         self._failover = FailoverCorrelator()
         self._sentinel_file = kind == "sentinel"
+        self._pids: dict[str, int] = {}  # pid text -> int, see _pid
         #: source of a legacy line by its role char (fast path): Sentinel's X, else the server
         self._source_by_role = (
             {"X": "sentinel", "M": "redis", "S": "redis", "C": "redis"}
@@ -139,9 +140,12 @@ class LogParser:
                         prev = asm.last_ts
                         asm.last_ts = ts
                         message = text[m.end() :]
+                        pid_int = self._pids.get(pid)
+                        if pid_int is None:
+                            pid_int = self._pid(pid)
                         asm.line = (
                             offset,
-                            int(pid),
+                            pid_int,
                             role,
                             ts_text,
                             ms,
@@ -202,6 +206,13 @@ class LogParser:
                 return self._feed_logfmt(text, offset)
             return self._feed_text(text, offset, None)
         return self._feed(line, offset, cut_bytes, partial)
+
+    def _pid(self, text: str) -> int:
+        """``int(text)``, remembered: a log has a handful of pids, each on thousands of lines."""
+        if len(self._pids) >= 1024:
+            self._pids.clear()
+        pid = self._pids[text] = int(text)
+        return pid
 
     def _feed_logfmt(self, text: str, offset: int) -> list[Event]:
         """A whole, flagless line that may be Valkey logfmt: one regex for header and timestamp
