@@ -686,6 +686,7 @@ class _Run:
                     # nothing to read yet, and no identity: this is what logrotate's copytruncate
                     # copy looks like between its creation and its first write. Adopting it now
                     # would read the whole copy again as a new stream; look again once it has bytes.
+                    self.ignored[ident] = (fst.st_size, fst.st_mtime_ns)
                     _close(fd)
                     continue
                 if (fst.st_dev, fst.st_ino) != ident or self._shadowed(head):
