@@ -88,7 +88,7 @@ def _client_fields(out: dict[str, Any]) -> None:
 
 def _make_rule(pattern: str, category: str, event: str) -> Rule:
     rx = re.compile(pattern, re.S | re.A)  # ASCII classes: ~10% faster, values are ASCII
-    groups = []
+    groups: list[tuple[int, str, Any]] = []
     index = {v: k for k, v in rx.groupindex.items()}
     for i in range(rx.groups):
         name = index.get(i + 1)

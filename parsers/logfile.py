@@ -167,6 +167,7 @@ class LogParser:
                                 if p_role == "X":
                                     self._sentinel_file = True
                                 res = classify(first) if first else None
+                            fields: dict[str, Any]  # (no code: an annotation, for the type checker)
                             if res is None:
                                 category, event, fields = "other", "unrecognized", {}
                             else:
@@ -392,6 +393,7 @@ class LogParser:
                 res = parse_event(first)
         if res is None:
             res = classify(first) if first else None
+        fields: dict[str, Any]
         if res is None:
             category, event, fields = "other", "unrecognized", {}
         else:
@@ -448,6 +450,7 @@ class LogParser:
                     self._sentinel_file = True
         if res is None:
             res = classify(first) if first else _classify_empty(more)
+        fields: dict[str, Any]
         if res is None:
             category, event, fields = "other", "unrecognized", {}
         else:
