@@ -112,3 +112,10 @@ def test_every_config_key_is_documented_in_docs_configuration_md():
         keys |= _leaf_keys(m)
     missing = sorted(k for k in keys if k not in documented and k != "type")
     assert not missing, f"undocumented config keys: {missing}"
+
+
+def test_the_documented_rotated_patterns_default_is_the_one_the_follower_uses():
+    from shipper.config import FileSourceConfig
+    from shipper.sources.files.paths import DEFAULT_ROTATED_PATTERNS
+
+    assert tuple(FileSourceConfig(type="file", path="x").rotated_patterns) == DEFAULT_ROTATED_PATTERNS

@@ -19,7 +19,8 @@ class FileSourceConfig(Strict):
     #: patterns (relative to the live file's name, ``{name}`` = its base name) of rotated files
     #: to finish first after a restart
     rotated_patterns: list[str] = Field(
-        default_factory=lambda: ["{name}.[0-9]", "{name}.[0-9]*[0-9]", "{name}-[0-9]*[0-9]"]
+        default_factory=lambda: ["{name}.[0-9]", "{name}.[0-9]*[0-9]", "{name}-[0-9]*[0-9]",
+                                 "{name}-[0-9]*[0-9].backup"]
     )
     #: a renamed-away (rotated) file is still read until it has not grown for this long
     rotate_wait: Duration = 5.0
