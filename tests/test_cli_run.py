@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -163,7 +162,6 @@ def test_events_command_reads_back_the_local_sink_with_filters(tmp_path):
                        timeout=30)
     assert "partial_resync_accepted" in r.stdout
     assert "Partial resynchronization request from" in r.stdout
-    os.environ.pop("X", None)
 
 
 def test_the_running_agent_serves_metrics_health_and_readiness_on_loopback(tmp_path):

@@ -8,7 +8,6 @@ events keep coming (nothing lost, memory bounded, catch-up), a 429 storm, a batc
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -128,7 +127,6 @@ def test_sigkill_mid_batch_loses_nothing_duplicates_nothing_in_elasticsearch_and
         # Loki: every event stored once; every replayed entry was byte-identical, hence dropped
         stored = loki_file_events(loki)
         assert sorted(e["offset"] for e in stored) == sorted(want)
-        assert loki.duplicates_dropped >= 0
         by_id: dict[str, set[str]] = {}
         for push in loki.pushes:
             for _, entries in push.streams:
@@ -218,4 +216,3 @@ def test_a_batch_answered_400_is_dead_lettered_and_the_pipeline_moves_on(tmp_pat
         stored = {e["offset"] for e in loki_file_events(loki)}
         assert not (stored & first_batch), "the refused batch is not half-delivered"
         assert stored == after - first_batch
-    os.environ.pop("UNUSED", None)
