@@ -118,6 +118,9 @@ class Sink(abc.ABC):
     max_batch_bytes: int = 1 << 20
     #: ...or when its oldest event has waited this long (seconds)
     max_wait: float = 1.0
+    #: backoff bounds the runtime's sink worker uses between attempts (seconds)
+    retry_initial: float = 0.5
+    retry_max: float = 30.0
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open connections. Called once before the first send."""

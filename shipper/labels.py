@@ -43,6 +43,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 from parsers.events import Event
 from shipper.config import AgentConfig, ConfigError, RedisSourceConfig, read_secret
 from shipper.observe import metrics
+from shipper.urls import redact_url
 
 log = logging.getLogger("shipper.labels")
 
@@ -128,18 +129,6 @@ def parse_redis_url(url: str) -> RedisAddress:
     except ValueError:
         port = 6379
     return RedisAddress(scheme, (parts.hostname or "127.0.0.1").lower(), port)
-
-
-def redact_url(url: str) -> str:
-    """A URL fit for logs and metric labels: no user, no password."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return parts._replace(netloc=netloc).geturl()
 
 
 def preset_instance(
@@ -313,7 +302,7 @@ class Labeler:
                     base["instance"] = preset_instance(cfg.instance_preset, addr, self._env, self._hostname)
                 except ValueError as e:
                     problems.append(("instance_preset", str(e)))
-            name = redact_url(src.url) if src is not None else "static"
+            name = redact_url(src.url, drop_query=True) if src is not None else "static"
             self._targets.append(_Target(index, src, base, dict(base), name))
         if problems:
             raise ConfigError(problems)

@@ -29,7 +29,7 @@ from parsers.events import Event, format_epoch, make_event
 from .api import Batch, RetryableError, Sink, Source, SourceContext, SpooledEvent
 from .audit.anchor import AnchorTimer
 from .audit.verify import seq_ranges_field
-from .config import AgentConfig, ConfigError
+from .config import AgentConfig, ConfigError, named_sinks
 from .observe import metrics
 from .spool import Spool
 from .tz import host_timezone, parse_timezone
@@ -65,34 +65,18 @@ def build_sources(cfg: AgentConfig, tz: tzinfo) -> list[Source]:
             sources.append(FileSource(sc, tz=tz, name=f"file:{sc.path}", rotate_wait=sc.rotate_wait,
                                       idle_flush=sc.idle_flush, stale_after=sc.stale_after))
         elif sc.type == "redis":
+            from .sources.redis.client import safe_url
             from .sources.redis.source import RedisSource
 
-            sources.append(RedisSource(sc, name=f"redis:{_redact_url(sc.url)}"))
+            sources.append(RedisSource(sc, name=f"redis:{safe_url(sc.url)}"))
         else:  # pragma: no cover - the schema forbids it
             raise ConfigError([(f"sources[{i}].type", f"unknown source type {sc.type!r}")])
     return sources
 
 
-def _redact_url(url: str) -> str:
-    """A Redis URL without credentials, for names, logs and metric labels."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://{rest.rsplit('@', 1)[1]}"
-    return url
-
-
 def build_sinks(cfg: AgentConfig) -> list[Sink]:
     sinks: list[Sink] = []
-    specs = list(cfg.sinks)
-    if not specs:
-        from .config import LocalSinkConfig
-
-        specs = [LocalSinkConfig(type="local")]
-    names: dict[str, int] = {}
-    for sc in specs:
-        base = sc.type
-        names[base] = names.get(base, 0) + 1
-        name = base if names[base] == 1 else f"{base}{names[base]}"
+    for name, sc in named_sinks(cfg):
         if sc.type == "file":
             from .sinks.file import FileSink
 
@@ -114,8 +98,8 @@ def build_sinks(cfg: AgentConfig) -> list[Sink]:
         sink.name = name
         retry = getattr(sc, "retry", None)
         if retry is not None:  # the runtime owns backoff: hand it the sink's configured bounds
-            sink.retry_initial = retry.initial  # type: ignore[attr-defined]
-            sink.retry_max = retry.max  # type: ignore[attr-defined]
+            sink.retry_initial = retry.initial
+            sink.retry_max = retry.max
         sinks.append(sink)
     return sinks
 
@@ -168,9 +152,7 @@ class SinkWorker:
         self.spool = spool
         self.dead = dead
         self.record_agent = record_agent
-        self.backoff = backoff or Backoff(
-            getattr(sink, "retry_initial", 0.5), getattr(sink, "retry_max", 30.0)
-        )
+        self.backoff = backoff or Backoff(sink.retry_initial, sink.retry_max)
         self.draining = False
         self.healthy = True
         self.failing_since: float | None = None

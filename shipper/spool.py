@@ -26,7 +26,6 @@ import asyncio
 import hashlib
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -65,10 +64,6 @@ def chain_hash(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-class SpoolFull(Exception):
-    pass
-
-
 @dataclass
 class SpoolStats:
     events: int
@@ -104,7 +99,6 @@ class Spool:
         self._cursors: dict[str, int] = {}
         self._heads: dict[str, tuple[int, str]] = {}
         self._positions_mirror_due = 0.0
-        self._lock = threading.Lock()
         self._top = 0
 
     # ---- lifecycle -----------------------------------------------------------------------

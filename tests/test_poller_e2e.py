@@ -40,7 +40,9 @@ def start_agent(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
 def read_lines(path: Path) -> list[bytes]:
     if not path.exists():
         return []
-    return [ln for ln in path.read_bytes().split(b"\n") if ln.strip()]
+    data = path.read_bytes()
+    data = data[: data.rfind(b"\n") + 1]  # the sink may be mid-write: complete lines only
+    return [ln for ln in data.split(b"\n") if ln.strip()]
 
 
 def storm_values(lines: list[bytes]) -> list[int]:

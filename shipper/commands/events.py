@@ -98,7 +98,6 @@ def main(args: argparse.Namespace) -> int:
     levels = set(args.level or [])
     insts = set(args.instance or [])
     out: list[str] = []
-    out_stream = sys.stdout
     for line in _lines(directory, args.follow):
         try:
             ev = orjson.loads(line)
@@ -117,12 +116,12 @@ def main(args: argparse.Namespace) -> int:
             continue
         text = line.decode("utf-8", "replace") if args.json else format_text(ev)
         if args.follow or args.limit is None:
-            print(text, file=out_stream, flush=args.follow)
+            print(text, flush=args.follow)
         else:
             out.append(text)
             if len(out) > args.limit * 2:
                 del out[: len(out) - args.limit]
     if args.limit is not None and not args.follow:
         for text in out[-args.limit:]:
-            print(text, file=out_stream)
+            print(text)
     return 0

@@ -29,7 +29,7 @@ import orjson
 from ..audit import readers
 from ..audit.anchor import heads_snapshot, parse_heads_file
 from ..audit.verify import Report, StreamReport, Verifier
-from ..config import AgentConfig, ConfigError, LocalSinkConfig, load_config, parse_config, parse_duration
+from ..config import AgentConfig, ConfigError, LocalSinkConfig, load_config, named_sinks, parse_config, parse_duration
 from ..tz import parse_when
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_READ = 0, 1, 2, 3
@@ -68,19 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", "-v", action="store_true", help="list every duplicate and declared gap")
 
 
-def sink_names(cfg: AgentConfig) -> list[tuple[str, Any]]:
-    """(name, config) of each configured sink, named as the runtime names them."""
-    specs = list(cfg.sinks) or [LocalSinkConfig(type="local")]
-    counts: dict[str, int] = {}
-    out = []
-    for sc in specs:
-        counts[sc.type] = counts.get(sc.type, 0) + 1
-        out.append((sc.type if counts[sc.type] == 1 else f"{sc.type}{counts[sc.type]}", sc))
-    return out
-
-
 def choose_sink(cfg: AgentConfig, kind: str, name: str | None) -> tuple[str, Any]:
-    candidates = [(n, sc) for n, sc in sink_names(cfg) if sc.type == kind]
+    candidates = [(n, sc) for n, sc in named_sinks(cfg) if sc.type == kind]
     if name is not None:
         for n, sc in candidates:
             if n == name:

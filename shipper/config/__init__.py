@@ -44,6 +44,7 @@ __all__ = [
     "Size",
     "TLSConfig",
     "load_config",
+    "named_sinks",
     "parse_config",
     "parse_duration",
     "parse_size",
@@ -89,6 +90,21 @@ class AgentConfig(Strict):
     shutdown_timeout: Duration = 10.0
     audit: AuditConfig = Field(default_factory=AuditConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+def named_sinks(cfg: AgentConfig) -> list[tuple[str, Any]]:
+    """(name, config) of each sink as the agent names them: the type, then ``loki2``, ``loki3``...
+
+    No sink configured means the embedded local sink. Sink names key the spool cursors, the
+    dead-letter files and the metrics, so the runtime and ``verify`` must agree on them.
+    """
+    specs: list[Any] = list(cfg.sinks) or [LocalSinkConfig(type="local")]
+    counts: dict[str, int] = {}
+    out: list[tuple[str, Any]] = []
+    for sc in specs:
+        counts[sc.type] = counts.get(sc.type, 0) + 1
+        out.append((sc.type if counts[sc.type] == 1 else f"{sc.type}{counts[sc.type]}", sc))
+    return out
 
 
 class ConfigError(Exception):
@@ -173,13 +189,12 @@ def _unwrap_model(ann: Any) -> Any:
     return None
 
 
-def _format_errors(err: ValidationError, raw: Any) -> list[tuple[str, str]]:
+def _format_errors(err: ValidationError) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     for e in err.errors():
         loc = list(e["loc"])
         # drop discriminator tags from the path: sources.0.file.path -> sources[0].path
         path = ""
-        parent_loc: list[Any] = []
         for i, part in enumerate(loc):
             if isinstance(part, int):
                 path += f"[{part}]"
@@ -187,7 +202,6 @@ def _format_errors(err: ValidationError, raw: Any) -> list[tuple[str, str]]:
                 pass
             else:
                 path = _join(path, part)
-            parent_loc.append(part)
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             model = _model_for(tuple(loc[:-1]))
@@ -221,7 +235,7 @@ def parse_config(data: Any, source: str = "config") -> AgentConfig:
     try:
         cfg = AgentConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(missing + _format_errors(err, data), source) from None
+        raise ConfigError(missing + _format_errors(err), source) from None
     if missing:
         raise ConfigError(missing, source)
     return cfg

@@ -25,6 +25,9 @@ class FileSink(Sink):
         self.max_batch_bytes = 4 << 20
         self.max_wait = 0.2
 
+    async def start(self) -> None:
+        await asyncio.to_thread(end_torn_line, self.path)
+
     async def send(self, batch: list[SpooledEvent]) -> Delivery:
         data = b"".join(e.raw + b"\n" for e in batch)
         try:
@@ -36,6 +39,23 @@ class FileSink(Sink):
     def _write(self, data: bytes) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         append_durably(self.path, data)
+
+
+def end_torn_line(path: Path) -> int:
+    """A crash mid-write can leave a last line without its newline: end it, so the next event
+    starts on its own line (verify reports the torn line; the spool re-sends the event whole).
+    Returns the bytes added (0 or 1)."""
+    try:
+        with open(path, "rb+") as f:
+            if f.seek(0, os.SEEK_END) == 0:
+                return 0
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) == b"\n":
+                return 0
+            f.write(b"\n")
+            return 1
+    except FileNotFoundError:
+        return 0
 
 
 def append_durably(path: Path, data: bytes) -> None:

@@ -25,12 +25,12 @@ import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
 from shipper.api import RetryableError
 from shipper.config import BasicAuth, TLSConfig, read_secret
+from shipper.urls import redact_url
 
 #: statuses worth retrying besides 5xx: 408 request timeout, 429 too many requests
 RETRYABLE_4XX = frozenset({408, 429})
@@ -161,17 +161,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if secs != secs:  # NaN
         return None
     return min(max(secs, 0.0), MAX_RETRY_AFTER)
-
-
-def redact_url(url: str) -> str:
-    """The URL without ``user:password@``, fit for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def is_retryable_status(status: int) -> bool:

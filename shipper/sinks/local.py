@@ -9,13 +9,12 @@ events`` reads them back with filters.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 
 from ..api import Delivery, RetryableError, Sink, SpooledEvent
 from ..config import LocalSinkConfig
-from .file import append_durably
+from .file import append_durably, end_torn_line
 
 PREFIX = "events-"
 SUFFIX = ".jsonl"
@@ -53,21 +52,9 @@ class LocalSink(Sink):
         if files and files[-1].stat().st_size < self.cfg.max_file_bytes:
             self._current = files[-1]
             self._size = files[-1].stat().st_size
-            self._end_torn_line()
+            self._size += end_torn_line(self._current)
         else:
             self._new_file()
-
-    def _end_torn_line(self) -> None:
-        """A crash mid-write can leave a last line without its newline: end it, so the next
-        event starts on its own line (verify reports the torn line; the spool re-sends it whole)."""
-        assert self._current is not None
-        if self._size == 0:
-            return
-        with open(self._current, "rb+") as f:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                f.write(b"\n")
-                self._size += 1
 
     def _new_file(self) -> None:
         t = time.time()

@@ -27,6 +27,7 @@ from redis.retry import Retry
 
 from parsers.replies import SELF_CLIENT_NAME
 from shipper.config import RedisSourceConfig, read_secret
+from shipper.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,7 @@ def redis_address(url: str) -> str:
 
 def safe_url(url: str) -> str:
     """The URL without user info and query (which may carry ``password=``)."""
-    p = urlparse(url)
-    netloc = p.hostname or ""
-    if p.port:
-        netloc += f":{p.port}"
-    return f"{p.scheme}://{netloc}{p.path}"
+    return redact_url(url, drop_query=True)
 
 
 def resolve_password(cfg: RedisSourceConfig) -> str | None:
