@@ -21,7 +21,12 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``only``, just that command's module is imported.
+
+    Importing a command module pulls in what it needs (the parsers' compiled catalogue, aiohttp,
+    prometheus-client...), so `redis-shipper version` or `parse` must not pay for `run`'s imports.
+    """
     parser = argparse.ArgumentParser(
         prog="redis-shipper",
         description="Ship Redis, Valkey and Sentinel logs, SLOWLOG, LATENCY, ACL LOG and config drift "
@@ -29,28 +34,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
-        try:
-            module = importlib.import_module(f"shipper.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"shipper.commands.{name}":
-                raise
-            continue
         p = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(p)
-        p.set_defaults(_module=module)
+        if only is None or name == only:
+            module = importlib.import_module(f"shipper.commands.{name}")
+            module.add_arguments(p)
+            p.set_defaults(_module=module)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = argv[0] if argv and argv[0] in COMMANDS else None
+    if chosen is None and not any(a in ("-h", "--help") for a in argv):
+        # no command: `run` with defaults, like promtail with no flags
+        chosen, argv = "run", ["run", *argv]
+    args = build_parser(chosen).parse_args(argv)
     if getattr(args, "_module", None) is None:
-        if args.command is None and "run" in COMMANDS:
-            # no command: `run` with defaults, like promtail with no flags
-            args = parser.parse_args(["run", *(argv or sys.argv[1:])])
-        else:
-            parser.print_help(sys.stderr)
-            return 2
+        build_parser().print_help(sys.stderr)
+        return 2
     try:
         return int(args._module.main(args) or 0)
     except KeyboardInterrupt:
