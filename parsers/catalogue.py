@@ -42,8 +42,6 @@ class Rule(NamedTuple):
     #: (group index, field name, converter) for each group; empty for a rule without groups
     groups: tuple[tuple[int, str, Any], ...]
     has_client: bool
-    #: match -> fields, the loop of :func:`_fields` unrolled for this rule (None without groups)
-    extract: Any = None
 
 
 def _literal_prefix(pattern: str) -> str:
@@ -101,32 +99,7 @@ def _make_rule(pattern: str, category: str, event: str) -> Rule:
         else:
             groups.append((i, name, None))
     has_client = "client" in rx.groupindex
-    rule = Rule(rx, category, event, _literal_prefix(pattern), tuple(groups), has_client)
-    return rule._replace(extract=_make_extract(rule.groups, has_client)) if groups else rule
-
-
-def _make_extract(groups: tuple[tuple[int, str, Any], ...], has_client: bool) -> Any:
-    """Compile :func:`_fields` for one rule: straight-line code, one ``if`` per group, no loop,
-    no tuple unpacking, no converter call through a variable. Same dict, same key order; about
-    half the cost of the generic loop, and this runs for most lines of a log."""
-    one = len(groups) == 1  # m[i] alone is cheaper than building the tuple of every group
-    src = ["def extract(m):"] + ([] if one else ["    g = m.groups()"]) + ["    out = {}"]
-    for i, name, conv in groups:
-        src.append(f"    v = m[{i + 1}]" if one else f"    v = g[{i}]")
-        src.append("    if v is not None:")
-        if conv is None:
-            src.append(f"        out[{name!r}] = v")
-        else:
-            src.append("        try:")
-            src.append(f"            out[{name!r}] = {conv.__name__}(v)")
-            src.append("        except ValueError:")
-            src.append(f"            out[{name!r}] = v")
-    if has_client:
-        src.append("    _client_fields(out)")
-    src.append("    return out")
-    namespace: dict[str, Any] = {"_client_fields": _client_fields}
-    exec(compile("\n".join(src), f"<catalogue rule {groups[0][1]}>", "exec"), namespace)  # noqa: S102
-    return namespace["extract"]
+    return Rule(rx, category, event, _literal_prefix(pattern), tuple(groups), has_client)
 
 
 # (pattern, category, event[, first words]) -- patterns are matched at the start of the message
@@ -1002,40 +975,91 @@ def _required_literal(pattern: str, any_repeat: bool = False) -> str:
     return best
 
 
-def _guarded(match: Any, pattern: str, any_repeat: bool = False) -> Any:
-    """``match``, preceded by a substring test when :func:`_required_literal` finds one. The test
-    costs ~0.1 µs on a line the rule does match, so only rules that can fail slowly get it (and
-    the generic rules, which are tried on every message no keyed rule knows)."""
+def _guard(pattern: str, any_repeat: bool = False) -> str:
+    """The substring test to put before a rule's match, or ``""`` for none: :func:`_required_literal`
+    when it finds a run worth testing. The test costs ~0.1 µs on a line the rule does match, so only
+    rules that can fail slowly get it (and the generic rules, which are tried on every message no
+    keyed rule knows)."""
     need = _required_literal(pattern, any_repeat)
-    if len(need) < 4:
-        return match
-
-    def guarded_match(message: str) -> Any:
-        return match(message) if need in message else None
-
-    return guarded_match
+    return need if len(need) >= 4 else ""
 
 
-#: what :func:`classify` loops over: plain tuples (prefix, bound ``match``, category, event,
-#: extract), unpacked by the ``for`` itself (attribute access on a NamedTuple costs ~30 ns each)
-#: (the last rule of a bucket is not guarded: when it fails the generic rules run anyway, and the guard
-#: would only add its cost to the lines it matches, "Fork CoW for ..." say)
-_DISPATCH: dict[str, tuple[tuple[str, Any, str, str, Any], ...]] = {
-    w: tuple(
-        (
-            r.prefix,
-            _guarded(r.regex.match, r.regex.pattern) if i < len(rules) - 1 else r.regex.match,
-            r.category,
-            r.event,
-            r.extract,
-        )
-        for i, r in enumerate(rules)
-    )
-    for w, rules in _BY_WORD.items()
-}
-_GENERIC_DISPATCH = tuple(
-    (_guarded(r.regex.match, r.regex.pattern, True), r.category, r.event, r.extract) for r in _GENERIC
-)
+def _extract_source(groups: tuple[tuple[int, str, Any], ...], has_client: bool, indent: str) -> list[str]:
+    """Source lines that build ``out``, the fields of match ``m``: :func:`_fields` unrolled for one
+    rule (one ``if`` per group, no loop, converters called by name; a one-group rule reads ``m[i]``
+    instead of building the tuple of every group). Same dict, same key order."""
+    one = len(groups) == 1
+    src = ([] if one else [f"{indent}g = m.groups()"]) + [f"{indent}out = {{}}"]
+    for i, name, conv in groups:
+        src.append(f"{indent}v = m[{i + 1}]" if one else f"{indent}v = g[{i}]")
+        src.append(f"{indent}if v is not None:")
+        if conv is None:
+            src.append(f"{indent}    out[{name!r}] = v")
+        else:
+            src.append(f"{indent}    try:")
+            src.append(f"{indent}        out[{name!r}] = {conv.__name__}(v)")
+            src.append(f"{indent}    except ValueError:")
+            src.append(f"{indent}        out[{name!r}] = v")
+    if has_client:
+        src.append(f"{indent}_client_fields(out)")
+    return src
+
+
+def _compile_rules(name: str, word: str | None, rules: list[Rule], last_guarded: bool) -> Any:
+    """Compile the rules of one first word (``word``; ``None`` for the generic list) into one Python
+    function ``message -> (category, event, fields) | None`` that tries them in order.
+
+    Why generated code: the loop it replaces paid, for every rule tried, a tuple unpacking, a call
+    through a variable and, on a match, one more call to build the fields; with each rule's prefix,
+    guard, category and event written into the code as constants, a bucket costs one call and the
+    fields are built where the match is. Same rules, same order, same tests, same results as the
+    loop (``tests/test_parse_catalogue.py`` checks it against :func:`_fields` on every rule).
+
+    A rule's ``prefix`` test is left out when the first word already implies it. The last rule of a
+    bucket is not guarded (when it fails the generic rules run anyway, and the guard would only add
+    its cost to the lines it matches, "Fork CoW for ..." say) unless ``last_guarded``. A rule without
+    groups remembers the message in ``_CONSTANT`` (keyed rules only: the generic ones never did)."""
+    namespace: dict[str, Any] = {"_client_fields": _client_fields, "_CONSTANT": _CONSTANT}
+    src = ["def rules(message):"]
+    for i, r in enumerate(rules):
+        rx = f"_match{i}"
+        namespace[rx] = r.regex.match
+        tests = []
+        if r.prefix and not (word is not None and word.startswith(r.prefix)):
+            tests.append(f"message.startswith({r.prefix!r})")
+        need = _guard(r.regex.pattern, word is None) if (i < len(rules) - 1 or last_guarded) else ""
+        if need:
+            tests.append(f"{need!r} in message")
+        ind = "    "
+        if tests:
+            src.append(f"{ind}if {' and '.join(tests)}:")
+            ind += "    "
+        src.append(f"{ind}m = {rx}(message)")
+        src.append(f"{ind}if m is not None:")
+        ind += "    "
+        if r.groups:
+            src += _extract_source(r.groups, r.has_client, ind)
+            src.append(f"{ind}return {r.category!r}, {r.event!r}, out")
+        else:
+            if word is not None:
+                src.append(f"{ind}if len(_CONSTANT) >= {_CONSTANT_MAX}:")
+                src.append(f"{ind}    _CONSTANT.clear()")
+                src.append(f"{ind}_CONSTANT[message] = {(r.category, r.event)!r}")
+            src.append(f"{ind}return {r.category!r}, {r.event!r}, {{}}")
+    src.append("    return None")
+    exec(compile("\n".join(src), f"<catalogue rules {name}>", "exec"), namespace)  # noqa: S102
+    return namespace["rules"]
+
+
+#: messages that matched a rule without groups ("Server initialized", "DB saved on disk"...) are
+#: the same text every time: remembered, they cost one dict lookup instead of a regex match
+_CONSTANT: dict[str, tuple[str, str]] = {}
+_CONSTANT_MAX = 4096
+
+#: first word -> the compiled rules of that word (see :func:`_compile_rules`)
+_BUCKETS: dict[str, Any] = {w: _compile_rules(w, w, rules, False) for w, rules in _BY_WORD.items()}
+#: the rules without a literal first word, tried on every message no keyed rule knows (all guarded)
+_generic = _compile_rules("generic", None, _GENERIC, True)
 
 
 def _fields(m: re.Match[str], rule: Rule) -> dict[str, Any]:
@@ -1064,12 +1088,6 @@ _WRAPPER_PREFIXES = tuple(w[0] for w in _WRAPPERS)
 _WRAPPER_WORDS = frozenset(w[0].split(" ", 1)[0] for w in _WRAPPERS)
 
 
-#: messages that matched a rule without groups ("Server initialized", "DB saved on disk"...) are
-#: the same text every time: remembered, they cost one dict lookup instead of a regex match
-_CONSTANT: dict[str, tuple[str, str]] = {}
-_CONSTANT_MAX = 4096
-
-
 def classify(message: str) -> tuple[str, str, dict[str, Any]] | None:
     """(category, event, fields) of a Redis/Valkey message, or ``None`` if no rule knows it."""
     hit = _CONSTANT.get(message)  # before the wrappers: a remembered message is never a wrapped one
@@ -1084,25 +1102,14 @@ def classify(message: str) -> tuple[str, str, dict[str, Any]] | None:
                 if res is not None:
                     res[2][key] = value
                     return res
-    rules = _DISPATCH.get(word)
+    rules = _BUCKETS.get(word)
     if rules is None and word[:1].isdigit():
-        rules = _DISPATCH.get("<num>")
+        rules = _BUCKETS.get("<num>")
     if rules is not None:
-        for prefix, match, category, event, extract in rules:
-            if message.startswith(prefix):
-                m = match(message)
-                if m is not None:
-                    if extract is not None:
-                        return category, event, extract(m)
-                    if len(_CONSTANT) >= _CONSTANT_MAX:
-                        _CONSTANT.clear()
-                    _CONSTANT[message] = (category, event)
-                    return category, event, {}
-    for match, category, event, extract in _GENERIC_DISPATCH:
-        m = match(message)
-        if m is not None:
-            return category, event, (extract(m) if extract is not None else {})
-    return None
+        res = rules(message)
+        if res is not None:
+            return res
+    return _generic(message)
 
 
 def known_events() -> list[tuple[str, str]]:
