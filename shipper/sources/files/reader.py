@@ -132,40 +132,61 @@ class LineSplitter:
         """The hot loop: hand buffered complete lines to ``feed(line, offset[, cut_bytes=])``
         and collect what it returns into ``events`` until there are ``max_events``. Same
         contract as :meth:`lines` (stops early, resumes at the next line); returns the number
-        of lines fed. About twice as fast as driving :meth:`lines` from outside.
+        of lines fed.
+
+        Written for speed, because it runs once per line of a backfill (measured in
+        docs/performance-follower.md): locals instead of attributes (about twice as fast as
+        driving :meth:`lines` from outside), a ``for`` over the list instead of indexing, the
+        rare line that carries bytes cut while it was a partial handled before the loop, and a
+        countdown of the room left instead of ``len(events)`` per line.
         """
         lines = self._lines
-        idx = self._idx
-        off = self._off
-        carry = self._carry_cut
-        maxb = self.max_line_bytes
+        first = i = self._idx
         end = len(lines)
-        n = 0
+        if i >= end:
+            self._lines, self._idx, self._off = [], 0, self._partial_off
+            return 0
+        off = self._off
+        maxb = self.max_line_bytes
         extend = events.extend
+        room = max_events - len(events)
         try:
-            while idx < end:
-                line = lines[idx]
-                idx += 1
+            carry = self._carry_cut
+            if carry:  # the first line was assembled across chunks and already lost bytes
+                line = lines[i]
                 ln = len(line)
+                i += 1
+                self._carry_cut = 0
                 start = off
                 off += ln + carry + 1
-                n += 1
-                if ln > maxb or carry:
-                    evs = feed(line[:maxb], start, cut_bytes=carry + max(0, ln - maxb))
-                    carry = 0
+                evs = feed(line[:maxb], start, cut_bytes=carry + max(0, ln - maxb))
+                if evs:
+                    extend(evs)
+                    room -= len(evs)
+                    if room <= 0:
+                        return i - first
+            for line in lines if i == 0 else lines[i:]:
+                ln = len(line)
+                i += 1
+                start = off
+                off += ln + 1
+                if ln > maxb:
+                    evs = feed(line[:maxb], start, cut_bytes=ln - maxb)
                 else:
                     evs = feed(line, start)
                 if evs:
                     extend(evs)
-                    if len(events) >= max_events:
+                    room -= len(evs)
+                    if room <= 0:
                         break
         finally:
-            self._idx, self._off, self._carry_cut = idx, off, carry
-            if idx >= end:
+            # also when feed raised: the lines before the failing one stay consumed
+            self._idx, self._off = i, off
+            if i >= end:
                 self._lines = []
                 self._idx = 0
                 self._off = self._partial_off
-        return n
+        return i - first
 
     def take_partial(self) -> tuple[bytes, int, int] | None:
         """Hand out the held partial line (timeout, or its file is finished) as a line."""
