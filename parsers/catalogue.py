@@ -1005,29 +1005,65 @@ def _extract_source(groups: tuple[tuple[int, str, Any], ...], has_client: bool, 
     return src
 
 
-def _compile_rules(name: str, word: str | None, rules: list[Rule], last_guarded: bool) -> Any:
-    """Compile the rules of one first word (``word``; ``None`` for the generic list) into one Python
-    function ``message -> (category, event, fields) | None`` that tries them in order.
+#: Valkey 8/9 prefixes some replication messages with where they come from; the rest of the
+#: message is an ordinary one (``Replica bio thread: PRIMARY <-> REPLICA sync: receiving ...``).
+_WRAPPERS = (("Replica bio thread: ", "thread", "bio"), ("Dual channel replication: ", "channel", "dual"))
 
-    Why generated code: the loop it replaces paid, for every rule tried, a tuple unpacking, a call
-    through a variable and, on a match, one more call to build the fields; with each rule's prefix,
-    guard, category and event written into the code as constants, a bucket costs one call and the
-    fields are built where the match is. Same rules, same order, same tests, same results as the
-    loop (``tests/test_parse_catalogue.py`` checks it against :func:`_fields` on every rule).
+#: messages that matched a rule without groups ("Server initialized", "DB saved on disk"...) are
+#: the same text every time: remembered, they cost one dict lookup instead of a regex match
+_CONSTANT: dict[str, tuple[str, str]] = {}
+_CONSTANT_MAX = 4096
 
-    A rule's ``prefix`` test is left out when the first word already implies it. The last rule of a
-    bucket is not guarded (when it fails the generic rules run anyway, and the guard would only add
-    its cost to the lines it matches, "Fork CoW for ..." say) unless ``last_guarded``. A rule without
-    groups remembers the message in ``_CONSTANT`` (keyed rules only: the generic ones never did)."""
+#: the globals of every generated function, to give them :func:`classify` once it exists
+_NAMESPACES: list[dict[str, Any]] = []
+
+
+def _compile_rules(name: str, word: str | None, rules: list[Rule]) -> Any:
+    """Compile everything :func:`classify` does for a message whose first word is ``word`` into one
+    Python function ``message -> (category, event, fields) | None``; ``word`` ``None`` compiles the
+    generic list (the rules without a literal first word, tried when no keyed rule matched).
+
+    The steps, in this order (the order of the interpreted loop this replaces):
+
+    1. the memo of constant messages, ``_CONSTANT`` (only where the word has a rule without groups:
+       nothing else is ever remembered under it);
+    2. the wrapper of this word, if any (``Replica bio thread: ``...): the rest is classified and
+       the wrapper becomes a field;
+    3. the word's rules in catalogue order: a rule's ``prefix`` test (left out when the word already
+       implies it), its substring guard (not on the last keyed rule: when it fails the generic rules
+       run anyway, and the guard would only add its cost to the lines it matches, "Fork CoW for ..."
+       say), its match, its fields (:func:`_extract_source`); a keyed rule without groups remembers
+       the message in ``_CONSTANT``;
+    4. the generic rules.
+
+    Why generated code: the loop paid, per rule tried, a tuple unpacking, a call through a variable
+    and, on a match, a call to build the fields, plus per message a memo lookup, a wrapper test and a
+    second dict lookup; here each of those is a constant in straight-line code, and a message costs
+    one dict lookup and one call. ``tests/test_parse_catalogue.py`` checks the result against the
+    plain loop over the rules (:func:`_fields`) for every message of the sample logs."""
     namespace: dict[str, Any] = {"_client_fields": _client_fields, "_CONSTANT": _CONSTANT}
+    if word is not None:
+        namespace["_generic"] = _generic
+    _NAMESPACES.append(namespace)
     src = ["def rules(message):"]
+    if word is not None and any(not r.groups for r in rules):
+        src.append("    hit = _CONSTANT.get(message)")
+        src.append("    if hit is not None:")
+        src.append("        return hit[0], hit[1], {}")
+    for prefix, key, value in _WRAPPERS:
+        if word is not None and prefix.split(" ", 1)[0] == word:
+            src.append(f"    if message.startswith({prefix!r}):")
+            src.append(f"        res = classify(message[{len(prefix)}:])")
+            src.append("        if res is not None:")
+            src.append(f"            res[2][{key!r}] = {value!r}")
+            src.append("            return res")
     for i, r in enumerate(rules):
         rx = f"_match{i}"
         namespace[rx] = r.regex.match
         tests = []
         if r.prefix and not (word is not None and word.startswith(r.prefix)):
             tests.append(f"message.startswith({r.prefix!r})")
-        need = _guard(r.regex.pattern, word is None) if (i < len(rules) - 1 or last_guarded) else ""
+        need = _guard(r.regex.pattern, word is None) if (i < len(rules) - 1 or word is None) else ""
         if need:
             tests.append(f"{need!r} in message")
         ind = "    "
@@ -1046,20 +1082,21 @@ def _compile_rules(name: str, word: str | None, rules: list[Rule], last_guarded:
                 src.append(f"{ind}    _CONSTANT.clear()")
                 src.append(f"{ind}_CONSTANT[message] = {(r.category, r.event)!r}")
             src.append(f"{ind}return {r.category!r}, {r.event!r}, {{}}")
-    src.append("    return None")
+    src.append("    return None" if word is None else "    return _generic(message)")
     exec(compile("\n".join(src), f"<catalogue rules {name}>", "exec"), namespace)  # noqa: S102
     return namespace["rules"]
 
 
-#: messages that matched a rule without groups ("Server initialized", "DB saved on disk"...) are
-#: the same text every time: remembered, they cost one dict lookup instead of a regex match
-_CONSTANT: dict[str, tuple[str, str]] = {}
-_CONSTANT_MAX = 4096
-
-#: first word -> the compiled rules of that word (see :func:`_compile_rules`)
-_BUCKETS: dict[str, Any] = {w: _compile_rules(w, w, rules, False) for w, rules in _BY_WORD.items()}
-#: the rules without a literal first word, tried on every message no keyed rule knows (all guarded)
-_generic = _compile_rules("generic", None, _GENERIC, True)
+#: the rules without a literal first word (all guarded)
+_generic = _compile_rules("generic", None, _GENERIC)
+#: first word -> everything classify does for it (see :func:`_compile_rules`); the wrapper words
+#: have one even without rules of their own
+_BUCKETS: dict[str, Any] = {
+    w: _compile_rules(w, w, _BY_WORD.get(w, []))
+    for w in [*_BY_WORD, *(p.split(" ", 1)[0] for p, _k, _v in _WRAPPERS)]
+}
+#: a first word that no rule names but that starts with a digit: the rules of a leading number
+_NUM = _BUCKETS.get("<num>", _generic)
 
 
 def _fields(m: re.Match[str], rule: Rule) -> dict[str, Any]:
@@ -1081,35 +1118,20 @@ def _fields(m: re.Match[str], rule: Rule) -> dict[str, Any]:
     return out
 
 
-#: Valkey 8/9 prefixes some replication messages with where they come from; the rest of the
-#: message is an ordinary one (``Replica bio thread: PRIMARY <-> REPLICA sync: receiving ...``).
-_WRAPPERS = (("Replica bio thread: ", "thread", "bio"), ("Dual channel replication: ", "channel", "dual"))
-_WRAPPER_PREFIXES = tuple(w[0] for w in _WRAPPERS)
-_WRAPPER_WORDS = frozenset(w[0].split(" ", 1)[0] for w in _WRAPPERS)
-
-
 def classify(message: str) -> tuple[str, str, dict[str, Any]] | None:
-    """(category, event, fields) of a Redis/Valkey message, or ``None`` if no rule knows it."""
-    hit = _CONSTANT.get(message)  # before the wrappers: a remembered message is never a wrapped one
-    if hit is not None:
-        return hit[0], hit[1], {}
+    """(category, event, fields) of a Redis/Valkey message, or ``None`` if no rule knows it: the
+    compiled function of its first word (memo, wrapper, rules, generic rules), else the rules of a
+    leading number or the generic rules."""
     sp = message.find(" ")
     word = message if sp < 0 else message[:sp]
-    if word in _WRAPPER_WORDS and message.startswith(_WRAPPER_PREFIXES):
-        for prefix, key, value in _WRAPPERS:
-            if message.startswith(prefix):
-                res = classify(message[len(prefix) :])
-                if res is not None:
-                    res[2][key] = value
-                    return res
     rules = _BUCKETS.get(word)
-    if rules is None and word[:1].isdigit():
-        rules = _BUCKETS.get("<num>")
-    if rules is not None:
-        res = rules(message)
-        if res is not None:
-            return res
-    return _generic(message)
+    if rules is None:
+        return _NUM(message) if word[:1].isdigit() else _generic(message)
+    return rules(message)
+
+
+for _ns in _NAMESPACES:
+    _ns["classify"] = classify
 
 
 def known_events() -> list[tuple[str, str]]:
