@@ -180,7 +180,7 @@ def bench_encoding(events: list[SpooledEvent], max_bytes: int) -> dict[str, dict
         t0 = time.process_time()
         nbytes = 0
         for b in bs:
-            body, _, _, _ = sink.encode(b)
+            body = sink.encode(b).body
             nbytes += len(body)
         cpu = time.process_time() - t0
         res[enc] = {"cpu_us_per_event": cpu / len(events) * 1e6, "wire_bytes_per_event": nbytes / len(events)}

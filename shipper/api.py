@@ -112,6 +112,22 @@ class SpooledEvent:
     raw: bytes  # canonical JSON (parsers.events.dumps) -- send these bytes, never re-serialise
 
 
+@dataclass
+class Encoded:
+    """A batch turned into one request body, ready to send: a pure function of the batch's bytes.
+
+    Sinks that can split "build the body" from "send it" let the runtime build bodies in a
+    second process (shipper/offload.py) while the agent's own process parses and sends.
+    """
+
+    body: bytes
+    headers: dict[str, str]
+    #: (index in the batch, reason) of events that cannot be sent at all
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    #: events in the body
+    entries: int = 0
+
+
 class Sink(abc.ABC):
     name: str = "sink"
     #: a batch leaves when it reaches this many bytes of canonical JSON...
@@ -132,3 +148,14 @@ class Sink(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release resources."""
+
+    def encoder_spec(self) -> tuple[str, dict[str, Any]] | None:
+        """``("module:factory", kwargs)`` of a picklable-by-name pure encoder whose
+        ``encode(batch) -> Encoded`` builds exactly the body :meth:`send` would send, or None
+        when the sink cannot split building from sending (it is then always sent in-process)."""
+        return None
+
+    async def send_encoded(self, encoded: Encoded, count: int) -> Delivery:
+        """Send a body built by the encoder of :meth:`encoder_spec` for a batch of ``count``
+        events; same outcomes as :meth:`send`."""
+        raise NotImplementedError(f"sink {self.name} has no encoder")

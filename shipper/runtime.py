@@ -26,11 +26,12 @@ import orjson
 
 from parsers.events import Event, format_epoch, make_event
 
-from .api import Batch, RetryableError, Sink, Source, SourceContext, SpooledEvent
+from .api import Batch, Encoded, RetryableError, Sink, Source, SourceContext, SpooledEvent
 from .audit.anchor import AnchorTimer
 from .audit.verify import seq_ranges_field
 from .config import AgentConfig, ConfigError, named_sinks
 from .observe import metrics
+from .offload import Offloader, OffloadUnavailable, Prepared
 from .spool import Spool
 from .tz import host_timezone, parse_timezone
 
@@ -143,11 +144,31 @@ class Backoff:
         self.attempt = 0
 
 
+class Outgoing:
+    """One batch on its way to a sink: either the events (built and sent here) or a body the
+    offload process built from the spool rows ``first_seq..last_seq``."""
+
+    __slots__ = ("first_seq", "last_seq", "count", "size", "batch", "encoded")
+
+    def __init__(self, first_seq: int, last_seq: int, count: int, size: int,
+                 batch: list[SpooledEvent] | None = None, encoded: Encoded | None = None) -> None:
+        self.first_seq, self.last_seq, self.count, self.size = first_seq, last_seq, count, size
+        self.batch, self.encoded = batch, encoded
+
+    @classmethod
+    def of_batch(cls, batch: list[SpooledEvent], size: int) -> Outgoing:
+        return cls(batch[0].seq, batch[-1].seq, len(batch), size, batch=batch)
+
+    @classmethod
+    def of_prepared(cls, p: Prepared) -> Outgoing:
+        return cls(p.first_seq, p.last_seq, p.count, p.size, encoded=p.encoded)
+
+
 class SinkWorker:
     """Reads the spool through one sink's cursor, batches, sends, retries, acknowledges."""
 
     def __init__(self, sink: Sink, spool: Spool, dead: DeadLetters, record_agent: Callable[[Event], Any],
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None, offloader: Offloader | None = None) -> None:
         self.sink = sink
         self.spool = spool
         self.dead = dead
@@ -156,6 +177,49 @@ class SinkWorker:
         self.draining = False
         self.healthy = True
         self.failing_since: float | None = None
+        self.offloader = offloader
+        self.spec = sink.encoder_spec() if offloader is not None else None
+        #: the next body, being built by the offload process while this one is sent: (task, after)
+        self._prefetch: tuple[asyncio.Task[Prepared | None], int] | None = None
+
+    def _backlog(self, pending: int) -> bool:
+        """A full batch is waiting: worth building in the offload process (latency is not at stake)."""
+        return pending * self.spool.mean_event_bytes() >= self.sink.max_batch_bytes * 0.9
+
+    async def _take_prepared(self) -> Prepared | None:
+        """The next batch built by the offload process (the prefetched one if it is still the
+        next), or None: then the worker reads and builds it itself."""
+        assert self.offloader is not None and self.spec is not None
+        cursor = self.spool.cursor(self.sink.name)
+        if self._prefetch is not None:
+            task, after = self._prefetch
+            self._prefetch = None
+            try:
+                prepared = await task
+            except OffloadUnavailable:
+                return None
+            if after == cursor:  # rows after the cursor never change: the body is still right
+                return prepared
+            # the cursor moved meanwhile (drop_oldest): build again from where it is now
+        try:
+            return await self.offloader.prepare(self.spec, cursor, self.sink.max_batch_bytes)
+        except OffloadUnavailable:
+            return None
+
+    def _prefetch_after(self, prepared: Prepared) -> None:
+        assert self.offloader is not None and self.spec is not None
+        rest = self.spool.pending(self.sink.name) - prepared.count
+        if rest > 0 and self._backlog(rest):
+            task = asyncio.create_task(self.offloader.prepare(self.spec, prepared.last_seq, self.sink.max_batch_bytes),
+                                       name=f"offload:{self.sink.name}")
+            self._prefetch = (task, prepared.last_seq)
+
+    async def _cancel_prefetch(self) -> None:
+        if self._prefetch is not None:
+            task, _ = self._prefetch
+            self._prefetch = None
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send batches until stopped; when draining, until the spool is empty for this sink.
@@ -163,6 +227,12 @@ class SinkWorker:
         A batch leaves when it is full (``max_batch_bytes``) or when its oldest event has
         waited ``max_wait`` in the spool: the latency bound that freshness depends on.
         """
+        try:
+            await self._run(stop)
+        finally:
+            await self._cancel_prefetch()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         name = self.sink.name
         wake = self.spool.subscribe()
         while True:
@@ -174,6 +244,12 @@ class SinkWorker:
                 wake.clear()
                 await _wait(wake, 1.0)
                 continue
+            if self.spec is not None and (self._prefetch is not None or self._backlog(pending)):
+                prepared = await self._take_prepared()
+                if prepared is not None:
+                    self._prefetch_after(prepared)  # built while this one is on the wire
+                    await self._deliver(Outgoing.of_prepared(prepared), stop)
+                    continue
             batch, first_added = await self.spool.read(name, self.sink.max_batch_bytes)
             if not batch:
                 wake.clear()
@@ -192,14 +268,18 @@ class SinkWorker:
                     wake.clear()
                     await _wait(wake, deadline - time.time())
                 continue
-            await self._deliver(batch, size, stop)
+            await self._deliver(Outgoing.of_batch(batch, size), stop)
 
-    async def _deliver(self, batch: list[SpooledEvent], size: int, stop: asyncio.Event) -> None:
+    async def _deliver(self, out: Outgoing, stop: asyncio.Event) -> None:
         name = self.sink.name
         while True:
             t0 = time.monotonic()
             try:
-                delivery = await self.sink.send(batch)
+                if out.batch is not None:
+                    delivery = await self.sink.send(out.batch)
+                else:
+                    assert out.encoded is not None
+                    delivery = await self.sink.send_encoded(out.encoded, out.count)
             except RetryableError as e:
                 metrics.SINK_FAILED.labels(name).inc()
                 metrics.SINK_RETRIED.labels(name).inc()
@@ -236,6 +316,7 @@ class SinkWorker:
         self.failing_since = None
         self.backoff.reset()
         if delivery.rejected:
+            batch = out.batch if out.batch is not None else await self.spool.read_rows(out.first_seq, out.last_seq)
             items = [(batch[i], reason) for i, reason in delivery.rejected if 0 <= i < len(batch)]
             path = self.dead.write(name, items)
             metrics.SINK_DEAD_LETTERED.labels(name).inc(len(items))
@@ -252,11 +333,11 @@ class SinkWorker:
             ))
         if delivery.duplicates:
             metrics.SINK_DUPLICATES.labels(name).inc(delivery.duplicates)
-        ok = len(batch) - len(delivery.rejected)
+        ok = out.count - len(delivery.rejected)
         metrics.SINK_SENT.labels(name).inc(ok)
-        metrics.SINK_SENT_BYTES.labels(name).inc(size)
+        metrics.SINK_SENT_BYTES.labels(name).inc(out.size)
         metrics.SINK_LAST_SUCCESS.labels(name).set(time.time())
-        await self.spool.ack(name, batch[-1].seq)
+        await self.spool.ack(name, out.last_seq)
         metrics.SINK_LAG_EVENTS.labels(name).set(self.spool.pending(name))
 
 
@@ -296,6 +377,9 @@ class Agent:
         self.sink_tasks: list[asyncio.Task[None]] = []
         self._agent_stream = f"{self.host}/agent"
         self.anchor_task: asyncio.Task[None] | None = None
+        self.offloader: Offloader | None = None
+        if cfg.offload.mode == "auto":
+            self.offloader = Offloader(str(self.spool.path), idle_stop=cfg.offload.idle_stop)
 
     # ---- the labels stage ------------------------------------------------------------------
     def _label(self, events: list[Event], source_index: int | None = None) -> None:
@@ -336,7 +420,7 @@ class Agent:
         await self.spool.forget_sinks(s.name for s in self.sinks)
         for sink in self.sinks:
             await sink.start()
-            w = SinkWorker(sink, self.spool, self.dead, self.record_agent)
+            w = SinkWorker(sink, self.spool, self.dead, self.record_agent, offloader=self.offloader)
             self.workers.append(w)
             self.sink_tasks.append(asyncio.create_task(w.run(self.stop_sinks), name=f"sink:{sink.name}"))
         for i, src in enumerate(self.sources):
@@ -398,6 +482,8 @@ class Agent:
             if pending:
                 log.warning("shutdown: %d sink(s) did not finish within %.0fs; the rest stays in the spool",
                             len(pending), self.cfg.shutdown_timeout)
+        if self.offloader is not None:
+            await self.offloader.close()
         for sink in self.sinks:
             try:
                 await sink.close()

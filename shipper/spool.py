@@ -331,11 +331,34 @@ class Spool:
 
         return await self._run(_read)
 
+    async def read_rows(self, first_seq: int, last_seq: int) -> list[SpooledEvent]:
+        """The rows ``first_seq..last_seq`` still in the spool (a batch built elsewhere, e.g. by the
+        offload process, needed again for its dead letters)."""
+
+        def _rows() -> list[SpooledEvent]:
+            assert self._db is not None
+            cur = self._db.execute("SELECT seq, raw FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                                   (first_seq, last_seq))
+            return [SpooledEvent(seq, orjson.loads(raw), bytes(raw)) for seq, raw in cur]
+
+        return await self._run(_rows)
+
+    def cursor(self, sink: str) -> int:
+        """The last row ``sink`` acknowledged."""
+        return self._cursors[sink]
+
+    def mean_event_bytes(self) -> float:
+        """Average size of the events in the spool (0 when empty): batch sizes from counts."""
+        return self._bytes / self._events if self._events > 0 else 0.0
+
     async def ack(self, sink: str, upto_seq: int) -> None:
-        """Move ``sink``'s cursor; delete rows every sink has acknowledged."""
+        """Move ``sink``'s cursor forward (never back: a drop_oldest may have passed it meanwhile);
+        delete rows every sink has acknowledged."""
 
         def _ack() -> None:
             assert self._db is not None
+            if upto_seq <= self._cursors.get(sink, -1):
+                return
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("UPDATE sink_cursors SET acked = ? WHERE sink = ?", (upto_seq, sink))
             self._cursors[sink] = upto_seq

@@ -74,6 +74,15 @@ class AuditConfig(Strict):
     anchor_interval: Duration = 300.0
 
 
+class OffloadConfig(Strict):
+    #: ``auto``: while a sink has a full batch waiting (a backlog: catch-up, backfill, burst), a
+    #: second process reads it from the spool and builds the request body, so the agent uses
+    #: two cores; ``off``: one process always
+    mode: Literal["auto", "off"] = "auto"
+    #: the second process exits after this long without work (an idle agent is one process)
+    idle_stop: Duration = 30.0
+
+
 class AgentConfig(Strict):
     state_dir: str = "./state"
     #: zone of Redis's local timestamps (IANA name); default: the host's zone
@@ -89,6 +98,7 @@ class AgentConfig(Strict):
     #: on SIGTERM, how long to keep flushing the spool to the sinks before exiting
     shutdown_timeout: Duration = 10.0
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    offload: OffloadConfig = Field(default_factory=OffloadConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 

@@ -91,6 +91,18 @@ SINK_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
+# --- offload process (shipper/offload.py)
+OFFLOAD_RUNNING = Gauge(
+    "redis_shipper_offload_running", "1 while the second process that builds sink bodies runs", registry=REGISTRY
+)
+OFFLOAD_BATCHES = Counter(
+    "redis_shipper_offload_batches", "Sink batches read and encoded by the offload process", registry=REGISTRY
+)
+OFFLOAD_FAILURES = Counter(
+    "redis_shipper_offload_failures",
+    "Times the offload process failed or could not build a batch (the agent built it itself)", registry=REGISTRY,
+)
+
 # --- labels
 LABEL_DISCOVERY_ERRORS = Counter(
     "redis_shipper_label_discovery_errors",

@@ -37,7 +37,6 @@ import hashlib
 import logging
 import random
 import re
-import zlib
 from typing import Any
 from urllib.parse import quote
 
@@ -47,10 +46,10 @@ from parsers.events import Event
 from shipper.api import Delivery, RetryableError, Sink, SpooledEvent
 from shipper.config import ElasticsearchSinkConfig
 from shipper.sinks import http
+from shipper.sinks.compress import gzip_body
 
 log = logging.getLogger(__name__)
 
-GZIP_LEVEL = 1
 #: bodies at least this big are compressed on a worker thread
 OFFLOAD_BYTES = 64 << 10
 #: event.dataset per event source; the two Filebeat uses are kept as they are
@@ -238,8 +237,7 @@ class ElasticsearchSink(Sink):
 
     @staticmethod
     def _gzip(body: bytes) -> bytes:
-        comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-        return comp.compress(body) + comp.flush()
+        return gzip_body(body)
 
     async def send(self, batch: list[SpooledEvent]) -> Delivery:
         if not batch:
@@ -256,7 +254,7 @@ class ElasticsearchSink(Sink):
         what = f"elasticsearch {self.name}"
         while True:
             payload = b"".join(lines[i] for i in pending)
-            if len(payload) >= OFFLOAD_BYTES:  # zlib releases the GIL: sources keep parsing meanwhile
+            if len(payload) >= OFFLOAD_BYTES:  # deflate releases the GIL: sources keep parsing meanwhile
                 body = await loop.run_in_executor(None, self._gzip, payload)
             else:
                 body = self._gzip(payload)

@@ -32,17 +32,21 @@ import asyncio
 import calendar
 import logging
 import re
-import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import snappy
 
 from parsers.events import parse_timestamp
-from shipper.api import Delivery, Sink, SpooledEvent
-from shipper.config import LokiSinkConfig
-from shipper.sinks import http
-from shipper.sinks._proto import push_pb
+from shipper.api import Delivery, Encoded, Sink, SpooledEvent
+from shipper.sinks.compress import gzip_body
+
+if TYPE_CHECKING:
+    from shipper.config import LokiSinkConfig
+
+# The HTTP client (aiohttp) and the protobuf classes are imported where they are used: the
+# encoder also runs in the offload process (shipper/offload.py), which never sends a request,
+# and most agents use the JSON encoding.
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,6 @@ MAX_LABELS = 15
 METADATA_KEYS = ("id", "origin", "stream", "file", "offset", "seq", "pid", "role", "category", "event")
 #: the stream of an event that would otherwise have no label at all (Loki answers 400 to ``{}``)
 FALLBACK_LABELS = {"job": "redis-shipper"}
-GZIP_LEVEL = 1
 #: payloads at least this big are compressed on a worker thread
 OFFLOAD_BYTES = 64 << 10
 
@@ -123,51 +126,34 @@ def _by_time(entry: tuple[int, int, str, dict[str, str]]) -> int:
 
 
 class _Stream:
-    __slots__ = ("labels", "selector", "entries")
+    __slots__ = ("labels", "selector", "entries", "last_ns", "ordered")
 
     def __init__(self, labels: dict[str, str]):
         self.labels = labels
         self.selector = selector(labels)
         #: (ns, index in batch, line, metadata)
         self.entries: list[tuple[int, int, str, dict[str, str]]] = []
+        self.last_ns = -(1 << 63)
+        #: entries were appended in time order (no sort needed)
+        self.ordered = True
 
 
-class LokiSink(Sink):
-    """Pushes batches of spooled events to Loki (see the module docstring for the mapping)."""
+class LokiEncoder:
+    """Builds push bodies from spooled events: stream labels, metadata, order, JSON or protobuf,
+    compression (see the module docstring for the mapping).
 
-    def __init__(self, cfg: LokiSinkConfig, *, name: str = "loki"):
-        self.cfg = cfg
-        self.name = name
-        self.max_batch_bytes = cfg.batch.max_bytes
-        self.max_wait = cfg.batch.max_wait
-        base = cfg.url.rstrip("/")
-        self.url = base if base.endswith(PUSH_PATH) else base + PUSH_PATH
-        self.encoding = cfg.encoding
-        self.structured_metadata = cfg.structured_metadata
-        self.stream_labels = [k for k in cfg.stream_labels if k != "labels"]
-        self._session: Any = None
-        self._headers: dict[str, str] = {}
+    Pure and self-contained, so the same code builds a body in the agent or in the offload
+    process, byte for byte the same.
+    """
+
+    def __init__(self, *, encoding: str = "json", structured_metadata: bool = True,
+                 stream_labels: list[str] | tuple[str, ...] = ("source", "level"), sink_name: str = "loki"):
+        self.name = sink_name
+        self.encoding = encoding
+        self.structured_metadata = structured_metadata
+        self.stream_labels = [k for k in stream_labels if k != "labels"]
         self._label_cache: dict[tuple[Any, ...], tuple[dict[str, str], dict[str, str], str]] = {}
         self._warned_overflow = False
-
-    # ----------------------------------------------------------------- lifecycle
-    async def start(self) -> None:
-        """Read secrets and open the pooled session; bad secrets or TLS files fail here."""
-        cfg = self.cfg
-        headers = http.auth_headers(
-            basic_auth=cfg.basic_auth,
-            bearer_token_file=cfg.bearer_token_file,
-            bearer_token_env=cfg.bearer_token_env,
-        )
-        if cfg.tenant:
-            headers["X-Scope-OrgID"] = cfg.tenant
-        self._headers = headers
-        self._session = http.make_session(tls=cfg.tls, timeout=cfg.retry.timeout)
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     # ----------------------------------------------------------------- mapping
     def stream_labels_of(self, ev: dict[str, Any]) -> tuple[dict[str, str], dict[str, str], str]:
@@ -238,38 +224,57 @@ class LokiSink(Sink):
         """Streams in order of first appearance, entries sorted by time (stable), and the
         events that cannot be sent at all (no usable timestamp) with the reason.
 
-        The hot loop of the sink (bench/loki_bench.py): consecutive events usually share their
-        labels, so the last (labels, stream values) -> stream lookup is reused when equal.
+        The hot loop of the sink (bench/loki_bench.py, bench/agent_bench.py): consecutive events
+        usually share their labels, so the last (labels, stream values) -> stream lookup is
+        reused when equal; a stream is sorted only if its entries arrived out of order.
         """
         streams: dict[str, _Stream] = {}
         rejected: list[tuple[int, str]] = []
         keys = self.stream_labels
         md_on = self.structured_metadata
+        md_keys = METADATA_KEYS
         last_labels: Any = _NOTHING
         last_vals: list[Any] = []
-        last: tuple[_Stream, dict[str, str]] | None = None
+        st: _Stream | None = None
+        overflow: dict[str, str] = {}
+        epoch = _EPOCH_CACHE
         for i, se in enumerate(batch):
             ev = se.event
-            try:
-                ns = timestamp_ns(ev["timestamp"])
-            except (KeyError, TypeError, ValueError) as e:
-                rejected.append((i, f"loki: event has no usable timestamp: {e}"))
-                continue
-            raw_labels = ev.get("labels")
-            vals = [ev.get(k) for k in keys]
-            if last is not None and raw_labels == last_labels and vals == last_vals:
-                st, overflow = last
+            get = ev.get
+            ts = get("timestamp")
+            # timestamp_ns's fast path, inlined: it runs once per event
+            if type(ts) is str and len(ts) == 27 and ts[19] == "." and ts[26] == "Z" and ts[10] == "T" \
+                    and (secs := epoch.get(ts[:19])) is not None and (frac := ts[20:26]).isdigit():
+                ns = secs * 1_000_000_000 + int(frac) * 1000
             else:
+                try:
+                    ns = timestamp_ns(ts)  # type: ignore[arg-type]
+                except (KeyError, TypeError, ValueError) as e:
+                    rejected.append((i, f"loki: event has no usable timestamp: {e}"))
+                    continue
+            raw_labels = get("labels")
+            vals = [get(k) for k in keys]
+            if st is None or raw_labels != last_labels or vals != last_vals:
                 labels, overflow, sel = self.stream_labels_of(ev)
                 st = streams.get(sel)
                 if st is None:
                     st = streams[sel] = _Stream(labels)
-                last, last_labels, last_vals = (st, overflow), raw_labels, vals
-            md = self.metadata_of(ev, overflow) if md_on else _NO_MD
+                last_labels, last_vals = raw_labels, vals
+            if md_on:
+                md = {k: v if type(v) is str else str(v) for k in md_keys if (v := get(k)) is not None and v != ""}
+                if overflow:
+                    for k, v in overflow.items():
+                        md.setdefault(k, v)
+            else:
+                md = _NO_MD
+            if ns < st.last_ns:
+                st.ordered = False
+            st.last_ns = ns
             st.entries.append((ns, i, se.raw.decode("utf-8", "replace"), md))
         out = list(streams.values())
-        for st in out:
-            st.entries.sort(key=_by_time)
+        for s in out:
+            if not s.ordered:
+                s.entries.sort(key=_by_time)
         return out, rejected
 
     # ----------------------------------------------------------------- encoding
@@ -279,7 +284,7 @@ class LokiSink(Sink):
             "streams": [
                 {
                     "stream": st.labels,
-                    "values": [[str(ns), line, md] if md else [str(ns), line] for ns, _, line, md in st.entries],
+                    "values": [[str(ns), line, md] if md else [str(ns), line] for ns, _i, line, md in st.entries],
                 }
                 for st in streams
             ]
@@ -288,6 +293,8 @@ class LokiSink(Sink):
 
     def encode_protobuf(self, streams: list[_Stream]) -> bytes:
         """``logproto.PushRequest`` serialised (not yet compressed)."""
+        from shipper.sinks._proto import push_pb
+
         req = push_pb.PushRequest()
         for st in streams:
             s = req.streams.add()
@@ -303,8 +310,7 @@ class LokiSink(Sink):
     def compress(self, payload: bytes) -> bytes:
         """gzip level 1 for JSON; raw (block) snappy for protobuf -- not the framed format."""
         if self.encoding == "json":
-            comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-            return comp.compress(payload) + comp.flush()
+            return gzip_body(payload)
         return snappy.compress(payload)
 
     def build(self, batch: list[SpooledEvent]) -> tuple[bytes, dict[str, str], list[tuple[int, str]], int]:
@@ -316,25 +322,85 @@ class LokiSink(Sink):
                 rejected, n
         return self.encode_protobuf(streams), {"Content-Type": "application/x-protobuf"}, rejected, n
 
-    def encode(self, batch: list[SpooledEvent]) -> tuple[bytes, dict[str, str], list[tuple[int, str]], int]:
-        """(body, headers, pre-rejected events, number of entries in the body). Pure: the bench
-        and the tests call it without a server."""
+    def encode(self, batch: list[SpooledEvent]) -> Encoded:
+        """The compressed body of ``batch`` (what :meth:`LokiSink.send` posts)."""
         payload, headers, rejected, n = self.build(batch)
-        return self.compress(payload), headers, rejected, n
+        return Encoded(self.compress(payload), headers, rejected, n)
+
+
+
+class LokiSink(Sink):
+    """Pushes batches of spooled events to Loki (see the module docstring for the mapping)."""
+
+    def __init__(self, cfg: LokiSinkConfig, *, name: str = "loki"):
+        self.cfg = cfg
+        self.name = name
+        self.max_batch_bytes = cfg.batch.max_bytes
+        self.max_wait = cfg.batch.max_wait
+        base = cfg.url.rstrip("/")
+        self.url = base if base.endswith(PUSH_PATH) else base + PUSH_PATH
+        self.encoder = LokiEncoder(encoding=cfg.encoding, structured_metadata=cfg.structured_metadata,
+                                   stream_labels=list(cfg.stream_labels), sink_name=name)
+        self._session: Any = None
+        self._headers: dict[str, str] = {}
+
+    # ----------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        """Read secrets and open the pooled session; bad secrets or TLS files fail here."""
+        from shipper.sinks import http
+
+        cfg = self.cfg
+        headers = http.auth_headers(
+            basic_auth=cfg.basic_auth,
+            bearer_token_file=cfg.bearer_token_file,
+            bearer_token_env=cfg.bearer_token_env,
+        )
+        if cfg.tenant:
+            headers["X-Scope-OrgID"] = cfg.tenant
+        self._headers = headers
+        self._session = http.make_session(tls=cfg.tls, timeout=cfg.retry.timeout)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def encode(self, batch: list[SpooledEvent]) -> Encoded:
+        """The body :meth:`send` would post for ``batch``. Pure: the bench and the tests call it
+        without a server."""
+        self.encoder.name = self.name
+        return self.encoder.encode(batch)
+
+    def encoder_spec(self) -> tuple[str, dict[str, Any]]:
+        enc = self.encoder
+        return "shipper.sinks.loki:LokiEncoder", {
+            "encoding": enc.encoding, "structured_metadata": enc.structured_metadata,
+            "stream_labels": list(enc.stream_labels), "sink_name": self.name,
+        }
 
     # ----------------------------------------------------------------- delivery
     async def send(self, batch: list[SpooledEvent]) -> Delivery:
         if not batch:
             return Delivery()
-        payload, headers, rejected, n = self.build(batch)
+        enc = self.encoder
+        enc.name = self.name
+        payload, headers, rejected, n = enc.build(batch)
         if n == 0:  # everything was unusable; Loki would answer 422 to zero streams
             return Delivery(rejected=rejected)
         if len(payload) >= OFFLOAD_BYTES:
-            # zlib and snappy release the GIL: compressing on a worker thread lets the sources
+            # deflate and snappy release the GIL: compressing on a worker thread lets the sources
             # parse on the event loop meanwhile (measured in bench/loki_bench.py)
-            body = await asyncio.get_running_loop().run_in_executor(None, self.compress, payload)
+            body = await asyncio.get_running_loop().run_in_executor(None, enc.compress, payload)
         else:
-            body = self.compress(payload)
+            body = enc.compress(payload)
+        return await self.send_encoded(Encoded(body, headers, rejected, n), len(batch))
+
+    async def send_encoded(self, encoded: Encoded, count: int) -> Delivery:
+        from shipper.sinks import http
+
+        rejected, headers, body = encoded.rejected, encoded.headers, encoded.body
+        if encoded.entries == 0:  # everything was unusable; Loki would answer 422 to zero streams
+            return Delivery(rejected=rejected)
         if self._session is None:
             await self.start()
         resp = await http.post(
@@ -343,7 +409,7 @@ class LokiSink(Sink):
         )
         if resp.status in (200, 204):
             return Delivery(rejected=rejected)
-        sent = sorted(set(range(len(batch))) - {i for i, _ in rejected})
+        sent = sorted(set(range(count)) - {i for i, _ in rejected})
         if 200 <= resp.status < 300:
             reason = f"loki discarded the batch (HTTP {resp.status}, ingestion blocked?): {resp.text()}"
             log.error("loki sink %s: %s", self.name, reason)

@@ -1,0 +1,275 @@
+"""A second process that builds sink request bodies while there is a backlog.
+
+Why: the agent is one Python process, and the GIL lets it use one core. With a backlog (the
+catch-up after a sink outage, a backfill, a burst) half of its CPU per event is the sink side:
+reading the batch back from the spool, ``orjson.loads`` of every row, grouping into streams,
+encoding the body, compressing it (docs/performance-agent.md). That work is a pure function
+of rows that are already committed, so it can run elsewhere: this process opens the spool
+(SQLite WAL lets a reader work beside the writer), reads the rows after the sink's cursor and
+returns the encoded body. The agent still sends, retries, acknowledges and moves the cursor, so
+the at-least-once argument does not change: a body built here is the same bytes the agent
+would have built (the same encoder class, tested byte for byte).
+
+Why a plain child process on pipes and not ``multiprocessing``: no semaphores in /dev/shm, no
+resource-tracker process, no pickling of live objects; the child dies with its stdin (the
+agent exiting or killed closes it), and one request in flight is all the pipelining needed
+(the body of batch k+1 is built while batch k is on the wire).
+
+Started on the first full batch, stopped after ``offload.idle_stop`` without work: an idle or
+lightly loaded agent stays one small process. If the child cannot start or dies, the worker
+builds the body itself (logged and counted), so the offload can only make things faster.
+
+Wire protocol (parent -> child, child -> parent), one exchange at a time:
+``<request JSON>\\n`` then ``<reply JSON>\\n<body bytes, reply["body_len"] long>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .api import Encoded, SpooledEvent
+
+log = logging.getLogger("redis_shipper.offload")
+
+#: after the child failed to start or died, wait this long before trying another one
+RESTART_PAUSE = 30.0
+#: a reply must come within this long (a 1 MiB batch takes ~50 ms); else the child is killed
+REPLY_TIMEOUT = 60.0
+
+
+@dataclass
+class Prepared:
+    """A batch read from the spool and encoded, as the offload process returns it."""
+
+    first_seq: int
+    last_seq: int
+    count: int
+    size: int
+    first_added: float
+    encoded: Encoded
+
+
+class OffloadUnavailable(Exception):
+    """The child could not do the work; the caller builds the body itself."""
+
+
+class Offloader:
+    """The agent's handle on the offload process (one per agent, shared by the sink workers)."""
+
+    def __init__(self, db_path: str, *, idle_stop: float = 30.0) -> None:
+        self.db_path = db_path
+        self.idle_stop = idle_stop
+        self._proc: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
+        self._last_used = 0.0
+        self._down_until = 0.0
+        self._idle_task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.batches = 0
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    async def prepare(self, spec: tuple[str, dict[str, Any]], after: int, max_bytes: int,
+                      max_events: int = 100_000) -> Prepared | None:
+        """Read the events after spool row ``after`` (up to ``max_bytes``) and encode them with
+        the encoder named by ``spec``; None when there is no row. Raises OffloadUnavailable."""
+        from .observe import metrics
+
+        if self._closed or time.monotonic() < self._down_until:
+            raise OffloadUnavailable("offload process not available")
+        req = orjson.dumps({"factory": spec[0], "kwargs": spec[1], "db": self.db_path, "after": after,
+                            "max_bytes": max_bytes, "max_events": max_events}) + b"\n"
+        async with self._lock:
+            try:
+                proc = await self._ensure()
+                assert proc.stdin is not None and proc.stdout is not None
+                proc.stdin.write(req)
+                await proc.stdin.drain()
+                async with asyncio.timeout(REPLY_TIMEOUT):
+                    head = orjson.loads(await proc.stdout.readuntil(b"\n"))
+                    body = await proc.stdout.readexactly(head.get("body_len", 0)) if head.get("body_len") else b""
+            except BaseException as e:
+                # a half-read reply would desynchronise the pipe: this child is done
+                await self._kill()
+                if isinstance(e, asyncio.CancelledError):
+                    raise
+                self._down_until = time.monotonic() + RESTART_PAUSE
+                metrics.OFFLOAD_FAILURES.inc()
+                log.warning("offload process failed (%s: %s); sink bodies are built in the agent for %.0fs",
+                            type(e).__name__, e, RESTART_PAUSE)
+                raise OffloadUnavailable(str(e)) from e
+            finally:
+                self._last_used = time.monotonic()
+        if not head.get("ok"):
+            # the child is fine but could not do this one (e.g. the encoder raised): say why once
+            metrics.OFFLOAD_FAILURES.inc()
+            log.warning("offload process could not build a batch: %s", head.get("error"))
+            raise OffloadUnavailable(str(head.get("error")))
+        if not head["count"]:
+            return None
+        self.batches += 1
+        metrics.OFFLOAD_BATCHES.inc()
+        enc = Encoded(body, head["headers"], [(int(i), str(r)) for i, r in head["rejected"]], head["entries"])
+        return Prepared(head["first"], head["last"], head["count"], head["size"], head["first_added"], enc)
+
+    async def _ensure(self) -> asyncio.subprocess.Process:
+        from .observe import metrics
+
+        if self.running:
+            assert self._proc is not None
+            return self._proc
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "shipper.offload",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )
+        metrics.OFFLOAD_RUNNING.set(1)
+        log.info("offload process started (pid %d): a backlog is being sent", self._proc.pid)
+        if self._idle_task is None or self._idle_task.done():
+            self._idle_task = asyncio.create_task(self._stop_when_idle(), name="offload-idle")
+        return self._proc
+
+    async def _stop_when_idle(self) -> None:
+        while self.running and not self._closed:
+            await asyncio.sleep(max(0.5, min(self.idle_stop, 5.0)))
+            if self._lock.locked():
+                continue
+            if time.monotonic() - self._last_used >= self.idle_stop:
+                async with self._lock:
+                    if time.monotonic() - self._last_used >= self.idle_stop:
+                        log.info("offload process idle for %.0fs: stopping it", self.idle_stop)
+                        await self._stop()
+                return
+
+    async def _stop(self) -> None:
+        """Close the child's stdin (it exits at EOF); kill it if it does not."""
+        from .observe import metrics
+
+        proc, self._proc = self._proc, None
+        metrics.OFFLOAD_RUNNING.set(0)
+        if proc is None or proc.returncode is not None:
+            return
+        try:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            await asyncio.wait_for(proc.wait(), 5.0)
+        except (TimeoutError, OSError, ProcessLookupError):
+            await self._kill(proc)
+
+    async def _kill(self, proc: asyncio.subprocess.Process | None = None) -> None:
+        from .observe import metrics
+
+        if proc is None:
+            proc, self._proc = self._proc, None
+            metrics.OFFLOAD_RUNNING.set(0)
+        if proc is None or proc.returncode is not None:
+            return
+        try:
+            proc.kill()
+            await asyncio.wait_for(proc.wait(), 5.0)
+        except (TimeoutError, ProcessLookupError, OSError):
+            pass
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+            await asyncio.gather(self._idle_task, return_exceptions=True)
+        async with self._lock:
+            await self._stop()
+
+
+# ---------------------------------------------------------------------------- the child side
+class _Worker:
+    """The child's state: one read-only spool connection and one encoder per sink spec."""
+
+    def __init__(self) -> None:
+        self.db: sqlite3.Connection | None = None
+        self.db_path = ""
+        self.encoders: dict[bytes, Any] = {}
+
+    def encoder(self, factory: str, kwargs: dict[str, Any]) -> Any:
+        key = orjson.dumps([factory, kwargs], option=orjson.OPT_SORT_KEYS)
+        enc = self.encoders.get(key)
+        if enc is None:
+            module, _, name = factory.partition(":")
+            if not module.startswith("shipper."):  # only the agent's own encoders
+                raise ValueError(f"not an encoder of this agent: {factory!r}")
+            enc = self.encoders[key] = getattr(importlib.import_module(module), name)(**kwargs)
+        return enc
+
+    def connect(self, path: str) -> sqlite3.Connection:
+        if self.db is None or path != self.db_path:
+            if self.db is not None:
+                self.db.close()
+            # read-only: this process never changes the spool; WAL lets it read beside the writer
+            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+            self.db.execute("PRAGMA busy_timeout=5000")
+            self.db_path = path
+        return self.db
+
+    def handle(self, req: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+        db = self.connect(req["db"])
+        enc = self.encoder(req["factory"], req["kwargs"])
+        max_bytes = int(req["max_bytes"])
+        batch: list[SpooledEvent] = []
+        total = 0
+        first_added = 0.0
+        cur = db.execute("SELECT seq, added, size, raw FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                         (int(req["after"]), int(req["max_events"])))
+        try:
+            for seq, added, size, raw in cur:
+                if batch and total + size > max_bytes:
+                    break
+                if not batch:
+                    first_added = added
+                batch.append(SpooledEvent(seq, orjson.loads(raw), raw))
+                total += size
+        finally:
+            cur.close()  # ends the read transaction: the next request sees newer commits
+        if not batch:
+            return {"ok": True, "count": 0}, b""
+        e: Encoded = enc.encode(batch)
+        head = {"ok": True, "first": batch[0].seq, "last": batch[-1].seq, "count": len(batch), "size": total,
+                "first_added": first_added, "headers": e.headers, "rejected": e.rejected, "entries": e.entries,
+                "body_len": len(e.body)}
+        return head, e.body
+
+
+def main() -> int:
+    """Serve requests on stdin until it closes (the agent stopped or died)."""
+    import gc
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the agent, which stops us
+    gc.set_threshold(50_000, 20, 100)  # short-lived batches of dicts: fewer collections
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format='{"level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s","process":"offload"}')
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    worker = _Worker()
+    while True:
+        line = inp.readline()
+        if not line:
+            return 0
+        try:
+            head, body = worker.handle(orjson.loads(line))
+        except Exception as e:  # report, keep serving: the agent falls back for this batch
+            head, body = {"ok": False, "error": f"{type(e).__name__}: {e}"[:2000]}, b""
+        out.write(orjson.dumps(head) + b"\n")
+        if body:
+            out.write(body)
+        out.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
