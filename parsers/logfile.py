@@ -24,7 +24,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from parsers.catalogue import classify
+from parsers.catalogue import _BUCKETS, classify
 from parsers.events import LEVEL_BY_CHAR, LEVEL_BY_NAME, ROLE_BY_CHAR, ROLE_BY_NAME, Event
 from parsers.failover import FailoverCorrelator
 from parsers.line import (
@@ -37,7 +37,7 @@ from parsers.line import (
     TS_ISO,
     TS_LEGACY,
     Header,
-    _fast_match,
+    _feed_match,
     parse_header,
 )
 from parsers.multiline import (
@@ -88,12 +88,11 @@ class LogParser:
         self._failover = FailoverCorrelator()
         self._sentinel_file = kind == "sentinel"
         self._pids: dict[str, int] = {}  # pid text -> int, see _pid
-        #: source of a legacy line by its role char (fast path): Sentinel's X, else the server
-        self._source_by_role = (
-            {"X": "sentinel", "M": "redis", "S": "redis", "C": "redis"}
-            if kind == "auto"
-            else dict.fromkeys("XMSC", kind)
-        )
+        #: (source, role) of a legacy line by its role char (fast path): Sentinel's X, else the server
+        self._who = {
+            c: (("sentinel" if c == "X" else "redis") if kind == "auto" else kind, ROLE_BY_CHAR[c])
+            for c in "XMSC"
+        }
         self._reference_ts: str | None = None
         if reference_time is not None:
             ref = reference_time if reference_time.tzinfo is not None else reference_time.replace(tzinfo=UTC)
@@ -118,13 +117,19 @@ class LogParser:
         tuple. Anything else (cut, partial, ``\\r``, invalid UTF-8, another header form, a second
         not cached yet, a crash report or blank lines in progress) takes :meth:`_feed`, the general
         path. Both give the same events: the fast path is the general one with its branches
-        already decided."""
-        if not cut_bytes and not partial and len(line) <= self.max_line_bytes and line[-1:] != b"\r":
+        already decided.
+
+        The header regex of the fast path also hands over the message and its first word (the
+        catalogue's key), and refuses a line that ends in ``\\r``, so the common line pays for
+        neither a ``\\r`` test nor a search for the first space; a message whose first word has
+        rules in the catalogue goes straight to them (such a word never starts with ``+`` or
+        ``-``, so it is never a Sentinel event), anything else through :meth:`_classify_pending`."""
+        if not cut_bytes and not partial and len(line) <= self.max_line_bytes:
             try:
                 text = line.decode()
             except UnicodeDecodeError:
                 return self._feed(line, offset, cut_bytes, partial)
-            m = _fast_match(text)
+            m = _feed_match(text)
             if m is not None:
                 asm = self._asm
                 pend = asm.line
@@ -133,13 +138,12 @@ class LogParser:
                     or asm.hline is not None
                     or (asm.cur is not None and not asm.in_crash and not asm.lead_blanks)
                 ):
-                    pid, role, ts_text, ms, level = m.groups()
+                    pid, role, ts_text, ms, level, message, word = m.groups()
                     base = self._ts_cache.get(ts_text)
                     if base is not None:
-                        ts = base + ms + "000Z"
+                        ts = f"{base}{ms}000Z"
                         prev = asm.last_ts
                         asm.last_ts = ts
-                        message = text[m.end() :]
                         pid_int = self._pids.get(pid)
                         if pid_int is None:
                             pid_int = self._pid(pid)
@@ -154,19 +158,19 @@ class LogParser:
                             ts,
                             prev,
                             None if message else text,
+                            word,
                         )
                         if pend is not None:
                             # the event of the pending line: _pending_event, inlined (once per line)
-                            p_offset, p_pid, p_role, _t, _ms, p_level, first, p_ts, _p, _x = pend
-                            source = self._source_by_role[p_role]
-                            if first[:1] in _SIGNS and (source == "sentinel" or is_sentinel_event(first)):
+                            p_offset, p_pid, p_role, _t, _ms, p_level, first, p_ts, _p, _x, p_word = pend
+                            source, role_name = self._who[p_role]
+                            rules = _BUCKETS.get(p_word)
+                            if rules is not None:
+                                res = rules(first)  # = classify(first), the word already known
                                 if p_role == "X":
                                     self._sentinel_file = True
-                                res = parse_event(first) or classify(first)
                             else:
-                                if p_role == "X":
-                                    self._sentinel_file = True
-                                res = classify(first) if first else None
+                                res = self._classify_pending(first, source, p_role)
                             fields: dict[str, Any]  # (no code: an annotation, for the type checker)
                             if res is None:
                                 category, event, fields = "other", "unrecognized", {}
@@ -179,7 +183,7 @@ class LogParser:
                                 "event": event,
                                 "level": LEVEL_BY_CHAR[p_level],
                                 "pid": p_pid,
-                                "role": ROLE_BY_CHAR[p_role],
+                                "role": role_name,
                                 "message": first,
                                 "fields": fields,
                                 "offset": p_offset,
@@ -203,10 +207,22 @@ class LogParser:
                                 return [ev]
                             return self._after(ev)
                         return self._emit(done, ts)  # type: ignore[arg-type]
+            elif line[-1:] == b"\r":
+                return self._feed(line, offset, cut_bytes, partial)
             if text[:1] == "p":
                 return self._feed_logfmt(text, offset)
             return self._feed_text(text, offset, None)
         return self._feed(line, offset, cut_bytes, partial)
+
+    def _classify_pending(self, first: str, source: str, role_char: str) -> tuple[str, str, dict[str, Any]] | None:
+        """What the fast path of :meth:`feed` does with a message whose first word has no rules of
+        its own: a Sentinel event (``+sdown ...``), an empty message, a leading number, or a
+        message no keyed rule knows (:meth:`_pending_event`'s steps)."""
+        if role_char == "X":
+            self._sentinel_file = True
+        if first[:1] in _SIGNS and (source == "sentinel" or is_sentinel_event(first)):
+            return parse_event(first) or classify(first)
+        return classify(first) if first else None
 
     def _pid(self, text: str) -> int:
         """``int(text)``, remembered: a log has a handful of pids, each on thousands of lines."""
@@ -376,7 +392,7 @@ class LogParser:
     def _pending_event(self, p: PendingLine) -> Event:
         """:meth:`_line_event` of a lone 5.0+ legacy line without flags, from its tuple: the same
         steps with the branches a legacy header decides already taken."""
-        offset, pid, role_char, _t, _ms, level_char, first, ts, _prev, _text = p
+        offset, pid, role_char, _t, _ms, level_char, first, ts, _prev, _text, _word = p
         role = ROLE_BY_CHAR[role_char]
         kind = self.kind
         if kind == "auto":

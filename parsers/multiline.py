@@ -121,8 +121,9 @@ def _is_startup_banner(message: str) -> bool:
 #: A prefixed line waiting for its successor, in the cheapest form: what ``Block`` would hold for
 #: a lone 5.0+ legacy line without flags (``lines`` 1, no continuation). Fields, in order: offset,
 #: pid, role char, timestamp text (``dd Mon yyyy hh:mm:ss``), milliseconds, level char, message,
-#: UTC timestamp, previous line's timestamp, the line's text when its message is empty else None.
-PendingLine = tuple[int, int, str, str, str, str, str, str, "str | None", "str | None"]
+#: UTC timestamp, previous line's timestamp, the line's text when its message is empty else None, the
+#: message's first word (the catalogue's key).
+PendingLine = tuple[int, int, str, str, str, str, str, str, "str | None", "str | None", str]
 #: The same for a prefixed line of any other form (logfmt, iso8601, epoch ms, year-less, 2.x; never a
 #: signal-handler line): offset, header, UTC timestamp, previous timestamp, text if message empty.
 PendingHeaderLine = tuple[int, Header, str, "str | None", "str | None"]
@@ -164,7 +165,7 @@ class Assembler:
         p = self.line
         assert p is not None
         self.line = None
-        offset, pid, role, ts_text, ms, level, message, ts, prev_ts, text = p
+        offset, pid, role, ts_text, ms, level, message, ts, prev_ts, text, _word = p
         header = _new(Header, (FMT_LEGACY, pid, role, TS_LEGACY, ts_text, ms, level, None, message))
         b = Block(KIND_LINE, offset, header, ts, prev_ts)
         b.text = text
