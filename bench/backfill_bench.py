@@ -290,7 +290,13 @@ class NoEvents:
 async def run_source(path: Path, mode: str, out: Path) -> tuple[float, float, int]:
     """Run FileSource over the file until its checkpoint reaches the end (which it does only
     once every event of every byte was emitted, the last multi-line one included);
-    (wall s, cpu s, events). ``mode``: follower | parser | sink."""
+    (wall s, cpu s, events). ``mode``: follower | parser | sink.
+
+    ``sink`` has the runtime's shape without SQLite: ``emit`` serialises each event once
+    (``dumps``, as the spool does when it stores the batch) and returns; a sink worker task
+    takes the stored events in batches of up to the sink's ``max_batch_bytes`` and awaits
+    ``FileSink.send`` (write + fsync) for each, as the runtime's sink worker does. The clock
+    stops when the sink has acknowledged the last event."""
     from parsers.events import dumps
     from shipper.api import Batch, SourceContext, SpooledEvent
     from shipper.config import FileSinkConfig, FileSourceConfig
@@ -304,6 +310,8 @@ async def run_source(path: Path, mode: str, out: Path) -> tuple[float, float, in
     stop = asyncio.Event()
     state = {"events": 0, "seq": 0, "offset": 0}
     size = path.stat().st_size
+    #: the "spool": stored batches the sink worker has not taken yet (bounded: back-pressure)
+    stored: asyncio.Queue[list[SpooledEvent] | None] = asyncio.Queue(maxsize=16)
 
     async def emit(batch: Batch) -> None:
         evs = batch.events
@@ -313,16 +321,52 @@ async def run_source(path: Path, mode: str, out: Path) -> tuple[float, float, in
                 state["offset"] = max(state["offset"], v["offset"])
         if mode == "sink" and evs:
             seq = state["seq"]
-            spooled = [SpooledEvent(seq + i, ev, dumps(ev)) for i, ev in enumerate(evs, 1)]
+            await stored.put([SpooledEvent(seq + i, ev, dumps(ev)) for i, ev in enumerate(evs, 1)])
             state["seq"] = seq + len(evs)
-            await sink.send(spooled)
         if state["offset"] >= size:
             stop.set()
+
+    async def sink_worker() -> None:
+        """A batch leaves when it reaches ``max_batch_bytes`` or its oldest event has waited
+        ``max_wait`` (the runtime's rule), or when the source is finished."""
+        limit = sink.max_batch_bytes
+        held: list[SpooledEvent] = []
+        held_bytes = 0
+        done = False
+        oldest = 0.0
+        while not done or held:
+            while not done and held_bytes < limit:
+                wait = sink.max_wait - (time.monotonic() - oldest) if held else None
+                if wait is not None and wait <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(stored.get(), wait)
+                except TimeoutError:
+                    break
+                if item is None:
+                    done = True
+                else:
+                    if not held:
+                        oldest = time.monotonic()
+                    held.extend(item)
+                    held_bytes += sum([len(e.raw) for e in item])
+            n = nbytes = 0
+            while n < len(held) and nbytes < limit:
+                nbytes += len(held[n].raw)
+                n += 1
+            if n:
+                await sink.send(held[:n])
+                del held[:n]
+                held_bytes -= nbytes
+                oldest = time.monotonic()
 
     ctx = SourceContext(emit=emit, positions={}, stop=stop, state_dir=str(out.parent))
     await sink.start()
     c0, t0 = time.process_time(), time.perf_counter()
+    worker = asyncio.create_task(sink_worker())
     await src.run(ctx)
+    await stored.put(None)
+    await worker
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return wall, cpu, state["events"]
 
