@@ -984,23 +984,89 @@ def _guard(pattern: str, any_repeat: bool = False) -> str:
     return need if len(need) >= 4 else ""
 
 
-def _extract_source(groups: tuple[tuple[int, str, Any], ...], has_client: bool, indent: str) -> list[str]:
-    """Source lines that build ``out``, the fields of match ``m``: :func:`_fields` unrolled for one
-    rule (one ``if`` per group, no loop, converters called by name; a one-group rule reads ``m[i]``
-    instead of building the tuple of every group). Same dict, same key order."""
-    one = len(groups) == 1
-    src = ([] if one else [f"{indent}g = m.groups()"]) + [f"{indent}out = {{}}"]
-    for i, name, conv in groups:
-        src.append(f"{indent}v = m[{i + 1}]" if one else f"{indent}v = g[{i}]")
-        src.append(f"{indent}if v is not None:")
+def _fields(m: re.Match[str], rule: Rule) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    vals = m.groups()
+    for i, name, conv in rule.groups:
+        v = vals[i]
+        if v is None:
+            continue
         if conv is None:
-            src.append(f"{indent}    out[{name!r}] = v")
+            out[name] = v
         else:
-            src.append(f"{indent}    try:")
-            src.append(f"{indent}        out[{name!r}] = {conv.__name__}(v)")
-            src.append(f"{indent}    except ValueError:")
-            src.append(f"{indent}        out[{name!r}] = v")
-    if has_client:
+            try:
+                out[name] = conv(v)
+            except ValueError:
+                out[name] = v
+    if rule.has_client:
+        _client_fields(out)
+    return out
+
+
+def _always_set(pattern: str) -> set[int]:
+    """Numbers of the groups that take part in every match of ``pattern``: the groups of its
+    top-level sequence and the groups nested only in such groups (not in an alternative, an
+    optional part, a repeat or a lookaround). Conservative: what it cannot tell is left out (and
+    then read with an ``is not None`` test as before)."""
+    try:
+        from re import _constants as sre_constants  # type: ignore[attr-defined]
+        from re import _parser as sre_parser  # type: ignore[attr-defined]
+
+        items = list(sre_parser.parse(pattern, re.S | re.A))
+    except Exception:  # another Python's internals: every group tested, same results
+        return set()
+    found: set[int] = set()
+
+    def walk(seq: Any) -> None:
+        for op, av in seq:
+            if op is sre_constants.SUBPATTERN:
+                if av[0]:
+                    found.add(av[0])
+                walk(av[-1])
+
+    walk(items)
+    return found
+
+
+def _extract_source(rule: Rule, indent: str, rule_name: str) -> list[str]:
+    """Source lines that build ``out``, the fields of match ``m``: :func:`_fields` unrolled for one
+    rule, same dict, same key order.
+
+    When every group of the rule takes part in every match (:func:`_always_set`), ``out`` is one
+    dict display (``{'port': int(g[1]), ...}``): no ``None`` tests, one build; a conversion that
+    fails (an ``int`` of more than 4,300 digits) sends the match to :func:`_fields`, which keeps the
+    text of that group (``rule_name``: the rule, in the generated code's globals). Otherwise one ``if``
+    per group. A one-group rule reads ``m[i]`` instead of
+    building the tuple of every group."""
+    groups = rule.groups
+    one = len(groups) == 1
+    src = [] if one else [f"{indent}g = m.groups()"]
+    every = _always_set(rule.regex.pattern)
+    if all(i + 1 in every for i, _n, _c in groups):
+        items = []
+        for i, name, conv in groups:
+            v = f"m[{i + 1}]" if one else f"g[{i}]"
+            items.append(f"{name!r}: {v}" if conv is None else f"{name!r}: {conv.__name__}({v})")
+        display = "{" + ", ".join(items) + "}"
+        if any(conv is not None for _i, _n, conv in groups):
+            src += [f"{indent}try:", f"{indent}    out = {display}", f"{indent}except ValueError:"]
+            src.append(f"{indent}    out = _fields(m, {rule_name})")
+            src.append(f"{indent}    return {rule.category!r}, {rule.event!r}, out")
+        else:
+            src.append(f"{indent}out = {display}")
+    else:
+        src.append(f"{indent}out = {{}}")
+        for i, name, conv in groups:
+            src.append(f"{indent}v = m[{i + 1}]" if one else f"{indent}v = g[{i}]")
+            src.append(f"{indent}if v is not None:")
+            if conv is None:
+                src.append(f"{indent}    out[{name!r}] = v")
+            else:
+                src.append(f"{indent}    try:")
+                src.append(f"{indent}        out[{name!r}] = {conv.__name__}(v)")
+                src.append(f"{indent}    except ValueError:")
+                src.append(f"{indent}        out[{name!r}] = v")
+    if rule.has_client:
         src.append(f"{indent}_client_fields(out)")
     return src
 
@@ -1041,7 +1107,7 @@ def _compile_rules(name: str, word: str | None, rules: list[Rule]) -> Any:
     second dict lookup; here each of those is a constant in straight-line code, and a message costs
     one dict lookup and one call. ``tests/test_parse_catalogue.py`` checks the result against the
     plain loop over the rules (:func:`_fields`) for every message of the sample logs."""
-    namespace: dict[str, Any] = {"_client_fields": _client_fields, "_CONSTANT": _CONSTANT}
+    namespace: dict[str, Any] = {"_client_fields": _client_fields, "_CONSTANT": _CONSTANT, "_fields": _fields}
     if word is not None:
         namespace["_generic"] = _generic
     _NAMESPACES.append(namespace)
@@ -1074,7 +1140,8 @@ def _compile_rules(name: str, word: str | None, rules: list[Rule]) -> Any:
         src.append(f"{ind}if m is not None:")
         ind += "    "
         if r.groups:
-            src += _extract_source(r.groups, r.has_client, ind)
+            namespace[f"_rule{i}"] = r
+            src += _extract_source(r, ind, f"_rule{i}")
             src.append(f"{ind}return {r.category!r}, {r.event!r}, out")
         else:
             if word is not None:
@@ -1097,25 +1164,6 @@ _BUCKETS: dict[str, Any] = {
 }
 #: a first word that no rule names but that starts with a digit: the rules of a leading number
 _NUM = _BUCKETS.get("<num>", _generic)
-
-
-def _fields(m: re.Match[str], rule: Rule) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    vals = m.groups()
-    for i, name, conv in rule.groups:
-        v = vals[i]
-        if v is None:
-            continue
-        if conv is None:
-            out[name] = v
-        else:
-            try:
-                out[name] = conv(v)
-            except ValueError:
-                out[name] = v
-    if rule.has_client:
-        _client_fields(out)
-    return out
 
 
 def classify(message: str) -> tuple[str, str, dict[str, Any]] | None:
