@@ -535,7 +535,7 @@ def throughput(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     try:
         rx_cpu0 = proc_cpu(rx.proc.pid)
         agent = Agent(d, [log], rx.url, extra_sink="".join(f"    {x}\n" for x in args.sink_option),
-                      extra_top=args.agent_option)
+                      extra_source="".join(f"    {x}\n" for x in args.source_option), extra_top=args.agent_option)
         tree = TreeSampler(agent.pid)
         if args.profile:
             prof = subprocess.Popen(["py-spy", "record", "--pid", str(agent.pid), "--format", "raw", "--rate",
@@ -904,6 +904,8 @@ def main() -> None:
                     help="sample only the thread holding the GIL (Python CPU; hides fsync and GIL waits)")
     ap.add_argument("--sink-option", action="append", default=[], metavar="'KEY: VALUE'",
                     help="throughput: a line added to the Loki sink's config, e.g. 'structured_metadata: false'")
+    ap.add_argument("--source-option", action="append", default=[], metavar="'KEY: VALUE'",
+                    help="throughput: a line added to the file source's config, e.g. 'max_batch_events: 5000'")
     ap.add_argument("--agent-option", action="append", default=[], metavar="'KEY: VALUE'",
                     help="a top-level line added to the agent's config, e.g. 'offload: {mode: off}'")
     ap.add_argument("--rate", type=float, default=1000.0, help="freshness/outage: lines per second")

@@ -157,28 +157,16 @@ class Offloader:
 
         proc, self._proc = self._proc, None
         metrics.OFFLOAD_RUNNING.set(0)
-        if proc is None or proc.returncode is not None:
-            return
-        try:
-            assert proc.stdin is not None
-            proc.stdin.close()
-            await asyncio.wait_for(proc.wait(), 5.0)
-        except (TimeoutError, OSError, ProcessLookupError):
-            await self._kill(proc)
+        if proc is not None:
+            await _reap(proc, kill=False)
 
-    async def _kill(self, proc: asyncio.subprocess.Process | None = None) -> None:
+    async def _kill(self) -> None:
         from .observe import metrics
 
-        if proc is None:
-            proc, self._proc = self._proc, None
-            metrics.OFFLOAD_RUNNING.set(0)
-        if proc is None or proc.returncode is not None:
-            return
-        try:
-            proc.kill()
-            await asyncio.wait_for(proc.wait(), 5.0)
-        except (TimeoutError, ProcessLookupError, OSError):
-            pass
+        proc, self._proc = self._proc, None
+        metrics.OFFLOAD_RUNNING.set(0)
+        if proc is not None:
+            await _reap(proc, kill=True)
 
     async def close(self) -> None:
         self._closed = True
@@ -187,6 +175,21 @@ class Offloader:
             await asyncio.gather(self._idle_task, return_exceptions=True)
         async with self._lock:
             await self._stop()
+
+
+async def _reap(proc: asyncio.subprocess.Process, *, kill: bool) -> None:
+    """End the child and read its pipes to the end, so nothing of it outlives the agent's loop."""
+    try:
+        if kill and proc.returncode is None:
+            proc.kill()
+        if proc.stdin is not None:
+            proc.stdin.close()  # the child exits at EOF
+        await asyncio.wait_for(proc.communicate(), 5.0)
+    except (TimeoutError, ProcessLookupError, OSError, ValueError):
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
 
 
 # ---------------------------------------------------------------------------- the child side
