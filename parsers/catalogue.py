@@ -19,6 +19,7 @@ Pure and total: :func:`classify` never raises; ``None`` means "no rule knows thi
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, NamedTuple
 
@@ -931,6 +932,16 @@ def _build() -> tuple[dict[str, list[Rule]], list[Rule]]:
 _BY_WORD, _GENERIC = _build()
 
 
+@functools.cache
+def _parse_tree(pattern: str) -> list[Any]:
+    """The top-level items of ``pattern`` as the ``re`` module parses it (its private parser: the
+    callers catch any error and then only leave out an optimisation). Cached: a rule is looked at
+    several times at import and a pattern can be in several buckets."""
+    from re import _parser as sre_parser  # type: ignore[attr-defined]
+
+    return list(sre_parser.parse(pattern, re.S | re.A))
+
+
 def _required_literal(pattern: str, any_repeat: bool = False) -> str:
     """The longest run of literal characters every match of ``pattern`` must contain, when a
     ``.*`` / ``.+`` (or, with ``any_repeat``, any unbounded repeat) comes before it; else ``""``.
@@ -943,9 +954,7 @@ def _required_literal(pattern: str, any_repeat: bool = False) -> str:
     substring of any match (no IGNORECASE anywhere in the catalogue)."""
     try:
         from re import _constants as sre_constants  # type: ignore[attr-defined]
-        from re import _parser as sre_parser  # type: ignore[attr-defined]
-
-        items = list(sre_parser.parse(pattern, re.S | re.A))
+        items = _parse_tree(pattern)
     except Exception:  # another Python's internals: no guard, same results
         return ""
     literal, repeats = sre_constants.LITERAL, (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT)
@@ -1010,9 +1019,7 @@ def _always_set(pattern: str) -> set[int]:
     then read with an ``is not None`` test as before)."""
     try:
         from re import _constants as sre_constants  # type: ignore[attr-defined]
-        from re import _parser as sre_parser  # type: ignore[attr-defined]
-
-        items = list(sre_parser.parse(pattern, re.S | re.A))
+        items = _parse_tree(pattern)
     except Exception:  # another Python's internals: every group tested, same results
         return set()
     found: set[int] = set()
@@ -1080,14 +1087,25 @@ _WRAPPERS = (("Replica bio thread: ", "thread", "bio"), ("Dual channel replicati
 _CONSTANT: dict[str, tuple[str, str]] = {}
 _CONSTANT_MAX = 4096
 
-#: the globals of every generated function, to give them :func:`classify` once it exists
-_NAMESPACES: list[dict[str, Any]] = []
+def _pure_literal(pattern: str) -> str | None:
+    """The text a pattern matches when it is nothing but literal characters, else ``None``: such a
+    rule's ``re.match`` is ``message.startswith(text)``."""
+    try:
+        from re import _constants as sre_constants  # type: ignore[attr-defined]
+        items = _parse_tree(pattern)
+    except Exception:  # another Python's internals: the regex, same results
+        return None
+    if items and all(op is sre_constants.LITERAL for op, _av in items):
+        return "".join(chr(av) for _op, av in items)
+    return None
 
 
-def _compile_rules(name: str, word: str | None, rules: list[Rule]) -> Any:
-    """Compile everything :func:`classify` does for a message whose first word is ``word`` into one
-    Python function ``message -> (category, event, fields) | None``; ``word`` ``None`` compiles the
-    generic list (the rules without a literal first word, tried when no keyed rule matched).
+def _rules_source(fname: str, word: str | None, rules: list[Rule], namespace: dict[str, Any]) -> list[str]:
+    """The source of one function ``fname(message) -> (category, event, fields) | None`` doing
+    everything :func:`classify` does for a message whose first word is ``word``; ``word`` ``None``
+    gives the generic list (the rules without a literal first word, tried when no keyed rule
+    matched). The objects it uses (compiled regexes, rules) go into ``namespace`` under names
+    derived from ``fname``.
 
     The steps, in this order (the order of the interpreted loop this replaces):
 
@@ -1095,23 +1113,24 @@ def _compile_rules(name: str, word: str | None, rules: list[Rule]) -> Any:
        nothing else is ever remembered under it);
     2. the wrapper of this word, if any (``Replica bio thread: ``...): the rest is classified and
        the wrapper becomes a field;
-    3. the word's rules in catalogue order: a rule's ``prefix`` test (left out when the word already
-       implies it), its substring guard (not on the last keyed rule: when it fails the generic rules
-       run anyway, and the guard would only add its cost to the lines it matches, "Fork CoW for ..."
-       say), its match, its fields (:func:`_extract_source`); a keyed rule without groups remembers
-       the message in ``_CONSTANT``;
+    3. the word's rules in catalogue order: a rule's ``prefix`` test, its substring guard, its match,
+       its fields (:func:`_extract_source`); a keyed rule without groups remembers the message in
+       ``_CONSTANT``;
     4. the generic rules.
+
+    The prefix and guard tests only skip a regex that would fail, so where they are left out the
+    results are the same: the prefix test goes where the word implies it and on a bucket's last rule
+    (it saves a failing match but costs as much on every line the rule matches, and when that rule
+    fails the generic rules run anyway); the guard goes on every rule but a bucket's last (the guard
+    of "Fork CoW for ..." would only add its cost to the lines it matches) and stays on the generic
+    ones. A rule that is only literal text is a ``startswith``, no regex at all.
 
     Why generated code: the loop paid, per rule tried, a tuple unpacking, a call through a variable
     and, on a match, a call to build the fields, plus per message a memo lookup, a wrapper test and a
     second dict lookup; here each of those is a constant in straight-line code, and a message costs
     one dict lookup and one call. ``tests/test_parse_catalogue.py`` checks the result against the
     plain loop over the rules (:func:`_fields`) for every message of the sample logs."""
-    namespace: dict[str, Any] = {"_client_fields": _client_fields, "_CONSTANT": _CONSTANT, "_fields": _fields}
-    if word is not None:
-        namespace["_generic"] = _generic
-    _NAMESPACES.append(namespace)
-    src = ["def rules(message):"]
+    src = [f"def {fname}(message):"]
     if word is not None and any(not r.groups for r in rules):
         src.append("    hit = _CONSTANT.get(message)")
         src.append("    if hit is not None:")
@@ -1124,24 +1143,31 @@ def _compile_rules(name: str, word: str | None, rules: list[Rule]) -> Any:
             src.append(f"            res[2][{key!r}] = {value!r}")
             src.append("            return res")
     for i, r in enumerate(rules):
-        rx = f"_match{i}"
-        namespace[rx] = r.regex.match
+        last = i == len(rules) - 1 and word is not None
+        literal = None if r.groups else _pure_literal(r.regex.pattern)
         tests = []
-        if r.prefix and not (word is not None and word.startswith(r.prefix)):
-            tests.append(f"message.startswith({r.prefix!r})")
-        need = _guard(r.regex.pattern, word is None) if (i < len(rules) - 1 or word is None) else ""
-        if need:
-            tests.append(f"{need!r} in message")
+        if literal is not None:
+            tests.append(f"message.startswith({literal!r})")
+        else:
+            if r.prefix and not last and not (word is not None and word.startswith(r.prefix)):
+                tests.append(f"message.startswith({r.prefix!r})")
+            need = "" if last else _guard(r.regex.pattern, word is None)
+            if need:
+                tests.append(f"{need!r} in message")
         ind = "    "
         if tests:
             src.append(f"{ind}if {' and '.join(tests)}:")
             ind += "    "
-        src.append(f"{ind}m = {rx}(message)")
-        src.append(f"{ind}if m is not None:")
-        ind += "    "
+        if literal is None:
+            rx = f"{fname}_match{i}"
+            namespace[rx] = r.regex.match
+            src.append(f"{ind}m = {rx}(message)")
+            src.append(f"{ind}if m is not None:")
+            ind += "    "
         if r.groups:
-            namespace[f"_rule{i}"] = r
-            src += _extract_source(r, ind, f"_rule{i}")
+            rule_name = f"{fname}_rule{i}"
+            namespace[rule_name] = r
+            src += _extract_source(r, ind, rule_name)
             src.append(f"{ind}return {r.category!r}, {r.event!r}, out")
         else:
             if word is not None:
@@ -1150,18 +1176,26 @@ def _compile_rules(name: str, word: str | None, rules: list[Rule]) -> Any:
                 src.append(f"{ind}_CONSTANT[message] = {(r.category, r.event)!r}")
             src.append(f"{ind}return {r.category!r}, {r.event!r}, {{}}")
     src.append("    return None" if word is None else "    return _generic(message)")
-    exec(compile("\n".join(src), f"<catalogue rules {name}>", "exec"), namespace)  # noqa: S102
-    return namespace["rules"]
+    return src
 
 
+def _compile_catalogue() -> tuple[Any, dict[str, Any]]:
+    """Every first word's function and the generic one (:func:`_rules_source`), compiled as ONE
+    module (one ``compile`` keeps the import cheap); ``classify`` is added to its globals below."""
+    namespace: dict[str, Any] = {"_client_fields": _client_fields, "_CONSTANT": _CONSTANT, "_fields": _fields}
+    words = list(dict.fromkeys([*_BY_WORD, *(p.split(" ", 1)[0] for p, _k, _v in _WRAPPERS)]))
+    src = _rules_source("_generic", None, _GENERIC, namespace)
+    names = {}
+    for k, w in enumerate(words):
+        names[w] = f"_word{k}"
+        src += _rules_source(names[w], w, _BY_WORD.get(w, []), namespace)
+    exec(compile("\n".join(src), "<catalogue rules>", "exec"), namespace)  # noqa: S102
+    return namespace, {w: namespace[n] for w, n in names.items()}
+
+
+_NAMESPACE, _BUCKETS = _compile_catalogue()
 #: the rules without a literal first word (all guarded)
-_generic = _compile_rules("generic", None, _GENERIC)
-#: first word -> everything classify does for it (see :func:`_compile_rules`); the wrapper words
-#: have one even without rules of their own
-_BUCKETS: dict[str, Any] = {
-    w: _compile_rules(w, w, _BY_WORD.get(w, []))
-    for w in [*_BY_WORD, *(p.split(" ", 1)[0] for p, _k, _v in _WRAPPERS)]
-}
+_generic = _NAMESPACE["_generic"]
 #: a first word that no rule names but that starts with a digit: the rules of a leading number
 _NUM = _BUCKETS.get("<num>", _generic)
 
@@ -1178,8 +1212,7 @@ def classify(message: str) -> tuple[str, str, dict[str, Any]] | None:
     return rules(message)
 
 
-for _ns in _NAMESPACES:
-    _ns["classify"] = classify
+_NAMESPACE["classify"] = classify  # for the wrappers
 
 
 def known_events() -> list[tuple[str, str]]:
