@@ -49,6 +49,7 @@ from parsers.multiline import (
     Block,
     PendingLine,
     crash_fields,
+    is_crash_end,
     logo_fields,
 )
 from parsers.sentinel import is_sentinel_event, parse_event
@@ -207,8 +208,28 @@ class LogParser:
                                 return [ev]
                             return self._after(ev)
                         return self._emit(done, ts)  # type: ignore[arg-type]
-            elif line[-1:] == b"\r":
-                return self._feed(line, offset, cut_bytes, partial)
+            else:
+                if line[-1:] == b"\r":
+                    # what _feed does with a whole valid line ending in CR (the INFO dump inside a
+                    # crash report is CRLF): strip it; the line decoded already, its length is fine
+                    text = text[:-1]
+                asm = self._asm
+                if asm.in_crash:
+                    c = text[:1]
+                    if not ("0" <= c <= "9" or c == "p" or c == "["):
+                        # a line no header can start (parse_header: None) inside a crash report:
+                        # Assembler.push's first branch, without the calls
+                        cur = asm.cur
+                        if cur is not None:
+                            cur.more.append(text)  # type: ignore[union-attr]
+                            cur.lines += 1
+                            cur.chars += len(text)
+                            if text[:4] == "=== " and is_crash_end(text):
+                                cur.complete = True
+                                asm.in_crash = False
+                            if cur.lines < asm.max_lines and cur.chars < asm.max_chars:
+                                return []
+                            return self._emit(asm.split(cur), None)
             if text[:1] == "p":
                 return self._feed_logfmt(text, offset)
             return self._feed_text(text, offset, None)

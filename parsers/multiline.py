@@ -346,6 +346,10 @@ class Assembler:
     def _split_if_big(self, cur: Block) -> Block | None:
         if cur.lines < self.max_lines and cur.chars < self.max_chars:
             return None
+        return self.split(cur)
+
+    def split(self, cur: Block) -> Block:
+        """Complete ``cur``, the open block, because it reached ``max_lines`` or ``max_chars``."""
         merge_flags(cur, {"split": True})
         self.cur = None
         self.in_crash = False
