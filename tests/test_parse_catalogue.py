@@ -286,3 +286,133 @@ def test_every_catalogue_event_has_a_known_category_and_a_snake_case_name():
     for category, event in known_events():
         assert category in CATEGORIES
         assert re.fullmatch(r"[a-z][a-z0-9_]*", event), event
+
+
+# ---------------------------------------------------------------- the compiled classifier = the catalogue
+# ``classify`` runs generated code (one function per first word: memo, wrapper, prefix tests, guards,
+# fields built inline). These tests hold it to the catalogue's plain definition, written here as the
+# interpreted loop: first word -> that word's rules in order (else the rules of a leading number),
+# the wrappers, the generic rules; fields by ``_fields``. No memo, no prefix test, no guard: those
+# may only skip work, never change a result, and this is what shows it.
+
+import random  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from parsers import catalogue  # noqa: E402
+from parsers.line import parse_header  # noqa: E402
+
+
+def reference_classify(message: str) -> tuple[str, str, dict[str, Any]] | None:
+    sp = message.find(" ")
+    word = message if sp < 0 else message[:sp]
+    for prefix, key, value in catalogue._WRAPPERS:
+        if message.startswith(prefix):
+            res = reference_classify(message[len(prefix) :])
+            if res is not None:
+                res[2][key] = value
+                return res
+    rules = catalogue._BY_WORD.get(word)
+    if rules is None and word[:1].isdigit():
+        rules = catalogue._BY_WORD.get("<num>")
+    for rule in [*(rules or []), *catalogue._GENERIC]:
+        m = rule.regex.match(message)
+        if m is not None:
+            return rule.category, rule.event, catalogue._fields(m, rule)
+    return None
+
+
+def same_as_reference(message: str) -> None:
+    expected = reference_classify(message)
+    for _ in range(2):  # the second time through the memo of constant messages
+        got = classify(message)
+        if expected is None:
+            assert got is None, message
+        else:
+            assert got is not None, message
+            assert got[:2] == expected[:2], message
+            assert list(got[2].items()) == list(expected[2].items()), message  # same keys, same order
+            assert all(type(got[2][k]) is type(v) for k, v in expected[2].items()), message
+
+
+def _sample_messages() -> list[str]:
+    """The message of every prefixed line of every sample log, and every raw line."""
+    out: dict[str, None] = {}
+    for path in sorted((Path(__file__).resolve().parent.parent / "sample-logs").glob("*/*.log")):
+        for line in path.read_text("utf-8", "replace").split("\n"):
+            header = parse_header(line.rstrip("\r"))
+            out[line if header is None else header.message] = None
+    return list(out)
+
+
+SAMPLE_MESSAGES = _sample_messages()
+
+
+def test_the_compiled_classifier_gives_the_catalogue_loops_result_for_every_sample_message() -> None:
+    assert len(SAMPLE_MESSAGES) > 1000
+    classified = 0
+    for message in SAMPLE_MESSAGES + [c[0] for c in CASES]:
+        same_as_reference(message)
+        classified += reference_classify(message) is not None
+    assert classified > 500  # the comparison covers real classifications, not only misses
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Running mode=standalone, port=" + "9" * 5000 + ".",  # int() refuses > 4300 digits: kept as text
+        "Fork CoW for RDB: current " + "1" * 4400 + " MB, peak 2 MB, average 1 MB",
+        "DB loaded from disk: 1e999 seconds",
+        "Replica bio thread: Replica bio thread: PRIMARY <-> REPLICA sync: Finished with success",
+        "Dual channel replication: nothing known",
+        "Replica bio thread: ",
+        "Client closed connection",
+        "Client closed connection id=1 addr=a id=x name=n\tuser=u user=v",
+        "Client id=1 addr=1.2.3.4:5 closed for overcoming of output buffer limits.",
+        f"Closing client that reached max query buffer length: {CLIENT} (qbuf initial bytes: \"abc\")",
+        "Accepted 10.0.0.1:6379",
+        "Accepted",
+        "Accepted ",
+        "123 changes in 60 seconds. Saving...",
+        "12345678901234567890 clients connected (0 replicas), 1 bytes in use",
+        "٣ changes in 60 seconds. Saving...",
+        "Server initialized\n",
+        "Server initializedX",
+        "  Failed assertion: x",
+        "abc voted for def 12",
+    ],
+)
+def test_the_compiled_classifier_gives_the_catalogue_loops_result_on_corner_messages(message: str) -> None:
+    same_as_reference(message)
+
+
+@st.composite
+def damaged_messages(draw: st.DrawFn) -> str:
+    """A real message, then cut, spliced, with a digit run made huge, a character inserted, or a
+    wrapper put in front."""
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    message = rng.choice(SAMPLE_MESSAGES)
+    for _ in range(rng.randint(0, 3)):
+        r = rng.random()
+        i = rng.randrange(len(message) + 1)
+        if r < 0.25:
+            message = message[:i]
+        elif r < 0.45:
+            other = rng.choice(SAMPLE_MESSAGES)
+            message = message[:i] + other[rng.randrange(len(other) + 1) :]
+        elif r < 0.6:
+            message = message[:i] + rng.choice(["9" * 4400, "0", "-1", "1.5"]) + message[i:]
+        elif r < 0.8:
+            message = message[:i] + rng.choice([" ", "\t", ")", "'", ":", "=", "\x00", "é", "٣"]) + message[i:]
+        else:
+            message = rng.choice([w[0] for w in catalogue._WRAPPERS]) + message
+    return message
+
+
+@settings(max_examples=400, deadline=None)
+@given(message=damaged_messages())
+def test_the_compiled_classifier_gives_the_catalogue_loops_result_on_damaged_real_messages(message: str) -> None:
+    same_as_reference(message)

@@ -188,3 +188,25 @@ def test_an_offset_timestamp_beyond_year_9999_in_utc_is_flagged_invalid_not_rais
     last = [e for e in events if not e.startswith("pending")][-1]
     assert '"timestamp_invalid":"9999-12-31T23:59:59.999-01:00"' in last
     assert '"timestamp":"2026-11-25T18:57:04.076000Z"' in last  # the previous line's time, as for 31 Feb
+
+
+def test_a_crash_report_longer_than_a_block_may_be_is_split_the_same_way_through_the_fast_path() -> None:
+    # the raw lines of a crash report join it inside LogParser.feed (no Assembler.push); past
+    # MAX_BLOCK_LINES lines the report is completed, flagged split, as push does it; CRLF lines too
+    from parsers.multiline import MAX_BLOCK_LINES
+
+    body = [b"used_memory:%d\r" % i if i % 3 else b"frame %d" % i for i in range(MAX_BLOCK_LINES + 10)]
+    data = b"\n".join(
+        [
+            b"7:M 25 Nov 2026 18:57:04.076 * Ready to accept connections tcp",
+            b"",
+            b"=== REDIS BUG REPORT START: Cut & paste starting from here ===",
+            *body,
+            b"=== REDIS BUG REPORT END. Make sure to include from START to END. ===",
+            b"7:M 25 Nov 2026 18:57:05.000 * DB saved on disk",
+        ]
+    )
+    lines = whole(data)
+    assert_same(lines, tz=UTC)
+    events = [e for e in run(LogParser, lines, tz=UTC) if not e.startswith("pending")]
+    assert any('"split":true' in e for e in events)
