@@ -257,6 +257,11 @@ def proc_cpu_split(pid: int) -> tuple[float, float]:
     return int(fields[11]) / CLK, int(fields[12]) / CLK
 
 
+def proc_faults(pid: int) -> int:
+    """Minor page faults of the whole process so far (first touches of fresh memory: costly in a VM)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+
+
 def proc_children(pid: int) -> list[int]:
     """Every descendant of ``pid`` (the offload process, its helpers), from /proc."""
     out: list[int] = []
@@ -285,6 +290,7 @@ class TreeSampler(threading.Thread):
         self.pid = pid
         self.cpu: dict[int, float] = {}
         self.hwm: dict[int, int] = {}
+        self.faults: dict[int, int] = {}
         self.halt = threading.Event()
         self.start()
 
@@ -293,6 +299,7 @@ class TreeSampler(threading.Thread):
             try:
                 self.cpu[p] = proc_cpu(p)
                 self.hwm[p] = proc_mem(p)["VmHWM"]
+                self.faults[p] = proc_faults(p)
             except (OSError, KeyError, IndexError, ValueError):
                 pass
 
@@ -593,6 +600,11 @@ def throughput(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
               f"({res['cpu_us_per_line']:.1f} µs/line), {cpu / wall * 100:.0f}% of one core; "
               f"peak RSS (VmHWM) {res['peak_rss_mb']:.0f} MB; "
               f"{st['ok_pushes']} pushes; exit {rc}")
+        faults = tree.faults.get(agent.pid, 0)
+        kid_faults = sum(tree.faults.values()) - faults
+        res.update(page_faults_per_event=faults / expected, offload_page_faults_per_event=kid_faults / expected)
+        print(f"   minor page faults per event: agent {faults / expected:.2f}, "
+              f"offload process {kid_faults / expected:.2f}")
         print(f"   offload process CPU {kids_cpu:.2f} s = {kids_cpu / expected * 1e6:.1f} µs/event, peak RSS "
               f"{kids_hwm / 1e6:.0f} MB; agent + offload {res['total_cpu_us_per_event']:.1f} µs/event; "
               f"receiver (same machine) {rx_cpu / expected * 1e6:.1f} µs/event; load average now "

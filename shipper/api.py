@@ -5,10 +5,11 @@ Data flows one way (see docs/architecture.md)::
     source --Batch--> emit() --> labels --> spool (SQLite, one transaction) --> sink workers --> sinks
 
 * A **source** produces :class:`Batch` es: events plus the source's new *positions*
-  (checkpoints). ``await emit(batch)`` returns once the batch and its positions are durable
-  in the spool; only then may the source consider the bytes/ids consumed. After a crash a
-  source resumes from ``ctx.positions`` (what the spool committed), so nothing is lost, and
-  the replay is at most the batch that was in flight.
+  (checkpoints). ``await emit(batch)`` captures the batch and returns once the batch *before*
+  it is durable in the spool (one batch in flight, so reading overlaps the commit); the
+  runtime commits the last one before it stops. Events and positions commit together, in
+  order, so what is durable is always a prefix of what was emitted: after a crash a source
+  resumes from ``ctx.positions`` (what the spool committed), and nothing is lost.
 * A **sink** gets lists of already-serialised events from its own spool cursor and
   either acknowledges them (returns), rejects some for good (:class:`Delivery.rejected`, they
   go to the dead-letter file), or raises :class:`RetryableError` (the worker backs off and
@@ -41,6 +42,7 @@ class Batch:
     positions: dict[str, Position] = field(default_factory=dict)
 
 
+#: returns once the batch is captured and the previous one is durable (see the module docstring)
 Emit = Callable[[Batch], Awaitable[None]]
 
 

@@ -355,6 +355,45 @@ async def _wait(ev: asyncio.Event, timeout: float) -> None:
         pass
 
 
+class Emitter:
+    """A source's ``emit``: labels a batch and appends it to the spool, with one batch in flight.
+
+    ``await emit(batch)`` returns once the batch is captured and queued and the batch before it
+    is durable. So the source reads and parses its next batch while SQLite commits this one
+    (the INSERTs and the fsync release the GIL; docs/performance-agent.md). At-least-once does
+    not change: each batch's positions commit in the same transaction as its events, in the
+    order emitted, so what is durable is always a prefix of what was emitted, and a restart
+    resumes from it. :meth:`settle` waits for the batch in flight: the supervisor calls it
+    before re-reading positions, the shutdown before closing the spool.
+    """
+
+    def __init__(self, agent: Agent, stream: str, source_index: int | None) -> None:
+        self.agent = agent
+        self.stream = stream
+        self.source_index = source_index
+        self._inflight: asyncio.Future[None] | None = None
+
+    async def __call__(self, batch: Batch) -> None:
+        self.agent._label(batch.events, self.source_index)
+        # captured now: the source may reuse its objects once emit returns
+        events = list(batch.events)
+        positions = {k: orjson.loads(orjson.dumps(v)) if v is not None else None
+                     for k, v in batch.positions.items()}
+        await self.settle()  # the previous batch is durable (or its error surfaces here)
+        self._inflight = asyncio.ensure_future(self.agent.spool.append(self.stream, events, positions))
+
+    async def settle(self, *, quiet: bool = False) -> None:
+        """Wait until the batch in flight is durable; ``quiet`` swallows its error (it was not
+        committed, and the source resumes from what was)."""
+        fut, self._inflight = self._inflight, None
+        if fut is None:
+            return
+        if quiet:
+            await asyncio.gather(fut, return_exceptions=True)
+        else:
+            await fut
+
+
 class Agent:
     """Wires sources, the labeler, the spool and the sink workers for one config."""
 
@@ -377,6 +416,7 @@ class Agent:
         self.sink_tasks: list[asyncio.Task[None]] = []
         self._agent_stream = f"{self.host}/agent"
         self.anchor_task: asyncio.Task[None] | None = None
+        self.emitters: list[Emitter] = []
         self.offloader: Offloader | None = None
         if cfg.offload.mode == "auto":
             self.offloader = Offloader(str(self.spool.path), idle_stop=cfg.offload.idle_stop)
@@ -393,12 +433,10 @@ class Agent:
         for (source, category), n in counts.items():  # one metric update per kind, not per event
             metrics.EVENTS.labels(source, category).inc(n)
 
-    def _emitter(self, stream: str, source_index: int | None) -> Callable[[Batch], Any]:
-        async def emit(batch: Batch) -> None:
-            self._label(batch.events, source_index)
-            await self.spool.append(stream, batch.events, batch.positions)
-
-        return emit
+    def _emitter(self, stream: str, source_index: int | None) -> Emitter:
+        emitter = Emitter(self, stream, source_index)
+        self.emitters.append(emitter)
+        return emitter
 
     async def record_agent(self, ev: Event) -> None:
         self._label([ev])
@@ -427,21 +465,24 @@ class Agent:
             positions = await self.spool.positions(src.key_prefix)
             stream = f"{self.host}/{src.name}"
             index = i if i < len(self.cfg.sources) else None
-            ctx = SourceContext(emit=self._emitter(stream, index), positions=positions, stop=self.stop_sources,
+            emitter = self._emitter(stream, index)
+            ctx = SourceContext(emit=emitter, positions=positions, stop=self.stop_sources,
                                 state_dir=self.cfg.state_dir, emit_agent=self.record_agent)
-            self.source_tasks.append(asyncio.create_task(self._supervise(src, ctx), name=f"source:{src.name}"))
+            self.source_tasks.append(asyncio.create_task(self._supervise(src, ctx, emitter),
+                                                         name=f"source:{src.name}"))
         if self.cfg.audit.anchor_interval > 0:
             timer = AnchorTimer(self.spool.chain_heads, self.record_agent,
                                 interval=self.cfg.audit.anchor_interval, agent_stream=self._agent_stream)
             self.anchor_task = asyncio.create_task(timer.run(self.stop_sources), name="audit-anchor")
         self.started.set()
 
-    async def _supervise(self, src: Source, ctx: SourceContext) -> None:
+    async def _supervise(self, src: Source, ctx: SourceContext, emitter: Emitter) -> None:
         """Run a source; if it crashes (a bug), log it and restart it from its committed positions."""
         delay = 1.0
         while not ctx.stop.is_set():
             try:
                 await src.run(ctx)
+                await emitter.settle()
                 return
             except asyncio.CancelledError:
                 raise
@@ -455,6 +496,7 @@ class Agent:
                     pass
                 await _wait(ctx.stop, delay)
                 delay = min(delay * 2, 60.0)
+                await emitter.settle(quiet=True)  # positions are read after the last commit
                 ctx.positions = await self.spool.positions(src.key_prefix)
 
     async def shutdown(self) -> None:
@@ -470,6 +512,14 @@ class Agent:
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        # the batches still in flight commit before the sinks drain (one may wait for room in a full
+        # spool: give up on it after a bound; it was not committed, the next start re-reads it)
+        settling = [asyncio.ensure_future(e.settle(quiet=True)) for e in self.emitters]
+        if settling:
+            _, late = await asyncio.wait(settling, timeout=max(1.0, self.cfg.shutdown_timeout / 2))
+            for t in late:
+                t.cancel()  # cancels the append it waits for (gather passes the cancellation on)
+            await asyncio.gather(*settling, return_exceptions=True)
         for w in self.workers:
             w.draining = True
         self.stop_sinks.set()
