@@ -4,6 +4,7 @@
     python bench/backfill_bench.py --size 256MiB --only backfill
     python bench/backfill_bench.py --size 256MiB --only backfill --before 0481ecd   # before/after
     python bench/backfill_bench.py --only idle --idle-seconds 20
+    python bench/backfill_bench.py --instructions 4MiB --before 0481ecd  # callgrind, load-independent
 
 **Backfill**: a log of real lines (every sample-logs/*.log, repeated) read from its first byte.
 Every row below is measured in the same run, on the same file, page cache warm; each prints
@@ -57,6 +58,7 @@ import gc
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -182,13 +184,118 @@ def floor_range(path: str, start: int, end: int, out: str) -> tuple[int, int, fl
             append = buf.append
             for line in lines:
                 s = line.decode("utf-8", "replace")
-                append(dumps({"offset": pos, "pid": s[:5], "time": s[7:30], "level": s[31:32], "message": s[33:]}))
+                append(dumps({"offset": pos, "pid": s[:5], "time": s[8:32], "level": s[33:34], "message": s[35:]}))
                 pos += len(line) + 1
             n += len(buf)
             buf.append(b"")
             o.write(b"\n".join(buf))
     os.close(fd)
     return n, n, time.process_time() - c0
+
+
+#: the floor in C: the same fields as ``floor_range`` (byte slices, escaped for JSON; bytes >= 0x80
+#: copied as they are, i.e. no UTF-8 validation), one ``write`` per MiB of output, no fsync
+NATIVE_FLOOR_C = r"""
+/* The native floor: one JSON object per line, the same fields as the CPython floor row. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static unsigned char safe[256];
+static char *ob; static size_t on, ocap;
+static int outfd;
+
+static void flush_out(void) {
+    size_t done = 0;
+    while (done < on) {
+        ssize_t w = write(outfd, ob + done, on - done);
+        if (w <= 0) { perror("write"); exit(1); }
+        done += (size_t)w;
+    }
+    on = 0;
+}
+static void need(size_t n) {
+    if (on + n > ocap) { flush_out(); if (n > ocap) { ocap = n; ob = realloc(ob, ocap); } }
+}
+static void put(const char *s, size_t n) { memcpy(ob + on, s, n); on += n; }
+static void str(const unsigned char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    ob[on++] = '"';
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && safe[s[j]]) j++;
+        memcpy(ob + on, s + i, j - i); on += j - i;
+        if (j == n) break;
+        unsigned char c = s[j];
+        if (c == '"' || c == '\\') { ob[on++] = '\\'; ob[on++] = (char)c; }
+        else { memcpy(ob + on, "\\u00", 4); on += 4; ob[on++] = hex[c >> 4]; ob[on++] = hex[c & 15]; }
+        i = j + 1;
+    }
+    ob[on++] = '"';
+}
+static void field(const char *name, const unsigned char *line, size_t len, size_t a, size_t b) {
+    if (a > len) a = len;
+    if (b > len) b = len;
+    put(name, strlen(name));
+    str(line + a, b - a);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) { fprintf(stderr, "usage: floor IN OUT\n"); return 2; }
+    for (int c = 0; c < 256; c++) safe[c] = c >= 0x20 && c != '"' && c != '\\';
+    int in = open(argv[1], O_RDONLY);
+    outfd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (in < 0 || outfd < 0) { perror("open"); return 1; }
+    ocap = 1 << 20; ob = malloc(ocap);
+    size_t cap = 1 << 20, have = 0; unsigned char *buf = malloc(cap);
+    unsigned long long lines = 0, pos = 0;
+    for (;;) {
+        if (have == cap) { cap *= 2; buf = realloc(buf, cap); }
+        ssize_t r = read(in, buf + have, cap - have);
+        if (r < 0) { perror("read"); return 1; }
+        if (r == 0) break;
+        have += (size_t)r;
+        unsigned char *p = buf, *end = buf + have, *nl;
+        while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+            size_t len = (size_t)(nl - p);
+            need(6 * len + 128);
+            on += (size_t)sprintf(ob + on, "{\"offset\":%llu", pos);
+            field(",\"pid\":", p, len, 0, 5);
+            field(",\"time\":", p, len, 8, 32);
+            field(",\"level\":", p, len, 33, 34);
+            field(",\"message\":", p, len, 35, len);
+            put("}\n", 2);
+            pos += len + 1; lines++; p = nl + 1;
+        }
+        have = (size_t)(end - p);
+        memmove(buf, p, have);
+    }
+    flush_out();
+    printf("%llu\n", lines);
+    return 0;
+}
+"""
+
+
+def native_floor(path: Path, out: Path, tmp: Path) -> tuple[float, float, int] | None:
+    """Compile and run the C floor; (wall s, cpu s of the child, lines), None without a C compiler."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    src, exe = tmp / "native_floor.c", tmp / "native_floor"
+    src.write_text(NATIVE_FLOOR_C)
+    subprocess.run([cc, "-O2", "-o", str(exe), str(src)], check=True)
+    r0 = os.times()
+    t0 = time.perf_counter()
+    proc = subprocess.run([str(exe), str(path), str(out)], check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    r1 = os.times()
+    out.unlink(missing_ok=True)
+    cpu = (r1.children_user - r0.children_user) + (r1.children_system - r0.children_system)
+    return wall, cpu, int(proc.stdout.strip())
 
 
 def parser_range(path: str, start: int, end: int, out: str) -> tuple[int, int, float]:
@@ -274,6 +381,10 @@ def parser_alone(path: Path) -> int:
 
 
 # ---------------------------------------------------------------------------- the follower
+#: the parsed event of a stored row, for a sink that only writes the bytes (see run_source)
+STORED: dict[str, Any] = {}
+
+
 class NoEvents:
     pending_offset = None
 
@@ -293,10 +404,17 @@ async def run_source(path: Path, mode: str, out: Path) -> tuple[float, float, in
     (wall s, cpu s, events). ``mode``: follower | parser | sink.
 
     ``sink`` has the runtime's shape without SQLite: ``emit`` serialises each event once
-    (``dumps``, as the spool does when it stores the batch) and returns; a sink worker task
-    takes the stored events in batches of up to the sink's ``max_batch_bytes`` and awaits
-    ``FileSink.send`` (write + fsync) for each, as the runtime's sink worker does. The clock
-    stops when the sink has acknowledged the last event."""
+    (``dumps``, as the spool does when it stores the batch) and returns; the events are then
+    garbage, only their bytes are kept, as in the spool. A sink worker task takes the stored
+    bytes in batches of up to the sink's ``max_batch_bytes`` and awaits ``FileSink.send``
+    (write + fsync) for each, as the runtime's sink worker does (its ``SpooledEvent`` s carry
+    the bytes; the parsed event, which the runtime reads back from SQLite for sinks that need
+    it, is a placeholder here: the file sink writes ``raw`` only). The clock stops when the
+    sink has acknowledged the last event.
+
+    Holding the event dicts in the hand-off (an earlier version of this bench did) made them
+    survive into the oldest GC generation and cost up to 17 % more CPU in full collections:
+    what the runtime does not do must not be measured."""
     from parsers.events import dumps
     from shipper.api import Batch, SourceContext, SpooledEvent
     from shipper.config import FileSinkConfig, FileSourceConfig
@@ -311,7 +429,7 @@ async def run_source(path: Path, mode: str, out: Path) -> tuple[float, float, in
     state = {"events": 0, "seq": 0, "offset": 0}
     size = path.stat().st_size
     #: the "spool": stored batches the sink worker has not taken yet (bounded: back-pressure)
-    stored: asyncio.Queue[list[SpooledEvent] | None] = asyncio.Queue(maxsize=16)
+    stored: asyncio.Queue[list[bytes] | None] = asyncio.Queue(maxsize=16)
 
     async def emit(batch: Batch) -> None:
         evs = batch.events
@@ -320,9 +438,7 @@ async def run_source(path: Path, mode: str, out: Path) -> tuple[float, float, in
             if isinstance(v, dict) and "offset" in v:
                 state["offset"] = max(state["offset"], v["offset"])
         if mode == "sink" and evs:
-            seq = state["seq"]
-            await stored.put([SpooledEvent(seq + i, ev, dumps(ev)) for i, ev in enumerate(evs, 1)])
-            state["seq"] = seq + len(evs)
+            await stored.put([dumps(ev) for ev in evs])
         if state["offset"] >= size:
             stop.set()
 
@@ -348,8 +464,10 @@ async def run_source(path: Path, mode: str, out: Path) -> tuple[float, float, in
                 else:
                     if not held:
                         oldest = time.monotonic()
-                    held.extend(item)
-                    held_bytes += sum([len(e.raw) for e in item])
+                    seq = state["seq"]
+                    held.extend([SpooledEvent(seq + i, STORED, raw) for i, raw in enumerate(item, 1)])
+                    state["seq"] = seq + len(item)
+                    held_bytes += sum([len(raw) for raw in item])
             n = nbytes = 0
             while n < len(held) and nbytes < limit:
                 nbytes += len(held[n].raw)
@@ -379,12 +497,14 @@ def child_main(args: argparse.Namespace) -> None:
         raise SystemExit(f"imported {files.__file__}, not from {TREE}")
     if args.gc_threshold:
         gc.set_threshold(args.gc_threshold, 10, 10)
+    if args.gc_freeze:
+        gc.freeze()  # what is alive now (modules, config) is never traversed again
     out = Path(args.out)
     out.unlink(missing_ok=True)
     wall, cpu, events = asyncio.run(run_source(Path(args.child_file), args.child, out))
     written = out.stat().st_size if out.exists() else 0
     out.unlink(missing_ok=True)
-    print(json.dumps({"wall": wall, "cpu": cpu, "events": events, "written": written}))
+    print(json.dumps({"wall": wall, "cpu": cpu, "events": events, "written": written, "gc": gc.get_stats()}))
 
 
 def make_tree(tmp: Path, ref: str | None) -> Path:
@@ -412,14 +532,53 @@ def make_tree(tmp: Path, ref: str | None) -> Path:
     return tree
 
 
-def run_child(tree: Path, mode: str, path: Path, out: Path, gc_threshold: int = 0) -> dict[str, Any]:
+def run_child(tree: Path, mode: str, path: Path, out: Path, gc_threshold: int = 0,
+              callgrind: bool = False) -> dict[str, Any]:
+    """One follower row in a child process on ``tree``; with ``callgrind``, under valgrind, and
+    the result carries ``instructions`` (the whole process: subtract two sizes to drop start-up)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--child-file", str(path),
            "--out", str(out)]
     if gc_threshold:
         cmd += ["--gc-threshold", str(gc_threshold)]
+    if callgrind:
+        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd]
     env = dict(os.environ, BACKFILL_BENCH_TREE=str(tree), PYTHONDONTWRITEBYTECODE="1")
     proc = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    got: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    if callgrind:
+        m = re.search(r"Collected : (\d+)", proc.stderr)
+        if m is None:
+            raise RuntimeError(f"no instruction count from valgrind: {proc.stderr[-500:]}")
+        got["instructions"] = int(m.group(1))
+    return got
+
+
+def instructions(size: int, tmp: Path, before: str | None) -> None:
+    """Instructions per line of each follower row (callgrind), before and after: independent of
+    the machine's load. Two files (``size`` and twice that) per row; the difference divided by
+    the difference in lines leaves out interpreter start-up and imports."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind")
+    files = []
+    for k in (1, 2):
+        p = tmp / f"small-{k}.log"
+        files.append((p, build(p, k * size)))
+    out = tmp / "out.jsonl"
+    trees = [("now", make_tree(tmp, None))]
+    if before:
+        trees.insert(0, (before, make_tree(tmp, before)))
+    print(f"instructions per line (callgrind; {size / 2**20:.0f} and {2 * size / 2**20:.0f} MiB files, "
+          f"{files[1][1] - files[0][1]:,} lines apart)")
+    print(f"{'pipeline':45} {'code':>10} {'instr/line':>11} {'instr/event':>12}")
+    for mode, name in [("follower", "follower only (no events)"), ("parser", "follower + LogParser"),
+                       ("sink", "follower + LogParser + dumps + file sink")]:
+        for tag, tree in trees:
+            got = [run_child(tree, mode, p, out, callgrind=True) for p, _ in files]
+            lines = files[1][1] - files[0][1]
+            instr = got[1]["instructions"] - got[0]["instructions"]
+            events = got[1]["events"] - got[0]["events"]
+            per_event = f"{instr / events:12,.0f}" if events else f"{'-':>12}"
+            print(f"{name:45} {tag:>10} {instr / lines:11,.0f} {per_event}", flush=True)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
@@ -459,6 +618,13 @@ def backfill(size: int, tmp: Path, before: str | None, gc_threshold: int) -> Non
     wall, cpu, n, events = in_processes(floor_range, path, out, 2)
     assert n == total
     row("CPython floor, 2 processes", wall, cpu, events)
+    native = native_floor(path, out, tmp)
+    if native is None:
+        print("  (no C compiler: the native floor row is skipped)")
+    else:
+        wall, cpu, n = native
+        assert n == total
+        row("native floor (C): JSON object/line + write", wall, cpu, n)
     wall, cpu, n = timed(lambda: parser_alone(path))
     row("LogParser alone (no follower, no sink)", wall, cpu, n)
     wall, cpu, n, events = in_processes(parser_range, path, out, 2)
@@ -548,6 +714,9 @@ def main() -> None:
                     help="also run the follower rows with shipper/sources/files and the file sink of GITREF")
     ap.add_argument("--gc-threshold", type=int, default=0,
                     help="also run the full pipeline with this gen0 GC threshold (a runtime-level knob)")
+    ap.add_argument("--instructions", metavar="SIZE",
+                    help="instead: instructions per line of the follower rows under callgrind (e.g. 4MiB)")
+    ap.add_argument("--gc-freeze", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--child", choices=["follower", "parser", "sink"], help=argparse.SUPPRESS)
     ap.add_argument("--child-file", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -557,6 +726,9 @@ def main() -> None:
         return
     tmp = Path(tempfile.mkdtemp(prefix="follower-bench-"))
     try:
+        if args.instructions:
+            instructions(parse_size(args.instructions), tmp, args.before)
+            return
         if args.only in (None, "backfill"):
             backfill(parse_size(args.size), tmp, args.before, args.gc_threshold)
         if args.only in (None, "idle"):
