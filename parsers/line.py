@@ -97,8 +97,12 @@ _FAST_RE = re.compile(_FAST_HEAD + r"(.*)", re.A | re.S)
 _fast_match = _FAST_RE.match
 #: the same for ``LogParser.feed``, which also wants the message's first word (up to its first space:
 #: the catalogue's key) and must not take a line ending in ``\r`` (stripped by its general path).
-#: Groups: pid, role, timestamp, ms, level, message, first word.
-_FEED_RE = re.compile(_FAST_HEAD + r"(([^ ]*).*)(?<!\r)\Z", re.A | re.S)
+#: Groups: ``pid:role`` (one group: the parser remembers what it means), timestamp, ms, level,
+#: message, first word.
+_FEED_RE = re.compile(
+    r"(\d{1,10}:[XCSM]) (\d\d [A-Z][a-z][a-z] \d\d\d\d \d\d:\d\d:\d\d)\.(\d\d\d) ([.\-*#])(?: |$)(([^ ]*).*)(?<!\r)\Z",
+    re.A | re.S,
+)
 _feed_match = _FEED_RE.match
 
 #: LOGFMT_RE with the timestamp alternatives inlined: one match instead of two for a logfmt line

@@ -88,7 +88,8 @@ class LogParser:
         self._asm = Assembler()
         self._failover = FailoverCorrelator()
         self._sentinel_file = kind == "sentinel"
-        self._pids: dict[str, int] = {}  # pid text -> int, see _pid
+        #: "pid:R" text -> (pid, role char, source, role), see _proc
+        self._procs: dict[str, tuple[int, str, str, str]] = {}
         #: (source, role) of a legacy line by its role char (fast path): Sentinel's X, else the server
         self._who = {
             c: (("sentinel" if c == "X" else "redis") if kind == "auto" else kind, ROLE_BY_CHAR[c])
@@ -139,19 +140,18 @@ class LogParser:
                     or asm.hline is not None
                     or (asm.cur is not None and not asm.in_crash and not asm.lead_blanks)
                 ):
-                    pid, role, ts_text, ms, level, message, word = m.groups()
+                    proc_text, ts_text, ms, level, message, word = m.groups()
                     base = self._ts_cache.get(ts_text)
                     if base is not None:
                         ts = f"{base}{ms}000Z"
                         prev = asm.last_ts
                         asm.last_ts = ts
-                        pid_int = self._pids.get(pid)
-                        if pid_int is None:
-                            pid_int = self._pid(pid)
+                        proc = self._procs.get(proc_text)
+                        if proc is None:
+                            proc = self._proc(proc_text)
                         asm.line = (
                             offset,
-                            pid_int,
-                            role,
+                            proc,
                             ts_text,
                             ms,
                             level,
@@ -163,8 +163,8 @@ class LogParser:
                         )
                         if pend is not None:
                             # the event of the pending line: _pending_event, inlined (once per line)
-                            p_offset, p_pid, p_role, _t, _ms, p_level, first, p_ts, _p, _x, p_word = pend
-                            source, role_name = self._who[p_role]
+                            p_offset, p_proc, _t, _ms, p_level, first, p_ts, _p, _x, p_word = pend
+                            p_pid, p_role, source, role_name = p_proc
                             rules = _BUCKETS.get(p_word)
                             if rules is not None:
                                 res = rules(first)  # = classify(first), the word already known
@@ -245,12 +245,15 @@ class LogParser:
             return parse_event(first) or classify(first)
         return classify(first) if first else None
 
-    def _pid(self, text: str) -> int:
-        """``int(text)``, remembered: a log has a handful of pids, each on thousands of lines."""
-        if len(self._pids) >= 1024:
-            self._pids.clear()
-        pid = self._pids[text] = int(text)
-        return pid
+    def _proc(self, text: str) -> tuple[int, str, str, str]:
+        """(pid, role char, source, role) of the ``pid:R`` text of a legacy line, remembered: a log
+        has a handful of processes, each on thousands of lines, and this saves the fast path an
+        ``int()`` and a lookup of the role per line."""
+        if len(self._procs) >= 1024:
+            self._procs.clear()
+        role = text[-1]
+        proc = self._procs[text] = (int(text[:-2]), role, *self._who[role])
+        return proc
 
     def _feed_logfmt(self, text: str, offset: int) -> list[Event]:
         """A whole, flagless line that may be Valkey logfmt: one regex for header and timestamp
@@ -413,7 +416,8 @@ class LogParser:
     def _pending_event(self, p: PendingLine) -> Event:
         """:meth:`_line_event` of a lone 5.0+ legacy line without flags, from its tuple: the same
         steps with the branches a legacy header decides already taken."""
-        offset, pid, role_char, _t, _ms, level_char, first, ts, _prev, _text, _word = p
+        offset, proc, _t, _ms, level_char, first, ts, _prev, _text, _word = p
+        pid, role_char = proc[0], proc[1]
         role = ROLE_BY_CHAR[role_char]
         kind = self.kind
         if kind == "auto":

@@ -120,10 +120,11 @@ def _is_startup_banner(message: str) -> bool:
 
 #: A prefixed line waiting for its successor, in the cheapest form: what ``Block`` would hold for
 #: a lone 5.0+ legacy line without flags (``lines`` 1, no continuation). Fields, in order: offset,
-#: pid, role char, timestamp text (``dd Mon yyyy hh:mm:ss``), milliseconds, level char, message,
+#: the process (pid, role char, source, role: ``LogParser._proc``), timestamp text (``dd Mon yyyy
+#: hh:mm:ss``), milliseconds, level char, message,
 #: UTC timestamp, previous line's timestamp, the line's text when its message is empty else None, the
 #: message's first word (the catalogue's key).
-PendingLine = tuple[int, int, str, str, str, str, str, str, "str | None", "str | None", str]
+PendingLine = tuple[int, tuple[int, str, str, str], str, str, str, str, str, "str | None", "str | None", str]
 #: The same for a prefixed line of any other form (logfmt, iso8601, epoch ms, year-less, 2.x; never a
 #: signal-handler line): offset, header, UTC timestamp, previous timestamp, text if message empty.
 PendingHeaderLine = tuple[int, Header, str, "str | None", "str | None"]
@@ -165,7 +166,8 @@ class Assembler:
         p = self.line
         assert p is not None
         self.line = None
-        offset, pid, role, ts_text, ms, level, message, ts, prev_ts, text, _word = p
+        offset, proc, ts_text, ms, level, message, ts, prev_ts, text, _word = p
+        pid, role = proc[0], proc[1]
         header = _new(Header, (FMT_LEGACY, pid, role, TS_LEGACY, ts_text, ms, level, None, message))
         b = Block(KIND_LINE, offset, header, ts, prev_ts)
         b.text = text
