@@ -125,7 +125,11 @@ class LogParser:
         catalogue's key), and refuses a line that ends in ``\\r``, so the common line pays for
         neither a ``\\r`` test nor a search for the first space; a message whose first word has
         rules in the catalogue goes straight to them (such a word never starts with ``+`` or
-        ``-``, so it is never a Sentinel event), anything else through :meth:`_classify_pending`."""
+        ``-``, so it is never a Sentinel event), anything else through :meth:`_classify_pending`.
+
+        Two more cases are decided here because a crash report is hundreds of them: a whole line
+        ending in ``\r`` (its INFO dump is CRLF) is stripped as :meth:`_feed` would, and a line no
+        header can start, inside a crash report, joins the report as ``Assembler.push`` would."""
         if not cut_bytes and not partial and len(line) <= self.max_line_bytes:
             try:
                 text = line.decode()
@@ -216,9 +220,10 @@ class LogParser:
                 asm = self._asm
                 if asm.in_crash:
                     c = text[:1]
-                    if not ("0" <= c <= "9" or c == "p" or c == "["):
-                        # a line no header can start (parse_header: None) inside a crash report:
-                        # Assembler.push's first branch, without the calls
+                    if not ("0" <= c <= "9" or c == "[" or (c == "p" and text[:4] == "pid=")):
+                        # a line no header can start (parse_header: None; its logfmt form starts
+                        # with "pid=") inside a crash report: Assembler.push's first branch, without
+                        # the calls
                         cur = asm.cur
                         if cur is not None:
                             cur.more.append(text)  # type: ignore[union-attr]
