@@ -414,6 +414,10 @@ def crash_fields(lines: list[str], complete: bool) -> tuple[str, dict[str, Any]]
         if s.startswith("------ STACK TRACE ------") or s.endswith("--- STACK TRACE"):
             in_stack = True
             continue
+        if " " not in line:
+            # every text looked for below has a space; most lines of a report (its INFO dump,
+            # "used_memory:1234") have none: one test instead of a dozen
+            continue
         if "crashed by signal" in line and "signal" not in fields:
             m = _CRASHED_RE.search(line)
             if m is not None:
