@@ -402,6 +402,12 @@ def crash_fields(lines: list[str], complete: bool) -> tuple[str, dict[str, Any]]
     stack: list[str] = []
     in_stack = False
     for line in lines:
+        if " " not in line:
+            # most lines of a report (its INFO dump, "used_memory:1234") have no space, and every
+            # text looked for below has one: such a line can only be part of the stack trace
+            if in_stack:
+                stack.append(line)
+            continue
         if line.startswith("pid=") and line.endswith('"'):
             line = line[:-1]  # a logfmt line: look at its message without the closing quote
         s = line.strip()
@@ -413,10 +419,6 @@ def crash_fields(lines: list[str], complete: bool) -> tuple[str, dict[str, Any]]
                 continue
         if s.startswith("------ STACK TRACE ------") or s.endswith("--- STACK TRACE"):
             in_stack = True
-            continue
-        if " " not in line:
-            # every text looked for below has a space; most lines of a report (its INFO dump,
-            # "used_memory:1234") have none: one test instead of a dozen
             continue
         if "crashed by signal" in line and "signal" not in fields:
             m = _CRASHED_RE.search(line)
