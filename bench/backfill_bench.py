@@ -501,7 +501,10 @@ def child_main(args: argparse.Namespace) -> None:
         gc.freeze()  # what is alive now (modules, config) is never traversed again
     out = Path(args.out)
     out.unlink(missing_ok=True)
-    wall, cpu, events = asyncio.run(run_source(Path(args.child_file), args.child, out))
+    if args.child == "parser-alone":
+        wall, cpu, events = timed(lambda: parser_alone(Path(args.child_file)))
+    else:
+        wall, cpu, events = asyncio.run(run_source(Path(args.child_file), args.child, out))
     written = out.stat().st_size if out.exists() else 0
     out.unlink(missing_ok=True)
     print(json.dumps({"wall": wall, "cpu": cpu, "events": events, "written": written, "gc": gc.get_stats()}))
@@ -570,9 +573,9 @@ def instructions(size: int, tmp: Path, before: str | None) -> None:
     print(f"instructions per line (callgrind; {size / 2**20:.0f} and {2 * size / 2**20:.0f} MiB files, "
           f"{files[1][1] - files[0][1]:,} lines apart)")
     print(f"{'pipeline':45} {'code':>10} {'instr/line':>11} {'instr/event':>12}")
-    for mode, name in [("follower", "follower only (no events)"), ("parser", "follower + LogParser"),
-                       ("sink", "follower + LogParser + dumps + file sink")]:
-        for tag, tree in trees:
+    for mode, name in [("parser-alone", "LogParser alone (no follower)"), ("follower", "follower only (no events)"),
+                       ("parser", "follower + LogParser"), ("sink", "follower + LogParser + dumps + file sink")]:
+        for tag, tree in trees[-1:] if mode == "parser-alone" else trees:
             got = [run_child(tree, mode, p, out, callgrind=True) for p, _ in files]
             lines = files[1][1] - files[0][1]
             instr = got[1]["instructions"] - got[0]["instructions"]
@@ -717,7 +720,7 @@ def main() -> None:
     ap.add_argument("--instructions", metavar="SIZE",
                     help="instead: instructions per line of the follower rows under callgrind (e.g. 4MiB)")
     ap.add_argument("--gc-freeze", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--child", choices=["follower", "parser", "sink"], help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=["follower", "parser", "sink", "parser-alone"], help=argparse.SUPPRESS)
     ap.add_argument("--child-file", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
