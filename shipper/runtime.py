@@ -408,6 +408,8 @@ class Agent:
                            host=self.host)
         self.dead = DeadLetters(cfg.state_dir)
         self.stop_sources = asyncio.Event()
+        #: set after the sources stopped and their last batches committed: the final anchor covers them
+        self.stop_anchor = asyncio.Event()
         self.stop_sinks = asyncio.Event()
         self.labeler: Any = None
         self.workers: list[SinkWorker] = []
@@ -473,7 +475,7 @@ class Agent:
         if self.cfg.audit.anchor_interval > 0:
             timer = AnchorTimer(self.spool.chain_heads, self.record_agent,
                                 interval=self.cfg.audit.anchor_interval, agent_stream=self._agent_stream)
-            self.anchor_task = asyncio.create_task(timer.run(self.stop_sources), name="audit-anchor")
+            self.anchor_task = asyncio.create_task(timer.run(self.stop_anchor), name="audit-anchor")
         self.started.set()
 
     async def _supervise(self, src: Source, ctx: SourceContext, emitter: Emitter) -> None:
@@ -502,11 +504,6 @@ class Agent:
     async def shutdown(self) -> None:
         """Stop reading, flush the spool within ``shutdown_timeout``, commit, close."""
         self.stop_sources.set()
-        if self.anchor_task is not None:  # the final anchor is sealed before the sinks drain
-            try:
-                await asyncio.wait_for(self.anchor_task, 5.0)
-            except (TimeoutError, Exception) as e:
-                log.warning("audit anchor at shutdown: %s", e)
         if self.source_tasks:
             done, pending = await asyncio.wait(self.source_tasks, timeout=max(1.0, self.cfg.shutdown_timeout / 2))
             for t in pending:
@@ -520,6 +517,12 @@ class Agent:
             for t in late:
                 t.cancel()  # cancels the append it waits for (gather passes the cancellation on)
             await asyncio.gather(*settling, return_exceptions=True)
+        self.stop_anchor.set()
+        if self.anchor_task is not None:  # the final anchor covers every committed batch, and is
+            try:                          # sealed before the sinks drain
+                await asyncio.wait_for(self.anchor_task, 5.0)
+            except (TimeoutError, Exception) as e:
+                log.warning("audit anchor at shutdown: %s", e)
         for w in self.workers:
             w.draining = True
         self.stop_sinks.set()

@@ -81,6 +81,8 @@ async def run_agent(config: Path, sources: list[ListSource], sinks: list[Any] | 
     agent = Agent(cfg, sources=list(sources), sinks=sinks if sinks is not None else build_sinks(cfg))
     await agent.start()
     await asyncio.wait_for(asyncio.gather(*(s.done.wait() for s in sources)), 20)
+    for e in agent.emitters:  # the sources' last batches are committed (one may be in flight)
+        await e.settle()
     if during is not None:
         await during(agent)
     for _ in range(250 if settle else 0):

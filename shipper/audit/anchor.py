@@ -84,7 +84,7 @@ class AnchorTimer:
     Wiring (runtime, once the spool is open)::
 
         timer = AnchorTimer(self.spool.chain_heads, self.record_agent, interval=cfg.audit.anchor_interval)
-        self.sink_tasks.append(asyncio.create_task(timer.run(self.stop_sources)))
+        self.anchor_task = asyncio.create_task(timer.run(self.stop_anchor))  # set after the sources settled
 
     Nothing is emitted while no stream but the agent's own moved since the last anchor (an idle
     agent does not fill its trail with anchors anchoring anchors).
