@@ -128,6 +128,9 @@ class Encoded:
     rejected: list[tuple[int, str]] = field(default_factory=list)
     #: events in the body
     entries: int = 0
+    #: sizes of the body's consecutive per-event parts, for sinks that re-send some of them
+    #: (Elasticsearch retries only the items answered 429/5xx); the body is then uncompressed
+    part_sizes: list[int] | None = None
 
 
 class Sink(abc.ABC):

@@ -120,7 +120,8 @@ class Offloader:
             return None
         self.batches += 1
         metrics.OFFLOAD_BATCHES.inc()
-        enc = Encoded(body, head["headers"], [(int(i), str(r)) for i, r in head["rejected"]], head["entries"])
+        enc = Encoded(body, head["headers"], [(int(i), str(r)) for i, r in head["rejected"]], head["entries"],
+                      part_sizes=head.get("part_sizes"))
         return Prepared(head["first"], head["last"], head["count"], head["size"], head["first_added"], enc)
 
     async def _ensure(self) -> asyncio.subprocess.Process:
@@ -245,7 +246,7 @@ class _Worker:
         e: Encoded = enc.encode(batch)
         head = {"ok": True, "first": batch[0].seq, "last": batch[-1].seq, "count": len(batch), "size": total,
                 "first_added": first_added, "headers": e.headers, "rejected": e.rejected, "entries": e.entries,
-                "body_len": len(e.body)}
+                "part_sizes": e.part_sizes, "body_len": len(e.body)}
         return head, e.body
 
 

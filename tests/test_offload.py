@@ -20,14 +20,16 @@ import pytest
 
 from parsers.logfile import LogParser
 from shipper.api import Batch, Encoded, Source, SourceContext, SpooledEvent
-from shipper.config import LokiSinkConfig, parse_config
+from shipper.config import ElasticsearchSinkConfig, LokiSinkConfig, parse_config
 from shipper.observe import metrics
 from shipper.offload import Offloader, Prepared
 from shipper.runtime import Agent, DeadLetters, SinkWorker
+from shipper.sinks.elasticsearch import ElasticsearchEncoder, ElasticsearchSink
 from shipper.sinks.loki import LokiSink
 from shipper.spool import Spool
 
 from conftest import SAMPLE_LOGS
+from receivers.elasticsearch import ElasticsearchReceiver
 from receivers.loki import LokiReceiver
 
 pytestmark = pytest.mark.integration
@@ -80,7 +82,13 @@ def loki_sink(url: str, max_bytes: int = 16 << 10) -> LokiSink:
                                    retry={"initial": "50ms", "max": "200ms"}))
 
 
-def agent(tmp: Path, events: list[dict[str, Any]], sink: LokiSink, **cfg: Any) -> Agent:
+def es_sink(url: str, max_bytes: int = 32 << 10) -> ElasticsearchSink:
+    return ElasticsearchSink(ElasticsearchSinkConfig(
+        type="elasticsearch", url=url, batch={"max_bytes": max_bytes, "max_wait": "50ms"},
+        retry={"initial": "10ms", "max": "2s"}))
+
+
+def agent(tmp: Path, events: list[dict[str, Any]], sink: Any, **cfg: Any) -> Agent:
     conf = parse_config({"state_dir": str(tmp / "state"), "timezone": "UTC", "labels": {"job": "redis"},
                          "shutdown_timeout": 10, "audit": {"anchor_interval": 0}, **cfg})
     return Agent(conf, sources=[ListSource(events)], sinks=[sink])
@@ -257,3 +265,31 @@ def test_a_prefetched_body_is_not_used_when_the_cursor_moved_meanwhile(tmp_path:
     got, asked = asyncio.run(go())
     assert asked == [7, 0]  # the stale one was built, then a fresh one from the cursor
     assert got is not None and got.first_seq == 1
+
+
+def test_elasticsearch_items_built_by_the_offload_process_are_the_sinks_and_partial_retries_work(
+        tmp_path: Path) -> None:
+    events = real_events(6)
+    offloaded = metric(metrics.OFFLOAD_BATCHES)
+    with ElasticsearchReceiver() as es:
+        sink = es_sink(es.url)
+        # the first push waits (a backlog builds); items of a later, offloaded bulk answer 429 and
+        # are re-sent alone from the offloaded body's parts
+        es.delay_next(1, 0.5)
+        es.fail_items([None] * 200 + [429] * 5)
+        a = agent(tmp_path, events, sink)
+
+        async def go() -> None:
+            await a.start()
+            await until(lambda: len([d for d in es.documents() if d["redis_shipper"]["source"] != "agent"])
+                        >= len(events))
+            await a.shutdown()
+
+        asyncio.run(go())
+        docs = [d for d in es.documents() if d["redis_shipper"]["source"] != "agent"]
+    assert metric(metrics.OFFLOAD_BATCHES) > offloaded
+    assert len(docs) == len(events)  # each event once: _id is deterministic, 429 items re-sent
+    assert sorted(d["event"]["sequence"] for d in docs) == list(range(1, len(events) + 1))
+    # and the offloaded encoder is the sink's own: the same item pair for the same spooled event
+    se = SpooledEvent(1, dict(events[0], id="x", labels={}), b'{"id":"x"}')
+    assert sink.item_lines([se]) == ElasticsearchEncoder(**sink.encoder_spec()[1]).item_lines([se])

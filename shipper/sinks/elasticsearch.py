@@ -37,16 +37,20 @@ import hashlib
 import logging
 import random
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import orjson
 
 from parsers.events import Event
-from shipper.api import Delivery, RetryableError, Sink, SpooledEvent
-from shipper.config import ElasticsearchSinkConfig
-from shipper.sinks import http
+from shipper.api import Delivery, Encoded, RetryableError, Sink, SpooledEvent
 from shipper.sinks.compress import gzip_body
+
+if TYPE_CHECKING:
+    from shipper.config import ElasticsearchSinkConfig
+
+# The HTTP client (aiohttp) is imported where requests are made: the encoder also runs in the
+# offload process (shipper/offload.py), which never sends one.
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +197,29 @@ def document_id(se: SpooledEvent) -> str:
     return hashlib.blake2b(se.raw, digest_size=16).hexdigest()
 
 
+class ElasticsearchEncoder:
+    """Builds the ``_bulk`` item pairs of a batch; pure, so the offload process can run it."""
+
+    def __init__(self, *, index: str, data_stream: bool = True) -> None:
+        self.data_stream = data_stream_fields(index) if data_stream else None
+
+    def item_lines(self, batch: list[SpooledEvent]) -> list[bytes]:
+        """One ``{"create":{"_id":..}}\\n<document>\\n`` pair per event, in batch order."""
+        out = []
+        ds = self.data_stream
+        for se in batch:
+            action = orjson.dumps({"create": {"_id": document_id(se)}})
+            doc = to_document(se.event, raw=se.raw, data_stream=ds)
+            out.append(action + b"\n" + orjson.dumps(doc) + b"\n")
+        return out
+
+    def encode(self, batch: list[SpooledEvent]) -> Encoded:
+        """The item pairs, concatenated, with their sizes (uncompressed: a partial retry re-sends
+        only some of them, compressed then)."""
+        lines = self.item_lines(batch)
+        return Encoded(b"".join(lines), {}, [], len(lines), part_sizes=[len(x) for x in lines])
+
+
 class ElasticsearchSink(Sink):
     """Bulk-creates events in an Elasticsearch / OpenSearch data stream or index."""
 
@@ -202,13 +229,16 @@ class ElasticsearchSink(Sink):
         self.max_batch_bytes = cfg.batch.max_bytes
         self.max_wait = cfg.batch.max_wait
         self.bulk_url = f"{cfg.url.rstrip('/')}/{quote(cfg.index, safe='')}/_bulk"
-        self.data_stream = data_stream_fields(cfg.index) if cfg.data_stream else None
+        self.encoder = ElasticsearchEncoder(index=cfg.index, data_stream=cfg.data_stream)
+        self.data_stream = self.encoder.data_stream
         #: seconds of per-item retrying (429/5xx items) inside one send
         self.partial_retry_budget = cfg.retry.max
         self._session: Any = None
         self._headers: dict[str, str] = {}
 
     async def start(self) -> None:
+        from shipper.sinks import http
+
         cfg = self.cfg
         self._headers = {
             **http.auth_headers(
@@ -228,12 +258,11 @@ class ElasticsearchSink(Sink):
 
     def item_lines(self, batch: list[SpooledEvent]) -> list[bytes]:
         """One ``{"create":{"_id":..}}\\n<document>\\n`` pair per event, in batch order."""
-        out = []
-        for se in batch:
-            action = orjson.dumps({"create": {"_id": document_id(se)}})
-            doc = to_document(se.event, raw=se.raw, data_stream=self.data_stream)
-            out.append(action + b"\n" + orjson.dumps(doc) + b"\n")
-        return out
+        return self.encoder.item_lines(batch)
+
+    def encoder_spec(self) -> tuple[str, dict[str, Any]]:
+        return "shipper.sinks.elasticsearch:ElasticsearchEncoder", {
+            "index": self.cfg.index, "data_stream": self.cfg.data_stream}
 
     @staticmethod
     def _gzip(body: bytes) -> bytes:
@@ -242,10 +271,26 @@ class ElasticsearchSink(Sink):
     async def send(self, batch: list[SpooledEvent]) -> Delivery:
         if not batch:
             return Delivery()
+        return await self._send_lines(self.item_lines(batch))
+
+    async def send_encoded(self, encoded: Encoded, count: int) -> Delivery:
+        sizes = encoded.part_sizes or []
+        if len(sizes) != count:
+            raise ValueError(f"elasticsearch {self.name}: {len(sizes)} item pairs for {count} events")
+        body = memoryview(encoded.body)
+        lines, pos = [], 0
+        for n in sizes:
+            lines.append(bytes(body[pos:pos + n]))
+            pos += n
+        return await self._send_lines(lines)
+
+    async def _send_lines(self, lines: list[bytes]) -> Delivery:
+        """POST the item pairs; retry only the items answered 429/5xx, within the retry budget."""
+        from shipper.sinks import http
+
         if self._session is None:
             await self.start()
-        lines = self.item_lines(batch)
-        pending = list(range(len(batch)))
+        pending = list(range(len(lines)))
         rejected: list[tuple[int, str]] = []
         duplicates = 0
         loop = asyncio.get_running_loop()
@@ -298,7 +343,7 @@ class ElasticsearchSink(Sink):
             delay *= random.uniform(0.5, 1.0)
             if loop.time() + delay > deadline:
                 raise RetryableError(
-                    f"{what}: {len(retry)} of {len(batch)} items still refused with 429/5xx after "
+                    f"{what}: {len(retry)} of {len(lines)} items still refused with 429/5xx after "
                     f"{attempt} bulk attempts", status=429,
                 )
             log.info("%s: %d items answered 429/5xx, retrying them in %.2fs", what, len(retry), delay)
