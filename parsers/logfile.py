@@ -92,8 +92,7 @@ class LogParser:
         self._procs: dict[str, tuple[int, str, str, str]] = {}
         #: (source, role) of a legacy line by its role char (fast path): Sentinel's X, else the server
         self._who = {
-            c: (("sentinel" if c == "X" else "redis") if kind == "auto" else kind, ROLE_BY_CHAR[c])
-            for c in "XMSC"
+            c: (("sentinel" if c == "X" else "redis") if kind == "auto" else kind, ROLE_BY_CHAR[c]) for c in "XMSC"
         }
         self._reference_ts: str | None = None
         if reference_time is not None:

@@ -268,9 +268,7 @@ def test_security_attack_with_address_records_the_peer():
 
 
 def test_valkey_bio_thread_prefix_is_looked_through():
-    res = classify(
-        "Replica bio thread: PRIMARY <-> REPLICA sync: receiving streamed RDB from primary with EOF to disk"
-    )
+    res = classify("Replica bio thread: PRIMARY <-> REPLICA sync: receiving streamed RDB from primary with EOF to disk")
     assert res is not None
     assert res[:2] == ("replication", "sync_receiving_rdb") and res[2]["thread"] == "bio"
 
@@ -372,7 +370,7 @@ def test_the_compiled_classifier_gives_the_catalogue_loops_result_for_every_samp
         "Client closed connection",
         "Client closed connection id=1 addr=a id=x name=n\tuser=u user=v",
         "Client id=1 addr=1.2.3.4:5 closed for overcoming of output buffer limits.",
-        f"Closing client that reached max query buffer length: {CLIENT} (qbuf initial bytes: \"abc\")",
+        f'Closing client that reached max query buffer length: {CLIENT} (qbuf initial bytes: "abc")',
         "Accepted 10.0.0.1:6379",
         "Accepted",
         "Accepted ",
