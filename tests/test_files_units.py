@@ -173,3 +173,67 @@ def test_the_hot_feed_loop_gives_exactly_what_lines_gives(lines, cuts, max_line,
         pos = c
     assert got == expected
     assert sp.offset == len(data) - 4
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.integers(0, 60), max_size=25), cuts=st.lists(st.integers(0, 1500), max_size=15),
+       max_line=st.integers(1, 40), max_events=st.integers(1, 5))
+def test_the_hot_feed_loop_feeds_every_line_once_when_lines_make_zero_or_several_events(
+    lines, cuts, max_line, max_events
+):
+    """Like the parser: a line may make no event (held for a multi-line one) or several (a held one
+    and its own). Every line is fed exactly once, batches stop as soon as they are full, and the
+    returned count is the number of lines fed."""
+    raw = [bytes([97 + i % 26]) * n for i, n in enumerate(lines)]
+    data = b"".join(x + b"\n" for x in raw) + b"tail"
+    expected, _ = split_all(data, cuts, max_line=max_line)
+    sp = LineSplitter(0, max_line)
+    fed: list = []
+    pos = 0
+
+    def feed(line: bytes, offset: int, *, cut_bytes: int = 0) -> list:
+        fed.append((line, offset, cut_bytes))
+        return [offset] * (len(fed) % 3)  # 1, 2, 0, 1, 2, 0 ... events
+
+    for c in sorted(set(cuts)) + [len(data)]:
+        if c <= pos:
+            continue
+        sp.push(data[pos:c])
+        while sp.has_lines:
+            batch: list = []
+            before = len(fed)
+            n = sp.feed_lines(feed, batch, max_events)
+            assert n == len(fed) - before
+            # stopped early only because the batch was full, and right after the line that filled it
+            if sp.has_lines:
+                assert len(batch) >= max_events
+                assert len(batch) - len(fed) % 3 < max_events
+            assert sp.offset == (fed[-1][1] + len(fed[-1][0]) + fed[-1][2] + 1 if n else sp.offset)
+        pos = c
+    assert fed == expected
+    assert sp.offset == len(data) - 4
+
+
+def test_a_feed_that_raises_leaves_the_splitter_after_the_failing_line():
+    """The parser never raises by contract; if it did, the failing line counts as consumed and the
+    next call resumes at the following line with the right offset (no line fed twice)."""
+    sp = LineSplitter(100, 1000)
+    sp.push(b"one\ntwo\nthree\n")
+    seen: list = []
+
+    def feed(line: bytes, offset: int, *, cut_bytes: int = 0) -> list:
+        seen.append((line, offset))
+        if line == b"two":
+            raise ValueError("boom")
+        return [line]
+
+    events: list = []
+    try:
+        sp.feed_lines(feed, events, 10)
+    except ValueError:
+        pass
+    assert sp.offset == 100 + len(b"one\ntwo\n")
+    sp.feed_lines(feed, events, 10)
+    assert seen == [(b"one", 100), (b"two", 104), (b"three", 108)]
+    assert events == [b"one", b"three"]
+    assert not sp.has_lines and sp.offset == 114
