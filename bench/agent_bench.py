@@ -394,11 +394,19 @@ class Agent:
         self.stderr.close()
         return self.proc.returncode
 
-    def spool(self) -> dict[str, Any]:
-        """Rows and bytes in the spool (read-only, beside the running agent), file sizes, positions."""
+    def spool(self, *, quick: bool = False) -> dict[str, Any]:
+        """Rows and bytes in the spool (read-only, beside the running agent), file sizes, positions.
+
+        ``quick``: rows from the first and last row ids (two index lookups, no bytes): the probe
+        that runs every 0.25 s during a throughput run must not scan the table it measures (a
+        COUNT/SUM over 150,000 rows every 0.25 s cost the machine ~20 % of a core)."""
         db = sqlite3.connect(f"file:{self.state / 'spool.sqlite'}?mode=ro", uri=True, timeout=30)
         try:
-            rows, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events").fetchone()
+            if quick:
+                lo, hi = db.execute("SELECT MIN(seq), MAX(seq) FROM events").fetchone()
+                rows, size = (hi - lo + 1 if hi is not None else 0), None
+            else:
+                rows, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events").fetchone()
             positions = {k: orjson.loads(v) for k, v in db.execute("SELECT key, value FROM positions")}
         finally:
             db.close()
@@ -577,7 +585,7 @@ def throughput(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             if time.monotonic() >= next_probe and agent.state.joinpath("spool.sqlite").exists():
                 next_probe = time.monotonic() + 0.25
                 try:
-                    sp = agent.spool()
+                    sp = agent.spool(quick=True)
                 except sqlite3.Error:
                     sp = None
                 if sp is not None:

@@ -83,6 +83,8 @@ class Spool:
         when_full: str = "block",
         synchronous: str = "FULL",
         host: str = "",
+        gc_rows: int = 20_000,
+        gc_interval: float = 1.0,
     ) -> None:
         self.dir = Path(state_dir)
         self.path = self.dir / "spool.sqlite"
@@ -100,6 +102,11 @@ class Spool:
         self._heads: dict[str, tuple[int, str]] = {}
         self._positions_mirror_due = 0.0
         self._top = 0
+        #: acknowledged rows are deleted in runs of at least this many (see _gc)
+        self.gc_rows = gc_rows
+        self.gc_interval = gc_interval
+        self._gc_low = 0
+        self._gc_at = float("-inf")  # the first acknowledgement collects
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
@@ -356,24 +363,45 @@ class Spool:
         delete rows every sink has acknowledged."""
 
         def _ack() -> None:
-            assert self._db is not None
+            db = self._db
+            assert db is not None
             if upto_seq <= self._cursors.get(sink, -1):
                 return
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("UPDATE sink_cursors SET acked = ? WHERE sink = ?", (upto_seq, sink))
-            self._cursors[sink] = upto_seq
-            self._gc()
-            self._db.execute("COMMIT")
+            # No fsync for a cursor move: it survives a crash of the agent (the WAL is in the page
+            # cache) and the next append's fsync makes it durable; only a power loss in between
+            # can undo it, and that re-sends one batch (at-least-once). One fsync per sink batch
+            # less: the spool thread was the agent's bottleneck (docs/performance-agent.md).
+            if self.synchronous != "NORMAL":
+                db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("UPDATE sink_cursors SET acked = ? WHERE sink = ?", (upto_seq, sink))
+                self._cursors[sink] = upto_seq
+                self._gc(force=False)
+                db.execute("COMMIT")
+            finally:
+                if self.synchronous != "NORMAL":
+                    db.execute(f"PRAGMA synchronous={self.synchronous}")
 
         await self._run(_ack)
         self._update_gauges()
         self._room.set()
 
-    def _gc(self) -> None:
+    def _gc(self, force: bool = True) -> None:
+        """Delete the rows every sink has acknowledged.
+
+        Not after every acknowledgement unless ``force``: one DELETE per ``gc_rows`` rows (or
+        per ``gc_interval`` seconds, or when the spool is half full) costs the spool thread less than one per batch,
+        and the rows in between are simply skipped by every cursor."""
         assert self._db is not None
         if not self._cursors:
             return
         low = min(self._cursors.values())
+        now = time.monotonic()
+        if not force and low - self._gc_low < self.gc_rows and now - self._gc_at < self.gc_interval \
+                and self._bytes < self.max_bytes // 2:
+            return
+        self._gc_low, self._gc_at = low, now
         row = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events WHERE seq <= ?", (low,)
         ).fetchone()

@@ -61,7 +61,7 @@ def test_a_failed_transaction_stores_neither_events_nor_position(tmp_path):
 
 def test_rows_are_deleted_only_when_every_sink_acknowledged(tmp_path):
     async def go() -> None:
-        sp = Spool(tmp_path)
+        sp = Spool(tmp_path, gc_rows=0)  # delete on every acknowledgement
         await sp.open()
         await sp.register_sink("a")
         await sp.register_sink("b")
@@ -159,3 +159,23 @@ def test_positions_mirror_is_human_readable_json(tmp_path):
     # and the database is a plain SQLite file in WAL mode
     db = sqlite3.connect(tmp_path / "spool.sqlite")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_acknowledged_rows_are_deleted_in_runs_not_after_every_batch(tmp_path):
+    async def go() -> list[int]:
+        sp = Spool(tmp_path, gc_rows=10, gc_interval=3600)
+        await sp.open()
+        await sp.register_sink("a")
+        await sp.append("s", [ev(i) for i in range(30)], {})
+        left = []
+        await sp.ack("a", 1)  # the first acknowledgement runs the GC (nothing was ever collected)
+        left.append((await sp.stats()).events)
+        for upto in (5, 10, 11, 12):
+            await sp.ack("a", upto)
+            left.append((await sp.stats()).events)
+        await sp.close()
+        return left
+
+    # 29 after row 1; rows 2..5 and 2..10 wait (fewer than 10 since the last run); at 11 the run of
+    # 10 rows is deleted; 12 waits again
+    assert run(go()) == [29, 29, 29, 19, 19]
