@@ -4,7 +4,7 @@
     python bench/backfill_bench.py --size 256MiB --only backfill
     python bench/backfill_bench.py --size 256MiB --only backfill --before 0481ecd   # before/after
     python bench/backfill_bench.py --only idle --idle-seconds 20
-    python bench/backfill_bench.py --instructions 4MiB --before 0481ecd  # callgrind, load-independent
+    python bench/backfill_bench.py --instructions 2MiB --before 0481ecd  # callgrind, load-independent
 
 **Backfill**: a log of real lines (every sample-logs/*.log, repeated) read from its first byte.
 Every row below is measured in the same run, on the same file, page cache warm; each prints
@@ -26,6 +26,8 @@ wall and CPU seconds, lines/s and MB/s (wall), and its ratio to two references:
   pipeline making one event per line can reach the target on this machine.
 * the same with 2 processes, each taking half of the file by byte range (cut at a newline):
   the best the machine's 2 cores give, process start-up and the result hand-back included.
+* ``native floor (C)``: the same fields in C (compiled at run time with ``cc``; the row is
+  skipped without one): what one process of native code making one JSON object per line gets.
 * ``LogParser + dumps + write, 2 processes``: the real parser on both cores, no follower.
 
 *The pipeline*:
@@ -35,7 +37,12 @@ wall and CPU seconds, lines/s and MB/s (wall), and its ratio to two references:
 * ``follower + LogParser``: events made (with ids), then dropped;
 * ``follower + LogParser + dumps + file sink``: the target's pipeline: every event
   serialised once (``parsers.events.dumps``, as the spool does) and appended by the
-  ``type: file`` sink (``shipper.sinks.file.FileSink``: append + fsync per batch).
+  ``type: file`` sink (``shipper.sinks.file.FileSink``: append + fsync per batch), shaped like
+  the runtime (see ``run_source``);
+* ``the sink's output alone``: the same number of bytes appended in 4 MiB writes, without and
+  with fsync: the cost of the output volume, whoever produces it;
+* with ``--gc-threshold N``: the target's pipeline again with ``gc.set_threshold(N, 10, 10)``,
+  a process-wide setting the runtime could make.
 
 The follower rows run in a child process each, on a copy of the working tree's ``shipper`` and
 ``parsers`` packages; with ``--before GITREF`` the follower (``shipper/sources/files``) and the
