@@ -142,6 +142,11 @@ class Sink(abc.ABC):
     #: backoff bounds the runtime's sink worker uses between attempts (seconds)
     retry_initial: float = 0.5
     retry_max: float = 30.0
+    #: the receiver drops a re-sent event itself (Loki: byte-identical entry; Elasticsearch:
+    #: ``create`` of an existing ``_id``): the worker may then send the next batch while the
+    #: acknowledgement of this one is being committed. False: every batch's cursor move is
+    #: durable before the next is sent (a file written twice would show the duplicate).
+    idempotent: bool = False
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open connections. Called once before the first send."""

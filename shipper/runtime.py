@@ -181,6 +181,21 @@ class SinkWorker:
         self.spec = sink.encoder_spec() if offloader is not None else None
         #: the next body, being built by the offload process while this one is sent: (task, after)
         self._prefetch: tuple[asyncio.Task[Prepared | None], int] | None = None
+        #: an idempotent sink's last acknowledgement, being committed while the next batch goes out
+        self._ack_inflight: asyncio.Future[None] | None = None
+        self._sent_upto = -1
+
+    def _cursor(self) -> int:
+        """The last row this sink has: acknowledged, or delivered with its acknowledgement in flight."""
+        return max(self.spool.cursor(self.sink.name), self._sent_upto)
+
+    def _pending(self) -> int:
+        return self.spool.pending_after(self._cursor())
+
+    async def _settle_ack(self) -> None:
+        fut, self._ack_inflight = self._ack_inflight, None
+        if fut is not None:
+            await fut
 
     def _backlog(self, pending: int) -> bool:
         """A full batch is waiting: worth building in the offload process (latency is not at stake)."""
@@ -190,7 +205,7 @@ class SinkWorker:
         """The next batch built by the offload process (the prefetched one if it is still the
         next), or None: then the worker reads and builds it itself."""
         assert self.offloader is not None and self.spec is not None
-        cursor = self.spool.cursor(self.sink.name)
+        cursor = self._cursor()
         if self._prefetch is not None:
             task, after = self._prefetch
             self._prefetch = None
@@ -208,7 +223,7 @@ class SinkWorker:
 
     def _prefetch_after(self, prepared: Prepared) -> None:
         assert self.offloader is not None and self.spec is not None
-        rest = self.spool.pending(self.sink.name) - prepared.count
+        rest = self._pending() - prepared.count
         if rest > 0 and self._backlog(rest):
             task = asyncio.create_task(self.offloader.prepare(self.spec, prepared.last_seq, self.sink.max_batch_bytes),
                                        name=f"offload:{self.sink.name}")
@@ -231,12 +246,13 @@ class SinkWorker:
             await self._run(stop)
         finally:
             await self._cancel_prefetch()
+            await self._settle_ack()
 
     async def _run(self, stop: asyncio.Event) -> None:
         name = self.sink.name
         wake = self.spool.subscribe()
         while True:
-            pending = self.spool.pending(name)
+            pending = self._pending()
             metrics.SINK_LAG_EVENTS.labels(name).set(pending)
             if stop.is_set() and (not self.draining or pending == 0):
                 return
@@ -250,13 +266,13 @@ class SinkWorker:
                     self._prefetch_after(prepared)  # built while this one is on the wire
                     await self._deliver(Outgoing.of_prepared(prepared), stop)
                     continue
-            batch, first_added = await self.spool.read(name, self.sink.max_batch_bytes)
+            batch, first_added = await self.spool.read(name, self.sink.max_batch_bytes, after=self._cursor())
             if not batch:
                 wake.clear()
                 await _wait(wake, 0.2)
                 continue
             size = sum(len(e.raw) for e in batch)
-            full = size >= self.sink.max_batch_bytes * 0.9 or len(batch) < self.spool.pending(name)
+            full = size >= self.sink.max_batch_bytes * 0.9 or len(batch) < self._pending()
             if not full and not stop.is_set() and time.time() - first_added < self.sink.max_wait:
                 # Wait for the batch's deadline. An append only wakes us to check, from the pending
                 # count, whether a full batch is there: re-reading every row on each append was
@@ -264,7 +280,7 @@ class SinkWorker:
                 per_event = size / len(batch)
                 deadline = first_added + self.sink.max_wait
                 while (not stop.is_set() and time.time() < deadline
-                       and self.spool.pending(name) * per_event < self.sink.max_batch_bytes * 0.9):
+                       and self._pending() * per_event < self.sink.max_batch_bytes * 0.9):
                     wake.clear()
                     await _wait(wake, deadline - time.time())
                 continue
@@ -337,8 +353,15 @@ class SinkWorker:
         metrics.SINK_SENT.labels(name).inc(ok)
         metrics.SINK_SENT_BYTES.labels(name).inc(out.size)
         metrics.SINK_LAST_SUCCESS.labels(name).set(time.time())
-        await self.spool.ack(name, out.last_seq)
-        metrics.SINK_LAG_EVENTS.labels(name).set(self.spool.pending(name))
+        if self.sink.idempotent:
+            # one acknowledgement in flight: the next batch goes out while SQLite commits this one
+            # (the spool thread is shared with the sources; waiting for it throttled the sink)
+            await self._settle_ack()
+            self._sent_upto = out.last_seq
+            self._ack_inflight = asyncio.ensure_future(self.spool.ack(name, out.last_seq))
+        else:
+            await self.spool.ack(name, out.last_seq)
+        metrics.SINK_LAG_EVENTS.labels(name).set(self._pending())
 
 
 async def _wait(ev: asyncio.Event, timeout: float) -> None:

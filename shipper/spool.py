@@ -65,6 +65,15 @@ def chain_hash(raw: bytes) -> str:
 
 
 @dataclass
+class _Sealed:
+    """A batch sealed before it reached the spool thread: valid while the stream's head is ``base``."""
+
+    base: tuple[int, str]
+    head: tuple[int, str]
+    raws: list[bytes]
+
+
+@dataclass
 class SpoolStats:
     events: int
     bytes: int
@@ -106,6 +115,8 @@ class Spool:
         self.gc_rows = gc_rows
         self.gc_interval = gc_interval
         self._gc_low = 0
+        #: appends in flight per stream (a batch is sealed before the spool thread only when 0)
+        self._sealing: dict[str, int] = {}
         self._gc_at = float("-inf")  # the first acknowledgement collects
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -205,24 +216,42 @@ class Spool:
             blocked = time.monotonic() - waited
             if blocked > 0.001:
                 metrics.SPOOL_BLOCKED_SECONDS.inc(blocked)
-        await self._run(self._append, stream, events, positions)
+        # Seal here, on the event loop's thread, when no other append of this stream is in flight
+        # (a source's batches never are): the spool thread then only runs SQLite. That thread was
+        # the agent's bottleneck (docs/performance-agent.md); the loop's thread was mostly idle.
+        sealed = None
+        if events and not self._sealing.get(stream):
+            sealed = self._seal_batch(stream, events)
+        self._sealing[stream] = self._sealing.get(stream, 0) + 1
+        try:
+            await self._run(self._append, stream, events, positions, sealed)
+        finally:
+            self._sealing[stream] -= 1
         self._update_gauges()
         if events:
             self.notify()
 
-    def _append(self, stream: str, events: list[Event], positions: dict[str, Position]) -> None:
+    def _seal_batch(self, stream: str, events: list[Event]) -> _Sealed:
+        base = self._heads.get(stream) or (0, GENESIS)
+        heads = {stream: base}
+        raws = [self._seal(stream, ev, heads) for ev in events]
+        return _Sealed(base, heads[stream], raws)
+
+    def _append(self, stream: str, events: list[Event], positions: dict[str, Position],
+                sealed: _Sealed | None = None) -> None:
         db = self._db
         assert db is not None
         now = time.time()
         db.execute("BEGIN IMMEDIATE")
         try:
             heads_changed: dict[str, tuple[int, str]] = {}
-            rows = []
-            added_bytes = 0
-            for ev in events:
-                raw = self._seal(stream, ev, heads_changed)
-                rows.append((now, len(raw), raw))
-                added_bytes += len(raw)
+            if sealed is not None and sealed.base == (self._heads.get(stream) or (0, GENESIS)):
+                raws = sealed.raws
+                heads_changed[stream] = sealed.head
+            else:  # not sealed yet, or the head moved meanwhile (a drop_oldest gap event): seal now
+                raws = [self._seal(stream, ev, heads_changed) for ev in events]
+            rows = [(now, len(raw), raw) for raw in raws]
+            added_bytes = sum(len(raw) for raw in raws)
             if rows:
                 db.executemany("INSERT INTO events (added, size, raw) VALUES (?, ?, ?)", rows)
             for key, value in positions.items():
@@ -315,17 +344,20 @@ class Spool:
         return dropped
 
     # ---- reading for sinks ---------------------------------------------------------------
-    async def read(self, sink: str, max_bytes: int, max_events: int = 100_000) -> tuple[list[SpooledEvent], float]:
-        """Events after ``sink``'s cursor, up to ``max_bytes``; also the ``added`` time of the first."""
+    async def read(self, sink: str, max_bytes: int, max_events: int = 100_000,
+                   after: int | None = None) -> tuple[list[SpooledEvent], float]:
+        """Events after ``sink``'s cursor (or after row ``after``: a worker whose last
+        acknowledgement is still being committed), up to ``max_bytes``; also the ``added`` time of
+        the first."""
 
         def _read() -> tuple[list[SpooledEvent], float]:
             assert self._db is not None
-            after = self._cursors[sink]
+            start = self._cursors[sink] if after is None else max(after, self._cursors[sink])
             out: list[SpooledEvent] = []
             total = 0
             first_added = 0.0
             cur = self._db.execute(
-                "SELECT seq, added, size, raw FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, max_events)
+                "SELECT seq, added, size, raw FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (start, max_events)
             )
             for seq, added, size, raw in cur:
                 if out and total + size > max_bytes:
@@ -413,6 +445,10 @@ class Spool:
     def pending(self, sink: str) -> int:
         """Events not yet acknowledged by ``sink``."""
         return max(0, self._top - self._cursors.get(sink, self._top))
+
+    def pending_after(self, seq: int) -> int:
+        """Events appended after row ``seq``."""
+        return max(0, self._top - seq)
 
     def subscribe(self) -> asyncio.Event:
         """An event set whenever rows are appended (one per sink worker: no lost wake-ups)."""

@@ -179,3 +179,47 @@ def test_acknowledged_rows_are_deleted_in_runs_not_after_every_batch(tmp_path):
     # 29 after row 1; rows 2..5 and 2..10 wait (fewer than 10 since the last run); at 11 the run of
     # 10 rows is deleted; 12 waits again
     assert run(go()) == [29, 29, 29, 19, 19]
+
+
+def _chain_of(sp: Spool, stream: str):  # type: ignore[no-untyped-def]
+    rows = sqlite3.connect(sp.path).execute("SELECT raw FROM events ORDER BY seq").fetchall()
+    evs = [(orjson.loads(r[0]), bytes(r[0])) for r in rows]
+    return [(e, raw) for e, raw in evs if e["stream"] == stream]
+
+
+def _assert_linked(chain) -> None:  # type: ignore[no-untyped-def]
+    prev = GENESIS
+    for k, (e, raw) in enumerate(chain, 1):
+        assert e["seq"] == k and e["prev_hash"] == prev
+        prev = hashlib.sha256(raw).hexdigest()
+
+
+def test_concurrent_appends_to_one_stream_stay_one_unbroken_chain(tmp_path):
+    async def go() -> list:
+        sp = Spool(tmp_path)
+        await sp.open()
+        # the first is sealed before the spool thread, the others while it is in flight: in the thread
+        await asyncio.gather(*(sp.append("agent", [ev(10 * b + i) for i in range(10)], {}) for b in range(5)))
+        chain = _chain_of(sp, "agent")
+        await sp.close()
+        return chain
+
+    chain = run(go())
+    assert len(chain) == 50
+    _assert_linked(chain)
+
+
+def test_a_batch_sealed_on_a_head_that_moved_is_sealed_again_in_the_spool_thread(tmp_path):
+    async def go() -> list:
+        sp = Spool(tmp_path)
+        await sp.open()
+        stale = sp._seal_batch("s", [ev(100), ev(101)])  # sealed on the empty head...
+        await sp.append("s", [ev(1), ev(2), ev(3)], {})  # ...which then moves
+        await sp._run(sp._append, "s", [ev(100), ev(101)], {}, stale)
+        chain = _chain_of(sp, "s")
+        await sp.close()
+        return chain
+
+    chain = run(go())
+    assert [e["message"] for e, _ in chain] == ["line 1", "line 2", "line 3", "line 100", "line 101"]
+    _assert_linked(chain)

@@ -223,6 +223,8 @@ class ElasticsearchEncoder:
 class ElasticsearchSink(Sink):
     """Bulk-creates events in an Elasticsearch / OpenSearch data stream or index."""
 
+    idempotent = True  # ``create`` with a deterministic _id: a replay is a 409
+
     def __init__(self, cfg: ElasticsearchSinkConfig, *, name: str = "elasticsearch"):
         self.cfg = cfg
         self.name = name

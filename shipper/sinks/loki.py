@@ -332,6 +332,8 @@ class LokiEncoder:
 class LokiSink(Sink):
     """Pushes batches of spooled events to Loki (see the module docstring for the mapping)."""
 
+    idempotent = True  # a replay is byte-identical: Loki drops it
+
     def __init__(self, cfg: LokiSinkConfig, *, name: str = "loki"):
         self.cfg = cfg
         self.name = name
