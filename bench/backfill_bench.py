@@ -41,8 +41,12 @@ wall and CPU seconds, lines/s and MB/s (wall), and its ratio to two references:
   the runtime (see ``run_source``);
 * ``the sink's output alone``: the same number of bytes appended in 4 MiB writes, without and
   with fsync: the cost of the output volume, whoever produces it;
-* with ``--gc-threshold N``: the target's pipeline again with ``gc.set_threshold(N, 10, 10)``,
-  a process-wide setting the runtime could make.
+* with ``--default-gc-row``: the target's pipeline again with CPython's default GC thresholds.
+
+The follower rows run with the garbage-collector settings of ``redis-shipper run``
+(``shipper/commands/run.py``: ``gc.freeze()`` after start-up, ``gc.set_threshold(50_000, 20,
+100)``), since that is the process they model; the in-process rows keep CPython's defaults
+(their events die at once, so the collector barely runs).
 
 The follower rows run in a child process each, on a copy of the working tree's ``shipper`` and
 ``parsers`` packages; with ``--before GITREF`` the follower (``shipper/sources/files``) and the
@@ -87,6 +91,9 @@ import orjson  # noqa: E402
 from parsers.events import dumps as _dumps  # noqa: E402,F401  (imported before forking the floor rows)
 from parsers.logfile import LogParser as _LogParser  # noqa: E402,F401
 from shipper.config import parse_size  # noqa: E402
+
+#: gc.set_threshold of `redis-shipper run` (shipper/commands/run.py), which also freezes start-up
+AGENT_GC_THRESHOLDS = (50_000, 20, 100)
 
 #: the code a follower row runs: the files the follower's owner changes between refs
 FOLLOWER_FILES = ("shipper/sources/files", "shipper/sinks/file.py")
@@ -502,10 +509,10 @@ def child_main(args: argparse.Namespace) -> None:
 
     if not Path(files.__file__).resolve().is_relative_to(TREE.resolve()):
         raise SystemExit(f"imported {files.__file__}, not from {TREE}")
-    if args.gc_threshold:
-        gc.set_threshold(args.gc_threshold, 10, 10)
-    if args.gc_freeze:
-        gc.freeze()  # what is alive now (modules, config) is never traversed again
+    if args.gc == "agent":  # as shipper/commands/run.py sets it for `redis-shipper run`
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*AGENT_GC_THRESHOLDS)
     out = Path(args.out)
     out.unlink(missing_ok=True)
     if args.child == "parser-alone":
@@ -542,14 +549,13 @@ def make_tree(tmp: Path, ref: str | None) -> Path:
     return tree
 
 
-def run_child(tree: Path, mode: str, path: Path, out: Path, gc_threshold: int = 0,
+def run_child(tree: Path, mode: str, path: Path, out: Path, gc_mode: str = "agent",
               callgrind: bool = False) -> dict[str, Any]:
     """One follower row in a child process on ``tree``; with ``callgrind``, under valgrind, and
     the result carries ``instructions`` (the whole process: subtract two sizes to drop start-up)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--child-file", str(path),
            "--out", str(out)]
-    if gc_threshold:
-        cmd += ["--gc-threshold", str(gc_threshold)]
+    cmd += ["--gc", gc_mode]
     if callgrind:
         cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd]
     env = dict(os.environ, BACKFILL_BENCH_TREE=str(tree), PYTHONDONTWRITEBYTECODE="1")
@@ -618,7 +624,7 @@ def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
     return time.perf_counter() - t0, time.process_time() - c0, got
 
 
-def backfill(size: int, tmp: Path, before: str | None, gc_threshold: int) -> None:
+def backfill(size: int, tmp: Path, before: str | None, default_gc_row: bool) -> None:
     path = tmp / "redis.log"
     total = build(path, size)
     nbytes = path.stat().st_size
@@ -677,9 +683,9 @@ def backfill(size: int, tmp: Path, before: str | None, gc_threshold: int) -> Non
         row(f"  the sink's {written / 2**20:,.0f} MiB alone: 4 MiB writes", wall, cpu, 0)
         wall, cpu = write_volume(out, written, fsync=True)
         row("  the same + fsync per 4 MiB", wall, cpu, 0)
-    if gc_threshold:
-        got = run_child(trees[-1][1], "sink", path, out, gc_threshold)
-        row(f"  same, gc gen0 threshold {gc_threshold:,}", got["wall"], got["cpu"], got["events"])
+    if default_gc_row:
+        got = run_child(trees[-1][1], "sink", path, out, "default")
+        row("  same, CPython's default GC thresholds", got["wall"], got["cpu"], got["events"])
 
     base, line_base = rows[0][1], rows[1][1]
     floor_wall = rows[3][1]
@@ -751,11 +757,11 @@ def main() -> None:
     ap.add_argument("--only", choices=["backfill", "idle"])
     ap.add_argument("--before", metavar="GITREF",
                     help="also run the follower rows with shipper/sources/files and the file sink of GITREF")
-    ap.add_argument("--gc-threshold", type=int, default=0,
-                    help="also run the full pipeline with this gen0 GC threshold (a runtime-level knob)")
+    ap.add_argument("--default-gc-row", action="store_true",
+                    help="also run the full pipeline with CPython's default GC (not the agent's settings)")
     ap.add_argument("--instructions", metavar="SIZE",
                     help="instead: instructions per line of the follower rows under callgrind (e.g. 4MiB)")
-    ap.add_argument("--gc-freeze", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--gc", choices=["agent", "default"], default="agent", help=argparse.SUPPRESS)
     ap.add_argument("--child", choices=["follower", "parser", "sink", "parser-alone"], help=argparse.SUPPRESS)
     ap.add_argument("--child-file", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -769,7 +775,7 @@ def main() -> None:
             instructions(parse_size(args.instructions), tmp, args.before)
             return
         if args.only in (None, "backfill"):
-            backfill(parse_size(args.size), tmp, args.before, args.gc_threshold)
+            backfill(parse_size(args.size), tmp, args.before, args.default_gc_row)
         if args.only in (None, "idle"):
             idle(args.idle_seconds, tmp)
     finally:
