@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 from typing import Any
 
@@ -220,7 +221,7 @@ def test_port_in_use_is_a_clear_config_error() -> None:
             asyncio.run(go())
     key, reason = e.value.problems[0]
     assert key == "metrics.listen"
-    assert "address already in use" in reason
+    assert "address already in use" in reason.lower()
 
 
 def test_agent_status_reads_a_running_agent_without_touching_it() -> None:
@@ -272,3 +273,41 @@ def test_agent_status_reads_a_running_agent_without_touching_it() -> None:
     assert st["sinks"]["loki"] == {"healthy": False, "failing_since": 1000.0, "pending": 7}
     assert st["sinks"]["local"]["pending"] == 0
     assert st["sources"] == {"redis:a": "crashed", "file:b": "running", "file:c": "not started"}
+
+
+def test_healthz_and_ready_fail_when_the_event_loop_is_stuck(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shipper.observe.server as server_module
+
+    monkeypatch.setattr(server_module, "LOOP_TIMEOUT", 0.3)
+
+    async def go() -> list[tuple[int, str]]:
+        srv = _serve(lambda: {"started": True})
+        await srv.start()
+        try:
+            url = srv.url
+
+            def fetch(path: str) -> tuple[int, str]:
+                import urllib.error
+                import urllib.request
+
+                try:
+                    with urllib.request.urlopen(f"{url}{path}", timeout=5) as r:
+                        return r.status, r.read().decode()
+                except urllib.error.HTTPError as e:
+                    return e.code, e.read().decode()
+
+            ok = await asyncio.to_thread(fetch, "/healthz")
+            # the loop blocks in a call that never yields (a stuck agent) while the probes arrive
+            box: list[tuple[int, str]] = []
+            t = threading.Thread(target=lambda: box.extend([fetch("/healthz"), fetch("/ready")]))
+            t.start()
+            time.sleep(1.0)  # blocks the loop: the HTTP thread's coroutines cannot run
+            t.join()
+            return [ok, *box]
+        finally:
+            await srv.close()
+
+    ok, stuck_health, stuck_ready = asyncio.run(go())
+    assert ok == (200, "ok\n")
+    assert stuck_health[0] == 503 and "did not answer" in stuck_health[1]
+    assert stuck_ready[0] == 503 and "did not answer" in stuck_ready[1]

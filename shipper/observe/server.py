@@ -1,9 +1,11 @@
 """The agent's own HTTP endpoints: ``/metrics``, ``/healthz`` and ``/ready``.
 
-Why an aiohttp server on the agent's event loop and not prometheus_client's
-``start_http_server`` thread: ``/healthz`` must prove that *the loop* answers. A thread would
-keep saying "ok" while the loop that runs every source and sink is stuck; on the loop, a stuck
-agent stops answering and Kubernetes / systemd's watchdog can restart it.
+The standard library's ``ThreadingHTTPServer`` on a thread of its own, and not aiohttp: an
+agent with the default local sink then never imports aiohttp (12 MB of an idle agent's RSS,
+docs/performance-agent.md). ``/healthz`` and ``/ready`` still prove that *the event loop*
+answers: their handlers run a coroutine on the loop and wait for it (5 s at most), so a stuck
+loop -- the one that runs every source and sink -- fails them and Kubernetes / systemd can
+restart the agent; a thread answering on its own would keep saying "ok".
 
 * ``/metrics``: ``shipper.observe.metrics.REGISTRY`` in the Prometheus text format (or
   OpenMetrics when the scraper asks for it), plus the process and platform collectors
@@ -26,14 +28,18 @@ a clear message instead of a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
+import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import TimeoutError as FutureTimeout
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
-from aiohttp import web
 from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 
@@ -47,6 +53,8 @@ DEFAULT_LISTEN = "127.0.0.1:9377"
 DEFAULT_SINK_FAILURE_GRACE = 60.0
 #: source states that count as ready ("done": a source that finished its work, e.g. a one-shot)
 READY_SOURCE_STATES = frozenset({"running", "idle", "done"})
+#: how long /healthz and /ready wait for the event loop to run their coroutine
+LOOP_TIMEOUT = 5.0
 
 Status = dict[str, Any]
 StatusFn = Callable[[], Status | Awaitable[Status]]
@@ -175,7 +183,7 @@ def agent_status(agent: Any) -> Status:
 
 
 class ObserveServer:
-    """``/metrics``, ``/healthz`` and ``/ready`` on the agent's loop (see module docstring).
+    """``/metrics``, ``/healthz`` and ``/ready`` (see module docstring).
 
     Wiring (shipper/runtime.py or commands/run.py)::
 
@@ -194,7 +202,9 @@ class ObserveServer:
         self.listen = listen
         self.status = status
         self.sink_failure_grace = sink_failure_grace
-        self._runner: web.AppRunner | None = None
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         #: the bound port (useful with port 0 in tests)
         self.port: int | None = None
         self.bound: tuple[str, int] | None = None
@@ -215,26 +225,26 @@ class ObserveServer:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/ready", self._ready)
-        app.router.add_get("/", self._index)
-        return app
-
     async def start(self) -> None:
         """Bind and serve; a no-op when disabled (``listen: ""``)."""
         if self.address is None:
             return
         host, port = self.address
-        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        self._loop = asyncio.get_running_loop()
+        server = self
+
+        class Handler(_Handler):
+            observe = server
+
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+        class Server(ThreadingHTTPServer):
+            address_family = family
+            daemon_threads = True
+
         try:
-            await site.start()
+            httpd = Server((host, port), Handler)
         except OSError as e:
-            await runner.cleanup()
             reason = e.strerror or str(e)
             hint = ""
             if e.errno in (98, 48):  # EADDRINUSE (Linux, macOS)
@@ -242,39 +252,86 @@ class ObserveServer:
             elif e.errno in (99, 49):  # EADDRNOTAVAIL
                 hint = " (that address is not on this host)"
             raise ConfigError([("metrics.listen", f"cannot listen on {self.listen}: {reason}{hint}")]) from None
-        self._runner = runner
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
+        self._httpd = httpd
         #: (host, port) the listening socket is bound to
-        self.bound: tuple[str, int] | None = tuple(sockets[0].getsockname()[:2]) if sockets else None
+        self.bound = tuple(httpd.socket.getsockname()[:2])  # type: ignore[assignment]
         self.port = self.bound[1] if self.bound else port
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.5},
+                                        name="observe-http", daemon=True)
+        self._thread.start()
         log.info("serving /metrics, /healthz and /ready on %s", self.url, extra={"listen": self.listen})
 
     async def close(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            await asyncio.to_thread(httpd.shutdown)  # waits for serve_forever to return
+            httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
 
-    # --- handlers ---------------------------------------------------------------------------
-    async def _metrics(self, request: web.Request) -> web.Response:
-        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        body = encoder(metrics.REGISTRY)
-        return web.Response(body=body, headers={"Content-Type": content_type})
+    # --- what the handlers ask the loop -------------------------------------------------------
+    def on_loop(self, coro: Awaitable[Any]) -> Any:
+        """Run ``coro`` on the agent's loop from the HTTP thread; TimeoutError if the loop does
+        not get to it within LOOP_TIMEOUT (it is stuck), RuntimeError if it is gone."""
+        if self._loop is None or self._loop.is_closed():
+            raise RuntimeError("the event loop is not running")
+        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
+        try:
+            return fut.result(timeout=LOOP_TIMEOUT)
+        except FutureTimeout:
+            fut.cancel()
+            raise TimeoutError(f"the event loop did not answer within {LOOP_TIMEOUT:.0f}s") from None
 
-    async def _healthz(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok\n", content_type="text/plain")
-
-    async def _ready(self, request: web.Request) -> web.Response:
+    async def ready_body(self) -> tuple[bool, dict[str, Any]]:
         try:
             st = self.status()
             if inspect.isawaitable(st):
                 st = await st
-            ready, body = readiness(st, sink_failure_grace=self.sink_failure_grace)
+            return readiness(st, sink_failure_grace=self.sink_failure_grace)
         except Exception as e:  # noqa: BLE001 - a broken status() means "not ready", not a 500
             log.warning("/ready: status() failed: %s", e)
-            ready, body = False, {"ready": False, "not_ready": [{"part": "agent", "reason": f"status error: {e}"}]}
-        return web.Response(body=orjson.dumps(body) + b"\n", status=200 if ready else 503,
-                            content_type="application/json")
+            return False, {"ready": False, "not_ready": [{"part": "agent", "reason": f"status error: {e}"}]}
 
-    async def _index(self, request: web.Request) -> web.Response:
-        return web.Response(text="redis-shipper: /metrics /healthz /ready\n", content_type="text/plain")
+
+async def _alive() -> bool:
+    return True
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """GET /metrics, /healthz, /ready, / on the HTTP thread (see ObserveServer)."""
+
+    observe: ObserveServer
+    server_version = "redis-shipper"
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server name
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+            self._send(200, encoder(metrics.REGISTRY), content_type)
+        elif path == "/healthz":
+            try:
+                self.observe.on_loop(_alive())
+                self._send(200, b"ok\n", "text/plain; charset=utf-8")
+            except (TimeoutError, RuntimeError) as e:
+                self._send(503, f"not alive: {e}\n".encode(), "text/plain; charset=utf-8")
+        elif path == "/ready":
+            try:
+                ready, body = self.observe.on_loop(self.observe.ready_body())
+            except (TimeoutError, RuntimeError) as e:
+                ready, body = False, {"ready": False, "not_ready": [{"part": "agent", "reason": str(e)}]}
+            self._send(200 if ready else 503, orjson.dumps(body) + b"\n", "application/json")
+        elif path == "/":
+            self._send(200, b"redis-shipper: /metrics /healthz /ready\n", "text/plain; charset=utf-8")
+        else:
+            self._send(404, b"404: not found\n", "text/plain; charset=utf-8")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the http.server name
+        """No access log (Prometheus scrapes every few seconds)."""
