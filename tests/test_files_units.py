@@ -237,3 +237,38 @@ def test_a_feed_that_raises_leaves_the_splitter_after_the_failing_line():
     assert seen == [(b"one", 100), (b"two", 104), (b"three", 108)]
     assert events == [b"one", b"three"]
     assert not sp.has_lines and sp.offset == 114
+
+
+def test_a_burst_of_inotify_events_wakes_the_loop_once_and_keeps_a_structural_hint() -> None:
+    import asyncio
+    import threading
+
+    from shipper.sources.files.watcher import Watcher
+
+    async def go() -> tuple[int, bool, bool, int]:
+        loop = asyncio.get_running_loop()
+        w = Watcher([], loop, enabled=False)
+        calls = 0
+        real = loop.call_soon_threadsafe
+
+        def counting(cb, *args):  # type: ignore[no-untyped-def]
+            nonlocal calls
+            calls += 1
+            return real(cb, *args)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        # watchdog's thread: 1,000 modifications (one per log line) and one rename among them
+        t = threading.Thread(target=lambda: [w._notify(i == 500) for i in range(1000)])
+        t.start()
+        t.join()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        burst = calls
+        woke, structural = w.wake.is_set(), w.structure.is_set()
+        w.wake.clear()
+        w._notify(False)  # after the loop took the wake-up, the next event schedules a new one
+        await asyncio.sleep(0)
+        return burst, woke, structural, calls - burst
+
+    burst, woke, structural, later = asyncio.run(go())
+    assert burst == 1 and woke and structural and later == 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,9 @@ class Watcher:
         self._observer: Any = None
         self.enabled = enabled
         self.active = False  # True once at least one directory is watched
+        self._lock = threading.Lock()
+        self._pending = False  # a wake-up is scheduled on the loop and has not run yet
+        self._pending_structural = False
 
     def start(self) -> None:
         if not self.enabled:
@@ -92,12 +96,25 @@ class Watcher:
                 self._scheduled.add(d)  # do not retry every poll; stat() covers it
 
     def _notify(self, structural: bool) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._set, structural)
-        except RuntimeError:  # loop closed during shutdown
-            pass
+        """On watchdog's thread, per inotify event. Redis writes its log one ``write()`` per line,
+        so at 1,000 lines/s this runs 1,000 times a second: only the first event after the loop
+        took the last wake-up schedules one (each ``call_soon_threadsafe`` wakes the loop)."""
+        with self._lock:
+            if self._pending and (self._pending_structural or not structural):
+                return  # a wake-up that says as much is already on its way
+            first = not self._pending
+            self._pending = True
+            self._pending_structural = self._pending_structural or structural
+        if first:
+            try:
+                self._loop.call_soon_threadsafe(self._set)
+            except RuntimeError:  # loop closed during shutdown
+                pass
 
-    def _set(self, structural: bool) -> None:
+    def _set(self) -> None:
+        with self._lock:
+            structural = self._pending_structural
+            self._pending = self._pending_structural = False
         self.wake.set()
         if structural:
             self.structure.set()
