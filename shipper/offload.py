@@ -255,8 +255,11 @@ def main() -> int:
     import gc
     import signal
 
+    from .memory import tune_for_batches
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the agent, which stops us
     gc.set_threshold(50_000, 20, 100)  # short-lived batches of dicts: fewer collections
+    tune_for_batches()  # a batch's memory serves the next one (shipper/memory.py)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format='{"level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s","process":"offload"}')
     inp, out = sys.stdin.buffer, sys.stdout.buffer

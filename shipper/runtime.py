@@ -441,6 +441,7 @@ class Agent:
         self.sink_tasks: list[asyncio.Task[None]] = []
         self._agent_stream = f"{self.host}/agent"
         self.anchor_task: asyncio.Task[None] | None = None
+        self.trim_task: asyncio.Task[None] | None = None
         self.emitters: list[Emitter] = []
         self.offloader: Offloader | None = None
         if cfg.offload.mode == "auto":
@@ -495,11 +496,27 @@ class Agent:
                                 state_dir=self.cfg.state_dir, emit_agent=self.record_agent)
             self.source_tasks.append(asyncio.create_task(self._supervise(src, ctx, emitter),
                                                          name=f"source:{src.name}"))
+        self.trim_task = asyncio.create_task(self._release_memory_when_idle(), name="memory-trim")
         if self.cfg.audit.anchor_interval > 0:
             timer = AnchorTimer(self.spool.chain_heads, self.record_agent,
                                 interval=self.cfg.audit.anchor_interval, agent_stream=self._agent_stream)
             self.anchor_task = asyncio.create_task(timer.run(self.stop_anchor), name="audit-anchor")
         self.started.set()
+
+    async def _release_memory_when_idle(self, every: float = 60.0) -> None:
+        """After a burst, give the freed heap back to the kernel once nothing moved for ``every``
+        seconds (the allocator keeps freed memory for the next batch while busy: shipper/memory.py)."""
+        from .memory import release_free_memory
+
+        last, released = self.spool.pending_after(0), True
+        while not self.stop_sources.is_set():
+            await _wait(self.stop_sources, every)
+            top = self.spool.pending_after(0)
+            if top != last:
+                last, released = top, False
+            elif not released:
+                release_free_memory()
+                released = True
 
     async def _supervise(self, src: Source, ctx: SourceContext, emitter: Emitter) -> None:
         """Run a source; if it crashes (a bug), log it and restart it from its committed positions."""
@@ -527,6 +544,9 @@ class Agent:
     async def shutdown(self) -> None:
         """Stop reading, flush the spool within ``shutdown_timeout``, commit, close."""
         self.stop_sources.set()
+        if self.trim_task is not None:
+            self.trim_task.cancel()
+            await asyncio.gather(self.trim_task, return_exceptions=True)
         if self.source_tasks:
             done, pending = await asyncio.wait(self.source_tasks, timeout=max(1.0, self.cfg.shutdown_timeout / 2))
             for t in pending:

@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 from ..config import AgentConfig, ConfigError, load_config, parse_config
+from ..memory import release_free_memory, tune_for_batches
 from ..observe.logs import setup_logging
 from ..observe.server import ObserveServer, agent_status
 
@@ -72,6 +73,7 @@ def main(args: argparse.Namespace) -> int:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    tune_for_batches()
     if found is not None:
         where = ", ".join(found) if found else "nothing (no Debian Redis log, no Redis on 127.0.0.1:6379)"
         sinks = "the local sink under " + os.path.join(cfg.state_dir, "events")
@@ -149,24 +151,12 @@ async def _start(cfg: AgentConfig):  # type: ignore[no-untyped-def]
 
     agent = Agent(cfg)
     await agent.start()
-    _release_startup_memory()
+    # what start-up freed (the compiler's scratch memory of the parser's generated catalogue,
+    # ~4-6 MB) goes back to the kernel; from now on freed heap is kept for the next batch
+    release_free_memory()
     log.info("started", extra={"sources": [s.name for s in agent.sources],
                                 "sinks": [s.name for s in agent.sinks], "state_dir": cfg.state_dir})
     return agent
-
-
-def _release_startup_memory() -> None:
-    """Give the kernel back what start-up freed: importing the parser compiles the catalogue's
-    generated rules, and the compiler's scratch memory stays mapped in the C heap after it is
-    freed (~4-6 MB of an idle agent's RSS, measured in docs/performance-follower.md).
-    ``malloc_trim`` is glibc's; elsewhere this does nothing."""
-    gc.collect()
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 async def _wait_signal(stop: asyncio.Event, reload: asyncio.Event) -> None:
