@@ -186,3 +186,30 @@ def test_a_batch_the_spool_refuses_surfaces_at_the_next_emit_and_the_source_resu
     assert [e.event["message"] for e in sink.got if e.event["source"] == "redis"] == \
         ["line 0", "line 1", "line 2", "line 3"]
     assert any(e.event["event"] == "source_crashed" for e in sink.got)
+
+
+def test_freed_memory_goes_back_to_the_kernel_once_per_idle_spell(tmp_path, monkeypatch):
+    import shipper.memory
+
+    calls: list[int] = []
+    monkeypatch.setattr(shipper.memory, "release_free_memory", lambda: calls.append(1))
+
+    async def go() -> list[int]:
+        cfg = parse_config({"state_dir": str(tmp_path), "timezone": "UTC", "shutdown_timeout": 5})
+        agent = Agent(cfg, sources=[], sinks=[RecordingSink()])
+        await agent.start()
+        agent.trim_task.cancel()  # run the loop with a short period instead
+        task = asyncio.create_task(agent._release_memory_when_idle(every=0.05))
+        seen = []
+        await asyncio.sleep(0.3)
+        seen.append(len(calls))  # idle since start: nothing to give back yet (nothing moved)
+        await agent.record_agent(ev(1))  # a burst...
+        await asyncio.sleep(0.3)
+        seen.append(len(calls))  # ...then idle: released once
+        await asyncio.sleep(0.3)
+        seen.append(len(calls))  # still idle: not again
+        task.cancel()
+        await agent.shutdown()
+        return seen
+
+    assert asyncio.run(go()) == [0, 1, 1]
