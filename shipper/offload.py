@@ -19,6 +19,9 @@ Started on the first full batch, stopped after ``offload.idle_stop`` without wor
 lightly loaded agent stays one small process. If the child cannot start or dies, the worker
 builds the body itself (logged and counted), so the offload can only make things faster.
 
+The agent's side imports ``shipper.observe.metrics`` inside the methods that count: the child
+imports this module too and must not load prometheus_client.
+
 Wire protocol (parent -> child, child -> parent), one exchange at a time:
 ``<request JSON>\\n`` then ``<reply JSON>\\n<body bytes, reply["body_len"] long>``.
 """

@@ -17,7 +17,7 @@ import socket
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
@@ -204,7 +204,6 @@ class SinkWorker:
     async def _take_prepared(self) -> Prepared | None:
         """The next batch built by the offload process (the prefetched one if it is still the
         next), or None: then the worker reads and builds it itself."""
-        assert self.offloader is not None and self.spec is not None
         cursor = self._cursor()
         if self._prefetch is not None:
             task, after = self._prefetch
@@ -217,16 +216,19 @@ class SinkWorker:
                 return prepared
             # the cursor moved meanwhile (drop_oldest): build again from where it is now
         try:
-            return await self.offloader.prepare(self.spec, cursor, self.sink.max_batch_bytes)
+            return await self._prepare(cursor)
         except OffloadUnavailable:
             return None
 
-    def _prefetch_after(self, prepared: Prepared) -> None:
+    def _prepare(self, after: int) -> Awaitable[Prepared | None]:
+        """The offload process's next batch after spool row ``after``."""
         assert self.offloader is not None and self.spec is not None
+        return self.offloader.prepare(self.spec, after, self.sink.max_batch_bytes)
+
+    def _prefetch_after(self, prepared: Prepared) -> None:
         rest = self._pending() - prepared.count
         if rest > 0 and self._backlog(rest):
-            task = asyncio.create_task(self.offloader.prepare(self.spec, prepared.last_seq, self.sink.max_batch_bytes),
-                                       name=f"offload:{self.sink.name}")
+            task = asyncio.create_task(self._prepare(prepared.last_seq), name=f"offload:{self.sink.name}")
             self._prefetch = (task, prepared.last_seq)
 
     async def _cancel_prefetch(self) -> None:
@@ -508,10 +510,10 @@ class Agent:
         seconds (the allocator keeps freed memory for the next batch while busy: shipper/memory.py)."""
         from .memory import release_free_memory
 
-        last, released = self.spool.pending_after(0), True
+        last, released = self.spool.newest_seq, True
         while not self.stop_sources.is_set():
             await _wait(self.stop_sources, every)
-            top = self.spool.pending_after(0)
+            top = self.spool.newest_seq
             if top != last:
                 last, released = top, False
             elif not released:

@@ -466,9 +466,14 @@ class Spool:
             self._events -= int(row[0])
             self._bytes -= int(row[1])
 
+    @property
+    def newest_seq(self) -> int:
+        """The row id of the last event appended (0 before any)."""
+        return self._top
+
     def pending(self, sink: str) -> int:
         """Events not yet acknowledged by ``sink``."""
-        return max(0, self._top - self._cursors.get(sink, self._top))
+        return self.pending_after(self._cursors.get(sink, self._top))
 
     def pending_after(self, seq: int) -> int:
         """Events appended after row ``seq``."""

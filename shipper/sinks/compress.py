@@ -23,7 +23,3 @@ def gzip_body(payload: bytes, level: int = GZIP_LEVEL) -> bytes:
     comp = _deflate.compressobj(level, zlib.DEFLATED, 31)
     return comp.compress(payload) + comp.flush()
 
-
-def implementation() -> str:
-    """``isal`` or ``zlib``: which deflate this agent uses (logged at start, for the curious)."""
-    return "isal" if _deflate is not zlib else "zlib"

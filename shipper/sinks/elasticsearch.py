@@ -232,7 +232,6 @@ class ElasticsearchSink(Sink):
         self.max_wait = cfg.batch.max_wait
         self.bulk_url = f"{cfg.url.rstrip('/')}/{quote(cfg.index, safe='')}/_bulk"
         self.encoder = ElasticsearchEncoder(index=cfg.index, data_stream=cfg.data_stream)
-        self.data_stream = self.encoder.data_stream
         #: seconds of per-item retrying (429/5xx items) inside one send
         self.partial_retry_budget = cfg.retry.max
         self._session: Any = None

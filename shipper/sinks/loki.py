@@ -207,19 +207,6 @@ class LokiEncoder:
             self._label_cache[key] = result
         return result
 
-    def metadata_of(self, ev: dict[str, Any], overflow: dict[str, str]) -> dict[str, str]:
-        if not self.structured_metadata:
-            return {}
-        md = {
-            k: v if type(v) is str else str(v)
-            for k in METADATA_KEYS
-            if (v := ev.get(k)) is not None and v != ""
-        }
-        if overflow:
-            for k, v in overflow.items():
-                md.setdefault(k, v)
-        return md
-
     def group(self, batch: list[SpooledEvent]) -> tuple[list[_Stream], list[tuple[int, str]]]:
         """Streams in order of first appearance, entries sorted by time (stable), and the
         events that cannot be sent at all (no usable timestamp) with the reason.
@@ -336,15 +323,23 @@ class LokiSink(Sink):
 
     def __init__(self, cfg: LokiSinkConfig, *, name: str = "loki"):
         self.cfg = cfg
-        self.name = name
+        self.encoder = LokiEncoder(encoding=cfg.encoding, structured_metadata=cfg.structured_metadata,
+                                   stream_labels=list(cfg.stream_labels), sink_name=name)
         self.max_batch_bytes = cfg.batch.max_bytes
         self.max_wait = cfg.batch.max_wait
         base = cfg.url.rstrip("/")
         self.url = base if base.endswith(PUSH_PATH) else base + PUSH_PATH
-        self.encoder = LokiEncoder(encoding=cfg.encoding, structured_metadata=cfg.structured_metadata,
-                                   stream_labels=list(cfg.stream_labels), sink_name=name)
         self._session: Any = None
         self._headers: dict[str, str] = {}
+
+    @property  # type: ignore[override]
+    def name(self) -> str:
+        """The sink's name is its encoder's (the runtime renames sinks after building them)."""
+        return self.encoder.name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.encoder.name = value
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -370,7 +365,6 @@ class LokiSink(Sink):
     def encode(self, batch: list[SpooledEvent]) -> Encoded:
         """The body :meth:`send` would post for ``batch``. Pure: the bench and the tests call it
         without a server."""
-        self.encoder.name = self.name
         return self.encoder.encode(batch)
 
     def encoder_spec(self) -> tuple[str, dict[str, Any]]:
@@ -385,7 +379,6 @@ class LokiSink(Sink):
         if not batch:
             return Delivery()
         enc = self.encoder
-        enc.name = self.name
         payload, headers, rejected, n = enc.build(batch)
         if n == 0:  # everything was unusable; Loki would answer 422 to zero streams
             return Delivery(rejected=rejected)

@@ -502,14 +502,15 @@ class LokiReceiver(ThreadedApp):
         failures: list[str] = []
         total = 0
         now_ns = time.time_ns()
+        # only the default limits apply: checked inline per entry (what _entry_error decides then)
+        plain = (self.reject_old_samples_max_age is None and self.creation_grace_period is None
+                 and not self.ordered and self.allow_structured_metadata)
         with self.lock:
             for labels, entries in parsed:
                 key = (tenant, tuple(sorted(labels.items())))
                 st = self._streams.get(key)
                 if st is None:
                     st = self._streams[key] = _Stream(labels)
-                plain = (self.reject_old_samples_max_age is None and self.creation_grace_period is None
-                         and not self.ordered and self.allow_structured_metadata)
                 for e in entries:
                     total += 1
                     if plain and len(e.line) <= MAX_LINE_SIZE and len(e.metadata) <= MAX_SM_ENTRIES \
