@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +59,19 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 GENESIS = "0" * 64
+#: the WAL size above which the writer checkpoints itself (the checkpointer thread lost the race
+#: for a WAL restart, or died), and to which SQLite truncates the WAL file when it restarts
+WAL_LIMIT_BYTES = 16 << 20
+
+log = logging.getLogger(__name__)
+
+
+def _log_flush_failure(task: asyncio.Future[None]) -> None:
+    """A deferred acknowledgement's commit failed: the cursor stays in memory and is committed by
+    the next append or acknowledgement; say so instead of losing the error."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("spool: committing sink cursors failed (they are retried with the next batch): %s",
+                    task.exception())
 
 
 def chain_hash(raw: bytes) -> str:
@@ -108,6 +123,12 @@ class Spool:
         self._subscribers: list[asyncio.Event] = []
         self._room = asyncio.Event()
         self._cursors: dict[str, int] = {}
+        #: the cursors as last committed (spool thread only); ``_cursors`` may be ahead of it
+        self._persisted: dict[str, int] = {}
+        #: a deferred acknowledgement's commit, scheduled (see ack(defer=True))
+        self._flush_handle: asyncio.TimerHandle | None = None
+        #: how long a deferred acknowledgement may wait for an append to commit it
+        self.cursor_flush = 1.0
         self._heads: dict[str, tuple[int, str]] = {}
         self._positions_mirror_due = 0.0
         self._top = 0
@@ -120,6 +141,14 @@ class Spool:
         #: appends in flight per stream (a batch is sealed before the spool thread only when 0)
         self._sealing: dict[str, int] = {}
         self._gc_at = float("-inf")  # the first acknowledgement collects
+        #: WAL checkpoints run on their own thread and connection (see _checkpoint_loop)
+        self._ckpt_thread: threading.Thread | None = None
+        self._ckpt_wake = threading.Event()
+        self._ckpt_stop = False
+        #: commits since the checkpointer last ran; it is woken every ``ckpt_commits``
+        self._commits = 0
+        self.ckpt_commits = 8
+        self.wal_limit = WAL_LIMIT_BYTES
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
@@ -134,24 +163,95 @@ class Spool:
         db.execute(f"PRAGMA synchronous={self.synchronous}")
         db.execute("PRAGMA busy_timeout=5000")
         db.executescript(SCHEMA)
+        # No automatic checkpoint inside a commit: copying the WAL into the database file cost the
+        # spool thread -- the thread every source's append waits for -- ~1.2 µs per event
+        # (docs/performance-agent.md). The checkpointer thread does it beside the appends (SQLite
+        # runs it without the GIL), and the WAL is reset once a checkpoint has caught up.
+        db.execute("PRAGMA wal_autocheckpoint=0")
+        db.execute(f"PRAGMA journal_size_limit={self.wal_limit}")
         self._db = db
+        self._ckpt_stop = False
+        self._ckpt_thread = threading.Thread(target=self._checkpoint_loop, name="spool-checkpoint", daemon=True)
+        self._ckpt_thread.start()
         # rows per INSERT: 3 variables each, within the library's limit (999 before SQLite 3.32)
         self._rows_per_insert = max(1, min(4000, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 3))
         row = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events").fetchone()
         self._events, self._bytes = int(row[0]), int(row[1])
         self._cursors = dict(db.execute("SELECT sink, acked FROM sink_cursors").fetchall())
+        self._persisted = dict(self._cursors)
         self._heads = {s: (q, h) for s, q, h in db.execute("SELECT stream, seq, hash FROM chain")}
         self._top = self._max_seq()
 
     async def close(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+
+        self._stop_checkpointer()
+
         def _close() -> None:
             if self._db is not None:
+                self._commit_cursors()
                 self._write_positions_mirror(force=True)
                 self._db.close()
                 self._db = None
 
         await self._run(_close)
         self._executor.shutdown(wait=True)
+
+    def _stop_checkpointer(self) -> None:
+        t = self._ckpt_thread
+        if t is not None:
+            self._ckpt_stop = True
+            self._ckpt_wake.set()
+            t.join(timeout=30)
+            self._ckpt_thread = None
+
+    def _checkpoint_loop(self) -> None:
+        """Copy committed WAL frames into the database file, beside the writer.
+
+        PASSIVE: it never blocks the writer or a reader (the offload process); frames a reader
+        still needs are left for the next round. Runs after every ``ckpt_commits`` commits and at
+        least once a second; SQLite does the work with the GIL released, so it uses the CPU the
+        agent's Python threads leave, not theirs. A failure is logged and retried next round:
+        a WAL that is not checkpointed only grows, nothing is lost.
+        """
+        db = None
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA busy_timeout=5000")
+            while not self._ckpt_stop:
+                self._ckpt_wake.wait(1.0)
+                self._ckpt_wake.clear()
+                if self._ckpt_stop:
+                    break
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as e:
+                    log.warning("spool: WAL checkpoint failed (retried in a second): %s", e)
+        except sqlite3.Error as e:
+            log.warning("spool: the checkpoint thread could not open the spool: %s; "
+                        "the WAL is checkpointed when the spool closes", e)
+        finally:
+            if db is not None:
+                db.close()
+
+    def _bound_wal(self) -> None:
+        """Checkpoint here when the WAL outgrew ``wal_limit``: the WAL must not grow without bound
+        on the Redis host's disk.
+
+        The WAL restarts from its beginning only when a write transaction starts after a
+        checkpoint has copied every frame; with appends every few milliseconds the checkpoint
+        thread often finishes just after the next one started. The writer's own checkpoint has
+        no such race (nothing is written meanwhile), so the next append restarts the WAL and
+        SQLite truncates the file to ``journal_size_limit``."""
+        try:
+            size = os.stat(f"{self.path}-wal").st_size
+        except OSError:
+            return
+        if size > self.wal_limit:
+            assert self._db is not None
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -179,7 +279,7 @@ class Spool:
             row = self._db.execute("SELECT MIN(seq) FROM events").fetchone()
             acked = (row[0] - 1) if row[0] is not None else self._max_seq()
             self._db.execute("INSERT OR REPLACE INTO sink_cursors VALUES (?, ?)", (name, acked))
-            self._cursors[name] = acked
+            self._cursors[name] = self._persisted[name] = acked
 
         await self._run(_reg)
 
@@ -198,7 +298,10 @@ class Spool:
                 if name not in keep:
                     self._db.execute("DELETE FROM sink_cursors WHERE sink = ?", (name,))
                     del self._cursors[name]
-            self._gc()
+                    self._persisted.pop(name, None)
+            rows, size = self._gc()
+            self._events -= rows
+            self._bytes -= size
 
         await self._run(_forget)
 
@@ -270,11 +373,22 @@ class Spool:
             dropped = 0
             if self.when_full == "drop_oldest" and self._bytes + added_bytes > self.max_bytes:
                 dropped = self._drop_oldest(self._bytes + added_bytes - self.max_bytes)
+            # deferred acknowledgements ride along: no transaction of their own while events flow
+            cursors = self._write_cursors()
+            collected = self._gc(force=False)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             # the chain heads in memory were only staged in heads_changed: nothing to undo
             raise
+        self._persisted.update(cursors)
+        self._events -= collected[0]
+        self._bytes -= collected[1]
+        self._commits += 1
+        if self._commits >= self.ckpt_commits:
+            self._commits = 0
+            self._ckpt_wake.set()
+            self._bound_wal()
         self._heads.update(heads_changed)
         self._top = self._max_seq()
         self._events += len(rows) - dropped
@@ -341,7 +455,7 @@ class Spool:
             for name, acked in list(self._cursors.items()):
                 if acked < last:  # type: ignore[operator]
                     db.execute("UPDATE sink_cursors SET acked = ? WHERE sink = ?", (last, name))
-                    self._cursors[name] = last  # type: ignore[assignment]
+                    self._cursors[name] = self._persisted[name] = last  # type: ignore[assignment]
             self._bytes -= freed
             metrics.SPOOL_DROPPED.inc(dropped)
             row = db.execute("SELECT value FROM meta WHERE key = 'dropped_total'").fetchone()
@@ -414,57 +528,103 @@ class Spool:
         """Average size of the events in the spool (0 when empty): batch sizes from counts."""
         return self._bytes / self._events if self._events > 0 else 0.0
 
-    async def ack(self, sink: str, upto_seq: int) -> None:
+    async def ack(self, sink: str, upto_seq: int, *, defer: bool = False) -> None:
         """Move ``sink``'s cursor forward (never back: a drop_oldest may have passed it meanwhile);
-        delete rows every sink has acknowledged."""
+        delete rows every sink has acknowledged.
 
-        def _ack() -> None:
-            db = self._db
-            assert db is not None
-            if upto_seq <= self._cursors.get(sink, -1):
-                return
-            # No fsync for a cursor move: it survives a crash of the agent (the WAL is in the page
-            # cache) and the next append's fsync makes it durable; only a power loss in between
-            # can undo it, and that re-sends one batch (at-least-once). One fsync per sink batch
-            # less: the spool thread was the agent's bottleneck (docs/performance-agent.md).
-            if self.synchronous != "NORMAL":
-                db.execute("PRAGMA synchronous=NORMAL")
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                db.execute("UPDATE sink_cursors SET acked = ? WHERE sink = ?", (upto_seq, sink))
-                self._cursors[sink] = upto_seq
-                self._gc(force=False)
-                db.execute("COMMIT")
-            finally:
-                if self.synchronous != "NORMAL":
-                    db.execute(f"PRAGMA synchronous={self.synchronous}")
+        ``defer`` (idempotent sinks): move the cursor in memory now and commit it with the next
+        append, or after ``cursor_flush`` seconds if none comes. While events flow this costs
+        no transaction at all: an acknowledgement's own commit on the spool thread (the thread
+        the sources' appends wait for) cost the agent ~10 ms per batch, as much as the append
+        itself (docs/performance-agent.md). A crash forgets at most the acknowledgements of the
+        last ``cursor_flush`` seconds, and those batches are sent again: at-least-once, and
+        Loki and Elasticsearch drop the replays. Not deferred when the spool is half full:
+        blocked sources need the room the collection makes.
+        """
+        if upto_seq <= self._cursors.get(sink, -1):
+            return
+        if defer and self._bytes < self.max_bytes // 2:
+            self._cursors[sink] = upto_seq
+            if self._flush_handle is None:
+                loop = asyncio.get_running_loop()
+                self._flush_handle = loop.call_later(self.cursor_flush, self._flush_soon)
+            return
+        self._cursors[sink] = upto_seq
+        await self.flush_cursors()
 
-        await self._run(_ack)
+    def _flush_soon(self) -> None:
+        self._flush_handle = None
+        task = asyncio.ensure_future(self.flush_cursors())
+        task.add_done_callback(_log_flush_failure)
+
+    async def flush_cursors(self) -> None:
+        """Commit the cursors that moved since their last commit, and collect acknowledged rows."""
+        await self._run(self._commit_cursors)
         self._update_gauges()
         self._room.set()
 
-    def _gc(self, force: bool = True) -> None:
-        """Delete the rows every sink has acknowledged.
+    def _commit_cursors(self) -> None:
+        db = self._db
+        assert db is not None
+        if all(self._persisted.get(k) == v for k, v in self._cursors.items()):
+            return
+        # No fsync for a cursor move: it survives a crash of the agent (the WAL is in the page
+        # cache) and the next append's fsync makes it durable; only a power loss in between
+        # can undo it, and that re-sends one batch (at-least-once). One fsync per sink batch
+        # less: the spool thread was the agent's bottleneck (docs/performance-agent.md).
+        if self.synchronous != "NORMAL":
+            db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                cursors = self._write_cursors()
+                collected = self._gc(force=False)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            self._persisted.update(cursors)
+            self._events -= collected[0]
+            self._bytes -= collected[1]
+        finally:
+            if self.synchronous != "NORMAL":
+                db.execute(f"PRAGMA synchronous={self.synchronous}")
+
+    def _write_cursors(self) -> dict[str, int]:
+        """UPDATE the cursors that moved since their last commit (inside the caller's transaction);
+        returns what was written, for ``_persisted`` once the transaction commits."""
+        assert self._db is not None
+        moved = {k: v for k, v in list(self._cursors.items()) if self._persisted.get(k) != v}
+        for name, acked in moved.items():
+            self._db.execute("UPDATE sink_cursors SET acked = ? WHERE sink = ?", (acked, name))
+        return moved
+
+    def _gc(self, force: bool = True) -> tuple[int, int]:
+        """Delete the rows every sink has acknowledged (inside the caller's transaction, if any);
+        returns (rows, bytes) deleted, for the caller to count once it commits.
 
         Not after every acknowledgement unless ``force``: one DELETE per ``gc_rows`` rows (or
         per ``gc_interval`` seconds, or when the spool is half full) costs the spool thread less than one per batch,
-        and the rows in between are simply skipped by every cursor."""
+        and the rows in between are simply skipped by every cursor. A cursor in memory may be
+        ahead of its committed value (a deferred acknowledgement): the rows up to it were
+        delivered, so deleting them loses nothing even if a crash forgets the cursor."""
         assert self._db is not None
         if not self._cursors:
-            return
+            return 0, 0
         low = min(self._cursors.values())
+        if low <= self._gc_low and not force:
+            return 0, 0  # nothing acknowledged since the last collection
         now = time.monotonic()
         if not force and low - self._gc_low < self.gc_rows and now - self._gc_at < self.gc_interval \
                 and self._bytes < self.max_bytes // 2:
-            return
+            return 0, 0
         self._gc_low, self._gc_at = low, now
         row = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events WHERE seq <= ?", (low,)
         ).fetchone()
         if row[0]:
             self._db.execute("DELETE FROM events WHERE seq <= ?", (low,))
-            self._events -= int(row[0])
-            self._bytes -= int(row[1])
+        return int(row[0]), int(row[1])
 
     @property
     def newest_seq(self) -> int:

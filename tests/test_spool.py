@@ -223,3 +223,121 @@ def test_a_batch_sealed_on_a_head_that_moved_is_sealed_again_in_the_spool_thread
     chain = run(go())
     assert [e["message"] for e, _ in chain] == ["line 1", "line 2", "line 3", "line 100", "line 101"]
     _assert_linked(chain)
+
+
+def _committed_cursor(sp: Spool, sink: str) -> int:
+    db = sqlite3.connect(sp.path)
+    try:
+        return int(db.execute("SELECT acked FROM sink_cursors WHERE sink = ?", (sink,)).fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_a_deferred_acknowledgement_commits_with_the_next_append(tmp_path):
+    async def go() -> list[int]:
+        sp = Spool(tmp_path)
+        sp.cursor_flush = 3600  # only the append may commit it here
+        await sp.open()
+        await sp.register_sink("a")
+        await sp.append("s", [ev(i) for i in range(5)], {})
+        seen = []
+        await sp.ack("a", 3, defer=True)
+        seen += [sp.cursor("a"), _committed_cursor(sp, "a")]  # moved in memory, not yet on disk
+        await sp.append("s", [ev(5)], {"file:1": {"offset": 6}})
+        seen.append(_committed_cursor(sp, "a"))  # the append's transaction carried it
+        await sp.close()
+        return seen
+
+    assert run(go()) == [3, 0, 3]
+
+
+def test_a_deferred_acknowledgement_is_committed_within_cursor_flush_when_no_append_comes(tmp_path):
+    async def go() -> tuple[int, int]:
+        sp = Spool(tmp_path)
+        sp.cursor_flush = 0.05
+        await sp.open()
+        await sp.register_sink("a")
+        await sp.append("s", [ev(i) for i in range(4)], {})
+        await sp.ack("a", 4, defer=True)
+        before = _committed_cursor(sp, "a")
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if _committed_cursor(sp, "a") == 4:
+                break
+        after = _committed_cursor(sp, "a")
+        await sp.close()
+        return before, after
+
+    assert run(go()) == (0, 4)
+
+
+def test_a_crash_forgets_only_deferred_acknowledgements_and_they_are_sent_again(tmp_path):
+    """at-least-once: the rows after the committed cursor come back after a crash (no close)."""
+
+    async def crash() -> None:
+        sp = Spool(tmp_path)
+        sp.cursor_flush = 3600
+        await sp.open()
+        await sp.register_sink("a")
+        await sp.append("s", [ev(i) for i in range(6)], {})
+        await sp.ack("a", 2)  # committed now
+        await sp.ack("a", 6, defer=True)  # not yet: the process dies before anything commits it
+        sp._stop_checkpointer()  # noqa: SLF001 - a crash: no close(), nothing flushed
+
+    async def restart() -> list[str]:
+        sp = Spool(tmp_path)
+        await sp.open()
+        await sp.register_sink("a")
+        batch, _ = await sp.read("a", 1 << 20)
+        await sp.close()
+        return [b.event["message"] for b in batch]
+
+    run(crash())
+    assert run(restart()) == [f"line {i}" for i in range(2, 6)]
+
+
+def test_close_commits_deferred_acknowledgements(tmp_path):
+    async def go() -> None:
+        sp = Spool(tmp_path)
+        sp.cursor_flush = 3600
+        await sp.open()
+        await sp.register_sink("a")
+        await sp.append("s", [ev(i) for i in range(3)], {})
+        await sp.ack("a", 3, defer=True)
+        await sp.close()
+
+    run(go())
+    db = sqlite3.connect(tmp_path / "spool.sqlite")
+    assert db.execute("SELECT acked FROM sink_cursors WHERE sink = 'a'").fetchone()[0] == 3
+
+
+def test_the_checkpoint_thread_keeps_the_wal_from_growing_while_events_flow(tmp_path):
+    """The writer never checkpoints inside a commit (wal_autocheckpoint=0): the checkpoint thread
+    copies the WAL into the database beside it, and past ``wal_limit`` the writer catches up
+    itself, so the WAL restarts and its file is cut back to the limit instead of holding every
+    byte ever appended."""
+
+    async def go() -> tuple[int, int, int]:
+        sp = Spool(tmp_path, gc_rows=1)
+        sp.ckpt_commits = 2
+        sp.wal_limit = 512 << 10
+        await sp.open()
+        await sp.register_sink("a")
+        auto = sqlite3.connect(sp.path).execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        big = "x" * 4000
+        appended = 0
+        wal_max = 0
+        for _ in range(120):
+            evs = [dict(ev(j), message=big) for j in range(20)]
+            await sp.append("s", evs, {})
+            appended += 20 * 4000
+            await sp.ack("a", sp.newest_seq)
+            await asyncio.sleep(0.005)  # the checkpointer runs beside us
+            wal_max = max(wal_max, (tmp_path / "spool.sqlite-wal").stat().st_size)
+        await sp.close()
+        return auto, appended, wal_max
+
+    auto, appended, wal_max = run(go())
+    assert auto == 1000  # a new connection's default; the agent's writer sets 0 on its own connection
+    # a file of at most the limit plus the frames of the commits between two checks (~1 MB here)
+    assert wal_max < 2 << 20 < appended / 4, (wal_max, appended)
