@@ -165,7 +165,35 @@ class Outgoing:
 
 
 class SinkWorker:
-    """Reads the spool through one sink's cursor, batches, sends, retries, acknowledges."""
+    """Reads the spool through one sink's cursor, batches, sends, retries, acknowledges.
+
+    A batch the receiver answers 413 (request too large: its own limit or a gateway's, nginx's
+    ``client_max_body_size`` is 1 MB by default) is not dead-lettered: it is split in two and the
+    halves are sent in order (split again while still too large), and the whole batch is
+    acknowledged once every half was accepted. Only a single event that is too large on its own
+    is dead-lettered. The sink's ``max_batch_bytes`` then comes down to the largest part that was
+    accepted, so the next batches fit without a 413.
+    """
+
+    #: after a 413 a sink's ``max_batch_bytes`` comes down, but never below this: a limit smaller
+    #: than this is a gateway misconfiguration to fix, not a reason for thousands of tiny requests
+    MIN_ADAPTED_BATCH_BYTES = 16 << 10
+
+    # class-level, not module-level: this module's imports belong to the rest of the runtime
+    from .api import Delivery
+
+    class _SplitStats:
+        """What one split of a batch refused with 413 showed about the receiver's limit."""
+
+        __slots__ = ("largest_accepted", "lone_refusals", "size_refused")
+
+        def __init__(self) -> None:
+            #: bytes (canonical JSON, the unit of max_batch_bytes) of the largest part accepted
+            self.largest_accepted = 0
+            #: single events refused with 413 on their own
+            self.lone_refusals = 0
+            #: a request was refused although each of its events went through in smaller ones
+            self.size_refused = False
 
     def __init__(self, sink: Sink, spool: Spool, dead: DeadLetters, record_agent: Callable[[Event], Any],
                  backoff: Backoff | None = None, offloader: Offloader | None = None) -> None:
@@ -184,6 +212,8 @@ class SinkWorker:
         #: an idempotent sink's last acknowledgement, being committed while the next batch goes out
         self._ack_inflight: asyncio.Future[None] | None = None
         self._sent_upto = -1
+        #: the one warning about a lowered max_batch_bytes was logged (later ones go to info)
+        self._size_warned = False
 
     def _cursor(self) -> int:
         """The last row this sink has: acknowledged, or delivered with its acknowledgement in flight."""
@@ -212,7 +242,10 @@ class SinkWorker:
                 prepared = await task
             except OffloadUnavailable:
                 return None
-            if after == cursor:  # rows after the cursor never change: the body is still right
+            # rows after the cursor never change: the body is still right, unless it was built
+            # for a max_batch_bytes that a 413 has lowered since (it would be refused again)
+            if after == cursor and not (prepared is not None and prepared.count > 1
+                                        and prepared.size > self.sink.max_batch_bytes):
                 return prepared
             # the cursor moved meanwhile (drop_oldest): build again from where it is now
         try:
@@ -290,49 +323,14 @@ class SinkWorker:
 
     async def _deliver(self, out: Outgoing, stop: asyncio.Event) -> None:
         name = self.sink.name
-        while True:
-            t0 = time.monotonic()
-            try:
-                if out.batch is not None:
-                    delivery = await self.sink.send(out.batch)
-                else:
-                    assert out.encoded is not None
-                    delivery = await self.sink.send_encoded(out.encoded, out.count)
-            except RetryableError as e:
-                metrics.SINK_FAILED.labels(name).inc()
-                metrics.SINK_RETRIED.labels(name).inc()
-                delay = self.backoff.next(e.retry_after)
-                if self.healthy:
-                    self.healthy = False
-                    self.failing_since = time.time()
-                    log.warning("sink %s: delivery failed, retrying with backoff: %s", name, e,
-                                extra={"sink": name, "status": e.status})
-                else:
-                    log.debug("sink %s: retry in %.2fs: %s", name, delay, e)
-                if stop.is_set() and not self.draining:
-                    return
-                if stop.is_set():
-                    await asyncio.sleep(delay)  # draining: keep trying until shutdown_timeout
-                else:
-                    await _wait(stop, delay)
-                if stop.is_set() and not self.draining:
-                    return
-                continue
-            except Exception as e:  # a bug or an unexpected client error: never lose the batch
-                metrics.SINK_FAILED.labels(name).inc()
-                log.error("sink %s: unexpected error, will retry: %s\n%s", name, e, traceback.format_exc())
-                await asyncio.sleep(self.backoff.next())
-                if stop.is_set() and not self.draining:
-                    return
-                continue
-            metrics.SINK_LATENCY.labels(name).observe(time.monotonic() - t0)
-            break
-        if not self.healthy:
-            log.info("sink %s: delivering again after %.1fs of failures", name,
-                     time.time() - (self.failing_since or time.time()))
-        self.healthy = True
-        self.failing_since = None
-        self.backoff.reset()
+        try:
+            delivery = await self._send(out, stop)
+        except Exception as e:  # only a 413 gets here: _send retries everything else
+            if not self._too_large(e):
+                raise
+            out, delivery = await self._deliver_split(out, e, stop)
+        if delivery is None:  # stopping (not draining): nothing acknowledged, sent again next start
+            return
         if delivery.rejected:
             batch = out.batch if out.batch is not None else await self.spool.read_rows(out.first_seq, out.last_seq)
             items = [(batch[i], reason) for i, reason in delivery.rejected if 0 <= i < len(batch)]
@@ -364,6 +362,168 @@ class SinkWorker:
         else:
             await self.spool.ack(name, out.last_seq)
         metrics.SINK_LAG_EVENTS.labels(name).set(self._pending())
+
+    async def _send(self, out: Outgoing, stop: asyncio.Event) -> Delivery | None:
+        """Send ``out`` until the sink accepts it: the Delivery, or None when stopping.
+
+        Retries with backoff on RetryableError (and on unexpected errors: never lose the batch).
+        A 413 (:class:`shipper.sinks.http.TooLarge`) is raised to the caller, which splits the
+        batch: the same bytes would be refused again however often they are sent.
+        """
+        name = self.sink.name
+        while True:
+            t0 = time.monotonic()
+            try:
+                if out.batch is not None:
+                    delivery = await self.sink.send(out.batch)
+                else:
+                    assert out.encoded is not None
+                    delivery = await self.sink.send_encoded(out.encoded, out.count)
+            except RetryableError as e:
+                metrics.SINK_FAILED.labels(name).inc()
+                metrics.SINK_RETRIED.labels(name).inc()
+                delay = self.backoff.next(e.retry_after)
+                if self.healthy:
+                    self.healthy = False
+                    self.failing_since = time.time()
+                    log.warning("sink %s: delivery failed, retrying with backoff: %s", name, e,
+                                extra={"sink": name, "status": e.status})
+                else:
+                    log.debug("sink %s: retry in %.2fs: %s", name, delay, e)
+                if stop.is_set() and not self.draining:
+                    return None
+                if stop.is_set():
+                    await asyncio.sleep(delay)  # draining: keep trying until shutdown_timeout
+                else:
+                    await _wait(stop, delay)
+                if stop.is_set() and not self.draining:
+                    return None
+                continue
+            except Exception as e:  # a bug or an unexpected client error: never lose the batch
+                metrics.SINK_FAILED.labels(name).inc()
+                if self._too_large(e):
+                    raise
+                log.error("sink %s: unexpected error, will retry: %s\n%s", name, e, traceback.format_exc())
+                await asyncio.sleep(self.backoff.next())
+                if stop.is_set() and not self.draining:
+                    return None
+                continue
+            metrics.SINK_LATENCY.labels(name).observe(time.monotonic() - t0)
+            break
+        if not self.healthy:
+            log.info("sink %s: delivering again after %.1fs of failures", name,
+                     time.time() - (self.failing_since or time.time()))
+        self.healthy = True
+        self.failing_since = None
+        self.backoff.reset()
+        return delivery
+
+    @staticmethod
+    def _too_large(e: BaseException) -> bool:
+        """Is ``e`` a 413 from an HTTP sink? Looked up without importing shipper.sinks.http: that
+        module imports aiohttp, which an agent without an HTTP sink never loads (and then no sink
+        can raise it)."""
+        import sys
+
+        http = sys.modules.get("shipper.sinks.http")
+        return http is not None and isinstance(e, http.TooLarge)
+
+    async def _deliver_split(self, out: Outgoing, err: Exception,
+                             stop: asyncio.Event) -> tuple[Outgoing, Delivery | None]:
+        """``out`` was refused with 413: deliver it in parts, then lower ``max_batch_bytes``.
+
+        Returns the batch as events (an offloaded body is replaced by its spool rows, so that the
+        rejected indices and the dead letters refer to them) and the combined Delivery, or None
+        when stopping before every part was accepted (nothing is acknowledged then: the parts
+        already accepted are sent again at the next start, and the receiver drops them).
+        """
+        name = self.sink.name
+        if out.batch is None:
+            rows = await self.spool.read_rows(out.first_seq, out.last_seq)
+            out = Outgoing(out.first_seq, out.last_seq, len(rows), out.size, batch=rows)
+        assert out.batch is not None
+        log.info("sink %s: HTTP 413 (request too large) for a batch of %d events (%d bytes): sending it in parts",
+                 name, out.count, out.size)
+        stats = self._SplitStats()
+        delivery = await self._split(out.batch, err, stop, stats)
+        if delivery is not None:
+            self._lower_batch_bytes(stats, out.size, err)
+        return out, delivery
+
+    async def _split(self, rows: list[SpooledEvent], err: Exception, stop: asyncio.Event,
+                     stats: _SplitStats) -> Delivery | None:
+        """``rows``, just refused with 413 as one request: send them as two halves (of about equal
+        bytes), each split again while still refused; indices in the Delivery are into ``rows``."""
+        if len(rows) == 1:
+            size = len(rows[0].raw)
+            stats.lone_refusals += 1
+            body = " ".join(str(getattr(err, "body", "")).split())[:200]
+            reason = (f"HTTP 413 (request too large) for this event alone: {size} bytes of JSON; "
+                      f"the receiver's or its proxy's request size limit is lower. {body}").strip()
+            return self.Delivery(rejected=[(0, reason)])
+        lone_before = stats.lone_refusals
+        cut = self._halfway(rows)
+        combined = self.Delivery()
+        for offset, part in ((0, rows[:cut]), (cut, rows[cut:])):
+            size = sum(len(e.raw) for e in part)
+            try:
+                got = await self._send(Outgoing.of_batch(part, size), stop)
+            except Exception as e:  # only a 413 gets here: _send retries everything else
+                if not self._too_large(e):
+                    raise
+                got = await self._split(part, e, stop, stats)
+            else:
+                stats.largest_accepted = max(stats.largest_accepted, size)
+            if got is None:
+                return None
+            combined.rejected.extend((offset + i, reason) for i, reason in got.rejected)
+            combined.duplicates += got.duplicates
+        if stats.lone_refusals == lone_before:
+            # every event of ``rows`` went through in smaller requests: the size of the request
+            # was the problem, not one oversized event in it
+            stats.size_refused = True
+        return combined
+
+    @staticmethod
+    def _halfway(rows: list[SpooledEvent]) -> int:
+        """Where to cut ``rows`` into two non-empty parts of about equal bytes (one large event
+        among small ones ends up alone sooner than with a cut by count)."""
+        half = sum(len(e.raw) for e in rows) / 2
+        acc = 0
+        for i, e in enumerate(rows):
+            acc += len(e.raw)
+            if acc >= half:
+                # the event that crosses the middle goes to the side that keeps the halves closer
+                cut = i + 1 if acc - half <= half - (acc - len(e.raw)) else i
+                return min(max(cut, 1), len(rows) - 1)
+        return len(rows) - 1  # pragma: no cover - acc reaches the total
+
+    def _lower_batch_bytes(self, stats: _SplitStats, refused: int, err: Exception) -> None:
+        """After a split: batches of this sink are at most the largest part that was accepted.
+
+        Only when a request was refused for its size (all of its events went through in smaller
+        ones): one oversized event says nothing about the batch size. Never raised again while
+        the process lives, never below MIN_ADAPTED_BATCH_BYTES.
+        """
+        name = self.sink.name
+        if not stats.size_refused or stats.largest_accepted <= 0:
+            return
+        old = self.sink.max_batch_bytes
+        new = min(old, max(self.MIN_ADAPTED_BATCH_BYTES, stats.largest_accepted))
+        if new >= old:
+            return
+        self.sink.max_batch_bytes = new
+        if self._size_warned:
+            log.info("sink %s: HTTP 413 again; batches now at most %d bytes", name, new)
+            return
+        self._size_warned = True
+        log.warning(
+            "sink %s: the receiver (or a proxy in front of it) answered HTTP 413 (request too large) to a "
+            "batch of %d bytes; it was sent in smaller parts, nothing lost. Batches for this sink are now at "
+            "most %d bytes until the agent restarts: set this sink's batch.max_bytes to %d or less (or raise "
+            "the limit: nginx client_max_body_size, Elasticsearch http.max_content_length). %s",
+            name, refused, new, new, err, extra={"sink": name, "status": 413},
+        )
 
 
 async def _wait(ev: asyncio.Event, timeout: float) -> None:

@@ -10,6 +10,10 @@ and a hung server then blocks forever), and the same answer to "may I send this 
                                       ``Retry-After`` (seconds or an HTTP date) honoured;
 * 401/403/404/407                  -> RetryableError too, slowly: a wrong password or URL is
                                       fixed by the operator, and then everything must arrive;
+* 413                               -> :class:`TooLarge`: the *request* is too big for the
+                                      receiver or a gateway in front of it (nginx
+                                      ``client_max_body_size``, 1 MB by default), not the data
+                                      bad; the sink worker splits the batch and sends the halves;
 * other 4xx                         -> :class:`PermanentError`: sending the same bytes again
                                       can only fail the same way, so the batch is dead-lettered.
 
@@ -48,6 +52,21 @@ class PermanentError(Exception):
     """The receiver refused the request for good (a 4xx other than 408/429)."""
 
     def __init__(self, message: str, *, status: int, body: str = ""):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class TooLarge(Exception):
+    """The receiver answered 413: this request body is over its size limit.
+
+    Deliberately *not* a :class:`PermanentError`: the sinks turn a PermanentError into "every
+    event of the batch rejected" (dead letters), which would throw away a whole batch because of a
+    size limit the agent can respect. A TooLarge passes through the sinks unchanged and the
+    runtime's sink worker splits the batch instead (shipper/runtime.py, ``SinkWorker``).
+    """
+
+    def __init__(self, message: str, *, status: int = 413, body: str = ""):
         super().__init__(message)
         self.status = status
         self.body = body
@@ -168,10 +187,12 @@ def is_retryable_status(status: int) -> bool:
 
 
 def classify(resp: Response, what: str) -> None:
-    """Raise for a non-2xx answer: :class:`RetryableError` or :class:`PermanentError`."""
+    """Raise for a non-2xx answer: :class:`RetryableError`, :class:`TooLarge` or :class:`PermanentError`."""
     if 200 <= resp.status < 300:
         return
     reason = f"{what}: HTTP {resp.status}: {resp.text()}"
+    if resp.status == 413:
+        raise TooLarge(reason, status=resp.status, body=resp.text())
     if is_retryable_status(resp.status):
         raise RetryableError(
             reason, retry_after=parse_retry_after(resp.headers.get("Retry-After")), status=resp.status,

@@ -11,6 +11,11 @@ test thread; the receiver's state is guarded by one lock, and read through snaps
 
 Each contract rule is cited in the receiver's module docstring; tests/test_receivers.py proves
 the receivers refuse what the real servers refuse.
+
+``max_body_bytes`` puts an nginx-like request size limit in front of either receiver (nginx's
+``client_max_body_size`` is 1 MB by default, Elasticsearch's ``http.max_content_length`` 100 MB):
+a body larger than that *as received* (compressed) is answered 413 before the handler decodes
+anything. Set it on the object before or after ``start()``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+#: nginx's own error page for 413 (ngx_http_special_response.c), what a gateway sends back
+NGINX_413_BODY = (
+    "<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n"
+    "<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
 
 
 @dataclass
@@ -57,6 +70,10 @@ class ThreadedApp:
         self._runner: web.AppRunner | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
+        #: refuse request bodies over this many bytes on the wire with 413, like a gateway (None: no limit)
+        self.max_body_bytes: int | None = None
+        #: with a limit set: (path, body bytes as received, refused with 413) of every request with a body
+        self.sized_requests: list[tuple[str, int, bool]] = []
 
     @property
     def url(self) -> str:
@@ -102,6 +119,32 @@ class ThreadedApp:
     def fault_response(self, fault: Fault, headers: dict[str, str]) -> web.Response:
         return web.Response(status=fault.status, text=fault.body or f"injected {fault.status}", headers=headers)
 
+    # -- request size limit (a gateway in front of the server)
+    @web.middleware
+    async def _size_limit(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """413 for a body over ``max_body_bytes``, counted on the compressed bytes, before the
+        handler (and so before any decoding or injected fault), as nginx in front of Loki does.
+
+        The body is read whole first: answering before the client has sent it all would make
+        the client see a reset connection instead of the 413 (nginx discards the rest of the
+        body itself, "lingering close"). ``request.read()`` caches it for the handler.
+        """
+        limit = self.max_body_bytes
+        if limit is None or not request.body_exists:
+            return await handler(request)
+        raw = await request.read()
+        refused = len(raw) > limit
+        with self.lock:
+            self.sized_requests.append((request.path, len(raw), refused))
+        if refused:
+            return web.Response(status=413, text=NGINX_413_BODY, content_type="text/html")
+        return await handler(request)
+
+    def refused_too_large(self) -> int:
+        """How many requests the size limit refused with 413."""
+        with self.lock:
+            return sum(1 for _, _, refused in self.sized_requests if refused)
+
     # -- lifecycle
     def start(self) -> ThreadedApp:
         self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
@@ -119,7 +162,9 @@ class ThreadedApp:
         try:
             # auto_decompress=False: the receivers see the bytes on the wire and apply
             # Content-Encoding themselves, with the real servers' rules
-            self._runner = web.AppRunner(self.make_app(), access_log=None, auto_decompress=False)
+            app = self.make_app()
+            app.middlewares.append(self._size_limit)
+            self._runner = web.AppRunner(app, access_log=None, auto_decompress=False)
             loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self.ssl_context)
             loop.run_until_complete(site.start())
