@@ -341,3 +341,17 @@ def test_the_checkpoint_thread_keeps_the_wal_from_growing_while_events_flow(tmp_
     assert auto == 1000  # a new connection's default; the agent's writer sets 0 on its own connection
     # a file of at most the limit plus the frames of the commits between two checks (~1 MB here)
     assert wal_max < 2 << 20 < appended / 4, (wal_max, appended)
+
+
+def test_sealing_a_batch_at_once_gives_the_bytes_and_head_of_sealing_event_by_event(tmp_path):
+    """The loop-thread fast path (_seal_batch) and the spool thread's fallback (_seal) must
+    agree byte for byte, or a re-seal after a moved head would fork the chain."""
+    sp = Spool(tmp_path, host="h1")
+    base = (41, "ab" * 32)
+    sp._heads["h1/s"] = base  # noqa: SLF001
+    batch = sp._seal_batch("h1/s", [ev(i) for i in range(5)])  # noqa: SLF001
+    heads: dict[str, tuple[int, str]] = {}
+    one_by_one = [sp._seal("h1/s", ev(i), heads) for i in range(5)]  # noqa: SLF001
+    assert batch.raws == one_by_one
+    assert batch.base == base and batch.head == heads["h1/s"]
+    assert orjson.loads(batch.raws[0])["seq"] == 42 and orjson.loads(batch.raws[0])["prev_hash"] == "ab" * 32
