@@ -272,3 +272,84 @@ def test_a_burst_of_inotify_events_wakes_the_loop_once_and_keeps_a_structural_hi
 
     burst, woke, structural, later = asyncio.run(go())
     assert burst == 1 and woke and structural and later == 1
+
+
+def _watch(dirs: list[tuple[str, bool]], actions, settle: float = 0.3):  # type: ignore[no-untyped-def]
+    """Start a Watcher on ``dirs``, run each action (a callable, on the loop) and report, per
+    action, (backend, woke, structural) once the loop had ``settle`` seconds to hear of it."""
+    import asyncio
+    import threading
+
+    from shipper.sources.files.watcher import Watcher
+
+    async def go() -> tuple[list[tuple[str, bool, bool]], int, int]:
+        loop = asyncio.get_running_loop()
+        threads_before = threading.active_count()
+        w = Watcher(dirs, loop)
+        w.start()
+        threads_during = threading.active_count() - threads_before
+        out = []
+        try:
+            for act in actions:
+                w.wake.clear()
+                w.structure.clear()
+                act()
+                w.retry()
+                await asyncio.sleep(settle)
+                out.append((w.backend, w.wake.is_set(), w.structure.is_set()))
+        finally:
+            w.stop()
+        return out, threads_during, threading.active_count() - threads_before
+
+    return asyncio.run(go())
+
+
+def test_a_flat_log_directory_is_watched_by_the_event_loop_without_a_thread(tmp_path) -> None:
+    """A line appended wakes the follower; a rename rotation also says 're-list the directory'.
+    No watchdog thread: the inotify descriptor is read by the loop itself."""
+    log = tmp_path / "redis.log"
+    log.write_bytes(b"")
+    line = b"4018:M 25 Nov 2026 17:00:00.000 * Ready to accept connections tcp\n"
+
+    def append() -> None:
+        with open(log, "ab") as f:
+            f.write(line)
+
+    def rotate() -> None:
+        log.rename(tmp_path / "redis.log.1")
+        log.write_bytes(b"")
+
+    def nothing() -> None:
+        pass
+
+    results, threads_during, threads_after = _watch([(str(tmp_path), False)], [append, rotate, nothing])
+    assert results == [("inotify", True, False), ("inotify", True, True), ("inotify", False, False)]
+    assert threads_during == 0 and threads_after == 0
+
+
+def test_a_log_directory_that_appears_later_or_is_recreated_is_watched_again(tmp_path) -> None:
+    import shutil
+
+    d = tmp_path / "redis"
+
+    def create_dir_and_log() -> None:
+        d.mkdir()  # not watched yet: polling finds it; retry() (run by the follower each poll) watches it
+
+    def append() -> None:
+        (d / "redis.log").write_bytes(b"4018:M 25 Nov 2026 17:00:00.000 * DB saved on disk\n")
+
+    def remove_dir() -> None:
+        shutil.rmtree(d)
+
+    results, _, _ = _watch([(str(d), False)], [create_dir_and_log, append, remove_dir, create_dir_and_log, append])
+    assert [woke for _, woke, _ in results] == [False, True, True, False, True]
+
+
+def test_recursive_directories_are_left_to_watchdog(tmp_path) -> None:
+    (tmp_path / "a").mkdir()
+
+    def write() -> None:
+        (tmp_path / "a" / "redis.log").write_bytes(b"x\n")
+
+    results, threads_during, _ = _watch([(str(tmp_path), True)], [write], settle=0.5)
+    assert results == [("watchdog", True, True)] and threads_during >= 1
