@@ -442,8 +442,11 @@ class SinkWorker:
             rows = await self.spool.read_rows(out.first_seq, out.last_seq)
             out = Outgoing(out.first_seq, out.last_seq, len(rows), out.size, batch=rows)
         assert out.batch is not None
-        log.info("sink %s: HTTP 413 (request too large) for a batch of %d events (%d bytes): sending it in parts",
-                 name, out.count, out.size)
+        # info until the warning below has said it all; then debug (a limit under the 16 KiB floor
+        # splits every batch: the metric counts those, the log need not repeat them)
+        log.log(logging.DEBUG if self._size_warned else logging.INFO,
+                "sink %s: HTTP 413 (request too large) for a batch of %d events (%d bytes): sending it in parts",
+                name, out.count, out.size)
         stats = self._SplitStats()
         delivery = await self._split(out.batch, err, stop, stats)
         if delivery is not None:
@@ -521,8 +524,8 @@ class SinkWorker:
             "sink %s: the receiver (or a proxy in front of it) answered HTTP 413 (request too large) to a "
             "batch of %d bytes; it was sent in smaller parts, nothing lost. Batches for this sink are now at "
             "most %d bytes until the agent restarts: set this sink's batch.max_bytes to %d or less (or raise "
-            "the limit: nginx client_max_body_size, Elasticsearch http.max_content_length). %s",
-            name, refused, new, new, err, extra={"sink": name, "status": 413},
+            "the limit: nginx client_max_body_size, Elasticsearch http.max_content_length). The answer: %s",
+            name, refused, new, new, " ".join(str(err).split())[:200], extra={"sink": name, "status": 413},
         )
 
 
