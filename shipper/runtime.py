@@ -457,6 +457,8 @@ class SinkWorker:
                      stats: _SplitStats) -> Delivery | None:
         """``rows``, just refused with 413 as one request: send them as two halves (of about equal
         bytes), each split again while still refused; indices in the Delivery are into ``rows``."""
+        if not rows:  # an offloaded batch whose rows drop_oldest deleted meanwhile: nothing to send
+            return self.Delivery()
         if len(rows) == 1:
             size = len(rows[0].raw)
             stats.lone_refusals += 1
