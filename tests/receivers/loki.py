@@ -79,6 +79,9 @@ class Entry(NamedTuple):
         return dict(self.metadata)
 
 
+_new_entry = tuple.__new__
+
+
 @dataclass
 class PushRecord:
     """What one push request looked like on the wire (for tests of encoding and replays)."""
@@ -471,7 +474,7 @@ class LokiReceiver(ThreadedApp):
                                 mv = str(mv)
                             pairs.append((mk, mv))
                         md = tuple(pairs)
-                entries.append(Entry(int(ts), line, md))
+                entries.append(_new_entry(Entry, (int(ts), line, md)))  # Entry(...) without its Python __new__
             out.append((sel, entries))
         return out
 
@@ -530,10 +533,11 @@ class LokiReceiver(ThreadedApp):
                         failures.append(f"entry with timestamp {ts} ignored, reason: '{reason}' for stream: "
                                         f"{selector_text(labels)},")
                         continue
-                    if e in st.keys:
+                    n = len(st.keys)
+                    st.keys.add(e)  # one hash of the entry, not two ("in" then "add")
+                    if len(st.keys) == n:
                         self.duplicates_dropped += 1
                         continue
-                    st.keys.add(e)
                     st.entries.append(e)
                     st.highest = max(st.highest, e.ts)
                     st.last = e.ts
