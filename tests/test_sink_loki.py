@@ -332,3 +332,22 @@ def test_timestamp_ns_accepts_rfc3339_and_refuses_garbage() -> None:
     for bad in ("2026-13-01T00:00:00.000000Z", "nope", "2026-11-25T17:20:49.12x456Z"):
         with pytest.raises(ValueError):
             timestamp_ns(bad)
+
+
+def test_structured_metadata_holds_every_present_high_cardinality_field_as_a_string() -> None:
+    """The compiled ``metadata_of`` (one straight-line function) keeps exactly the fields of
+    METADATA_KEYS that are present and not empty, as strings, in that order."""
+    from shipper.sinks.loki import METADATA_KEYS, _metadata_of
+
+    cases: list[dict[str, Any]] = [
+        {},
+        {"id": "ab12", "offset": 0, "seq": 17, "pid": 4018, "role": "master", "category": "startup",
+         "event": "ready", "file": "/var/log/redis/redis.log", "origin": "f00d", "stream": "h/redis"},
+        {"id": "", "offset": None, "seq": 1, "pid": True, "role": "", "message": "not metadata"},
+    ]
+    for ev in cases:
+        expected = {k: v if isinstance(v, str) else str(v) for k in METADATA_KEYS
+                    if (v := ev.get(k)) is not None and v != ""}
+        got = _metadata_of(ev.get)
+        assert got == expected and list(got) == list(expected)
+    assert _metadata_of(cases[2].get) == {"seq": "1", "pid": "True"}

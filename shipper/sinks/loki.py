@@ -121,6 +121,24 @@ _NOTHING = object()
 _NO_MD: dict[str, str] = {}
 
 
+def _compile_metadata_of(keys: tuple[str, ...]) -> Any:
+    """``metadata_of(get) -> {key: str(value)}`` for the ``keys`` an event has (not None, not
+    ""), as one straight-line function: it runs once per event on the sink's hot loop, where a
+    comprehension over the keys cost 1.3-1.4 µs and this ~0.95 µs (bench/loki_bench.py)."""
+    lines = ["def metadata_of(get):", "    md = {}"]
+    for k in keys:
+        lines += [f"    v = get({k!r})",
+                  "    if v is not None and v != '':",
+                  f"        md[{k!r}] = v if type(v) is str else str(v)"]
+    lines.append("    return md")
+    namespace: dict[str, Any] = {}
+    exec(compile("\n".join(lines), "<loki metadata_of>", "exec"), namespace)  # noqa: S102 - our own constant keys
+    return namespace["metadata_of"]
+
+
+_metadata_of = _compile_metadata_of(METADATA_KEYS)
+
+
 def _by_time(entry: tuple[int, int, str, dict[str, str]]) -> int:
     return entry[0]
 
@@ -219,7 +237,7 @@ class LokiEncoder:
         rejected: list[tuple[int, str]] = []
         keys = self.stream_labels
         md_on = self.structured_metadata
-        md_keys = METADATA_KEYS
+        metadata_of = _metadata_of
         last_labels: Any = _NOTHING
         last_vals: list[Any] = []
         st: _Stream | None = None
@@ -240,7 +258,7 @@ class LokiEncoder:
                     rejected.append((i, f"loki: event has no usable timestamp: {e}"))
                     continue
             raw_labels = get("labels")
-            vals = [get(k) for k in keys]
+            vals = list(map(get, keys))
             if st is None or raw_labels != last_labels or vals != last_vals:
                 labels, overflow, sel = self.stream_labels_of(ev)
                 st = streams.get(sel)
@@ -248,7 +266,7 @@ class LokiEncoder:
                     st = streams[sel] = _Stream(labels)
                 last_labels, last_vals = raw_labels, vals
             if md_on:
-                md = {k: v if type(v) is str else str(v) for k in md_keys if (v := get(k)) is not None and v != ""}
+                md = metadata_of(get)
                 if overflow:
                     for k, v in overflow.items():
                         md.setdefault(k, v)
