@@ -179,7 +179,8 @@ class SinkWorker:
     #: than this is a gateway misconfiguration to fix, not a reason for thousands of tiny requests
     MIN_ADAPTED_BATCH_BYTES = 16 << 10
 
-    # class-level, not module-level: this module's imports belong to the rest of the runtime
+    # the Delivery of a split batch's parts; imported in the class only to leave the module's import
+    # block untouched (it can join the `from .api import` line)
     from .api import Delivery
 
     class _SplitStats:

@@ -140,6 +140,7 @@ def test_loki_behind_a_body_limit_gets_every_event_once_and_later_batches_fit_un
     events = real_events(40)  # ~1.9 MB of real Redis 7 / Valkey 9 log events
     with LokiReceiver() as rx:
         rx.max_body_bytes = LOKI_LIMIT
+        rx.delay_next(1, 0.5)  # the first accepted push is held: a backlog of full batches builds
         sink = loki_sink(rx.url, max_bytes=BATCH)
         a = agent(tmp_path, events, sink, offload={"mode": "off"})
         run_until(a, lambda: len(shipped(rx)) >= len(events))
@@ -197,6 +198,7 @@ def test_elasticsearch_behind_a_body_limit_indexes_every_document_exactly_once(t
         # gzip'd NDJSON of a full batch is about 110 kB here (a document carries its event twice:
         # as fields and as event.original): over, and so is a half; a quarter (~27 kB) is under
         rx.max_body_bytes = 40_000
+        rx.delay_next(1, 0.5)  # the first accepted bulk is held: a backlog of full batches builds
         sink = es_sink(rx.url, max_bytes=BATCH)
         a = agent(tmp_path, events, sink)
         run_until(a, lambda: len(es_docs(rx)) >= len(events))
