@@ -229,6 +229,9 @@ def test_an_event_too_large_on_its_own_is_the_only_dead_letter_and_its_neighbour
         run_until(a, lambda: len(shipped(rx)) >= len(events) - 1 and dead_letters(tmp_path, "loki"))
         got = shipped(rx)
         trail = [orjson.loads(x.line) for x in rx.entries()]
+        refused = rx.refused_too_large()
+    # its batch (with neighbours) was refused, then the event alone: not a batch of one from the start
+    assert refused >= 2
     letters = dead_letters(tmp_path, "loki")
     assert len(letters) == 1
     (letter,) = letters
