@@ -26,7 +26,7 @@ import orjson
 
 from parsers.events import Event, format_epoch, make_event
 
-from .api import Batch, Encoded, RetryableError, Sink, Source, SourceContext, SpooledEvent
+from .api import Batch, Delivery, Encoded, RetryableError, Sink, Source, SourceContext, SpooledEvent
 from .audit.anchor import AnchorTimer
 from .audit.verify import seq_ranges_field
 from .config import AgentConfig, ConfigError, named_sinks
@@ -164,6 +164,20 @@ class Outgoing:
         return cls(p.first_seq, p.last_seq, p.count, p.size, encoded=p.encoded)
 
 
+class _SplitStats:
+    """What one split of a batch refused with 413 showed about the receiver's limit."""
+
+    __slots__ = ("largest_accepted", "lone_refusals", "size_refused")
+
+    def __init__(self) -> None:
+        #: bytes (canonical JSON, the unit of max_batch_bytes) of the largest part accepted
+        self.largest_accepted = 0
+        #: single events refused with 413 on their own
+        self.lone_refusals = 0
+        #: a request was refused although each of its events went through in smaller ones
+        self.size_refused = False
+
+
 class SinkWorker:
     """Reads the spool through one sink's cursor, batches, sends, retries, acknowledges.
 
@@ -179,25 +193,9 @@ class SinkWorker:
     #: than this is a gateway misconfiguration to fix, not a reason for thousands of tiny requests
     MIN_ADAPTED_BATCH_BYTES = 16 << 10
 
-    # the Delivery of a split batch's parts; imported in the class only to leave the module's import
-    # block untouched (it can join the `from .api import` line)
-    from .api import Delivery
-
-    class _SplitStats:
-        """What one split of a batch refused with 413 showed about the receiver's limit."""
-
-        __slots__ = ("largest_accepted", "lone_refusals", "size_refused")
-
-        def __init__(self) -> None:
-            #: bytes (canonical JSON, the unit of max_batch_bytes) of the largest part accepted
-            self.largest_accepted = 0
-            #: single events refused with 413 on their own
-            self.lone_refusals = 0
-            #: a request was refused although each of its events went through in smaller ones
-            self.size_refused = False
-
     def __init__(self, sink: Sink, spool: Spool, dead: DeadLetters, record_agent: Callable[[Event], Any],
                  backoff: Backoff | None = None, offloader: Offloader | None = None) -> None:
+        metrics.SINK_MAX_BATCH_BYTES.labels(sink.name).set(sink.max_batch_bytes)
         self.sink = sink
         self.spool = spool
         self.dead = dead
@@ -448,7 +446,8 @@ class SinkWorker:
         log.log(logging.DEBUG if self._size_warned else logging.INFO,
                 "sink %s: HTTP 413 (request too large) for a batch of %d events (%d bytes): sending it in parts",
                 name, out.count, out.size)
-        stats = self._SplitStats()
+        stats = _SplitStats()
+        metrics.SINK_SPLIT_BATCHES.labels(name).inc()
         delivery = await self._split(out.batch, err, stop, stats)
         if delivery is not None:
             self._lower_batch_bytes(stats, out.size, err)
@@ -459,17 +458,17 @@ class SinkWorker:
         """``rows``, just refused with 413 as one request: send them as two halves (of about equal
         bytes), each split again while still refused; indices in the Delivery are into ``rows``."""
         if not rows:  # an offloaded batch whose rows drop_oldest deleted meanwhile: nothing to send
-            return self.Delivery()
+            return Delivery()
         if len(rows) == 1:
             size = len(rows[0].raw)
             stats.lone_refusals += 1
             body = " ".join(str(getattr(err, "body", "")).split())[:200]
             reason = (f"HTTP 413 (request too large) for this event alone: {size} bytes of JSON; "
                       f"the receiver's or its proxy's request size limit is lower. {body}").strip()
-            return self.Delivery(rejected=[(0, reason)])
+            return Delivery(rejected=[(0, reason)])
         lone_before = stats.lone_refusals
         cut = self._halfway(rows)
-        combined = self.Delivery()
+        combined = Delivery()
         for offset, part in ((0, rows[:cut]), (cut, rows[cut:])):
             size = sum(len(e.raw) for e in part)
             try:
@@ -519,6 +518,7 @@ class SinkWorker:
         if new >= old:
             return
         self.sink.max_batch_bytes = new
+        metrics.SINK_MAX_BATCH_BYTES.labels(name).set(new)
         if self._size_warned:
             log.info("sink %s: HTTP 413 again; batches now at most %d bytes", name, new)
             return

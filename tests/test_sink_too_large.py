@@ -140,6 +140,7 @@ def test_loki_behind_a_body_limit_gets_every_event_once_and_later_batches_fit_un
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="redis_shipper.runtime")
     events = real_events(40)  # ~1.9 MB of real Redis 7 / Valkey 9 log events
+    splits_before = metric(metrics.SINK_SPLIT_BATCHES.labels("loki"))
     with LokiReceiver() as rx:
         rx.max_body_bytes = LOKI_LIMIT
         rx.delay_next(1, 0.5)  # the first accepted push is held: a backlog of full batches builds
@@ -160,6 +161,9 @@ def test_loki_behind_a_body_limit_gets_every_event_once_and_later_batches_fit_un
     assert len(sized) - 1 - refused[-1] >= len(sized) // 2, "the requests after the last 413 are the many"
     warnings = too_large_warnings(caplog)
     assert len(warnings) == 1 and "batch.max_bytes" in warnings[0] and str(sink.max_batch_bytes) in warnings[0]
+    # and an operator sees it in the metrics: each split counted, the bound the sink uses now
+    assert 1 <= metric(metrics.SINK_SPLIT_BATCHES.labels("loki")) - splits_before <= len(refused)
+    assert metric(metrics.SINK_MAX_BATCH_BYTES.labels("loki")) == sink.max_batch_bytes
 
 
 def test_an_offloaded_body_refused_with_413_is_split_from_its_spool_rows(

@@ -70,6 +70,14 @@ SINK_FAILED = Counter(
     registry=REGISTRY,
 )
 SINK_RETRIED = Counter("redis_shipper_sink_retries", "Retries of a batch", ["sink"], registry=REGISTRY)
+SINK_SPLIT_BATCHES = Counter(
+    "redis_shipper_sink_split_batches", "Batches a sink refused with 413 (request too large), sent again in parts",
+    ["sink"], registry=REGISTRY,
+)
+SINK_MAX_BATCH_BYTES = Gauge(
+    "redis_shipper_sink_max_batch_bytes", "A sink's batch bound in bytes (lowered after a 413)",
+    ["sink"], registry=REGISTRY,
+)
 SINK_DEAD_LETTERED = Counter(
     "redis_shipper_sink_dead_lettered_events", "Events a sink refused for good, written to the dead-letter file",
     ["sink"], registry=REGISTRY,
