@@ -578,13 +578,16 @@ class Spool:
 
     async def flush_cursors(self) -> None:
         """Commit the cursors that moved since their last commit, and collect acknowledged rows."""
+        if self._db is None:  # closed meanwhile: close() committed them
+            return
         await self._run(self._commit_cursors)
         self._update_gauges()
         self._room.set()
 
     def _commit_cursors(self) -> None:
         db = self._db
-        assert db is not None
+        if db is None:
+            return
         if all(self._persisted.get(k) == v for k, v in self._cursors.items()):
             return
         # No fsync for a cursor move: it survives a crash of the agent (the WAL is in the page
