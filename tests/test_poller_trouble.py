@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import pytest
@@ -237,3 +238,55 @@ def test_a_failed_emit_loses_nothing_the_entries_are_read_again(tmp_path: Path) 
     values = [int(e["fields"]["args"][1]) for e in spool.events if e["event"] == "slow_command"
               and e["fields"]["client_name"] == "app" and e["fields"]["command"] == "set"]
     assert values == list(range(40))
+
+
+def _loading(port: int) -> bool:
+    """Does the server answer a data command with -LOADING right now? (a raw socket: redis-py's
+    default client would wait until the load is over)"""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET key:1\r\n")
+        return s.recv(128).startswith(b"-LOADING")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", ["redis7", "valkey9"])
+def test_a_redis_loading_its_dataset_is_polled_through_the_load_and_after_it(tmp_path: Path, kind: str) -> None:
+    """A real server restarted on a dataset that takes seconds to load (``key-load-delay``; and
+    ``loading-process-events-interval-bytes`` so that it answers while loading, as a large dataset
+    does). Data commands get ``-LOADING`` meanwhile, but everything the poller sends (SLOWLOG,
+    LATENCY, ACL LOG, CONFIG GET, INFO) is allowed during a load: the poller keeps polling, says
+    nothing is wrong (no ``redis_unreachable``), and drains a slow command run after the load."""
+    seed = start_server(kind, tmp_path, name="data", config={"enable-debug-command": "local"})
+    try:
+        c = seed.client()
+        c.execute_command("DEBUG", "POPULATE", "3000")
+        c.save()
+        port = seed.port
+    finally:
+        seed.stop()
+    # 3,000 keys at 1.5 ms each: ~4.5 s of LOADING after the restart (start_server returns at -LOADING)
+    rp = start_server(kind, tmp_path, name="data", port=port,
+                      config={"key-load-delay": "1500", "loading-process-events-interval-bytes": "1024",
+                              "slowlog-log-slower-than": "0"})
+
+    async def main() -> tuple[FakeSpool, int, bool]:
+        spool = FakeSpool()
+        run = Running(redis_cfg(rp.url), spool)
+        await wait_for(lambda: run.source.rounds >= 3, what="polls during the load")
+        rounds_while_loading = run.source.rounds
+        still_loading = await asyncio.to_thread(_loading, rp.port)
+        await wait_for(lambda: not _loading(rp.port), timeout=30, what="the end of the load")
+        await asyncio.to_thread(rp.client(client_name="after-load").set, "k", "v")
+        await wait_for(lambda: slow_ids(spool, "after-load"), timeout=15, what="a slow command drained")
+        await run.close()
+        return spool, rounds_while_loading, still_loading
+
+    try:
+        assert _loading(rp.port), "the server is not loading: the test tests nothing"
+        spool, rounds_while_loading, still_loading = asyncio.run(main())
+        assert rp.client().dbsize() == 3001
+    finally:
+        rp.stop()
+    assert rounds_while_loading >= 3 and still_loading
+    assert spool.of("redis_unreachable") == []
+    assert slow_ids(spool, "after-load")
