@@ -140,6 +140,8 @@ class Spool:
         self._insert_sql: dict[int, str] = {}
         #: appends in flight per stream (a batch is sealed before the spool thread only when 0)
         self._sealing: dict[str, int] = {}
+        #: the row id of the spool_overflow gap event (drop_oldest) of the append in progress
+        self._gap_top = 0
         self._gc_at = float("-inf")  # the first acknowledgement collects
         #: WAL checkpoints run on their own thread and connection (see _checkpoint_loop)
         self._ckpt_thread: threading.Thread | None = None
@@ -375,8 +377,7 @@ class Spool:
             else:  # not sealed yet, or the head moved meanwhile (a drop_oldest gap event): seal now
                 raws = [self._seal(stream, ev, heads_changed) for ev in events]
             added_bytes = sum(map(len, raws))
-            if raws:
-                self._insert_rows(now, raws)
+            top = self._insert_rows(now, raws) if raws else self._top
             for key, value in positions.items():
                 if value is None:
                     db.execute("DELETE FROM positions WHERE key = ?", (key,))
@@ -396,6 +397,7 @@ class Spool:
         except BaseException:
             db.execute("ROLLBACK")
             # the chain heads in memory were only staged in heads_changed: nothing to undo
+            self._gap_top = 0  # nor the gap event's row id: it was rolled back
             raise
         self._persisted.update(cursors)
         self._events -= collected[0]
@@ -406,12 +408,15 @@ class Spool:
             self._ckpt_wake.set()
             self._bound_wal()
         self._heads.update(heads_changed)
-        self._top = self._max_seq()
+        # the last row id from the INSERT itself, not a SELECT: one GIL hand-off less per append
+        # (each costs up to a switch interval while the sources parse; docs/performance-agent.md)
+        self._top = max(self._top, top, self._gap_top)
+        self._gap_top = 0
         self._events += len(raws) - dropped
         self._bytes += added_bytes
         self._write_positions_mirror()
 
-    def _insert_rows(self, added: float, raws: list[bytes]) -> None:
+    def _insert_rows(self, added: float, raws: list[bytes]) -> int:
         """INSERT the rows with one statement per up to ``_rows_per_insert`` rows.
 
         Not ``executemany``: it steps SQLite once per row, and every step releases and re-takes
@@ -421,6 +426,7 @@ class Spool:
         db = self._db
         assert db is not None
         step = self._rows_per_insert
+        last = 0
         for i in range(0, len(raws), step):
             chunk = raws[i:i + step]
             sql = self._insert_sql.get(len(chunk))
@@ -432,7 +438,8 @@ class Spool:
             params: list[Any] = [added, 0, b""] * len(chunk)
             params[1::3] = map(len, chunk)
             params[2::3] = chunk
-            db.execute(sql, params)
+            last = db.execute(sql, params).lastrowid
+        return int(last or 0)
 
     def _seal(self, stream: str, ev: Event, heads_changed: dict[str, tuple[int, str]]) -> bytes:
         """Give an event its chain position and return its canonical bytes."""
@@ -492,7 +499,8 @@ class Spool:
             )
             heads: dict[str, tuple[int, str]] = {}
             raw = self._seal(f"{self.host}/agent", gap, heads)
-            db.execute("INSERT INTO events (added, size, raw) VALUES (?, ?, ?)", (time.time(), len(raw), raw))
+            self._gap_top = int(db.execute("INSERT INTO events (added, size, raw) VALUES (?, ?, ?)",
+                                           (time.time(), len(raw), raw)).lastrowid or 0)
             for s, (q, h) in heads.items():
                 db.execute("INSERT OR REPLACE INTO chain VALUES (?, ?, ?)", (s, q, h))
                 self._heads[s] = (q, h)
