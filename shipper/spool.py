@@ -66,6 +66,12 @@ WAL_LIMIT_BYTES = 16 << 20
 log = logging.getLogger(__name__)
 
 
+def _log_collect_failure(task: asyncio.Future[None]) -> None:
+    """A collection failed: the rows stay (the next one deletes them); say so."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("spool: deleting acknowledged rows failed (retried at the next append): %s", task.exception())
+
+
 def _log_flush_failure(task: asyncio.Future[None]) -> None:
     """A deferred acknowledgement's commit failed: the cursor stays in memory and is committed by
     the next append or acknowledgement; say so instead of losing the error."""
@@ -134,6 +140,8 @@ class Spool:
         self._top = 0
         #: acknowledged rows are deleted in runs of at least this many (see _gc)
         self.gc_rows = gc_rows
+        #: rows deleted per transaction by a collection (see _collect)
+        self.gc_chunk_rows = 5000
         self.gc_interval = gc_interval
         self._gc_low = 0
         self._rows_per_insert = 333
@@ -143,6 +151,8 @@ class Spool:
         #: the row id of the spool_overflow gap event (drop_oldest) of the append in progress
         self._gap_top = 0
         self._gc_at = float("-inf")  # the first acknowledgement collects
+        #: the collection in progress (see _collect)
+        self._collector: asyncio.Future[None] | None = None
         #: WAL checkpoints run on their own thread and connection (see _checkpoint_loop)
         self._ckpt_thread: threading.Thread | None = None
         self._ckpt_wake = threading.Event()
@@ -188,6 +198,8 @@ class Spool:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
+        if self._collector is not None:  # let a collection in progress finish its chunk
+            await asyncio.gather(self._collector, return_exceptions=True)
 
         self._stop_checkpointer()
 
@@ -339,6 +351,9 @@ class Spool:
         self._update_gauges()
         if events:
             self.notify()
+        if self._gc_due() and (self._collector is None or self._collector.done()):
+            self._collector = asyncio.ensure_future(self._collect())
+            self._collector.add_done_callback(_log_collect_failure)
 
     def _seal_batch(self, stream: str, events: list[Event]) -> _Sealed:
         """:meth:`_seal` for a whole batch, in one loop: the loop body runs once per event on the
@@ -392,7 +407,6 @@ class Spool:
                 dropped = self._drop_oldest(self._bytes + added_bytes - self.max_bytes)
             # deferred acknowledgements ride along: no transaction of their own while events flow
             cursors = self._write_cursors()
-            collected = self._gc(force=False)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -400,8 +414,6 @@ class Spool:
             self._gap_top = 0  # nor the gap event's row id: it was rolled back
             raise
         self._persisted.update(cursors)
-        self._events -= collected[0]
-        self._bytes -= collected[1]
         self._commits += 1
         if self._commits >= self.ckpt_commits:
             self._commits = 0
@@ -655,6 +667,66 @@ class Spool:
         if row[0]:
             self._db.execute("DELETE FROM events WHERE seq <= ?", (low,))
         return int(row[0]), int(row[1])
+
+    def _gc_due(self) -> bool:
+        """Acknowledged rows worth a collection: ``gc_rows`` of them, ``gc_interval`` since the
+        last one, or a spool half full."""
+        if not self._cursors:
+            return False
+        low = min(self._cursors.values())
+        if low <= self._gc_low:
+            return False
+        return (low - self._gc_low >= self.gc_rows or time.monotonic() - self._gc_at >= self.gc_interval
+                or self._bytes >= self.max_bytes // 2)
+
+    async def _collect(self) -> None:
+        """Delete acknowledged rows in chunks of ``gc_chunk_rows``, one spool-thread job each.
+
+        Not inside an append's transaction: a DELETE of 20,000 rows held the append (and so the
+        source waiting for it) ~40 ms. Each chunk is a job of its own, queued behind the appends
+        already waiting, so an append waits for one chunk (~6 ms) at most."""
+        try:
+            while self._db is not None and await self._run(self._collect_chunk):
+                pass
+        finally:
+            self._update_gauges()
+            self._room.set()
+
+    def _collect_chunk(self) -> bool:
+        """One chunk of :meth:`_collect`, in its own transaction; True while rows are left."""
+        db = self._db
+        if db is None or not self._cursors:
+            return False
+        low = min(self._cursors.values())
+        if low <= self._gc_low:
+            return False
+        first = db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
+        if first is None or first > low:  # nothing left to delete (drop_oldest got there first)
+            self._gc_low, self._gc_at = low, time.monotonic()
+            return False
+        upto = min(low, first + self.gc_chunk_rows - 1)
+        if self.synchronous != "NORMAL":  # acknowledged rows: losing their deletion loses nothing
+            db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                n, size = db.execute(
+                    "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events WHERE seq <= ?", (upto,)).fetchone()
+                if n:
+                    db.execute("DELETE FROM events WHERE seq <= ?", (upto,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        finally:
+            if self.synchronous != "NORMAL":
+                db.execute(f"PRAGMA synchronous={self.synchronous}")
+        self._events -= int(n)
+        self._bytes -= int(size)
+        if upto >= low:
+            self._gc_low, self._gc_at = low, time.monotonic()
+            return False
+        return True
 
     @property
     def newest_seq(self) -> int:

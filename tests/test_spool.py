@@ -357,3 +357,37 @@ def test_sealing_a_batch_at_once_gives_the_bytes_and_head_of_sealing_event_by_ev
     assert batch.raws == one_by_one
     assert batch.base == base and batch.head == heads["h1/s"]
     assert orjson.loads(batch.raws[0])["seq"] == 42 and orjson.loads(batch.raws[0])["prev_hash"] == "ab" * 32
+
+
+def test_acknowledged_rows_are_collected_after_an_append_in_chunks_of_their_own(tmp_path):
+    """An append does not delete in its own transaction (a 20,000-row DELETE held the source
+    ~40 ms): it schedules a collection that deletes ``gc_chunk_rows`` rows per spool-thread job."""
+
+    async def go() -> tuple[int, int, int, int]:
+        sp = Spool(tmp_path, gc_rows=10)
+        sp.gc_chunk_rows = 4
+        sp.cursor_flush = 3600
+        await sp.open()
+        await sp.register_sink("a")
+        await sp.append("s", [ev(i) for i in range(30)], {})
+        await sp.ack("a", 25, defer=True)  # in memory: nothing deleted yet
+        chunks = 0
+        real = sp._collect_chunk  # noqa: SLF001
+
+        def counting() -> bool:
+            nonlocal chunks
+            chunks += 1
+            return real()
+
+        sp._collect_chunk = counting  # type: ignore[method-assign]  # noqa: SLF001
+        await sp.append("s", [ev(30)], {})  # commits the cursor, then schedules the collection
+        assert sp._collector is not None  # noqa: SLF001
+        await sp._collector  # noqa: SLF001
+        st = await sp.stats()
+        counted = sp._events  # noqa: SLF001
+        await sp.close()
+        return st.events, counted, chunks, st.oldest_seq
+
+    rows, counted, chunks, oldest = run(go())
+    assert (rows, counted, oldest) == (6, 6, 26)  # rows 26..31 left, and the count agrees
+    assert chunks == 7  # 25 rows in chunks of 4
