@@ -265,7 +265,10 @@ class Spool:
             return
         if size > self.wal_limit:
             assert self._db is not None
-            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            try:  # after a commit: an error here must not make the committed append look failed
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as e:
+                log.warning("spool: WAL checkpoint by the writer failed (retried later): %s", e)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -493,7 +496,7 @@ class Spool:
             for name, acked in list(self._cursors.items()):
                 if acked < last:  # type: ignore[operator]
                     db.execute("UPDATE sink_cursors SET acked = ? WHERE sink = ?", (last, name))
-                    self._cursors[name] = self._persisted[name] = last  # type: ignore[assignment]
+                    self._cursors[name] = last  # type: ignore[assignment]
             self._bytes -= freed
             metrics.SPOOL_DROPPED.inc(dropped)
             row = db.execute("SELECT value FROM meta WHERE key = 'dropped_total'").fetchone()
