@@ -27,7 +27,6 @@ import hashlib
 import logging
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -59,9 +58,6 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 GENESIS = "0" * 64
-#: the WAL size above which the writer checkpoints itself (the checkpointer thread lost the race
-#: for a WAL restart, or died), and to which SQLite truncates the WAL file when it restarts
-WAL_LIMIT_BYTES = 16 << 20
 
 log = logging.getLogger(__name__)
 
@@ -153,14 +149,6 @@ class Spool:
         self._gc_at = float("-inf")  # the first acknowledgement collects
         #: the collection in progress (see _collect)
         self._collector: asyncio.Future[None] | None = None
-        #: WAL checkpoints run on their own thread and connection (see _checkpoint_loop)
-        self._ckpt_thread: threading.Thread | None = None
-        self._ckpt_wake = threading.Event()
-        self._ckpt_stop = False
-        #: commits since the checkpointer last ran; it is woken every ``ckpt_commits``
-        self._commits = 0
-        self.ckpt_commits = 8
-        self.wal_limit = WAL_LIMIT_BYTES
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
@@ -175,16 +163,7 @@ class Spool:
         db.execute(f"PRAGMA synchronous={self.synchronous}")
         db.execute("PRAGMA busy_timeout=5000")
         db.executescript(SCHEMA)
-        # No automatic checkpoint inside a commit: copying the WAL into the database file cost the
-        # spool thread -- the thread every source's append waits for -- ~1.2 µs per event
-        # (docs/performance-agent.md). The checkpointer thread does it beside the appends (SQLite
-        # runs it without the GIL), and the WAL is reset once a checkpoint has caught up.
-        db.execute("PRAGMA wal_autocheckpoint=0")
-        db.execute(f"PRAGMA journal_size_limit={self.wal_limit}")
         self._db = db
-        self._ckpt_stop = False
-        self._ckpt_thread = threading.Thread(target=self._checkpoint_loop, name="spool-checkpoint", daemon=True)
-        self._ckpt_thread.start()
         # rows per INSERT: 3 variables each, within the library's limit (999 before SQLite 3.32)
         self._rows_per_insert = max(1, min(4000, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 3))
         row = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events").fetchone()
@@ -201,8 +180,6 @@ class Spool:
         if self._collector is not None:  # let a collection in progress finish its chunk
             await asyncio.gather(self._collector, return_exceptions=True)
 
-        self._stop_checkpointer()
-
         def _close() -> None:
             if self._db is not None:
                 self._commit_cursors()
@@ -212,63 +189,6 @@ class Spool:
 
         await self._run(_close)
         self._executor.shutdown(wait=True)
-
-    def _stop_checkpointer(self) -> None:
-        t = self._ckpt_thread
-        if t is not None:
-            self._ckpt_stop = True
-            self._ckpt_wake.set()
-            t.join(timeout=30)
-            self._ckpt_thread = None
-
-    def _checkpoint_loop(self) -> None:
-        """Copy committed WAL frames into the database file, beside the writer.
-
-        PASSIVE: it never blocks the writer or a reader (the offload process); frames a reader
-        still needs are left for the next round. Runs after every ``ckpt_commits`` commits and at
-        least once a second; SQLite does the work with the GIL released, so it uses the CPU the
-        agent's Python threads leave, not theirs. A failure is logged and retried next round:
-        a WAL that is not checkpointed only grows, nothing is lost.
-        """
-        db = None
-        try:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA busy_timeout=5000")
-            while not self._ckpt_stop:
-                self._ckpt_wake.wait(1.0)
-                self._ckpt_wake.clear()
-                if self._ckpt_stop:
-                    break
-                try:
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as e:
-                    log.warning("spool: WAL checkpoint failed (retried in a second): %s", e)
-        except sqlite3.Error as e:
-            log.warning("spool: the checkpoint thread could not open the spool: %s; "
-                        "the WAL is checkpointed when the spool closes", e)
-        finally:
-            if db is not None:
-                db.close()
-
-    def _bound_wal(self) -> None:
-        """Checkpoint here when the WAL outgrew ``wal_limit``: the WAL must not grow without bound
-        on the Redis host's disk.
-
-        The WAL restarts from its beginning only when a write transaction starts after a
-        checkpoint has copied every frame; with appends every few milliseconds the checkpoint
-        thread often finishes just after the next one started. The writer's own checkpoint has
-        no such race (nothing is written meanwhile), so the next append restarts the WAL and
-        SQLite truncates the file to ``journal_size_limit``."""
-        try:
-            size = os.stat(f"{self.path}-wal").st_size
-        except OSError:
-            return
-        if size > self.wal_limit:
-            assert self._db is not None
-            try:  # after a commit: an error here must not make the committed append look failed
-                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error as e:
-                log.warning("spool: WAL checkpoint by the writer failed (retried later): %s", e)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -417,11 +337,6 @@ class Spool:
             self._gap_top = 0  # nor the gap event's row id: it was rolled back
             raise
         self._persisted.update(cursors)
-        self._commits += 1
-        if self._commits >= self.ckpt_commits:
-            self._commits = 0
-            self._ckpt_wake.set()
-            self._bound_wal()
         self._heads.update(heads_changed)
         # the last row id from the INSERT itself, not a SELECT: one GIL hand-off less per append
         # (each costs up to a switch interval while the sources parse; docs/performance-agent.md)
