@@ -68,14 +68,9 @@ class OffloadUnavailable(Exception):
 class Offloader:
     """The agent's handle on the offload process (one per agent, shared by the sink workers)."""
 
-    def __init__(self, db_path: str, *, idle_stop: float = 30.0, background_start: bool = True) -> None:
+    def __init__(self, db_path: str, *, idle_stop: float = 30.0) -> None:
         self.db_path = db_path
         self.idle_stop = idle_stop
-        #: a request while the child is not running starts it in the background and answers
-        #: OffloadUnavailable at once: the caller builds that body itself instead of waiting the
-        #: ~0.3 s the child needs to start and import its encoder (the agent's first pushes)
-        self.background_start = background_start
-        self._starting: asyncio.Task[None] | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
         self._last_used = 0.0
@@ -96,10 +91,6 @@ class Offloader:
 
         if self._closed or time.monotonic() < self._down_until:
             raise OffloadUnavailable("offload process not available")
-        if self.background_start and not self.running:
-            if self._starting is None or self._starting.done():
-                self._starting = asyncio.create_task(self._warm(spec), name="offload-start")
-            raise OffloadUnavailable("offload process starting")
         req = orjson.dumps({"factory": spec[0], "kwargs": spec[1], "db": self.db_path, "after": after,
                             "max_bytes": max_bytes, "max_events": max_events}) + b"\n"
         async with self._lock:
@@ -135,32 +126,6 @@ class Offloader:
         enc = Encoded(body, head["headers"], [(int(i), str(r)) for i, r in head["rejected"]], head["entries"],
                       part_sizes=head.get("part_sizes"))
         return Prepared(head["first"], head["last"], head["count"], head["size"], head["first_added"], enc)
-
-    async def _warm(self, spec: tuple[str, dict[str, Any]]) -> None:
-        """Start the child and have it import ``spec``'s encoder, without holding up a batch."""
-        from .observe import metrics
-
-        req = orjson.dumps({"factory": spec[0], "kwargs": spec[1], "warm": True}) + b"\n"
-        async with self._lock:
-            if self.running or self._closed:
-                return
-            try:
-                proc = await self._ensure()
-                assert proc.stdin is not None and proc.stdout is not None
-                proc.stdin.write(req)
-                await proc.stdin.drain()
-                async with asyncio.timeout(REPLY_TIMEOUT):
-                    head = orjson.loads(await proc.stdout.readuntil(b"\n"))
-                if not head.get("ok"):
-                    raise RuntimeError(str(head.get("error")))
-            except Exception as e:  # noqa: BLE001 - any failure: the agent builds bodies itself
-                await self._kill()
-                self._down_until = time.monotonic() + RESTART_PAUSE
-                metrics.OFFLOAD_FAILURES.inc()
-                log.warning("offload process could not start (%s: %s); sink bodies are built in the agent "
-                            "for %.0fs", type(e).__name__, e, RESTART_PAUSE)
-            finally:
-                self._last_used = time.monotonic()
 
     async def _ensure(self) -> asyncio.subprocess.Process:
         from .observe import metrics
@@ -209,8 +174,6 @@ class Offloader:
 
     async def close(self) -> None:
         self._closed = True
-        if self._starting is not None:
-            await asyncio.gather(self._starting, return_exceptions=True)
         if self._idle_task is not None:
             self._idle_task.cancel()
             await asyncio.gather(self._idle_task, return_exceptions=True)
@@ -263,10 +226,8 @@ class _Worker:
         return self.db
 
     def handle(self, req: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-        enc = self.encoder(req["factory"], req["kwargs"])
-        if req.get("warm"):  # started ahead of the first batch: the encoder is imported now
-            return {"ok": True, "count": 0}, b""
         db = self.connect(req["db"])
+        enc = self.encoder(req["factory"], req["kwargs"])
         max_bytes = int(req["max_bytes"])
         batch: list[SpooledEvent] = []
         total = 0

@@ -357,7 +357,7 @@ class SinkWorker:
             # (the spool thread is shared with the sources; waiting for it throttled the sink)
             await self._settle_ack()
             self._sent_upto = out.last_seq
-            self._ack_inflight = asyncio.ensure_future(self.spool.ack(name, out.last_seq, defer=True))
+            self._ack_inflight = asyncio.ensure_future(self.spool.ack(name, out.last_seq))
         else:
             await self.spool.ack(name, out.last_seq)
         metrics.SINK_LAG_EVENTS.labels(name).set(self._pending())

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import os
 import sqlite3
 import time
@@ -58,22 +57,6 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 GENESIS = "0" * 64
-
-log = logging.getLogger(__name__)
-
-
-def _log_collect_failure(task: asyncio.Future[None]) -> None:
-    """A collection failed: the rows stay (the next one deletes them); say so."""
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("spool: deleting acknowledged rows failed (retried at the next append): %s", task.exception())
-
-
-def _log_flush_failure(task: asyncio.Future[None]) -> None:
-    """A deferred acknowledgement's commit failed: the cursor stays in memory and is committed by
-    the next append or acknowledgement; say so instead of losing the error."""
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("spool: committing sink cursors failed (they are retried with the next batch): %s",
-                    task.exception())
 
 
 def chain_hash(raw: bytes) -> str:
@@ -125,19 +108,11 @@ class Spool:
         self._subscribers: list[asyncio.Event] = []
         self._room = asyncio.Event()
         self._cursors: dict[str, int] = {}
-        #: the cursors as last committed (spool thread only); ``_cursors`` may be ahead of it
-        self._persisted: dict[str, int] = {}
-        #: a deferred acknowledgement's commit, scheduled (see ack(defer=True))
-        self._flush_handle: asyncio.TimerHandle | None = None
-        #: how long a deferred acknowledgement may wait for an append to commit it
-        self.cursor_flush = 1.0
         self._heads: dict[str, tuple[int, str]] = {}
         self._positions_mirror_due = 0.0
         self._top = 0
         #: acknowledged rows are deleted in runs of at least this many (see _gc)
         self.gc_rows = gc_rows
-        #: rows deleted per transaction by a collection (see _collect)
-        self.gc_chunk_rows = 5000
         self.gc_interval = gc_interval
         self._gc_low = 0
         self._rows_per_insert = 333
@@ -147,8 +122,6 @@ class Spool:
         #: the row id of the spool_overflow gap event (drop_oldest) of the append in progress
         self._gap_top = 0
         self._gc_at = float("-inf")  # the first acknowledgement collects
-        #: the collection in progress (see _collect)
-        self._collector: asyncio.Future[None] | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
@@ -169,20 +142,12 @@ class Spool:
         row = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events").fetchone()
         self._events, self._bytes = int(row[0]), int(row[1])
         self._cursors = dict(db.execute("SELECT sink, acked FROM sink_cursors").fetchall())
-        self._persisted = dict(self._cursors)
         self._heads = {s: (q, h) for s, q, h in db.execute("SELECT stream, seq, hash FROM chain")}
         self._top = self._max_seq()
 
     async def close(self) -> None:
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        if self._collector is not None:  # let a collection in progress finish its chunk
-            await asyncio.gather(self._collector, return_exceptions=True)
-
         def _close() -> None:
             if self._db is not None:
-                self._commit_cursors()
                 self._write_positions_mirror(force=True)
                 self._db.close()
                 self._db = None
@@ -216,7 +181,7 @@ class Spool:
             row = self._db.execute("SELECT MIN(seq) FROM events").fetchone()
             acked = (row[0] - 1) if row[0] is not None else self._max_seq()
             self._db.execute("INSERT OR REPLACE INTO sink_cursors VALUES (?, ?)", (name, acked))
-            self._cursors[name] = self._persisted[name] = acked
+            self._cursors[name] = acked
 
         await self._run(_reg)
 
@@ -235,10 +200,7 @@ class Spool:
                 if name not in keep:
                     self._db.execute("DELETE FROM sink_cursors WHERE sink = ?", (name,))
                     del self._cursors[name]
-                    self._persisted.pop(name, None)
-            rows, size = self._gc()
-            self._events -= rows
-            self._bytes -= size
+            self._gc()
 
         await self._run(_forget)
 
@@ -274,9 +236,6 @@ class Spool:
         self._update_gauges()
         if events:
             self.notify()
-        if self._gc_due() and (self._collector is None or self._collector.done()):
-            self._collector = asyncio.ensure_future(self._collect())
-            self._collector.add_done_callback(_log_collect_failure)
 
     def _seal_batch(self, stream: str, events: list[Event]) -> _Sealed:
         """:meth:`_seal` for a whole batch, in one loop: the loop body runs once per event on the
@@ -328,15 +287,12 @@ class Spool:
             dropped = 0
             if self.when_full == "drop_oldest" and self._bytes + added_bytes > self.max_bytes:
                 dropped = self._drop_oldest(self._bytes + added_bytes - self.max_bytes)
-            # deferred acknowledgements ride along: no transaction of their own while events flow
-            cursors = self._write_cursors()
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             # the chain heads in memory were only staged in heads_changed: nothing to undo
             self._gap_top = 0  # nor the gap event's row id: it was rolled back
             raise
-        self._persisted.update(cursors)
         self._heads.update(heads_changed)
         # the last row id from the INSERT itself, not a SELECT: one GIL hand-off less per append
         # (each costs up to a switch interval while the sources parse; docs/performance-agent.md)
@@ -485,166 +441,57 @@ class Spool:
         """Average size of the events in the spool (0 when empty): batch sizes from counts."""
         return self._bytes / self._events if self._events > 0 else 0.0
 
-    async def ack(self, sink: str, upto_seq: int, *, defer: bool = False) -> None:
+    async def ack(self, sink: str, upto_seq: int) -> None:
         """Move ``sink``'s cursor forward (never back: a drop_oldest may have passed it meanwhile);
-        delete rows every sink has acknowledged.
+        delete rows every sink has acknowledged."""
 
-        ``defer`` (idempotent sinks): move the cursor in memory now and commit it with the next
-        append, or after ``cursor_flush`` seconds if none comes. While events flow this costs
-        no transaction at all: an acknowledgement's own commit on the spool thread (the thread
-        the sources' appends wait for) cost the agent ~10 ms per batch, as much as the append
-        itself (docs/performance-agent.md). A crash forgets at most the acknowledgements of the
-        last ``cursor_flush`` seconds, and those batches are sent again: at-least-once, and
-        Loki and Elasticsearch drop the replays. Not deferred when the spool is half full:
-        blocked sources need the room the collection makes.
-        """
-        if upto_seq <= self._cursors.get(sink, -1):
-            return
-        if defer and self._bytes < self.max_bytes // 2:
-            self._cursors[sink] = upto_seq
-            if self._flush_handle is None:
-                loop = asyncio.get_running_loop()
-                self._flush_handle = loop.call_later(self.cursor_flush, self._flush_soon)
-            return
-        self._cursors[sink] = upto_seq
-        await self.flush_cursors()
+        def _ack() -> None:
+            db = self._db
+            assert db is not None
+            if upto_seq <= self._cursors.get(sink, -1):
+                return
+            # No fsync for a cursor move: it survives a crash of the agent (the WAL is in the page
+            # cache) and the next append's fsync makes it durable; only a power loss in between
+            # can undo it, and that re-sends one batch (at-least-once). One fsync per sink batch
+            # less: the spool thread was the agent's bottleneck (docs/performance-agent.md).
+            if self.synchronous != "NORMAL":
+                db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("UPDATE sink_cursors SET acked = ? WHERE sink = ?", (upto_seq, sink))
+                self._cursors[sink] = upto_seq
+                self._gc(force=False)
+                db.execute("COMMIT")
+            finally:
+                if self.synchronous != "NORMAL":
+                    db.execute(f"PRAGMA synchronous={self.synchronous}")
 
-    def _flush_soon(self) -> None:
-        self._flush_handle = None
-        task = asyncio.ensure_future(self.flush_cursors())
-        task.add_done_callback(_log_flush_failure)
-
-    async def flush_cursors(self) -> None:
-        """Commit the cursors that moved since their last commit, and collect acknowledged rows."""
-        if self._db is None:  # closed meanwhile: close() committed them
-            return
-        await self._run(self._commit_cursors)
+        await self._run(_ack)
         self._update_gauges()
         self._room.set()
 
-    def _commit_cursors(self) -> None:
-        db = self._db
-        if db is None:
-            return
-        if all(self._persisted.get(k) == v for k, v in self._cursors.items()):
-            return
-        # No fsync for a cursor move: it survives a crash of the agent (the WAL is in the page
-        # cache) and the next append's fsync makes it durable; only a power loss in between
-        # can undo it, and that re-sends one batch (at-least-once). One fsync per sink batch
-        # less: the spool thread was the agent's bottleneck (docs/performance-agent.md).
-        if self.synchronous != "NORMAL":
-            db.execute("PRAGMA synchronous=NORMAL")
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                cursors = self._write_cursors()
-                collected = self._gc(force=False)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            self._persisted.update(cursors)
-            self._events -= collected[0]
-            self._bytes -= collected[1]
-        finally:
-            if self.synchronous != "NORMAL":
-                db.execute(f"PRAGMA synchronous={self.synchronous}")
-
-    def _write_cursors(self) -> dict[str, int]:
-        """UPDATE the cursors that moved since their last commit (inside the caller's transaction);
-        returns what was written, for ``_persisted`` once the transaction commits."""
-        assert self._db is not None
-        moved = {k: v for k, v in list(self._cursors.items()) if self._persisted.get(k) != v}
-        for name, acked in moved.items():
-            self._db.execute("UPDATE sink_cursors SET acked = ? WHERE sink = ?", (acked, name))
-        return moved
-
-    def _gc(self, force: bool = True) -> tuple[int, int]:
-        """Delete the rows every sink has acknowledged (inside the caller's transaction, if any);
-        returns (rows, bytes) deleted, for the caller to count once it commits.
+    def _gc(self, force: bool = True) -> None:
+        """Delete the rows every sink has acknowledged.
 
         Not after every acknowledgement unless ``force``: one DELETE per ``gc_rows`` rows (or
         per ``gc_interval`` seconds, or when the spool is half full) costs the spool thread less than one per batch,
-        and the rows in between are simply skipped by every cursor. A cursor in memory may be
-        ahead of its committed value (a deferred acknowledgement): the rows up to it were
-        delivered, so deleting them loses nothing even if a crash forgets the cursor."""
+        and the rows in between are simply skipped by every cursor."""
         assert self._db is not None
         if not self._cursors:
-            return 0, 0
+            return
         low = min(self._cursors.values())
-        if low <= self._gc_low and not force:
-            return 0, 0  # nothing acknowledged since the last collection
         now = time.monotonic()
         if not force and low - self._gc_low < self.gc_rows and now - self._gc_at < self.gc_interval \
                 and self._bytes < self.max_bytes // 2:
-            return 0, 0
+            return
         self._gc_low, self._gc_at = low, now
         row = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events WHERE seq <= ?", (low,)
         ).fetchone()
         if row[0]:
             self._db.execute("DELETE FROM events WHERE seq <= ?", (low,))
-        return int(row[0]), int(row[1])
-
-    def _gc_due(self) -> bool:
-        """Acknowledged rows worth a collection: ``gc_rows`` of them, ``gc_interval`` since the
-        last one, or a spool half full."""
-        if not self._cursors:
-            return False
-        low = min(self._cursors.values())
-        if low <= self._gc_low:
-            return False
-        return (low - self._gc_low >= self.gc_rows or time.monotonic() - self._gc_at >= self.gc_interval
-                or self._bytes >= self.max_bytes // 2)
-
-    async def _collect(self) -> None:
-        """Delete acknowledged rows in chunks of ``gc_chunk_rows``, one spool-thread job each.
-
-        Not inside an append's transaction: a DELETE of 20,000 rows held the append (and so the
-        source waiting for it) ~40 ms. Each chunk is a job of its own, queued behind the appends
-        already waiting, so an append waits for one chunk (~6 ms) at most."""
-        try:
-            while self._db is not None and await self._run(self._collect_chunk):
-                pass
-        finally:
-            self._update_gauges()
-            self._room.set()
-
-    def _collect_chunk(self) -> bool:
-        """One chunk of :meth:`_collect`, in its own transaction; True while rows are left."""
-        db = self._db
-        if db is None or not self._cursors:
-            return False
-        low = min(self._cursors.values())
-        if low <= self._gc_low:
-            return False
-        first = db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
-        if first is None or first > low:  # nothing left to delete (drop_oldest got there first)
-            self._gc_low, self._gc_at = low, time.monotonic()
-            return False
-        upto = min(low, first + self.gc_chunk_rows - 1)
-        if self.synchronous != "NORMAL":  # acknowledged rows: losing their deletion loses nothing
-            db.execute("PRAGMA synchronous=NORMAL")
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                n, size = db.execute(
-                    "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events WHERE seq <= ?", (upto,)).fetchone()
-                if n:
-                    db.execute("DELETE FROM events WHERE seq <= ?", (upto,))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        finally:
-            if self.synchronous != "NORMAL":
-                db.execute(f"PRAGMA synchronous={self.synchronous}")
-        self._events -= int(n)
-        self._bytes -= int(size)
-        if upto >= low:
-            self._gc_low, self._gc_at = low, time.monotonic()
-            return False
-        return True
+            self._events -= int(row[0])
+            self._bytes -= int(row[1])
 
     @property
     def newest_seq(self) -> int:

@@ -22,7 +22,7 @@ from parsers.logfile import LogParser
 from shipper.api import Batch, Encoded, Source, SourceContext, SpooledEvent
 from shipper.config import ElasticsearchSinkConfig, LokiSinkConfig, parse_config
 from shipper.observe import metrics
-from shipper.offload import Offloader, OffloadUnavailable, Prepared
+from shipper.offload import Offloader, Prepared
 from shipper.runtime import Agent, DeadLetters, SinkWorker
 from shipper.sinks.elasticsearch import ElasticsearchEncoder, ElasticsearchSink
 from shipper.sinks.loki import LokiSink
@@ -114,7 +114,7 @@ def test_the_offload_process_builds_the_body_the_sink_would_build(tmp_path: Path
         await spool.open()
         await spool.register_sink("loki")
         await spool.append("h/file:x", [dict(e, labels={"job": "redis"}) for e in events], {})
-        off = Offloader(str(spool.path), idle_stop=5, background_start=False)
+        off = Offloader(str(spool.path), idle_stop=5)
         try:
             prepared = await off.prepare(sink.encoder_spec(), 0, sink.max_batch_bytes)
         finally:
@@ -130,38 +130,6 @@ def test_the_offload_process_builds_the_body_the_sink_would_build(tmp_path: Path
     assert prepared.encoded.headers == local.headers
     assert prepared.encoded.entries == local.entries == len(batch)
     assert gzip.decompress(prepared.encoded.body) == gzip.decompress(local.body)
-
-
-def test_the_first_request_starts_the_offload_process_without_waiting_for_it(tmp_path: Path) -> None:
-    """The agent builds that body itself (OffloadUnavailable at once, no failure counted) while
-    the child starts and imports the encoder; the next request is served by the child."""
-    events = real_events(2)
-    sink = loki_sink("http://127.0.0.1:9", max_bytes=64 << 10)
-
-    async def go() -> tuple[str, bool, Prepared | None, float]:
-        spool = Spool(tmp_path, host="h")
-        await spool.open()
-        await spool.register_sink("loki")
-        await spool.append("h/file:x", [dict(e, labels={"job": "redis"}) for e in events], {})
-        failures = metric(metrics.OFFLOAD_FAILURES)
-        off = Offloader(str(spool.path), idle_stop=5)
-        try:
-            try:
-                await off.prepare(sink.encoder_spec(), 0, sink.max_batch_bytes)
-                first = "served"
-            except OffloadUnavailable as e:
-                first = str(e)
-            await until(lambda: off.running and off._starting is not None and off._starting.done())
-            running = off.running
-            prepared = await off.prepare(sink.encoder_spec(), 0, sink.max_batch_bytes)
-        finally:
-            await off.close()
-        await spool.close()
-        return first, running, prepared, metric(metrics.OFFLOAD_FAILURES) - failures
-
-    first, running, prepared, failures = asyncio.run(go())
-    assert first == "offload process starting" and running
-    assert prepared is not None and prepared.first_seq == 1 and prepared.count > 0 and failures == 0
 
 
 def test_a_backlog_is_encoded_by_the_offload_process_and_every_event_arrives_once(tmp_path: Path) -> None:
