@@ -15,9 +15,8 @@ resource-tracker process, no pickling of live objects; the child dies with its s
 agent exiting or killed closes it), and one request in flight is all the pipelining needed
 (the body of batch k+1 is built while batch k is on the wire).
 
-Started when the agent starts (a start usually finds a backlog; :meth:`Offloader.warm`) and on
-the first full batch, stopped after ``offload.idle_stop`` without work: an idle or lightly
-loaded agent is one small process again 30 s after its start. If the child cannot start or dies, the worker
+Started on the first full batch, stopped after ``offload.idle_stop`` without work: an idle or
+lightly loaded agent stays one small process. If the child cannot start or dies, the worker
 builds the body itself (logged and counted), so the offload can only make things faster.
 
 The agent's side imports ``shipper.observe.metrics`` inside the methods that count: the child
@@ -128,35 +127,6 @@ class Offloader:
                       part_sizes=head.get("part_sizes"))
         return Prepared(head["first"], head["last"], head["count"], head["size"], head["first_added"], enc)
 
-    async def warm(self, spec: tuple[str, dict[str, Any]]) -> None:
-        """Start the child now and have it import ``spec``'s encoder: called when the agent starts,
-        because a start usually finds a backlog (whatever was logged while the agent was down), and
-        spawning and importing took ~0.3 s that the first pushes waited for. If nothing needs it,
-        it stops after ``idle_stop`` like any idle child. Failures only cost that head start."""
-        from .observe import metrics
-
-        req = orjson.dumps({"factory": spec[0], "kwargs": spec[1], "warm": True}) + b"\n"
-        async with self._lock:
-            if self.running or self._closed:
-                return
-            try:
-                proc = await self._ensure()
-                assert proc.stdin is not None and proc.stdout is not None
-                proc.stdin.write(req)
-                await proc.stdin.drain()
-                async with asyncio.timeout(REPLY_TIMEOUT):
-                    head = orjson.loads(await proc.stdout.readuntil(b"\n"))
-                if not head.get("ok"):
-                    raise RuntimeError(str(head.get("error")))
-            except Exception as e:  # noqa: BLE001 - the agent builds bodies itself meanwhile
-                await self._kill()
-                self._down_until = time.monotonic() + RESTART_PAUSE
-                metrics.OFFLOAD_FAILURES.inc()
-                log.warning("offload process could not start (%s: %s); sink bodies are built in the agent "
-                            "for %.0fs", type(e).__name__, e, RESTART_PAUSE)
-            finally:
-                self._last_used = time.monotonic()
-
     async def _ensure(self) -> asyncio.subprocess.Process:
         from .observe import metrics
 
@@ -256,10 +226,8 @@ class _Worker:
         return self.db
 
     def handle(self, req: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-        enc = self.encoder(req["factory"], req["kwargs"])
-        if req.get("warm"):  # started ahead of the first batch: the encoder is imported now
-            return {"ok": True, "count": 0}, b""
         db = self.connect(req["db"])
+        enc = self.encoder(req["factory"], req["kwargs"])
         max_bytes = int(req["max_bytes"])
         batch: list[SpooledEvent] = []
         total = 0

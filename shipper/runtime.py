@@ -610,7 +610,6 @@ class Agent:
         self._agent_stream = f"{self.host}/agent"
         self.anchor_task: asyncio.Task[None] | None = None
         self.trim_task: asyncio.Task[None] | None = None
-        self.warm_task: asyncio.Task[None] | None = None
         self.emitters: list[Emitter] = []
         self.offloader: Offloader | None = None
         if cfg.offload.mode == "auto":
@@ -656,9 +655,6 @@ class Agent:
             w = SinkWorker(sink, self.spool, self.dead, self.record_agent, offloader=self.offloader)
             self.workers.append(w)
             self.sink_tasks.append(asyncio.create_task(w.run(self.stop_sinks), name=f"sink:{sink.name}"))
-        spec = next((w.spec for w in self.workers if w.spec is not None), None)
-        if self.offloader is not None and spec is not None:
-            self.warm_task = asyncio.create_task(self.offloader.warm(spec), name="offload-warm")
         for i, src in enumerate(self.sources):
             positions = await self.spool.positions(src.key_prefix)
             stream = f"{self.host}/{src.name}"
@@ -719,8 +715,6 @@ class Agent:
         if self.trim_task is not None:
             self.trim_task.cancel()
             await asyncio.gather(self.trim_task, return_exceptions=True)
-        if self.warm_task is not None:  # a start in progress finishes (the child is closed below)
-            await asyncio.gather(self.warm_task, return_exceptions=True)
         if self.source_tasks:
             done, pending = await asyncio.wait(self.source_tasks, timeout=max(1.0, self.cfg.shutdown_timeout / 2))
             for t in pending:

@@ -293,34 +293,3 @@ def test_elasticsearch_items_built_by_the_offload_process_are_the_sinks_and_part
     # and the offloaded encoder is the sink's own: the same item pair for the same spooled event
     se = SpooledEvent(1, dict(events[0], id="x", labels={}), b'{"id":"x"}')
     assert sink.item_lines([se]) == ElasticsearchEncoder(**sink.encoder_spec()[1]).item_lines([se])
-
-
-def test_an_agent_with_an_http_sink_starts_the_offload_process_at_once_and_the_local_sink_never_does(
-        tmp_path: Path) -> None:
-    """A start usually finds a backlog (what was logged while the agent was down): the child is
-    spawned and imports the sink's encoder while the first batch is read, before any request; with
-    nothing to offload it stops after idle_stop. The embedded default (local sink) has no encoder
-    to offload, so it stays one process."""
-    from shipper.config import LocalSinkConfig
-    from shipper.sinks.local import LocalSink
-
-    with LokiReceiver() as rx:
-        a = agent(tmp_path / "loki", [], loki_sink(rx.url), offload={"idle_stop": "1s"})
-        local = LocalSink(LocalSinkConfig(type="local"), state_dir=str(tmp_path / "local" / "state"))
-        b = agent(tmp_path / "local", [], local)
-
-        async def go() -> tuple[int, bool, bool, bool]:
-            await a.start()
-            assert a.offloader is not None and a.warm_task is not None
-            await a.warm_task
-            running_before_any_batch, batches = a.offloader.running, a.offloader.batches
-            await until(lambda: a.offloader is not None and not a.offloader.running, timeout=15)
-            await a.shutdown()
-            await b.start()
-            local_started = b.warm_task is not None
-            await b.shutdown()
-            return batches, running_before_any_batch, local_started, b.offloader is not None
-
-        batches, warmed, local_started, local_has_offloader = asyncio.run(go())
-    assert warmed and batches == 0
-    assert not local_started and local_has_offloader  # an offloader exists (mode auto), unused
