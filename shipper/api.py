@@ -91,6 +91,22 @@ class RetryableError(Exception):
         self.status = status
 
 
+class TooLarge(Exception):
+    """The receiver (or a gateway in front of it) answered 413: this request body is over its
+    size limit.
+
+    Deliberately *not* a permanent error: the sinks turn one of those into "every event of the
+    batch rejected" (dead letters), which would throw away a whole batch because of a size limit
+    the agent can respect. A TooLarge passes through the sinks unchanged and the runtime's sink
+    worker splits the batch instead (shipper/runtime.py, ``SinkWorker``).
+    """
+
+    def __init__(self, message: str, *, status: int = 413, body: str = ""):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
 @dataclass
 class Delivery:
     """Outcome of a successful :meth:`Sink.send`: everything acknowledged except ``rejected``.

@@ -26,7 +26,7 @@ import orjson
 
 from parsers.events import Event, format_epoch, make_event
 
-from .api import Batch, Delivery, Encoded, RetryableError, Sink, Source, SourceContext, SpooledEvent
+from .api import Batch, Delivery, Encoded, RetryableError, Sink, Source, SourceContext, SpooledEvent, TooLarge
 from .audit.anchor import AnchorTimer
 from .audit.verify import seq_ranges_field
 from .config import AgentConfig, ConfigError, named_sinks
@@ -324,9 +324,7 @@ class SinkWorker:
         name = self.sink.name
         try:
             delivery = await self._send(out, stop)
-        except Exception as e:  # only a 413 gets here: _send retries everything else
-            if not self._too_large(e):
-                raise
+        except TooLarge as e:  # _send retries everything else
             out, delivery = await self._deliver_split(out, e, stop)
         if delivery is None:  # stopping (not draining): nothing acknowledged, sent again next start
             return
@@ -366,7 +364,7 @@ class SinkWorker:
         """Send ``out`` until the sink accepts it: the Delivery, or None when stopping.
 
         Retries with backoff on RetryableError (and on unexpected errors: never lose the batch).
-        A 413 (:class:`shipper.sinks.http.TooLarge`) is raised to the caller, which splits the
+        A 413 (:class:`shipper.api.TooLarge`) is raised to the caller, which splits the
         batch: the same bytes would be refused again however often they are sent.
         """
         name = self.sink.name
@@ -398,10 +396,11 @@ class SinkWorker:
                 if stop.is_set() and not self.draining:
                     return None
                 continue
+            except TooLarge:
+                metrics.SINK_FAILED.labels(name).inc()
+                raise
             except Exception as e:  # a bug or an unexpected client error: never lose the batch
                 metrics.SINK_FAILED.labels(name).inc()
-                if self._too_large(e):
-                    raise
                 log.error("sink %s: unexpected error, will retry: %s\n%s", name, e, traceback.format_exc())
                 await asyncio.sleep(self.backoff.next())
                 if stop.is_set() and not self.draining:
@@ -417,17 +416,7 @@ class SinkWorker:
         self.backoff.reset()
         return delivery
 
-    @staticmethod
-    def _too_large(e: BaseException) -> bool:
-        """Is ``e`` a 413 from an HTTP sink? Looked up without importing shipper.sinks.http: that
-        module imports aiohttp, which an agent without an HTTP sink never loads (and then no sink
-        can raise it)."""
-        import sys
-
-        http = sys.modules.get("shipper.sinks.http")
-        return http is not None and isinstance(e, http.TooLarge)
-
-    async def _deliver_split(self, out: Outgoing, err: Exception,
+    async def _deliver_split(self, out: Outgoing, err: TooLarge,
                              stop: asyncio.Event) -> tuple[Outgoing, Delivery | None]:
         """``out`` was refused with 413: deliver it in parts, then lower ``max_batch_bytes``.
 
@@ -453,7 +442,7 @@ class SinkWorker:
             self._lower_batch_bytes(stats, out.size, err)
         return out, delivery
 
-    async def _split(self, rows: list[SpooledEvent], err: Exception, stop: asyncio.Event,
+    async def _split(self, rows: list[SpooledEvent], err: TooLarge, stop: asyncio.Event,
                      stats: _SplitStats) -> Delivery | None:
         """``rows``, just refused with 413 as one request: send them as two halves (of about equal
         bytes), each split again while still refused; indices in the Delivery are into ``rows``."""
@@ -462,7 +451,7 @@ class SinkWorker:
         if len(rows) == 1:
             size = len(rows[0].raw)
             stats.lone_refusals += 1
-            body = " ".join(str(getattr(err, "body", "")).split())[:200]
+            body = " ".join(err.body.split())[:200]
             reason = (f"HTTP 413 (request too large) for this event alone: {size} bytes of JSON; "
                       f"the receiver's or its proxy's request size limit is lower. {body}").strip()
             return Delivery(rejected=[(0, reason)])
@@ -473,9 +462,7 @@ class SinkWorker:
             size = sum(len(e.raw) for e in part)
             try:
                 got = await self._send(Outgoing.of_batch(part, size), stop)
-            except Exception as e:  # only a 413 gets here: _send retries everything else
-                if not self._too_large(e):
-                    raise
+            except TooLarge as e:  # _send retries everything else
                 got = await self._split(part, e, stop, stats)
             else:
                 stats.largest_accepted = max(stats.largest_accepted, size)
@@ -503,7 +490,7 @@ class SinkWorker:
                 return min(max(cut, 1), len(rows) - 1)
         return len(rows) - 1  # pragma: no cover - acc reaches the total
 
-    def _lower_batch_bytes(self, stats: _SplitStats, refused: int, err: Exception) -> None:
+    def _lower_batch_bytes(self, stats: _SplitStats, refused: int, err: TooLarge) -> None:
         """After a split: batches of this sink are at most the largest part that was accepted.
 
         Only when a request was refused for its size (all of its events went through in smaller

@@ -119,8 +119,6 @@ class Spool:
         self._insert_sql: dict[int, str] = {}
         #: appends in flight per stream (a batch is sealed before the spool thread only when 0)
         self._sealing: dict[str, int] = {}
-        #: the row id of the spool_overflow gap event (drop_oldest) of the append in progress
-        self._gap_top = 0
         self._gc_at = float("-inf")  # the first acknowledgement collects
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -237,15 +235,16 @@ class Spool:
         if events:
             self.notify()
 
-    def _seal_batch(self, stream: str, events: list[Event]) -> _Sealed:
-        """:meth:`_seal` for a whole batch, in one loop: the loop body runs once per event on the
-        agent's busiest path, so the chain head lives in locals, not in a dict per event."""
-        base = self._heads.get(stream) or (0, GENESIS)
+    def _seal_batch(self, stream: str, events: list[Event],
+                    base: tuple[int, str] | None = None) -> _Sealed:
+        """Give each event its chain position (after ``base``, default the stream's committed
+        head) and its canonical bytes. One loop for the batch: it runs once per event on the
+        agent's busiest path, so the chain head lives in locals."""
+        base = base or self._heads.get(stream) or (0, GENESIS)
         seq, prev = base
         host = self.host
         raws: list[bytes] = []
         append = raws.append
-        sha256 = hashlib.sha256
         for ev in events:
             seq += 1
             ev["stream"] = stream
@@ -256,7 +255,7 @@ class Spool:
             if "id" not in ev:
                 ev["id"] = event_id(stream, f"seq:{seq}")
             raw = dumps(ev)
-            prev = sha256(raw).hexdigest()  # chain_hash, inlined
+            prev = chain_hash(raw)
             append(raw)
         return _Sealed(base, (seq, prev), raws)
 
@@ -286,18 +285,17 @@ class Spool:
                 db.execute("INSERT OR REPLACE INTO chain VALUES (?, ?, ?)", (s, q, h))
             dropped = 0
             if self.when_full == "drop_oldest" and self._bytes + added_bytes > self.max_bytes:
-                dropped = self._drop_oldest(self._bytes + added_bytes - self.max_bytes)
+                dropped, gap_row = self._drop_oldest(self._bytes + added_bytes - self.max_bytes)
+                top = max(top, gap_row)  # the gap event is the newest row
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             # the chain heads in memory were only staged in heads_changed: nothing to undo
-            self._gap_top = 0  # nor the gap event's row id: it was rolled back
             raise
         self._heads.update(heads_changed)
         # the last row id from the INSERT itself, not a SELECT: one GIL hand-off less per append
         # (each costs up to a switch interval while the sources parse; docs/performance-agent.md)
-        self._top = max(self._top, top, self._gap_top)
-        self._gap_top = 0
+        self._top = max(self._top, top)
         self._events += len(raws) - dropped
         self._bytes += added_bytes
         self._write_positions_mirror()
@@ -328,22 +326,15 @@ class Spool:
         return int(last or 0)
 
     def _seal(self, stream: str, ev: Event, heads_changed: dict[str, tuple[int, str]]) -> bytes:
-        """Give an event its chain position and return its canonical bytes."""
-        seq, prev = heads_changed.get(stream) or self._heads.get(stream) or (0, GENESIS)
-        seq += 1
-        ev["stream"] = stream
-        ev["seq"] = seq
-        ev["prev_hash"] = prev
-        if self.host and "host" not in ev:
-            ev["host"] = self.host
-        if "id" not in ev:
-            ev["id"] = event_id(stream, f"seq:{seq}")
-        raw = dumps(ev)
-        heads_changed[stream] = (seq, chain_hash(raw))
-        return raw
+        """:meth:`_seal_batch` for one event after ``heads_changed``'s head of ``stream`` (staged in
+        the caller's transaction), which it moves on; returns the event's canonical bytes."""
+        sealed = self._seal_batch(stream, [ev], heads_changed.get(stream))
+        heads_changed[stream] = sealed.head
+        return sealed.raws[0]
 
-    def _drop_oldest(self, need: int) -> int:
-        """Delete the oldest rows to make ``need`` bytes of room; record the gap in the chain."""
+    def _drop_oldest(self, need: int) -> tuple[int, int]:
+        """Delete the oldest rows to make ``need`` bytes of room; record the gap in the chain.
+        Returns (rows dropped net of the gap event, the gap event's row id or 0)."""
         db = self._db
         assert db is not None
         freed = 0
@@ -385,14 +376,15 @@ class Spool:
             )
             heads: dict[str, tuple[int, str]] = {}
             raw = self._seal(f"{self.host}/agent", gap, heads)
-            self._gap_top = int(db.execute("INSERT INTO events (added, size, raw) VALUES (?, ?, ?)",
-                                           (time.time(), len(raw), raw)).lastrowid or 0)
+            gap_row = int(db.execute("INSERT INTO events (added, size, raw) VALUES (?, ?, ?)",
+                                     (time.time(), len(raw), raw)).lastrowid or 0)
             for s, (q, h) in heads.items():
                 db.execute("INSERT OR REPLACE INTO chain VALUES (?, ?, ?)", (s, q, h))
                 self._heads[s] = (q, h)
             self._bytes += len(raw)
             dropped -= 1  # the gap event itself is a new row
-        return dropped
+            return dropped, gap_row
+        return dropped, 0
 
     # ---- reading for sinks ---------------------------------------------------------------
     async def read(self, sink: str, max_bytes: int, max_events: int = 100_000,

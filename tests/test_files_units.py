@@ -147,30 +147,41 @@ def test_same_mtime_rotations_sort_higher_number_first(tmp_path: Path):
         == ["a.log.10", "a.log.2", "a.log.1"]
 
 
+def _lines_and_tail(lines: list[int], cuts: list[int], max_line: int) -> tuple[bytes, list]:
+    """The lines ``a``*n, ``b``*m, ... plus a partial ``tail``, and what ``split_all`` makes of them."""
+    raw = [bytes([97 + i % 26]) * n for i, n in enumerate(lines)]
+    data = b"".join(x + b"\n" for x in raw) + b"tail"
+    expected, _ = split_all(data, cuts, max_line=max_line)
+    return data, expected
+
+
+def _push_in_pieces(sp: LineSplitter, data: bytes, cuts: list[int]):  # type: ignore[no-untyped-def]
+    """Push ``data`` into ``sp`` cut at ``cuts``, pausing (yield) after each push."""
+    pos = 0
+    for c in sorted(set(cuts)) + [len(data)]:
+        if c > pos:
+            sp.push(data[pos:c])
+            yield
+            pos = c
+
+
 @settings(max_examples=300, deadline=None)
 @given(lines=st.lists(st.integers(0, 60), max_size=25), cuts=st.lists(st.integers(0, 1500), max_size=15),
        max_line=st.integers(1, 40), max_events=st.integers(1, 5))
 def test_the_hot_feed_loop_gives_exactly_what_lines_gives(lines, cuts, max_line, max_events):
-    raw = [bytes([97 + i % 26]) * n for i, n in enumerate(lines)]
-    data = b"".join(x + b"\n" for x in raw) + b"tail"
-    expected, _ = split_all(data, cuts, max_line=max_line)
-    sp = LineSplitter(0, max_line)
     got: list = []
-    pos = 0
 
     def feed(line: bytes, offset: int, *, cut_bytes: int = 0) -> list:
         return [(line, offset, cut_bytes)]
 
-    for c in sorted(set(cuts)) + [len(data)]:
-        if c <= pos:
-            continue
-        sp.push(data[pos:c])
+    data, expected = _lines_and_tail(lines, cuts, max_line)
+    sp = LineSplitter(0, max_line)
+    for _ in _push_in_pieces(sp, data, cuts):
         while sp.has_lines:  # stopping every max_events and resuming, as read_batch does
             batch: list = []
             sp.feed_lines(feed, batch, max_events)
             assert len(batch) <= max_events
             got.extend(batch)
-        pos = c
     assert got == expected
     assert sp.offset == len(data) - 4
 
@@ -184,21 +195,15 @@ def test_the_hot_feed_loop_feeds_every_line_once_when_lines_make_zero_or_several
     """Like the parser: a line may make no event (held for a multi-line one) or several (a held one
     and its own). Every line is fed exactly once, batches stop as soon as they are full, and the
     returned count is the number of lines fed."""
-    raw = [bytes([97 + i % 26]) * n for i, n in enumerate(lines)]
-    data = b"".join(x + b"\n" for x in raw) + b"tail"
-    expected, _ = split_all(data, cuts, max_line=max_line)
-    sp = LineSplitter(0, max_line)
     fed: list = []
-    pos = 0
 
     def feed(line: bytes, offset: int, *, cut_bytes: int = 0) -> list:
         fed.append((line, offset, cut_bytes))
         return [offset] * (len(fed) % 3)  # 1, 2, 0, 1, 2, 0 ... events
 
-    for c in sorted(set(cuts)) + [len(data)]:
-        if c <= pos:
-            continue
-        sp.push(data[pos:c])
+    data, expected = _lines_and_tail(lines, cuts, max_line)
+    sp = LineSplitter(0, max_line)
+    for _ in _push_in_pieces(sp, data, cuts):
         while sp.has_lines:
             batch: list = []
             before = len(fed)
@@ -209,7 +214,6 @@ def test_the_hot_feed_loop_feeds_every_line_once_when_lines_make_zero_or_several
                 assert len(batch) >= max_events
                 assert len(batch) - len(fed) % 3 < max_events
             assert sp.offset == (fed[-1][1] + len(fed[-1][0]) + fed[-1][2] + 1 if n else sp.offset)
-        pos = c
     assert fed == expected
     assert sp.offset == len(data) - 4
 

@@ -10,7 +10,7 @@ and a hung server then blocks forever), and the same answer to "may I send this 
                                       ``Retry-After`` (seconds or an HTTP date) honoured;
 * 401/403/404/407                  -> RetryableError too, slowly: a wrong password or URL is
                                       fixed by the operator, and then everything must arrive;
-* 413                               -> :class:`TooLarge`: the *request* is too big for the
+* 413                               -> :class:`shipper.api.TooLarge`: the *request* is too big for the
                                       receiver or a gateway in front of it (nginx
                                       ``client_max_body_size``, 1 MB by default), not the data
                                       bad; the sink worker splits the batch and sends the halves;
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from shipper.api import RetryableError
+from shipper.api import RetryableError, TooLarge
 from shipper.config import BasicAuth, TLSConfig, read_secret
 from shipper.urls import redact_url
 
@@ -52,21 +52,6 @@ class PermanentError(Exception):
     """The receiver refused the request for good (a 4xx other than 408/429)."""
 
     def __init__(self, message: str, *, status: int, body: str = ""):
-        super().__init__(message)
-        self.status = status
-        self.body = body
-
-
-class TooLarge(Exception):
-    """The receiver answered 413: this request body is over its size limit.
-
-    Deliberately *not* a :class:`PermanentError`: the sinks turn a PermanentError into "every
-    event of the batch rejected" (dead letters), which would throw away a whole batch because of a
-    size limit the agent can respect. A TooLarge passes through the sinks unchanged and the
-    runtime's sink worker splits the batch instead (shipper/runtime.py, ``SinkWorker``).
-    """
-
-    def __init__(self, message: str, *, status: int = 413, body: str = ""):
         super().__init__(message)
         self.status = status
         self.body = body
