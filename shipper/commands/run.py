@@ -53,6 +53,10 @@ def default_config(state_dir: str | None = None) -> tuple[AgentConfig, list[str]
     return parse_config(data, "defaults"), found
 
 
+#: seconds a thread may hold the GIL while another waits for it (Python's default: 0.005)
+SWITCH_INTERVAL = 0.0005
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         if args.config:
@@ -73,6 +77,11 @@ def main(args: argparse.Namespace) -> int:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    # The spool thread releases the GIL around every SQLite step and fsync; taking it back waits
+    # until the thread holding it (the follower parsing) reaches the switch interval, 5 ms by
+    # default. 0.5 ms shortens those waits: +2-8 % end to end over 5 interleaved pairs against
+    # 5 ms and 1 ms; 0.2 ms was no better (docs/performance-agent.md, session 4).
+    sys.setswitchinterval(SWITCH_INTERVAL)
     tune_for_batches()
     if found is not None:
         where = ", ".join(found) if found else "nothing (no Debian Redis log, no Redis on 127.0.0.1:6379)"
