@@ -256,6 +256,18 @@ class Receiver:
 
 
 # ============================================================================ the agent process
+def calibration_ns() -> float:
+    """Nanoseconds per empty Python function call, best of 3 x 1,000,000: this shared VM's
+    per-core speed drifts by more than 10 % within half an hour, so every result is printed with
+    the speed it was measured at (lower is faster)."""
+    import timeit
+
+    def noop() -> None:
+        pass
+
+    return min(timeit.repeat(noop, number=1_000_000, repeat=3)) / 1_000_000 * 1e9
+
+
 def machine_cpu() -> list[int]:
     """The machine's CPU time counters (/proc/stat, all cores): user nice system idle iowait ..."""
     return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -1010,6 +1022,9 @@ def main() -> None:
           f"python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     compiled = ensure_bytecode()
     print(f"bytecode: {compiled}")
+    before = calibration_ns()
+    print(f"calibration: one empty Python function call = {before:.1f} ns (the VM's per-core speed now; "
+          "bench/parse_bench.py prints the same)")
     tmp = Path(tempfile.mkdtemp(prefix="agent-bench-"))
     results: dict[str, Any] = {}
     try:
@@ -1021,6 +1036,9 @@ def main() -> None:
             if agent.proc.poll() is None:
                 agent.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+    after = calibration_ns()
+    print(f"calibration after the runs: {after:.1f} ns per empty call (before: {before:.1f} ns)")
+    results["calibration_ns"] = {"before": before, "after": after}
     if args.json:
         Path(args.json).write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
 
