@@ -176,6 +176,21 @@ def test_loki_drops_exact_duplicates_but_keeps_same_time_different_line_or_metad
     assert loki.duplicates_dropped == 5
 
 
+def test_loki_counting_only_receiver_applies_the_same_rules_without_keeping_entries() -> None:
+    v = [[str(NS), "x", {"offset": "1"}], [str(NS), "x", {"offset": "1"}], [str(NS), "x", {"offset": "2"}],
+         [str(NS), "y"]]
+    with LokiReceiver(keep_entries=False) as rx:
+        assert push_json(rx, [{"stream": {"job": "redis"}, "values": v}])[0] == 204
+        assert push_json(rx, [{"stream": {"job": "redis"}, "values": v}])[0] == 204
+        assert rx.count() == 3 and rx.duplicates_dropped == 5  # exactly-once, as with kept entries
+        assert rx.entries() == [] and [p.entries for p in rx.pushes] == [4, 4]
+        status, body = push_json(rx, [{"stream": {"job": "redis"}, "values": [[str(NS - 2 * 3600 * 10**9), "old"]]}])
+        assert status == 400 and b"too far behind" in body and rx.count() == 3
+    with LokiReceiver(keep_entries=False, ordered=True) as rx:
+        status, body = push_json(rx, [{"stream": {"job": "redis"}, "values": [[str(NS), "a"], [str(NS - 1), "older"]]}])
+        assert status == 400 and b"out of order" in body and rx.count() == 1
+
+
 def test_loki_with_auth_enabled_answers_401_without_tenant() -> None:
     with LokiReceiver(require_tenant=True) as rx:
         v = [{"stream": {"job": "redis"}, "values": [[str(NS), "x"]]}]
