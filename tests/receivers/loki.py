@@ -308,7 +308,8 @@ class LokiReceiver(ThreadedApp):
         #: False: every entry is decoded and checked, and exactly-once is checked by each entry's
         #: hash, but the entries are only counted, not kept (NOT for tests that read entries back:
         #: for benches with hundreds of thousands of entries, where keeping ~1.5 KB of Python
-        #: objects per entry made this process the largest CPU user on the machine it shares).
+        #: objects per entry made this process's CPU per entry grow with what it held, on the
+        #: cores it shares with the agent: 7.6-8.1 µs at 300,000 entries, 12.4 at 1,000,000).
         #: Two distinct entries with the same 64-bit hash would count as one: a bench then reports
         #: an entry missing, it never hides one.
         self.keep_entries = keep_entries
