@@ -228,6 +228,25 @@ sinks:
     assert key not in out
 
 
+def test_connect_points_opensearch_at_its_own_index_template(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import urllib.request
+
+    with ElasticsearchReceiver(flavor="opensearch") as os_:
+        cfg = f"state_dir: {tmp_path}/state\nsinks:\n  - type: elasticsearch\n    url: {os_.url}\n"
+        rc, out = run_check(tmp_path, cfg, capsys, "--connect")
+        assert rc == 0, out
+        assert f"OK   sinks[0] elasticsearch {os_.url}: opensearch {os_.version}" in out
+        assert "not installed: PUT _index_template/redis-shipper with deploy/opensearch/index-template.json" in out
+        body = (Path(__file__).parent.parent / "deploy" / "opensearch" / "index-template.json").read_bytes()
+        req = urllib.request.Request(os_.url + "/_index_template/redis-shipper", data=body, method="PUT",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req) as r:
+            assert r.status == 200
+        rc, out = run_check(tmp_path, cfg, capsys, "--connect")
+        assert "index template redis-shipper installed" in out
+
+
 def test_connect_says_prometheus_is_unreachable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import socket
 

@@ -386,6 +386,29 @@ def test_es_strict_template_refuses_unmapped_fields_and_wrong_types(es: Elastics
     assert st[2]["error"]["type"] == "document_parsing_exception"
 
 
+def test_es_and_opensearch_each_refuse_the_other_ones_object_field_type() -> None:
+    def put(rx: ElasticsearchReceiver, field: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        mappings = {"properties": {"o": {"properties": {"f": field}}}}
+        tmpl = {"index_patterns": ["x-*"], "template": {"mappings": mappings}}
+        status, _, body = http("PUT", rx.url + "/_index_template/t", orjson.dumps(tmpl),
+                               {"Content-Type": "application/json"})
+        return status, orjson.loads(body)
+
+    with ElasticsearchReceiver(flavor="7.17") as es, ElasticsearchReceiver(flavor="opensearch") as os_:
+        status, body = put(es, {"type": "flat_object"})
+        assert status == 400 and body["error"]["type"] == "mapper_parsing_exception"
+        assert body["error"]["reason"] == "No handler for type [flat_object] declared on field [o.f]"
+        assert put(es, {"type": "flattened", "ignore_above": 8191})[0] == 200
+        status, body = put(os_, {"type": "flattened"})
+        assert status == 400 and body["error"]["reason"] == "No handler for type [flattened] declared on field [o.f]"
+        status, body = put(os_, {"type": "flat_object", "ignore_above": 8191})  # flat_object takes no parameters
+        assert status == 400 and "has unsupported parameters" in body["error"]["reason"]
+        assert put(os_, {"type": "flat_object"})[0] == 200
+        status, _, got = http("GET", os_.url + "/_index_template/t")
+        assert status == 200 and orjson.loads(got)["index_templates"][0]["name"] == "t"
+        assert http("GET", os_.url + "/_index_template/nope")[0] == 404
+
+
 def test_es_search_filters_sorts_and_pages_with_search_after(es: ElasticsearchReceiver) -> None:
     docs = [({"create": {"_id": f"d{i}"}},
              {"@timestamp": f"2026-11-25T12:00:{i:02d}.000000Z",

@@ -23,6 +23,7 @@ from receivers.elasticsearch import ElasticsearchReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deploy" / "elasticsearch" / "index-template.json"
+OPENSEARCH_TEMPLATE = ROOT / "deploy" / "opensearch" / "index-template.json"
 LABELS = {"job": "redis", "instance": "redis://10.0.0.5:6379", "env": "prod", "host": "node-7"}
 
 
@@ -81,16 +82,27 @@ async def send(s: ElasticsearchSink, batch: list[SpooledEvent]) -> Delivery:
         await s.close()
 
 
-def install_template(rx: ElasticsearchReceiver, *, strict: bool = True) -> None:
+def put_template(rx: ElasticsearchReceiver, path: Path = TEMPLATE, *, strict: bool = True) -> tuple[int, bytes]:
+    """``PUT _index_template/redis-shipper`` with a template of deploy/ (made strict: every field the
+    sink sends must then be mapped); the HTTP status and body."""
+    import urllib.error
     import urllib.request
 
-    t = json.loads(TEMPLATE.read_text())
+    t = json.loads(path.read_text())
     if strict:
         t["template"]["mappings"]["dynamic"] = "strict"
     req = urllib.request.Request(rx.url + "/_index_template/redis-shipper", data=json.dumps(t).encode(),
                                  method="PUT", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as r:
-        assert r.status == 200
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def install_template(rx: ElasticsearchReceiver, path: Path = TEMPLATE, *, strict: bool = True) -> None:
+    status, body = put_template(rx, path, strict=strict)
+    assert status == 200, body
 
 
 @pytest.fixture
@@ -280,6 +292,43 @@ def test_the_index_template_parses_targets_the_default_data_stream_and_maps_ever
                     fnmatch.fnmatchcase(path, d.get("path_match", "")) for d in dyn):
                 unmapped.add(path)
     assert unmapped == set()
+
+
+def opensearch_types(template: dict[str, Any]) -> dict[str, Any]:
+    """The Elasticsearch template as OpenSearch 2.7+ maps it: ``flattened`` is Elastic's, OpenSearch
+    has ``flat_object`` (2.7+, no mapping parameters); ``constant_keyword`` only exists from 2.14."""
+    t = copy.deepcopy(template)
+
+    def fix(node: dict[str, Any]) -> None:
+        for name, child in (node.get("properties") or {}).items():
+            if child.get("type") == "flattened":
+                node["properties"][name] = {"type": "flat_object"}
+            elif child.get("type") == "constant_keyword":
+                child["type"] = "keyword"
+            else:
+                fix(child)
+
+    fix(t["template"]["mappings"])
+    return t
+
+
+def test_the_opensearch_template_is_the_elasticsearch_one_with_opensearch_field_types() -> None:
+    es_t, os_t = json.loads(TEMPLATE.read_text()), json.loads(OPENSEARCH_TEMPLATE.read_text())
+    assert "OpenSearch 2.7+" in os_t["_meta"]["description"]
+    for t in (es_t, os_t):
+        del t["_meta"]["description"]
+    assert os_t == opensearch_types(es_t)  # the two never drift apart: only the field types differ
+    assert "flattened" not in json.dumps(os_t) and "flat_object" in json.dumps(os_t)
+
+
+def test_opensearch_refuses_the_elasticsearch_template_and_its_own_maps_every_document() -> None:
+    with ElasticsearchReceiver(flavor="opensearch") as rx:
+        status, body = put_template(rx, TEMPLATE)
+        assert status == 400 and b"mapper_parsing_exception" in body
+        assert b"No handler for type [flattened] declared on field [redis_shipper.fields]" in body
+        install_template(rx, OPENSEARCH_TEMPLATE, strict=True)
+        assert run(send(sink(rx.url), mixed(30))) == Delivery()
+        assert rx.count("logs-redis.events-default") == 30
 
 
 def test_a_strict_copy_of_the_template_accepts_every_document_the_sink_sends(es: ElasticsearchReceiver) -> None:

@@ -435,6 +435,7 @@ async def check_sink(key: str, sk: LokiSinkConfig | ElasticsearchSinkConfig, tim
                     version = None
                 report.result("ok", subject, f"Loki version {version or '?'}")
         else:
+            dist = "elasticsearch"
             status, body = await _http_get(session, base + "/", timeout)
             if status == 401:
                 report.result("fail", subject, "GET /: HTTP 401 (check api_key_file / basic_auth)")
@@ -457,8 +458,9 @@ async def check_sink(key: str, sk: LokiSinkConfig | ElasticsearchSinkConfig, tim
             if status == 200:
                 report.result("ok", subject, f"index template {ES_TEMPLATE_NAME} installed")
             elif status == 404:
+                template = "deploy/opensearch" if dist == "opensearch" else "deploy/elasticsearch"
                 report.result("warn", subject, f"index template {ES_TEMPLATE_NAME} not installed: PUT "
-                              f"_index_template/{ES_TEMPLATE_NAME} with deploy/elasticsearch/index-template.json")
+                              f"_index_template/{ES_TEMPLATE_NAME} with {template}/index-template.json")
             else:
                 report.result("warn", subject, f"could not read the index template (HTTP {status})")
     except (TimeoutError, OSError, Exception) as e:  # noqa: BLE001 - aiohttp, ssl, DNS: all one line

@@ -65,6 +65,47 @@ _ES_ERRORS = {
 MAX_RESULT_WINDOW = 10000
 
 
+#: field types both distributions map (the ones templates here use, and their common relatives)
+_COMMON_TYPES = {"object", "nested", "keyword", "text", "match_only_text", "wildcard", "constant_keyword",
+                 "long", "integer", "short", "byte", "unsigned_long", "double", "float", "half_float",
+                 "scaled_float", "date", "date_nanos", "boolean", "ip", "binary", "alias", "token_count",
+                 "geo_point", "geo_shape", "version"}
+#: ``flattened`` is Elastic's (X-Pack, 7.3+); OpenSearch has ``flat_object`` instead (2.7+), which
+#: takes no mapping parameters (its TypeParser reads none, so any is "unsupported")
+_TYPES = {"elasticsearch": _COMMON_TYPES | {"flattened"}, "opensearch": _COMMON_TYPES | {"flat_object"}}
+_NO_PARAMETERS = {"flat_object"}
+
+
+def mapping_error(mappings: dict[str, Any] | None, distribution: str) -> str | None:
+    """Why ``PUT _index_template`` would fail to parse these mappings on ``distribution``, or None
+    (``mapper_parsing_exception`` texts as the servers word them)."""
+    known = _TYPES[distribution]
+
+    def check(node: dict[str, Any], path: str) -> str | None:
+        ftype = node.get("type")
+        if ftype is not None and ftype not in known:
+            return f"No handler for type [{ftype}] declared on field [{path}]"
+        if ftype in _NO_PARAMETERS:
+            extra = sorted(k for k in node if k not in ("type", "properties"))
+            if extra:
+                params = ", ".join(f"{k} : {node[k]}" for k in extra)
+                return f"Mapping definition for [{path}] has unsupported parameters:  [{params}]"
+        for name, child in (node.get("properties") or {}).items():
+            err = check(child, f"{path}.{name}" if path else name)
+            if err:
+                return err
+        return None
+
+    if not mappings:
+        return None
+    for entry in mappings.get("dynamic_templates") or []:
+        for name, spec in entry.items():
+            err = check(spec.get("mapping") or {}, name)
+            if err:
+                return err
+    return check(mappings, "")
+
+
 def es_error(status: int, etype: str, reason: str) -> dict[str, Any]:
     return {"error": {"root_cause": [{"type": etype, "reason": reason}], "type": etype, "reason": reason},
             "status": status}
@@ -197,6 +238,7 @@ class ElasticsearchReceiver(ThreadedApp):
         app.router.add_post("/{index}/_bulk", self._bulk)
         app.router.add_put("/{index}/_bulk", self._bulk)
         app.router.add_put("/_index_template/{name}", self._put_template)
+        app.router.add_get("/_index_template/{name}", self._get_template)
         app.router.add_route("*", "/{index}/_search", self._search)
         app.router.add_route("*", "/{index}/_count", self._count)
         return app
@@ -261,14 +303,29 @@ class ElasticsearchReceiver(ThreadedApp):
             patterns = body["index_patterns"]
         except (orjson.JSONDecodeError, KeyError, TypeError) as e:
             return self._json(es_error(400, "x_content_parse_exception", f"bad template: {e}"), 400)
+        mappings = (body.get("template") or {}).get("mappings")
+        reason = mapping_error(mappings, self.distribution)
+        if reason is not None:
+            return self._json(es_error(400, "mapper_parsing_exception", reason), 400)
         with self.lock:
             self.templates[request.match_info["name"]] = {
                 "index_patterns": patterns if isinstance(patterns, list) else [patterns],
                 "priority": body.get("priority", 0),
                 "data_stream": body.get("data_stream"),
-                "mappings": (body.get("template") or {}).get("mappings"),
+                "mappings": mappings,
             }
         return self._json({"acknowledged": True})
+
+    async def _get_template(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        with self.lock:
+            t = self.templates.get(name)
+        if t is None:
+            return self._json(es_error(404, "resource_not_found_exception",
+                                       f"index template matching [{name}] not found"), 404)
+        return self._json({"index_templates": [{"name": name, "index_template": {
+            "index_patterns": t["index_patterns"], "priority": t["priority"],
+            "template": {"mappings": t["mappings"]}}}]})
 
     # -- index resolution
     def _template_for(self, name: str) -> dict[str, Any] | None:
