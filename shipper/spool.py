@@ -281,12 +281,12 @@ class Spool:
                     db.execute(
                         "INSERT OR REPLACE INTO positions VALUES (?, ?)", (key, orjson.dumps(value))
                     )
-            for s, (q, h) in heads_changed.items():
-                db.execute("INSERT OR REPLACE INTO chain VALUES (?, ?, ?)", (s, q, h))
             dropped = 0
             if self.when_full == "drop_oldest" and self._bytes + added_bytes > self.max_bytes:
-                dropped, gap_row = self._drop_oldest(self._bytes + added_bytes - self.max_bytes)
+                dropped, gap_row = self._drop_oldest(self._bytes + added_bytes - self.max_bytes, heads_changed)
                 top = max(top, gap_row)  # the gap event is the newest row
+            for s, (q, h) in heads_changed.items():
+                db.execute("INSERT OR REPLACE INTO chain VALUES (?, ?, ?)", (s, q, h))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -332,8 +332,11 @@ class Spool:
         heads_changed[stream] = sealed.head
         return sealed.raws[0]
 
-    def _drop_oldest(self, need: int) -> tuple[int, int]:
+    def _drop_oldest(self, need: int, heads_changed: dict[str, tuple[int, str]]) -> tuple[int, int]:
         """Delete the oldest rows to make ``need`` bytes of room; record the gap in the chain.
+
+        The gap event is sealed after the heads staged in ``heads_changed`` (the caller's
+        transaction may be appending to the agent's own stream) and staged there too.
         Returns (rows dropped net of the gap event, the gap event's row id or 0)."""
         db = self._db
         assert db is not None
@@ -374,13 +377,9 @@ class Spool:
                 fields={"dropped_events": dropped, "dropped_bytes": freed, "first_row": first, "last_row": last,
                         "dropped_total": total, "seqs": seq_ranges_field(pairs)},
             )
-            heads: dict[str, tuple[int, str]] = {}
-            raw = self._seal(f"{self.host}/agent", gap, heads)
+            raw = self._seal(f"{self.host}/agent", gap, heads_changed)
             gap_row = int(db.execute("INSERT INTO events (added, size, raw) VALUES (?, ?, ?)",
                                      (time.time(), len(raw), raw)).lastrowid or 0)
-            for s, (q, h) in heads.items():
-                db.execute("INSERT OR REPLACE INTO chain VALUES (?, ?, ?)", (s, q, h))
-                self._heads[s] = (q, h)
             self._bytes += len(raw)
             dropped -= 1  # the gap event itself is a new row
             return dropped, gap_row

@@ -239,3 +239,27 @@ def test_sealing_a_batch_at_once_gives_the_bytes_and_head_of_sealing_event_by_ev
     assert batch.raws == one_by_one
     assert batch.base == base and batch.head == heads["h1/s"]
     assert orjson.loads(batch.raws[0])["seq"] == 42 and orjson.loads(batch.raws[0])["prev_hash"] == "ab" * 32
+
+
+def test_a_gap_event_in_the_stream_being_appended_continues_that_appends_chain(tmp_path):
+    """drop_oldest seals its spool_overflow event into the agent's own stream; when the append that
+    overflows is itself on that stream (agent events), the gap event comes after the append's
+    events in the chain, not beside them on the old head."""
+    async def go() -> list:
+        sp = Spool(tmp_path, max_bytes=3000, when_full="drop_oldest", host="h")
+        await sp.open()
+        # concurrent appends: all but the first are sealed in the spool thread, in the transaction
+        for r in range(8):
+            await asyncio.gather(*(sp.append("h/agent", [ev(10 * r + b)], {}) for b in range(3)))
+        chain = _chain_of(sp, "h/agent")
+        heads = await sp.chain_heads()
+        await sp.close()
+        return chain, heads
+
+    chain, heads = run(go())
+    assert any(e["event"] == "spool_overflow" for e, _ in chain)
+    seqs = [e["seq"] for e, _ in chain]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no seq twice, none skipped among the kept
+    for (prev_e, prev_raw), (e, _) in zip(chain, chain[1:], strict=False):
+        assert e["prev_hash"] == hashlib.sha256(prev_raw).hexdigest(), (prev_e["seq"], e["seq"])
+    assert heads["h/agent"] == (seqs[-1], hashlib.sha256(chain[-1][1]).hexdigest())
