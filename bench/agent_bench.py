@@ -73,6 +73,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from calibrate import calibration_ns  # noqa: E402  (bench/ is the script's directory)
+
 from parsers.events import dumps  # noqa: E402
 from parsers.logfile import LogParser  # noqa: E402
 
@@ -265,18 +267,6 @@ class Receiver:
 
 
 # ============================================================================ the agent process
-def calibration_ns() -> float:
-    """Nanoseconds per empty Python function call, best of 3 x 1,000,000: this shared VM's
-    per-core speed drifts by more than 10 % within half an hour, so every result is printed with
-    the speed it was measured at (lower is faster)."""
-    import timeit
-
-    def noop() -> None:
-        pass
-
-    return min(timeit.repeat(noop, number=1_000_000, repeat=3)) / 1_000_000 * 1e9
-
-
 def machine_cpu() -> list[int]:
     """The machine's CPU time counters (/proc/stat, all cores): user nice system idle iowait ..."""
     return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]

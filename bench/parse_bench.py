@@ -44,6 +44,8 @@ _OLD_PARSERS = os.environ.get("PARSE_BENCH_PARSERS_FROM")
 if _OLD_PARSERS:
     sys.path.insert(0, _OLD_PARSERS)
 
+from calibrate import calibration_ns  # noqa: E402  (bench/ is the script's directory)
+
 from parsers.events import dumps  # noqa: E402
 from parsers.logfile import LogParser  # noqa: E402
 from shipper.commands.parse import iter_lines  # noqa: E402
@@ -182,14 +184,7 @@ def main() -> int:
     print(f"file: {n_lines:,} lines, {size / 1e6:.1f} MB, made of {what} sample-logs/*/*.log")
     print(f"best of {args.runs} runs")
 
-    import timeit
-
-    def noop() -> None:
-        pass
-
-    calls = 1_000_000
-    per_call = min(timeit.repeat(noop, number=calls, repeat=3)) / calls * 1e9
-    print(f"calibration: one empty Python function call = {per_call:.0f} ns (compare machines with it)")
+    print(f"calibration: one empty Python function call = {calibration_ns():.0f} ns (compare machines with it)")
     b_wall, b_cpu, b_n = measure(baseline, path, args.runs)
     assert b_n == n_lines, (b_n, n_lines)
     p_wall, p_cpu, p_events = measure(parser_only, path, args.runs)

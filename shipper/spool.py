@@ -267,11 +267,13 @@ class Spool:
         db.execute("BEGIN IMMEDIATE")
         try:
             heads_changed: dict[str, tuple[int, str]] = {}
-            if sealed is not None and sealed.base == (self._heads.get(stream) or (0, GENESIS)):
+            raws: list[bytes] = []
+            if events:
+                if sealed is None or sealed.base != (self._heads.get(stream) or (0, GENESIS)):
+                    # not sealed yet, or the head moved meanwhile (a drop_oldest gap event): seal now
+                    sealed = self._seal_batch(stream, events)
                 raws = sealed.raws
                 heads_changed[stream] = sealed.head
-            else:  # not sealed yet, or the head moved meanwhile (a drop_oldest gap event): seal now
-                raws = [self._seal(stream, ev, heads_changed) for ev in events]
             added_bytes = sum(map(len, raws))
             top = self._insert_rows(now, raws) if raws else self._top
             for key, value in positions.items():
