@@ -133,6 +133,12 @@ class Spool:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={self.synchronous}")
         db.execute("PRAGMA busy_timeout=5000")
+        # Freed pages are not overwritten with zeros. Some builds (Debian's libsqlite3) turn
+        # secure_delete on, and then every DELETE of acknowledged rows writes the whole deleted
+        # volume again (to the WAL, then to the file): +7-8 % end to end when off
+        # (docs/performance-agent.md, session 5). The deleted events are copies of what the sinks
+        # already hold, in a file only the agent's user can read (state_dir).
+        db.execute("PRAGMA secure_delete=OFF")
         db.executescript(SCHEMA)
         self._db = db
         # rows per INSERT: 3 variables each, within the library's limit (999 before SQLite 3.32)

@@ -183,6 +183,18 @@ def test_acknowledged_rows_are_deleted_in_runs_not_after_every_batch(tmp_path):
     assert run(go()) == [29, 29, 29, 19, 19]
 
 
+def test_deleting_acknowledged_rows_does_not_overwrite_their_pages(tmp_path):
+    # secure_delete (on in Debian's libsqlite3) would write the whole deleted volume once more
+    async def go() -> int:
+        sp = Spool(tmp_path)
+        await sp.open()
+        value = await sp._run(lambda: sp._db.execute("PRAGMA secure_delete").fetchone()[0])
+        await sp.close()
+        return value
+
+    assert run(go()) == 0
+
+
 def _chain_of(sp: Spool, stream: str):  # type: ignore[no-untyped-def]
     rows = sqlite3.connect(sp.path).execute("SELECT raw FROM events ORDER BY seq").fetchall()
     evs = [(orjson.loads(r[0]), bytes(r[0])) for r in rows]
