@@ -438,10 +438,11 @@ class Agent:
         db = sqlite3.connect(f"file:{self.state / 'spool.sqlite'}?mode=ro", uri=True, timeout=30)
         try:
             if quick:
-                lo, hi = db.execute("SELECT MIN(seq), MAX(seq) FROM events").fetchone()
+                lo, hi = db.execute("SELECT (SELECT last - n + 1 FROM batches ORDER BY last LIMIT 1), "
+                                    "(SELECT MAX(last) FROM batches)").fetchone()
                 rows, size = (hi - lo + 1 if hi is not None else 0), None
             else:
-                rows, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events").fetchone()
+                rows, size = db.execute("SELECT COALESCE(SUM(n), 0), COALESCE(SUM(size), 0) FROM batches").fetchone()
             positions = {k: orjson.loads(v) for k, v in db.execute("SELECT key, value FROM positions")}
         finally:
             db.close()

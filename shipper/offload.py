@@ -39,7 +39,8 @@ from typing import Any
 
 import orjson
 
-from .api import Encoded, SpooledEvent
+from . import spool_rows
+from .api import Encoded
 
 log = logging.getLogger("redis_shipper.offload")
 
@@ -228,22 +229,10 @@ class _Worker:
     def handle(self, req: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         db = self.connect(req["db"])
         enc = self.encoder(req["factory"], req["kwargs"])
-        max_bytes = int(req["max_bytes"])
-        batch: list[SpooledEvent] = []
-        total = 0
-        first_added = 0.0
-        cur = db.execute("SELECT seq, added, size, raw FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                         (int(req["after"]), int(req["max_events"])))
-        try:
-            for seq, added, size, raw in cur:
-                if batch and total + size > max_bytes:
-                    break
-                if not batch:
-                    first_added = added
-                batch.append(SpooledEvent(seq, orjson.loads(raw), raw))
-                total += size
-        finally:
-            cur.close()  # ends the read transaction: the next request sees newer commits
+        # read_after closes its cursor, which ends the read transaction: the next request sees
+        # newer commits
+        batch, total, first_added = spool_rows.read_after(db, int(req["after"]), int(req["max_bytes"]),
+                                                          int(req["max_events"]))
         if not batch:
             return {"ok": True, "count": 0}, b""
         e: Encoded = enc.encode(batch)

@@ -6,8 +6,9 @@ source position that produced them. Once it commits, the source may forget the b
 agent dies before it commits, the source re-reads them from the old position. Nothing else is
 needed for "no loss" and "replay is at most the batch in flight".
 
-Each sink reads the spool through its own cursor (``sink_cursors``); a row is deleted when
-every sink's cursor passed it. The spool is bounded by ``max_bytes``: when full, ``append``
+Events are stored in rows of many (shipper/spool_rows.py has the layout and why). Each sink
+reads the spool through its own cursor (``sink_cursors``, an event's row number); a row is
+deleted when every sink's cursor passed its last event. The spool is bounded by ``max_bytes``: when full, ``append``
 waits (the sources block) or, with ``when_full: drop_oldest``, deletes the oldest rows and
 records a ``spool_overflow`` gap event in the audit chain.
 
@@ -37,19 +38,14 @@ import orjson
 
 from parsers.events import Event, dumps, event_id, format_epoch, make_event
 
+from . import spool_rows
 from .api import Position, SpooledEvent
 from .audit.verify import seq_ranges_field
 from .observe import metrics
 
 T = TypeVar("T")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
-    added   REAL NOT NULL,            -- wall time the row was appended (batch max_wait)
-    size    INTEGER NOT NULL,
-    raw     BLOB NOT NULL             -- canonical JSON of the event, shipped byte for byte
-);
+SCHEMA = spool_rows.TABLE + """
 CREATE TABLE IF NOT EXISTS positions (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS sink_cursors (sink TEXT PRIMARY KEY, acked INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS chain (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL);
@@ -115,8 +111,6 @@ class Spool:
         self.gc_rows = gc_rows
         self.gc_interval = gc_interval
         self._gc_low = 0
-        self._rows_per_insert = 333
-        self._insert_sql: dict[int, str] = {}
         #: appends in flight per stream (a batch is sealed before the spool thread only when 0)
         self._sealing: dict[str, int] = {}
         self._gc_at = float("-inf")  # the first acknowledgement collects
@@ -141,13 +135,34 @@ class Spool:
         db.execute("PRAGMA secure_delete=OFF")
         db.executescript(SCHEMA)
         self._db = db
-        # rows per INSERT: 3 variables each, within the library's limit (999 before SQLite 3.32)
-        self._rows_per_insert = max(1, min(4000, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 3))
-        row = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events").fetchone()
+        self._migrate_event_rows()
+        row = db.execute("SELECT COALESCE(SUM(n), 0), COALESCE(SUM(size), 0) FROM batches").fetchone()
         self._events, self._bytes = int(row[0]), int(row[1])
         self._cursors = dict(db.execute("SELECT sink, acked FROM sink_cursors").fetchall())
         self._heads = {s: (q, h) for s, q, h in db.execute("SELECT stream, seq, hash FROM chain")}
         self._top = self._max_seq()
+
+    def _migrate_event_rows(self) -> None:
+        """Move a spool written by an agent before rows of many events (table ``events``, one
+        row per event) to ``batches``: same row numbers, nothing re-sent, nothing lost."""
+        db = self._db
+        assert db is not None
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'").fetchone():
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("INSERT INTO batches (last, n, added, size, raw) "
+                       "SELECT seq, 1, added, size, raw FROM events ORDER BY seq")
+            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+            old_top = int(row[0]) if row else 0
+            if old_top > spool_rows.top_of(db):  # the newest rows were already collected
+                if db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'batches'", (old_top,)).rowcount == 0:
+                    db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('batches', ?)", (old_top,))
+            db.execute("DROP TABLE events")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     async def close(self) -> None:
         def _close() -> None:
@@ -182,8 +197,8 @@ class Spool:
             assert self._db is not None
             if name in self._cursors:
                 return
-            row = self._db.execute("SELECT MIN(seq) FROM events").fetchone()
-            acked = (row[0] - 1) if row[0] is not None else self._max_seq()
+            first = spool_rows.oldest(self._db)
+            acked = first - 1 if first is not None else self._max_seq()
             self._db.execute("INSERT OR REPLACE INTO sink_cursors VALUES (?, ?)", (name, acked))
             self._cursors[name] = acked
 
@@ -191,8 +206,7 @@ class Spool:
 
     def _max_seq(self) -> int:
         assert self._db is not None
-        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='events'").fetchone()
-        return int(row[0]) if row else 0
+        return spool_rows.top_of(self._db)
 
     async def forget_sinks(self, keep: Iterable[str]) -> None:
         """Drop cursors of sinks no longer configured, so they do not pin the spool forever."""
@@ -281,7 +295,7 @@ class Spool:
                 raws = sealed.raws
                 heads_changed[stream] = sealed.head
             added_bytes = sum(map(len, raws))
-            top = self._insert_rows(now, raws) if raws else self._top
+            top = self._insert_rows(now, raws, self._top) if raws else self._top
             for key, value in positions.items():
                 if value is None:
                     db.execute("DELETE FROM positions WHERE key = ?", (key,))
@@ -291,8 +305,7 @@ class Spool:
                     )
             dropped = 0
             if self.when_full == "drop_oldest" and self._bytes + added_bytes > self.max_bytes:
-                dropped, gap_row = self._drop_oldest(self._bytes + added_bytes - self.max_bytes, heads_changed)
-                top = max(top, gap_row)  # the gap event is the newest row
+                dropped, top = self._drop_oldest(self._bytes + added_bytes - self.max_bytes, heads_changed, top)
             for s, (q, h) in heads_changed.items():
                 db.execute("INSERT OR REPLACE INTO chain VALUES (?, ?, ?)", (s, q, h))
             db.execute("COMMIT")
@@ -301,37 +314,26 @@ class Spool:
             # the chain heads in memory were only staged in heads_changed: nothing to undo
             raise
         self._heads.update(heads_changed)
-        # the last row id from the INSERT itself, not a SELECT: one GIL hand-off less per append
-        # (each costs up to a switch interval while the sources parse; docs/performance-agent.md)
         self._top = max(self._top, top)
         self._events += len(raws) - dropped
         self._bytes += added_bytes
         self._write_positions_mirror()
 
-    def _insert_rows(self, added: float, raws: list[bytes]) -> int:
-        """INSERT the rows with one statement per up to ``_rows_per_insert`` rows.
+    def _insert_rows(self, added: float, raws: list[bytes], top: int) -> int:
+        """INSERT ``raws`` as the events after row number ``top`` (rows of many events, see
+        shipper/spool_rows.py); returns the new top.
 
-        Not ``executemany``: it steps SQLite once per row, and every step releases and re-takes
-        the GIL. With the follower parsing on another thread, each re-take waited for a switch
-        interval: 2,000 rows took 415 ms instead of 6 ms (measured, docs/performance-agent.md).
-        """
+        A few statements per batch, never one per event: SQLite releases and re-takes the GIL
+        around every step, and with the follower parsing on another thread each re-take waited for
+        a switch interval (``executemany`` of 2,000 rows: 415 ms instead of 6 ms, measured in
+        docs/performance-agent.md)."""
         db = self._db
         assert db is not None
-        step = self._rows_per_insert
-        last = 0
-        for i in range(0, len(raws), step):
-            chunk = raws[i:i + step]
-            sql = self._insert_sql.get(len(chunk))
-            if sql is None:
-                if len(self._insert_sql) > 64:
-                    self._insert_sql.clear()
-                sql = self._insert_sql[len(chunk)] = (
-                    "INSERT INTO events (added, size, raw) VALUES " + ",".join(["(?,?,?)"] * len(chunk)))
-            params: list[Any] = [added, 0, b""] * len(chunk)
-            params[1::3] = map(len, chunk)
-            params[2::3] = chunk
-            last = db.execute(sql, params).lastrowid
-        return int(last or 0)
+        rows = spool_rows.pack(raws, top)
+        for last, n, size, raw in rows:
+            db.execute("INSERT INTO batches (last, n, added, size, raw) VALUES (?, ?, ?, ?, ?)",
+                       (last, n, added, size, raw))
+        return rows[-1][0] if rows else top
 
     def _seal(self, stream: str, ev: Event, heads_changed: dict[str, tuple[int, str]]) -> bytes:
         """:meth:`_seal_batch` for one event after ``heads_changed``'s head of ``stream`` (staged in
@@ -340,32 +342,34 @@ class Spool:
         heads_changed[stream] = sealed.head
         return sealed.raws[0]
 
-    def _drop_oldest(self, need: int, heads_changed: dict[str, tuple[int, str]]) -> tuple[int, int]:
+    def _drop_oldest(self, need: int, heads_changed: dict[str, tuple[int, str]], top: int) -> tuple[int, int]:
         """Delete the oldest rows to make ``need`` bytes of room; record the gap in the chain.
 
-        The gap event is sealed after the heads staged in ``heads_changed`` (the caller's
-        transaction may be appending to the agent's own stream) and staged there too.
-        Returns (rows dropped net of the gap event, the gap event's row id or 0)."""
+        Whole rows go (a row holds many events). The gap event is sealed after the heads
+        staged in ``heads_changed`` (the caller's transaction may be appending to the agent's
+        own stream) and staged there too; its row number follows ``top``, the newest in this
+        transaction. Returns (events dropped net of the gap event, the new top)."""
         db = self._db
         assert db is not None
         freed = 0
         dropped = 0
         first = last = None
         pairs: list[tuple[str, int]] = []
-        for seq, size, raw in db.execute("SELECT seq, size, raw FROM events ORDER BY seq"):
+        for row_last, n, size, raw in db.execute("SELECT last, n, size, raw FROM batches ORDER BY last"):
             if freed >= need:
                 break
             freed += size
-            dropped += 1
-            first = seq if first is None else first
-            last = seq
-            try:
-                sealed = orjson.loads(raw)
-                pairs.append((sealed.get("stream"), sealed.get("seq")))
-            except orjson.JSONDecodeError:
-                pass
+            dropped += n
+            first = row_last - n + 1 if first is None else first
+            last = row_last
+            for one in raw.split(spool_rows.SEP):
+                try:
+                    sealed = orjson.loads(one)
+                    pairs.append((sealed.get("stream"), sealed.get("seq")))
+                except orjson.JSONDecodeError:
+                    pass
         if dropped:
-            db.execute("DELETE FROM events WHERE seq <= ?", (last,))
+            db.execute("DELETE FROM batches WHERE last <= ?", (last,))
             for name, acked in list(self._cursors.items()):
                 if acked < last:  # type: ignore[operator]
                     db.execute("UPDATE sink_cursors SET acked = ? WHERE sink = ?", (last, name))
@@ -386,12 +390,10 @@ class Spool:
                         "dropped_total": total, "seqs": seq_ranges_field(pairs)},
             )
             raw = self._seal(f"{self.host}/agent", gap, heads_changed)
-            gap_row = int(db.execute("INSERT INTO events (added, size, raw) VALUES (?, ?, ?)",
-                                     (time.time(), len(raw), raw)).lastrowid or 0)
+            top = self._insert_rows(time.time(), [raw], top)
             self._bytes += len(raw)
-            dropped -= 1  # the gap event itself is a new row
-            return dropped, gap_row
-        return dropped, 0
+            dropped -= 1  # the gap event itself is a new event
+        return dropped, top
 
     # ---- reading for sinks ---------------------------------------------------------------
     async def read(self, sink: str, max_bytes: int, max_events: int = 100_000,
@@ -403,19 +405,7 @@ class Spool:
         def _read() -> tuple[list[SpooledEvent], float]:
             assert self._db is not None
             start = self._cursors[sink] if after is None else max(after, self._cursors[sink])
-            out: list[SpooledEvent] = []
-            total = 0
-            first_added = 0.0
-            cur = self._db.execute(
-                "SELECT seq, added, size, raw FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (start, max_events)
-            )
-            for seq, added, size, raw in cur:
-                if out and total + size > max_bytes:
-                    break
-                if not out:
-                    first_added = added
-                out.append(SpooledEvent(seq, orjson.loads(raw), bytes(raw)))
-                total += size
+            out, _total, first_added = spool_rows.read_after(self._db, start, max_bytes, max_events)
             return out, first_added
 
         return await self._run(_read)
@@ -426,9 +416,8 @@ class Spool:
 
         def _rows() -> list[SpooledEvent]:
             assert self._db is not None
-            cur = self._db.execute("SELECT seq, raw FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq",
-                                   (first_seq, last_seq))
-            return [SpooledEvent(seq, orjson.loads(raw), bytes(raw)) for seq, raw in cur]
+            rows = spool_rows.events_after(self._db, first_seq - 1, last_seq)
+            return [SpooledEvent(num, orjson.loads(raw), raw) for num, _added, raw in rows]
 
         return await self._run(_rows)
 
@@ -485,10 +474,10 @@ class Spool:
             return
         self._gc_low, self._gc_at = low, now
         row = self._db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events WHERE seq <= ?", (low,)
+            "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(size), 0) FROM batches WHERE last <= ?", (low,)
         ).fetchone()
         if row[0]:
-            self._db.execute("DELETE FROM events WHERE seq <= ?", (low,))
+            self._db.execute("DELETE FROM batches WHERE last <= ?", (low,))
             self._events -= int(row[0])
             self._bytes -= int(row[1])
 
@@ -518,7 +507,8 @@ class Spool:
     async def stats(self) -> SpoolStats:
         def _s() -> SpoolStats:
             assert self._db is not None
-            r = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size),0), MIN(seq), MAX(seq) FROM events").fetchone()
+            r = self._db.execute("SELECT COALESCE(SUM(n), 0), COALESCE(SUM(size), 0), MIN(last - n + 1), MAX(last) "
+                                 "FROM batches").fetchone()
             return SpoolStats(int(r[0]), int(r[1]), r[2], r[3])
 
         return await self._run(_s)

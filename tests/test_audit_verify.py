@@ -566,7 +566,7 @@ def _settled(state: Path) -> bool:
 
     db = sqlite3.connect(f"file:{state / 'spool.sqlite'}?mode=ro", uri=True)
     try:
-        top = db.execute("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name='events'").fetchone()[0]
+        top = db.execute("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name='batches'").fetchone()[0]
         acked = [r[0] for r in db.execute("SELECT acked FROM sink_cursors")]
     finally:
         db.close()

@@ -65,7 +65,8 @@ def test_rows_are_deleted_only_when_every_sink_acknowledged(tmp_path):
         await sp.open()
         await sp.register_sink("a")
         await sp.register_sink("b")
-        await sp.append("s", [ev(i) for i in range(5)], {})
+        for i in range(5):  # a row per append here (a row of many events goes with its last one)
+            await sp.append("s", [ev(i)], {})
         a, _ = await sp.read("a", 1 << 20)
         await sp.ack("a", a[-1].seq)
         assert (await sp.stats()).events == 5
@@ -168,7 +169,8 @@ def test_acknowledged_rows_are_deleted_in_runs_not_after_every_batch(tmp_path):
         sp = Spool(tmp_path, gc_rows=10, gc_interval=3600)
         await sp.open()
         await sp.register_sink("a")
-        await sp.append("s", [ev(i) for i in range(30)], {})
+        for i in range(30):  # a row per append
+            await sp.append("s", [ev(i)], {})
         left = []
         await sp.ack("a", 1)  # the first acknowledgement runs the GC (nothing was ever collected)
         left.append((await sp.stats()).events)
@@ -196,8 +198,8 @@ def test_deleting_acknowledged_rows_does_not_overwrite_their_pages(tmp_path):
 
 
 def _chain_of(sp: Spool, stream: str):  # type: ignore[no-untyped-def]
-    rows = sqlite3.connect(sp.path).execute("SELECT raw FROM events ORDER BY seq").fetchall()
-    evs = [(orjson.loads(r[0]), bytes(r[0])) for r in rows]
+    rows = sqlite3.connect(sp.path).execute("SELECT raw FROM batches ORDER BY last").fetchall()
+    evs = [(orjson.loads(raw), raw) for r in rows for raw in bytes(r[0]).split(b"\n")]
     return [(e, raw) for e, raw in evs if e["stream"] == stream]
 
 
@@ -275,3 +277,97 @@ def test_a_gap_event_in_the_stream_being_appended_continues_that_appends_chain(t
     for (prev_e, prev_raw), (e, _) in zip(chain, chain[1:], strict=False):
         assert e["prev_hash"] == hashlib.sha256(prev_raw).hexdigest(), (prev_e["seq"], e["seq"])
     assert heads["h/agent"] == (seqs[-1], hashlib.sha256(chain[-1][1]).hexdigest())
+
+
+def test_a_big_batch_is_stored_in_rows_of_many_events_and_read_back_event_by_event(tmp_path, monkeypatch):
+    from shipper import spool_rows
+
+    monkeypatch.setattr(spool_rows, "ROW_BYTES", 1000)  # ~3 events per row instead of ~400
+
+    async def go() -> None:
+        sp = Spool(tmp_path, gc_rows=0)
+        await sp.open()
+        await sp.register_sink("a")
+        await sp.append("s", [ev(i) for i in range(10)], {})
+        await sp.append("s", [ev(i) for i in range(10, 12)], {})
+        db = sqlite3.connect(sp.path)
+        rows = db.execute("SELECT last, n FROM batches ORDER BY last").fetchall()
+        assert len(rows) > 2 and sum(n for _, n in rows) == 12 and rows[-1][0] == 12
+        # the row numbers are contiguous: each row starts after the one before
+        assert all(last - n == prev for (last, n), (prev, _) in zip(rows[1:], rows, strict=False))
+        assert [e.seq for e in await sp.read_rows(3, 7)] == [3, 4, 5, 6, 7]
+        # a read that stops inside the second row, and the next one resuming there
+        inside = rows[0][0] + 1
+        first, _ = await sp.read("a", 1 << 20, max_events=inside)
+        assert [e.seq for e in first] == list(range(1, inside + 1))
+        await sp.ack("a", inside)
+        rest, _ = await sp.read("a", 1 << 20)
+        assert [e.seq for e in rest] == list(range(inside + 1, 13))
+        assert [e.event["message"] for e in rest] == [f"line {i}" for i in range(inside, 12)]
+        # a row goes only when its last event is acknowledged: the second row stays whole
+        kept = db.execute("SELECT last - n + 1, last FROM batches ORDER BY last").fetchall()
+        assert kept[0] == (rows[0][0] + 1, rows[1][0]) and (await sp.stats()).newest_seq == 12
+        await sp.ack("a", 12)
+        assert (await sp.stats()).events == 0
+        await sp.append("s", [ev(99)], {})  # numbers are never reused after a collection
+        again, _ = await sp.read("a", 1 << 20)
+        assert [e.seq for e in again] == [13]
+        db.close()
+        await sp.close()
+
+    run(go())
+
+
+def test_a_spool_of_one_row_per_event_is_moved_to_rows_of_many_without_loss(tmp_path):
+    # the layout written by agents before session 5: table events, one row per event
+    db = sqlite3.connect(tmp_path / "spool.sqlite")
+    db.executescript("""
+        CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, added REAL NOT NULL,
+                             size INTEGER NOT NULL, raw BLOB NOT NULL);
+        CREATE TABLE sink_cursors (sink TEXT PRIMARY KEY, acked INTEGER NOT NULL);
+    """)
+    raws = [orjson.dumps({"message": f"old {i}", "seq": i}) for i in range(1, 8)]
+    db.executemany("INSERT INTO events (added, size, raw) VALUES (1.0, ?, ?)", [(len(r), r) for r in raws])
+    db.execute("DELETE FROM events WHERE seq <= 2")  # collected already
+    db.execute("INSERT INTO sink_cursors VALUES ('a', 4)")
+    db.commit()
+    db.close()
+
+    async def go() -> tuple[list[bytes], int, int]:
+        sp = Spool(tmp_path)
+        await sp.open()
+        pending, _ = await sp.read("a", 1 << 20)
+        await sp.append("s", [ev(1)], {})
+        newest = sp.newest_seq
+        events = (await sp.stats()).events
+        await sp.close()
+        return [e.raw for e in pending], newest, events
+
+    pending, newest, events = run(go())
+    assert pending == raws[4:]  # rows 5..7, byte for byte
+    assert newest == 8 and events == 6  # the numbering goes on after the old rows
+    tables = {r[0] for r in sqlite3.connect(tmp_path / "spool.sqlite").execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "events" not in tables and "batches" in tables
+
+
+def test_a_migrated_spool_keeps_the_numbering_of_rows_already_collected(tmp_path):
+    db = sqlite3.connect(tmp_path / "spool.sqlite")
+    db.executescript("""
+        CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, added REAL NOT NULL,
+                             size INTEGER NOT NULL, raw BLOB NOT NULL);
+        INSERT INTO events (added, size, raw) VALUES (1.0, 2, X'7B7D'), (1.0, 2, X'7B7D');
+        DELETE FROM events;
+    """)
+    db.commit()
+    db.close()
+
+    async def go() -> int:
+        sp = Spool(tmp_path)
+        await sp.open()
+        await sp.append("s", [ev(1)], {})
+        top = sp.newest_seq
+        await sp.close()
+        return top
+
+    assert run(go()) == 3

@@ -1,0 +1,117 @@
+"""How spooled events lie in the spool's SQLite file: one row per run of consecutive events.
+
+Every event has a **row number** (the numbers sink cursors count in; ``SpooledEvent.seq``),
+given in append order and never reused. A row of the ``batches`` table holds the events
+``last - n + 1 .. last``: their canonical JSON bytes joined by ``\\n`` (canonical JSON never
+contains that byte: orjson escapes control characters and writes no whitespace), ``size`` is
+the sum of the events' lengths, ``added`` the wall time of the append.
+
+Why rows of many events and not one row per event: SQLite's work is per row (a B-tree cell to
+insert, then to delete once every sink acknowledged it), and the spool thread's inserts and
+deletes were a third of the agent's CPU at full speed. Rows of up to :data:`ROW_BYTES` cut the
+spool's write + delete CPU from 2.4 to 1.1 µs per event in a micro-bench, and the offload
+process's read from 0.75 to 0.4 µs (docs/performance-agent.md, session 5). A row is deleted
+when every sink acknowledged its last event; the events before a cursor inside a row are
+skipped on reading.
+
+Free of the agent's heavier imports: the offload process and the audit readers read through
+this module too.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+
+from .api import SpooledEvent
+
+TABLE = """
+CREATE TABLE IF NOT EXISTS batches (
+    last    INTEGER PRIMARY KEY AUTOINCREMENT,   -- row number of the row's last event
+    n       INTEGER NOT NULL,                    -- events in the row: last - n + 1 .. last
+    added   REAL NOT NULL,                       -- wall time of the append (batch max_wait)
+    size    INTEGER NOT NULL,                    -- sum of the events' lengths
+    raw     BLOB NOT NULL                        -- canonical JSON of each event, joined by \\n
+);
+"""
+
+SEP = b"\n"
+#: a row closes once its events reach this many bytes (one big event is a row of its own)
+ROW_BYTES = 256 << 10
+
+
+class CorruptRow(sqlite3.DatabaseError):
+    """A row whose bytes do not split into its number of events."""
+
+
+def pack(raws: list[bytes], top: int) -> list[tuple[int, int, int, bytes]]:
+    """The rows ``(last, n, size, raw)`` that store ``raws``, numbered after row number ``top``."""
+    row_bytes = ROW_BYTES
+    rows: list[tuple[int, int, int, bytes]] = []
+    start = size = 0
+    for i, raw in enumerate(raws):
+        size += len(raw)
+        if size >= row_bytes:
+            top += i + 1 - start
+            rows.append((top, i + 1 - start, size, SEP.join(raws[start:i + 1])))
+            start, size = i + 1, 0
+    if start < len(raws):
+        top += len(raws) - start
+        rows.append((top, len(raws) - start, size, SEP.join(raws[start:])))
+    return rows
+
+
+def top_of(db: sqlite3.Connection) -> int:
+    """The newest row number ever given (0 before any): AUTOINCREMENT's counter."""
+    row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'batches'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def oldest(db: sqlite3.Connection) -> int | None:
+    """The row number of the oldest event stored, None when there is none."""
+    row = db.execute("SELECT last - n + 1 FROM batches ORDER BY last LIMIT 1").fetchone()
+    return int(row[0]) if row else None
+
+
+def events_after(db: sqlite3.Connection, after: int, upto: int | None = None) -> Iterator[tuple[int, float, bytes]]:
+    """``(row number, added, canonical bytes)`` of every stored event after row number ``after``
+    (and up to ``upto``), oldest first. Close the generator to end the read transaction early."""
+    cur = db.execute("SELECT last, n, added, raw FROM batches WHERE last > ? ORDER BY last", (after,))
+    try:
+        for last, n, added, raw in cur:
+            first = last - n + 1
+            if upto is not None and first > upto:
+                return
+            parts = raw.split(SEP) if n > 1 else [raw]
+            if len(parts) != n:
+                raise CorruptRow(f"spool row {last} holds {len(parts)} events, not {n}")
+            for i in range(after - first + 1 if after >= first else 0, n):
+                if upto is not None and first + i > upto:
+                    return
+                yield first + i, added, bytes(parts[i])
+    finally:
+        cur.close()
+
+
+def read_after(db: sqlite3.Connection, after: int, max_bytes: int,
+               max_events: int) -> tuple[list[SpooledEvent], int, float]:
+    """The events after row number ``after``, up to ``max_bytes`` (at least one) and
+    ``max_events``, parsed; with their total size and the ``added`` time of the first."""
+    import orjson
+
+    out: list[SpooledEvent] = []
+    total = 0
+    first_added = 0.0
+    rows = events_after(db, after)
+    try:
+        for num, added, raw in rows:
+            size = len(raw)
+            if out and (total + size > max_bytes or len(out) >= max_events):
+                break
+            if not out:
+                first_added = added
+            out.append(SpooledEvent(num, orjson.loads(raw), raw))
+            total += size
+    finally:
+        rows.close()
+    return out, total, first_added
