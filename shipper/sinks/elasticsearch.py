@@ -236,6 +236,8 @@ class ElasticsearchSink(Sink):
         self.partial_retry_budget = cfg.retry.max
         self._session: Any = None
         self._headers: dict[str, str] = {}
+        self._ssl: Any = None
+        self._started = False
 
     async def start(self) -> None:
         from shipper.sinks import http
@@ -250,12 +252,14 @@ class ElasticsearchSink(Sink):
             "Accept": "application/json",
             "Content-Encoding": "gzip",
         }
-        self._session = http.make_session(tls=cfg.tls, timeout=cfg.retry.timeout)
+        self._ssl = http.build_ssl_context(cfg.tls)  # bad TLS files fail here
+        self._started = True  # the pooled session (and aiohttp) comes with the first request
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        self._started = False
 
     def item_lines(self, batch: list[SpooledEvent]) -> list[bytes]:
         """One ``{"create":{"_id":..}}\\n<document>\\n`` pair per event, in batch order."""
@@ -289,8 +293,10 @@ class ElasticsearchSink(Sink):
         """POST the item pairs; retry only the items answered 429/5xx, within the retry budget."""
         from shipper.sinks import http
 
-        if self._session is None:
+        if not self._started:
             await self.start()
+        if self._session is None:
+            self._session = http.make_session(tls=self.cfg.tls, timeout=self.cfg.retry.timeout, ssl_context=self._ssl)
         pending = list(range(len(lines)))
         rejected: list[tuple[int, str]] = []
         duplicates = 0

@@ -349,6 +349,8 @@ class LokiSink(Sink):
         self.url = base if base.endswith(PUSH_PATH) else base + PUSH_PATH
         self._session: Any = None
         self._headers: dict[str, str] = {}
+        self._ssl: Any = None
+        self._started = False
 
     @property  # type: ignore[override]
     def name(self) -> str:
@@ -361,7 +363,8 @@ class LokiSink(Sink):
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
-        """Read secrets and open the pooled session; bad secrets or TLS files fail here."""
+        """Read secrets and build the TLS context: bad secrets or TLS files fail here. The
+        pooled session (and aiohttp) comes with the first request."""
         from shipper.sinks import http
 
         cfg = self.cfg
@@ -373,12 +376,14 @@ class LokiSink(Sink):
         if cfg.tenant:
             headers["X-Scope-OrgID"] = cfg.tenant
         self._headers = headers
-        self._session = http.make_session(tls=cfg.tls, timeout=cfg.retry.timeout)
+        self._ssl = http.build_ssl_context(cfg.tls)
+        self._started = True
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        self._started = False
 
     def encode(self, batch: list[SpooledEvent]) -> Encoded:
         """The body :meth:`send` would post for ``batch``. Pure: the bench and the tests call it
@@ -414,8 +419,10 @@ class LokiSink(Sink):
         rejected, headers, body = encoded.rejected, encoded.headers, encoded.body
         if encoded.entries == 0:  # everything was unusable; Loki would answer 422 to zero streams
             return Delivery(rejected=rejected)
-        if self._session is None:
+        if not self._started:
             await self.start()
+        if self._session is None:
+            self._session = http.make_session(tls=self.cfg.tls, timeout=self.cfg.retry.timeout, ssl_context=self._ssl)
         resp = await http.post(
             self._session, self.url, body, {**self._headers, **headers}, what=f"loki {self.name}",
             server_hostname=self.cfg.tls.server_name if self.cfg.tls else None,
