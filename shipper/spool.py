@@ -330,9 +330,11 @@ class Spool:
         db = self._db
         assert db is not None
         rows = spool_rows.pack(raws, top)
-        for last, n, size, raw in rows:
-            db.execute("INSERT INTO batches (last, n, added, size, raw) VALUES (?, ?, ?, ?, ?)",
-                       (last, n, added, size, raw))
+        for i in range(0, len(rows), 150):  # 5 variables a row: within SQLite's 999 before 3.32
+            chunk = rows[i:i + 150]
+            params = [v for last, n, size, raw in chunk for v in (last, n, added, size, raw)]
+            db.execute("INSERT INTO batches (last, n, added, size, raw) VALUES "
+                       + ",".join(["(?, ?, ?, ?, ?)"] * len(chunk)), params)
         return rows[-1][0] if rows else top
 
     def _seal(self, stream: str, ev: Event, heads_changed: dict[str, tuple[int, str]]) -> bytes:
