@@ -99,6 +99,8 @@ class Spool:
         self.host = host
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
         self._db: sqlite3.Connection | None = None
+        #: a second connection, synchronous=NORMAL, for the sinks' cursor moves (see ack)
+        self._ack_db: sqlite3.Connection | None = None
         self._bytes = 0
         self._events = 0
         self._subscribers: list[asyncio.Event] = []
@@ -123,18 +125,10 @@ class Spool:
 
     def _open(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={self.synchronous}")
-        db.execute("PRAGMA busy_timeout=5000")
-        # Freed pages are not overwritten with zeros. Some builds (Debian's libsqlite3) turn
-        # secure_delete on, and then every DELETE of acknowledged rows writes the whole deleted
-        # volume again (to the WAL, then to the file): +7-8 % end to end when off
-        # (docs/performance-agent.md, session 5). The deleted events are copies of what the sinks
-        # already hold, in a file only the agent's user can read (state_dir).
-        db.execute("PRAGMA secure_delete=OFF")
+        db = self._connect(self.synchronous)
         db.executescript(SCHEMA)
         self._db = db
+        self._ack_db = self._connect("NORMAL")
         self._migrate_event_rows()
         row = db.execute("SELECT COALESCE(SUM(n), 0), COALESCE(SUM(size), 0) FROM batches").fetchone()
         self._events, self._bytes = int(row[0]), int(row[1])
@@ -164,8 +158,24 @@ class Spool:
             db.execute("ROLLBACK")
             raise
 
+    def _connect(self, synchronous: str) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={synchronous}")
+        db.execute("PRAGMA busy_timeout=5000")
+        # Freed pages are not overwritten with zeros. Some builds (Debian's libsqlite3) turn
+        # secure_delete on, and then every DELETE of acknowledged rows writes the whole deleted
+        # volume again (to the WAL, then to the file): +7-8 % end to end when off
+        # (docs/performance-agent.md, session 5). The deleted events are copies of what the sinks
+        # already hold, in a file only the agent's user can read (state_dir).
+        db.execute("PRAGMA secure_delete=OFF")
+        return db
+
     async def close(self) -> None:
         def _close() -> None:
+            if self._ack_db is not None:
+                self._ack_db.close()
+                self._ack_db = None
             if self._db is not None:
                 self._write_positions_mirror(force=True)
                 self._db.close()
@@ -436,52 +446,68 @@ class Spool:
         delete rows every sink has acknowledged."""
 
         def _ack() -> None:
-            db = self._db
+            # On the second connection (synchronous=NORMAL): no fsync for a cursor move. It
+            # survives a crash of the agent (the WAL is in the page cache) and the next append's
+            # fsync makes it durable; only a power loss in between can undo it, and that re-sends
+            # one batch (at-least-once). Usually ONE statement (its own transaction): each
+            # statement is a GIL hand-off on the spool thread, which the sources' appends wait
+            # for (docs/performance-agent.md, session 5).
+            db = self._ack_db
             assert db is not None
-            if upto_seq <= self._cursors.get(sink, -1):
+            old = self._cursors.get(sink, -1)
+            if upto_seq <= old:
                 return
-            # No fsync for a cursor move: it survives a crash of the agent (the WAL is in the page
-            # cache) and the next append's fsync makes it durable; only a power loss in between
-            # can undo it, and that re-sends one batch (at-least-once). One fsync per sink batch
-            # less: the spool thread was the agent's bottleneck (docs/performance-agent.md).
-            if self.synchronous != "NORMAL":
-                db.execute("PRAGMA synchronous=NORMAL")
+            self._cursors[sink] = upto_seq
+            update = "UPDATE sink_cursors SET acked = ? WHERE sink = ?"
             try:
+                if not self._gc_due():
+                    db.execute(update, (upto_seq, sink))
+                    return
                 db.execute("BEGIN IMMEDIATE")
-                db.execute("UPDATE sink_cursors SET acked = ? WHERE sink = ?", (upto_seq, sink))
-                self._cursors[sink] = upto_seq
-                self._gc(force=False)
-                db.execute("COMMIT")
-            finally:
-                if self.synchronous != "NORMAL":
-                    db.execute(f"PRAGMA synchronous={self.synchronous}")
+                try:
+                    db.execute(update, (upto_seq, sink))
+                    freed = self._collect(db)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            except BaseException:
+                self._cursors[sink] = old
+                raise
+            self._events -= freed[0]
+            self._bytes -= freed[1]
 
         await self._run(_ack)
         self._update_gauges()
         self._room.set()
 
-    def _gc(self, force: bool = True) -> None:
-        """Delete the rows every sink has acknowledged.
-
-        Not after every acknowledgement unless ``force``: one DELETE per ``gc_rows`` rows (or
-        per ``gc_interval`` seconds, or when the spool is half full) costs the spool thread less than one per batch,
-        and the rows in between are simply skipped by every cursor."""
+    def _gc(self) -> None:
+        """Delete the rows every sink has acknowledged, now."""
         assert self._db is not None
-        if not self._cursors:
-            return
+        if self._cursors:
+            freed = self._collect(self._db)
+            self._events -= freed[0]
+            self._bytes -= freed[1]
+
+    def _gc_due(self) -> bool:
+        """Whether an acknowledgement should also collect: one DELETE per ``gc_rows`` events (or
+        per ``gc_interval`` seconds, or when the spool is half full) costs the spool thread less
+        than one per batch, and the rows in between are simply skipped by every cursor."""
         low = min(self._cursors.values())
-        now = time.monotonic()
-        if not force and low - self._gc_low < self.gc_rows and now - self._gc_at < self.gc_interval \
-                and self._bytes < self.max_bytes // 2:
-            return
-        self._gc_low, self._gc_at = low, now
-        row = self._db.execute(
+        return low - self._gc_low >= self.gc_rows or time.monotonic() - self._gc_at >= self.gc_interval \
+            or self._bytes >= self.max_bytes // 2
+
+    def _collect(self, db: sqlite3.Connection) -> tuple[int, int]:
+        """DELETE the rows whose last event every sink acknowledged; returns (events, bytes) freed
+        (for the caller to count once its transaction committed)."""
+        low = min(self._cursors.values())
+        self._gc_low, self._gc_at = low, time.monotonic()
+        n, size = db.execute(
             "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(size), 0) FROM batches WHERE last <= ?", (low,)
         ).fetchone()
-        if row[0]:
-            self._db.execute("DELETE FROM batches WHERE last <= ?", (low,))
-            self._events -= int(row[0])
-            self._bytes -= int(row[1])
+        if n:
+            db.execute("DELETE FROM batches WHERE last <= ?", (low,))
+        return int(n), int(size)
 
     @property
     def newest_seq(self) -> int:
