@@ -128,7 +128,18 @@ def dumps(ev: Event) -> bytes:
     buffers cost ~4 KiB of heap and fresh pages per event (measured: 1.8 minor page faults and
     4.4 µs per event over a 20,000-event list, 0.09 faults and 1.1 µs with the copy).
     """
-    return memoryview(orjson.dumps(ev, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)).tobytes()
+    try:
+        out = orjson.dumps(ev, option=_SORTED)
+    except TypeError:  # a key that is not a str: the slower option that converts keys
+        out = orjson.dumps(ev, option=_SORTED_ANY_KEYS)
+    return memoryview(out).tobytes()
+
+
+# OPT_NON_STR_KEYS takes orjson's slower path for every dict, str keys or not: 1.03 -> 0.71 µs
+# per event without it (a 625-byte sealed event). Events almost never hold a non-str key, and
+# for str keys both give the same bytes (tests/test_events.py).
+_SORTED = orjson.OPT_SORT_KEYS
+_SORTED_ANY_KEYS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
 def loads(data: bytes | str) -> Event:
