@@ -811,7 +811,9 @@ def freshness(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         # warm-up: one line, wait until it arrived (the agent is then following the file)
         w0 = Writer(log, 1000, seconds=0.001)
         w0.run()
-        if not wait_for(lambda: rx.count() >= 1, 60, agent):
+        # every warm-up line (0.001 s at 1,000/s can be two: the float sum of the due times), so
+        # that none arrives after the reset and is counted as a measured line
+        if not wait_for(lambda: rx.count() >= len(w0.written), 60, agent):
             raise SystemExit(f"the warm-up line never arrived\n{agent.log_tail()}")
         rx.reset()
         w = Writer(log, args.rate, seconds=args.seconds)
@@ -826,7 +828,8 @@ def freshness(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         cpu_pct = (u1 + s1 - u0 - s0) / span * 100
         sys_pct = (s1 - s0) / span * 100
         n = len(w.written)
-        ok = wait_for(lambda: rx.count() >= n, 60, agent)
+        offsets = {o for o, _ in w.written}
+        ok = wait_for(lambda: rx.count() >= n and offsets <= {o for o, _ in rx.arrivals()}, 60, agent, step=0.25)
         arr = dict(rx.arrivals())
         rc = agent.stop()
         lat = [arr[o] - t for o, t in w.written if o in arr]
