@@ -441,13 +441,17 @@ class Agent:
                 lo, hi = db.execute("SELECT (SELECT last - n + 1 FROM batches ORDER BY last LIMIT 1), "
                                     "(SELECT MAX(last) FROM batches)").fetchone()
                 rows, size = (hi - lo + 1 if hi is not None else 0), None
+                top = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'batches'").fetchone()
+                acked = db.execute("SELECT MIN(acked) FROM sink_cursors").fetchone()[0]
+                pending = (top[0] if top else 0) - acked if acked is not None else None
             else:
+                pending = None
                 rows, size = db.execute("SELECT COALESCE(SUM(n), 0), COALESCE(SUM(size), 0) FROM batches").fetchone()
             positions = {k: orjson.loads(v) for k, v in db.execute("SELECT key, value FROM positions")}
         finally:
             db.close()
         files = {p.name: p.stat().st_size for p in self.state.glob("spool.sqlite*")}
-        return {"rows": rows, "bytes": size, "files": files, "positions": positions}
+        return {"rows": rows, "bytes": size, "files": files, "positions": positions, "pending": pending}
 
 
 def wait_for(pred: Any, timeout: float, agent: Agent | None = None, step: float = 0.05) -> bool:
@@ -614,9 +618,10 @@ def throughput(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                                      *(["--gil"] if args.profile_gil else [])],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         # where the time goes: when the file source has committed the whole file, and how many
-        # rows waited in the spool (source faster than the sink = the sink side is the bottleneck)
+        # events waited in the spool for the sink (source faster than the sink = the sink side is
+        # the bottleneck)
         size = log.stat().st_size
-        progress = {"source_done": None, "spool_max_rows": 0}
+        progress = {"source_done": None, "spool_max_pending": 0}
         next_probe = 0.0
 
         def done() -> bool:
@@ -628,7 +633,7 @@ def throughput(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 except sqlite3.Error:
                     sp = None
                 if sp is not None:
-                    progress["spool_max_rows"] = max(progress["spool_max_rows"], sp["rows"])
+                    progress["spool_max_pending"] = max(progress["spool_max_pending"], sp["pending"] or 0)
                     offs = [v.get("offset", 0) for v in sp["positions"].values() if isinstance(v, dict)]
                     if progress["source_done"] is None and offs and max(offs) >= size:
                         progress["source_done"] = time.time() - agent.t0
@@ -683,7 +688,8 @@ def throughput(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         sd = progress["source_done"]
         print(f"   the file source had committed the whole file to the spool "
               f"{f'{sd:.2f} s' if sd is not None else '(not seen)'} after spawn; at most "
-              f"{progress['spool_max_rows']:,} rows waited in the spool (sampled every 0.25 s)")
+              f"{progress['spool_max_pending']:,} events waited in the spool for the sink's acknowledgement "
+              f"(sampled every 0.25 s)")
         if arrived != expected:
             print(f"   !! receiver holds {arrived:,} events, expected exactly {expected:,}")
 
