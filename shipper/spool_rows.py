@@ -23,6 +23,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
+import orjson
+
 from .api import SpooledEvent
 
 TABLE = """
@@ -88,7 +90,7 @@ def events_after(db: sqlite3.Connection, after: int, upto: int | None = None) ->
             for i in range(after - first + 1 if after >= first else 0, n):
                 if upto is not None and first + i > upto:
                     return
-                yield first + i, added, bytes(parts[i])
+                yield first + i, added, parts[i]
     finally:
         cur.close()
 
@@ -97,8 +99,6 @@ def read_after(db: sqlite3.Connection, after: int, max_bytes: int,
                max_events: int) -> tuple[list[SpooledEvent], int, float]:
     """The events after row number ``after``, up to ``max_bytes`` (at least one) and
     ``max_events``, parsed; with their total size and the ``added`` time of the first."""
-    import orjson
-
     out: list[SpooledEvent] = []
     total = 0
     first_added = 0.0
