@@ -939,7 +939,7 @@ def outage(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                "all_arrived": ok and arrived >= total, "cpu_catchup_s": cpu_catchup, "exit": rc,
                "rss_series": [(round(t, 1), r) for t, r in samples]}
         files = ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in sp["files"].items())
-        print(f"   end of outage: spool {sp['rows']:,} rows, {sp['bytes'] / 1e6:.0f} MB of events (files: {files}); "
+        print(f"   end of outage: spool {sp['rows']:,} events, {sp['bytes'] / 1e6:.0f} MB of events (files: {files}); "
               f"file source {lag / 1e6:.1f} MB behind the writer "
               f"({'blocked by the full spool' if lag > 1e6 else 'not blocked'})")
         print(f"   agent RSS max during the outage {res['rss_max_outage_mb']:.0f} MB (target <= 100 MB: "
