@@ -137,7 +137,7 @@ def dumps(ev: Event) -> bytes:
 
 # OPT_NON_STR_KEYS takes orjson's slower path for every dict, str keys or not: 1.03 -> 0.71 µs
 # per event without it (a 625-byte sealed event). Events almost never hold a non-str key, and
-# for str keys both give the same bytes (tests/test_events.py).
+# for str keys both give the same bytes (tests/test_canonical_json.py).
 _SORTED = orjson.OPT_SORT_KEYS
 _SORTED_ANY_KEYS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 

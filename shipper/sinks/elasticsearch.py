@@ -234,10 +234,8 @@ class ElasticsearchSink(Sink):
         self.encoder = ElasticsearchEncoder(index=cfg.index, data_stream=cfg.data_stream)
         #: seconds of per-item retrying (429/5xx items) inside one send
         self.partial_retry_budget = cfg.retry.max
-        self._session: Any = None
+        self._http: Any = None  # http.LazySession once started
         self._headers: dict[str, str] = {}
-        self._ssl: Any = None
-        self._started = False
 
     async def start(self) -> None:
         from shipper.sinks import http
@@ -252,14 +250,14 @@ class ElasticsearchSink(Sink):
             "Accept": "application/json",
             "Content-Encoding": "gzip",
         }
-        self._ssl = http.build_ssl_context(cfg.tls)  # bad TLS files fail here
-        self._started = True  # the pooled session (and aiohttp) comes with the first request
+        session = http.LazySession(cfg.tls, cfg.retry.timeout)
+        session.prepare()  # bad TLS files fail here; the session comes with the first request
+        self._http = session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        self._started = False
+        session, self._http = self._http, None
+        if session is not None:
+            await session.close()
 
     def item_lines(self, batch: list[SpooledEvent]) -> list[bytes]:
         """One ``{"create":{"_id":..}}\\n<document>\\n`` pair per event, in batch order."""
@@ -293,10 +291,8 @@ class ElasticsearchSink(Sink):
         """POST the item pairs; retry only the items answered 429/5xx, within the retry budget."""
         from shipper.sinks import http
 
-        if not self._started:
+        if self._http is None:
             await self.start()
-        if self._session is None:
-            self._session = http.make_session(tls=self.cfg.tls, timeout=self.cfg.retry.timeout, ssl_context=self._ssl)
         pending = list(range(len(lines)))
         rejected: list[tuple[int, str]] = []
         duplicates = 0
@@ -311,7 +307,7 @@ class ElasticsearchSink(Sink):
             else:
                 body = self._gzip(payload)
             resp = await http.post(
-                self._session, self.bulk_url, body, self._headers, what=what,
+                self._http.get(), self.bulk_url, body, self._headers, what=what,
                 server_hostname=self.cfg.tls.server_name if self.cfg.tls else None,
             )
             try:

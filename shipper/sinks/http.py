@@ -124,6 +124,34 @@ def make_session(
     )
 
 
+class LazySession:
+    """A sink's pooled session, opened at its first request.
+
+    :meth:`prepare` (called by the sink's ``start()``) builds the TLS context, so missing or bad
+    TLS files fail at start; :meth:`get` opens the aiohttp session when a request needs it (see
+    the note on aiohttp's imports above).
+    """
+
+    def __init__(self, tls: TLSConfig | None, timeout: float) -> None:
+        self.tls = tls
+        self.timeout = timeout
+        self._ssl: ssl.SSLContext | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    def prepare(self) -> None:
+        self._ssl = build_ssl_context(self.tls)
+
+    def get(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = make_session(tls=self.tls, timeout=self.timeout, ssl_context=self._ssl)
+        return self._session
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+
 def auth_headers(
     *,
     basic_auth: BasicAuth | None = None,

@@ -347,10 +347,8 @@ class LokiSink(Sink):
         self.max_wait = cfg.batch.max_wait
         base = cfg.url.rstrip("/")
         self.url = base if base.endswith(PUSH_PATH) else base + PUSH_PATH
-        self._session: Any = None
+        self._http: Any = None  # http.LazySession once started
         self._headers: dict[str, str] = {}
-        self._ssl: Any = None
-        self._started = False
 
     @property  # type: ignore[override]
     def name(self) -> str:
@@ -376,14 +374,14 @@ class LokiSink(Sink):
         if cfg.tenant:
             headers["X-Scope-OrgID"] = cfg.tenant
         self._headers = headers
-        self._ssl = http.build_ssl_context(cfg.tls)
-        self._started = True
+        session = http.LazySession(cfg.tls, cfg.retry.timeout)
+        session.prepare()
+        self._http = session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        self._started = False
+        session, self._http = self._http, None
+        if session is not None:
+            await session.close()
 
     def encode(self, batch: list[SpooledEvent]) -> Encoded:
         """The body :meth:`send` would post for ``batch``. Pure: the bench and the tests call it
@@ -419,12 +417,10 @@ class LokiSink(Sink):
         rejected, headers, body = encoded.rejected, encoded.headers, encoded.body
         if encoded.entries == 0:  # everything was unusable; Loki would answer 422 to zero streams
             return Delivery(rejected=rejected)
-        if not self._started:
+        if self._http is None:
             await self.start()
-        if self._session is None:
-            self._session = http.make_session(tls=self.cfg.tls, timeout=self.cfg.retry.timeout, ssl_context=self._ssl)
         resp = await http.post(
-            self._session, self.url, body, {**self._headers, **headers}, what=f"loki {self.name}",
+            self._http.get(), self.url, body, {**self._headers, **headers}, what=f"loki {self.name}",
             server_hostname=self.cfg.tls.server_name if self.cfg.tls else None,
         )
         if resp.status in (200, 204):
