@@ -77,6 +77,7 @@ from calibrate import calibration_ns  # noqa: E402  (bench/ is the script's dire
 
 from parsers.events import dumps  # noqa: E402
 from parsers.logfile import LogParser  # noqa: E402
+from shipper import spool_rows  # noqa: E402
 
 LABELS = {"job": "redis", "instance": "redis://10.0.0.5:6379", "env": "bench"}
 CLK = os.sysconf("SC_CLK_TCK")
@@ -438,12 +439,10 @@ class Agent:
         db = sqlite3.connect(f"file:{self.state / 'spool.sqlite'}?mode=ro", uri=True, timeout=30)
         try:
             if quick:
-                lo, hi = db.execute("SELECT (SELECT last - n + 1 FROM batches ORDER BY last LIMIT 1), "
-                                    "(SELECT MAX(last) FROM batches)").fetchone()
-                rows, size = (hi - lo + 1 if hi is not None else 0), None
-                top = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'batches'").fetchone()
+                lo, top = spool_rows.oldest(db), spool_rows.top_of(db)
+                rows, size = (top - lo + 1 if lo is not None else 0), None
                 acked = db.execute("SELECT MIN(acked) FROM sink_cursors").fetchone()[0]
-                pending = (top[0] if top else 0) - acked if acked is not None else None
+                pending = top - acked if acked is not None else None
             else:
                 pending = None
                 rows, size = db.execute("SELECT COALESCE(SUM(n), 0), COALESCE(SUM(size), 0) FROM batches").fetchone()

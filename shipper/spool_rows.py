@@ -95,6 +95,15 @@ def events_after(db: sqlite3.Connection, after: int, upto: int | None = None) ->
         cur.close()
 
 
+def stored_raws_after(db: sqlite3.Connection, after: int) -> list[bytes]:
+    """Every stored event's canonical bytes after row number ``after``, in either layout: a spool
+    last written by an agent before rows of many events (table ``events``, one row per event,
+    migrated when an agent opens it) is read as it is, for a read-only reader such as ``verify``."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batches'").fetchone():
+        return [raw for _num, _added, raw in events_after(db, after)]
+    return [bytes(r[0]) for r in db.execute("SELECT raw FROM events WHERE seq > ? ORDER BY seq", (after,))]
+
+
 def read_after(db: sqlite3.Connection, after: int, max_bytes: int,
                max_events: int) -> tuple[list[SpooledEvent], int, float]:
     """The events after row number ``after``, up to ``max_bytes`` (at least one) and

@@ -371,3 +371,21 @@ def test_a_migrated_spool_keeps_the_numbering_of_rows_already_collected(tmp_path
         return top
 
     assert run(go()) == 3
+
+
+def test_a_read_only_reader_gets_the_pending_bytes_of_either_layout(tmp_path):
+    from shipper import spool_rows
+
+    old = sqlite3.connect(tmp_path / "old.sqlite")
+    old.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, added REAL, size INTEGER, raw BLOB)")
+    old.executemany("INSERT INTO events (added, size, raw) VALUES (1.0, 2, ?)", [(b"{%d}" % i,) for i in range(4)])
+    assert spool_rows.stored_raws_after(old, 2) == [b"{2}", b"{3}"]
+
+    async def go() -> list[bytes]:
+        sp = Spool(tmp_path / "new")
+        await sp.open()
+        await sp.append("s", [ev(i) for i in range(4)], {})
+        await sp.close()
+        return spool_rows.stored_raws_after(sqlite3.connect(sp.path), 2)
+
+    assert [orjson.loads(r)["message"] for r in run(go())] == ["line 2", "line 3"]

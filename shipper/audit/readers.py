@@ -128,11 +128,7 @@ def read_agent_state(state_dir: str | Path, sink: str | None) -> AgentState:
             row = db.execute("SELECT acked FROM sink_cursors WHERE sink = ?", (sink,)).fetchone()
             known = row is not None
             after = int(row[0]) if row else -1
-            if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batches'").fetchone():
-                pending = [raw for _num, _added, raw in spool_rows.events_after(db, after)]
-            else:  # last written by an agent before rows of many events (one row per event)
-                pending = [bytes(r[0]) for r in db.execute("SELECT raw FROM events WHERE seq > ? ORDER BY seq",
-                                                           (after,))]
+            pending = spool_rows.stored_raws_after(db, after)
         db.execute("COMMIT")
     except sqlite3.Error as e:
         raise ReadError(f"cannot read {path}: {e}") from None
