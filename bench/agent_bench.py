@@ -753,7 +753,7 @@ STAGES = [
     ("spool ack + delete", ("Spool.ack.", "Spool._gc")),
     ("sink encode (group, metadata, orjson.dumps)", ("(shipper/sinks/loki.py",)),
     ("HTTP (aiohttp, sinks/http.py)", ("(aiohttp/", "(shipper/sinks/http.py", "(yarl/", "(multidict/")),
-    ("labeler + per-event metrics", ("(shipper/labels.py", "Agent._label", "(prometheus_client/")),
+    ("labeler + per-event metrics", ("(shipper/pipeline/labels.py", "Agent._label", "(prometheus_client/")),
     ("parser (parsers/*)", ("(parsers/",)),
     ("follower (read, split lines, checkpoints)", ("(shipper/sources/files/",)),
     ("sink worker loop (runtime.py)", ("SinkWorker.",)),

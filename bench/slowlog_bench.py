@@ -117,7 +117,7 @@ async def run_rate(port: int, rate: int, seconds: float, *, with_poller: bool, m
     seen = MemorySpool()
     spool: Any = None
     if spool_kind == "sqlite":
-        from shipper.spool import Spool
+        from shipper.pipeline.spool import Spool
 
         spool = Spool(state_dir, max_bytes=1 << 30)
         await spool.open()

@@ -98,7 +98,7 @@ class TooLarge(Exception):
     Deliberately *not* a permanent error: the sinks turn one of those into "every event of the
     batch rejected" (dead letters), which would throw away a whole batch because of a size limit
     the agent can respect. A TooLarge passes through the sinks unchanged and the runtime's sink
-    worker splits the batch instead (shipper/runtime.py, ``SinkWorker``).
+    worker splits the batch instead (shipper/pipeline/runtime.py, ``SinkWorker``).
     """
 
     def __init__(self, message: str, *, status: int = 413, body: str = ""):
@@ -135,7 +135,7 @@ class Encoded:
     """A batch turned into one request body, ready to send: a pure function of the batch's bytes.
 
     Sinks that can split "build the body" from "send it" let the runtime build bodies in a
-    second process (shipper/offload.py) while the agent's own process parses and sends.
+    second process (shipper/pipeline/offload.py) while the agent's own process parses and sends.
     """
 
     body: bytes

@@ -29,7 +29,7 @@ from shipper.audit.anchor import AnchorTimer, anchor_event, parse_heads_file
 from shipper.audit.verify import GENESIS, Verifier, chain_hash
 from shipper.cli import main as cli
 from shipper.config import load_config
-from shipper.runtime import Agent, build_sinks
+from shipper.pipeline.runtime import Agent, build_sinks
 from shipper.sinks.local import LocalSink, event_files
 
 from receivers.elasticsearch import ElasticsearchReceiver
@@ -581,7 +581,7 @@ def test_anchor_event_shape_is_stable():
 
 def _sealer() -> Any:
     """The spool's own sealing (stream, seq, prev_hash, id), without a database."""
-    from shipper.spool import Spool
+    from shipper.pipeline.spool import Spool
 
     spool = Spool("/nonexistent", host="h")
     spool._executor.shutdown()

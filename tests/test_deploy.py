@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -468,7 +469,7 @@ def test_daemonset_probes_port_grace_period_and_hardening_match_the_configmap() 
     used = set(re.findall(r"\$\{([A-Z_]+)", docs["ConfigMap"]["data"]["config.yaml"]))
     assert used <= env_names, used - env_names
     cfg = _configmap_config({n: "10.0.0.1" for n in env_names})
-    from shipper.labels import Labeler
+    from shipper.pipeline.labels import Labeler
 
     Labeler(cfg)  # the labels rules hold too
     host, port = parse_listen(cfg.metrics.listen)  # type: ignore[misc]
@@ -538,7 +539,9 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
     sa = shutil.which("systemd-analyze")
     if sa is None:  # containers without systemd: the configparser checks above and in the hardening test
         return
-    exe = shutil.which("redis-shipper")
+    # the entry point of the environment running the tests (scripts/test does not put .venv/bin on PATH)
+    beside = Path(sys.executable).parent / "redis-shipper"
+    exe = str(beside) if beside.exists() else shutil.which("redis-shipper")
     assert exe, "redis-shipper is installed (pip install -e .)"
     # verify checks that ExecStart exists: point it at this environment's entry point
     unit = tmp_path / "redis-shipper.service"

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from shipper.config import AgentConfig, ConfigError, parse_config
-from shipper.labels import (
+from shipper.pipeline.labels import (
     MAX_LABELS,
     Labeler,
     choose_series,
@@ -81,7 +81,7 @@ def test_an_unset_template_without_default_is_a_config_error_naming_the_label() 
 
 
 def test_an_empty_label_value_is_not_shipped(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, "shipper.labels"):
+    with caplog.at_level(logging.WARNING, "shipper.pipeline.labels"):
         lab = labeler({"labels": {"job": "redis", "cluster": "${CLUSTER:-}"}})
     assert lab.labels_for_source() == {"job": "redis"}
     assert "cluster" in caplog.text
@@ -351,7 +351,7 @@ def test_a_copied_label_the_series_lacks_keeps_the_static_value(
                     "labels": {"cluster_name": "static-cluster"},
                     "discover_labels": {"prometheus_url": prom.url, "copy": ["instance", "cluster_name"]},
                 })
-                with caplog.at_level(logging.WARNING, "shipper.labels"):
+                with caplog.at_level(logging.WARNING, "shipper.pipeline.labels"):
                     await lab.start()
                     await lab.close()
                 assert lab.labels_for_source() == {"cluster_name": "static-cluster", "instance": "redis://x:1"}

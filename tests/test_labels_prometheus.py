@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from shipper.config import parse_config
-from shipper.labels import Labeler
+from shipper.pipeline.labels import Labeler
 
 from servers import RedisProcess, free_port, require, start_server
 

@@ -1,4 +1,4 @@
-"""The offload process (shipper/offload.py): sink bodies built in a second process from the spool.
+"""The offload process (shipper/pipeline/offload.py): sink bodies built in a second process from the spool.
 
 What must hold: the body is the one the agent itself would build, every event still arrives
 exactly once (the agent keeps sending, retrying and acknowledging), a dead or failing child
@@ -22,11 +22,11 @@ from parsers.logfile import LogParser
 from shipper.api import Batch, Encoded, Source, SourceContext, SpooledEvent
 from shipper.config import ElasticsearchSinkConfig, LokiSinkConfig, parse_config
 from shipper.observe import metrics
-from shipper.offload import Offloader, Prepared
-from shipper.runtime import Agent, DeadLetters, SinkWorker
+from shipper.pipeline.offload import Offloader, Prepared
+from shipper.pipeline.runtime import Agent, DeadLetters, SinkWorker
+from shipper.pipeline.spool import Spool
 from shipper.sinks.elasticsearch import ElasticsearchEncoder, ElasticsearchSink
 from shipper.sinks.loki import LokiSink
-from shipper.spool import Spool
 
 from conftest import SAMPLE_LOGS
 from receivers.elasticsearch import ElasticsearchReceiver

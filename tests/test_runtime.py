@@ -9,7 +9,7 @@ import orjson
 from parsers.events import make_event
 from shipper.api import Batch, Delivery, RetryableError, Sink, Source, SourceContext, SpooledEvent
 from shipper.config import parse_config
-from shipper.runtime import Agent
+from shipper.pipeline.runtime import Agent
 
 
 def ev(i: int) -> dict:
@@ -144,7 +144,7 @@ def test_emit_returns_with_the_batch_before_durable_and_shutdown_commits_the_las
     assert [e.event["message"] for e in sink.got if e.event["source"] == "redis"] == ["line 0", "line 1", "line 2"]
 
     async def reopen() -> dict:
-        from shipper.spool import Spool
+        from shipper.pipeline.spool import Spool
 
         spool = Spool(tmp_path)
         await spool.open()
@@ -189,10 +189,10 @@ def test_a_batch_the_spool_refuses_surfaces_at_the_next_emit_and_the_source_resu
 
 
 def test_freed_memory_goes_back_to_the_kernel_once_per_idle_spell(tmp_path, monkeypatch):
-    import shipper.memory
+    import shipper.util.memory
 
     calls: list[int] = []
-    monkeypatch.setattr(shipper.memory, "release_free_memory", lambda: calls.append(1))
+    monkeypatch.setattr(shipper.util.memory, "release_free_memory", lambda: calls.append(1))
 
     async def go() -> list[int]:
         cfg = parse_config({"state_dir": str(tmp_path), "timezone": "UTC", "shutdown_timeout": 5})

@@ -27,9 +27,9 @@ from test_offload import agent, es_sink, loki_sink, metric, real_events, shipped
 from parsers.events import dumps
 from shipper.api import SpooledEvent
 from shipper.observe import metrics
-from shipper.runtime import DeadLetters, Outgoing, SinkWorker
+from shipper.pipeline.runtime import DeadLetters, Outgoing, SinkWorker
+from shipper.pipeline.spool import Spool
 from shipper.sinks import http
-from shipper.spool import Spool
 
 from receivers import NGINX_413_BODY
 from receivers.elasticsearch import ElasticsearchReceiver

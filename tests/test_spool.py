@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from parsers.events import make_event
-from shipper.spool import GENESIS, Spool
+from shipper.pipeline.spool import GENESIS, Spool
 
 
 def ev(i: int) -> dict:

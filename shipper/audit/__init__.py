@@ -7,6 +7,6 @@
 * :mod:`shipper.audit.anchor` -- ``chain_anchor`` events and heads snapshots, so the chain
   heads can be kept somewhere an attacker on the host cannot rewrite.
 
-The sealing itself (``stream``/``seq``/``prev_hash``) happens in :mod:`shipper.spool`;
+The sealing itself (``stream``/``seq``/``prev_hash``) happens in :mod:`shipper.pipeline.spool`;
 docs/audit.md says what is guaranteed and what is not.
 """

@@ -39,8 +39,8 @@ import orjson
 
 from parsers.events import dumps
 
-from .. import spool_rows
 from ..config import ElasticsearchSinkConfig, LokiSinkConfig
+from ..pipeline import spool_rows
 
 Line = tuple[bytes, str]
 

@@ -41,7 +41,7 @@ import orjson
 
 from parsers.events import dumps, event_id, parse_timestamp
 
-#: ``prev_hash`` of seq 1 (same value as ``shipper.spool.GENESIS``)
+#: ``prev_hash`` of seq 1 (same value as ``shipper.pipeline.spool.GENESIS``)
 GENESIS = "0" * 64
 #: agent events that say "the trail is incomplete here, and why"
 DECLARED_GAP_EVENTS = ("data_gap", "slowlog_entries_lost", "dead_lettered", "spool_overflow")

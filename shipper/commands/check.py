@@ -213,7 +213,7 @@ def check_file_source(key: str, sc: FileSourceConfig, report: Report) -> int:
 def check_offline(cfg: AgentConfig, report: Report) -> list[str]:
     """Everything that needs no network; returns the summary lines."""
     from ..observe.server import parse_listen
-    from ..runtime import resolve_timezone
+    from ..pipeline.runtime import resolve_timezone
 
     summary: list[str] = []
     check_secrets(cfg, report)
@@ -246,7 +246,7 @@ def check_offline(cfg: AgentConfig, report: Report) -> list[str]:
                                         "fine for Kubernetes probes, otherwise keep it on loopback"))
 
     try:
-        from ..labels import Labeler
+        from ..pipeline.labels import Labeler
 
         Labeler(cfg)
     except ConfigError as e:

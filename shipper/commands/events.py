@@ -17,7 +17,7 @@ import orjson
 
 from ..config import ConfigError, LocalSinkConfig, load_config
 from ..sinks.local import event_files, local_dir
-from ..tz import ns_to_rfc3339, parse_when
+from ..util.tz import ns_to_rfc3339, parse_when
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

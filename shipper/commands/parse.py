@@ -22,7 +22,7 @@ from typing import BinaryIO
 from parsers.events import dumps
 from parsers.logfile import KINDS, LogParser
 
-from ..tz import host_timezone, parse_timezone
+from ..util.tz import host_timezone, parse_timezone
 
 CHUNK = 1 << 20
 

@@ -18,9 +18,9 @@ import sys
 from typing import Any
 
 from ..config import AgentConfig, ConfigError, load_config, parse_config
-from ..memory import release_free_memory, tune_for_batches
 from ..observe.logs import setup_logging
 from ..observe.server import ObserveServer, agent_status
+from ..util.memory import release_free_memory, tune_for_batches
 
 log = logging.getLogger("redis_shipper")
 
@@ -156,7 +156,7 @@ async def _run(cfg: AgentConfig, config_path: str | None) -> int:
 
 
 async def _start(cfg: AgentConfig):  # type: ignore[no-untyped-def]
-    from ..runtime import Agent
+    from ..pipeline.runtime import Agent
 
     agent = Agent(cfg)
     await agent.start()

@@ -30,7 +30,7 @@ from ..audit import readers
 from ..audit.anchor import heads_snapshot, parse_heads_file
 from ..audit.verify import Report, StreamReport, Verifier
 from ..config import AgentConfig, ConfigError, LocalSinkConfig, load_config, named_sinks, parse_config, parse_duration
-from ..tz import parse_when
+from ..util.tz import parse_when
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_READ = 0, 1, 2, 3
 #: without --since, Loki is asked about this much history (its max_query_length is 721 h)

@@ -1,4 +1,4 @@
-"""Config of labels and their discovery from Prometheus (owned by shipper/labels.py)."""
+"""Config of labels and their discovery from Prometheus (owned by shipper/pipeline/labels.py)."""
 
 from __future__ import annotations
 

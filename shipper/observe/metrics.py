@@ -99,7 +99,7 @@ SINK_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
-# --- offload process (shipper/offload.py)
+# --- offload process (shipper/pipeline/offload.py)
 OFFLOAD_RUNNING = Gauge(
     "redis_shipper_offload_running", "1 while the second process that builds sink bodies runs", registry=REGISTRY
 )

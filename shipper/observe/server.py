@@ -144,7 +144,7 @@ def readiness(status: Status, *, now: float | None = None,
 
 
 def agent_status(agent: Any) -> Status:
-    """The status dict of a running :class:`shipper.runtime.Agent`, read without touching it.
+    """The status dict of a running :class:`shipper.pipeline.runtime.Agent`, read without touching it.
 
     Duck-typed on purpose (observe must not import the runtime): ``agent.started`` (an
     ``asyncio.Event``), ``agent.workers`` (each with ``.sink.name``, ``.healthy``,
@@ -185,7 +185,7 @@ def agent_status(agent: Any) -> Status:
 class ObserveServer:
     """``/metrics``, ``/healthz`` and ``/ready`` (see module docstring).
 
-    Wiring (shipper/runtime.py or commands/run.py)::
+    Wiring (shipper/pipeline/runtime.py or commands/run.py)::
 
         server = ObserveServer(cfg.metrics.listen, lambda: agent_status(agent))
         await server.start()      # ConfigError("metrics.listen: ...") if it cannot listen

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from shipper.config import ElasticsearchSinkConfig
 
 # The HTTP client (aiohttp) is imported where requests are made: the encoder also runs in the
-# offload process (shipper/offload.py), which never sends one.
+# offload process (shipper/pipeline/offload.py), which never sends one.
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from shipper.api import RetryableError, TooLarge
 from shipper.config import BasicAuth, TLSConfig, read_secret
-from shipper.urls import redact_url
+from shipper.util.urls import redact_url
 
 if TYPE_CHECKING:
     import aiohttp

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from shipper.config import LokiSinkConfig
 
 # The HTTP client (aiohttp) and the protobuf classes are imported where they are used: the
-# encoder also runs in the offload process (shipper/offload.py), which never sends a request,
+# encoder also runs in the offload process (shipper/pipeline/offload.py), which never sends a request,
 # and most agents use the JSON encoding.
 
 log = logging.getLogger(__name__)

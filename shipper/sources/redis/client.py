@@ -27,7 +27,7 @@ from redis.retry import Retry
 
 from parsers.replies import SELF_CLIENT_NAME
 from shipper.config import RedisSourceConfig, read_secret
-from shipper.urls import redact_url
+from shipper.util.urls import redact_url
 
 log = logging.getLogger(__name__)
 

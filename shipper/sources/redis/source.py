@@ -37,6 +37,7 @@ from parsers.events import Event, event_id, format_epoch, make_event
 from shipper.api import Batch, Source, SourceContext
 from shipper.config import RedisSourceConfig
 from shipper.observe import metrics
+from shipper.util.waits import raise_if_cancelled, wait_or_stop
 
 from .acl_log import AclLogPoller
 from .client import RedisConnection
@@ -75,29 +76,6 @@ def classify_error(err: BaseException) -> str:
     if isinstance(err, ResponseError):
         return "error_reply"
     return "other"
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep, returning early when ``stop`` is set.
-
-    ``asyncio.timeout`` and not ``asyncio.wait_for``: on Python 3.11, ``wait_for`` can swallow a
-    cancellation that arrives as the inner wait completes, and a source that ignores its
-    cancellation hangs the runtime's shutdown.
-    """
-    try:
-        async with asyncio.timeout(seconds):
-            await stop.wait()
-    except TimeoutError:
-        pass
-    _raise_if_cancelled()
-
-
-def _raise_if_cancelled() -> None:
-    """Re-raise a cancellation that a library (or a timeout racing with it) turned into
-    something else: measured, 19 of 300 cancellations were otherwise lost, and the task went on."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 def _scrub(text: str, secret: str | None) -> str:
@@ -238,7 +216,7 @@ class RedisSource(Source):
                 await emit(Batch(res.events, res.positions))
 
         while not ctx.stop.is_set():
-            _raise_if_cancelled()
+            raise_if_cancelled()
             try:
                 if await self.conn.ensure():
                     self._disabled.clear()
@@ -295,7 +273,7 @@ class RedisSource(Source):
                 next_due = min(live) if live else time.monotonic() + 60
                 # always yield to the loop, even when a poll is already due again
                 wait = max(0.001, next_due - time.monotonic())
-                await _sleep_or_stop(ctx.stop, wait)
+                await wait_or_stop(ctx.stop, wait)
             except asyncio.CancelledError:
                 raise
             except _EmitFailed as e:
@@ -308,7 +286,7 @@ class RedisSource(Source):
                 pending_commit.clear()
                 ident, kinds, acl = build()
                 await self.conn.close()  # the reconnect re-reads the identity into the new pollers
-                await _sleep_or_stop(ctx.stop, backoff)
+                await wait_or_stop(ctx.stop, backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
             except (TimeoutError, RedisError, OSError, ValueError) as e:
                 # ValueError: the connection cannot even be built (password_file unreadable, TLS
@@ -321,7 +299,7 @@ class RedisSource(Source):
                     down_since = down_since if down_since is not None else time.monotonic()
                     down_kind = kind
                 await self.conn.close()
-                await _sleep_or_stop(ctx.stop, backoff)
+                await wait_or_stop(ctx.stop, backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
             except Exception as e:  # a bug: log, count, restart from what is durable
                 log.exception("redis source %s: unexpected error (continuing from the durable positions): %s",
@@ -331,7 +309,7 @@ class RedisSource(Source):
                 pending_commit.clear()
                 ident, kinds, acl = build()
                 await self.conn.close()  # the reconnect re-reads the identity into the new pollers
-                await _sleep_or_stop(ctx.stop, backoff)
+                await wait_or_stop(ctx.stop, backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
         if pending_positions:
             try:

@@ -43,7 +43,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 from parsers.events import Event
 from shipper.config import AgentConfig, ConfigError, RedisSourceConfig, read_secret
 from shipper.observe import metrics
-from shipper.urls import redact_url
+from shipper.util.urls import redact_url
 
 log = logging.getLogger("shipper.labels")
 

@@ -47,7 +47,7 @@ def parse_timezone(name: str) -> tzinfo:
 
 def parse_when(value: str, now: float) -> int:
     """A duration ago (``1h``) or an RFC 3339 time -> Unix nanoseconds (for ``--since``/``--until``)."""
-    from .config.base import parse_duration
+    from ..config.base import parse_duration
 
     try:
         return int((now - parse_duration(value)) * 1e9)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import socket
 import time
 import traceback
@@ -26,14 +25,16 @@ import orjson
 
 from parsers.events import Event, format_epoch, make_event
 
-from .api import Batch, Delivery, Encoded, RetryableError, Sink, Source, SourceContext, SpooledEvent, TooLarge
-from .audit.anchor import AnchorTimer
-from .audit.verify import seq_ranges_field
-from .config import AgentConfig, ConfigError, named_sinks
-from .observe import metrics
+from ..api import Batch, Delivery, Encoded, RetryableError, Sink, Source, SourceContext, SpooledEvent, TooLarge
+from ..audit.anchor import AnchorTimer
+from ..audit.verify import seq_ranges_field
+from ..config import AgentConfig, ConfigError, named_sinks
+from ..observe import metrics
+from ..util.backoff import Backoff
+from ..util.tz import host_timezone, parse_timezone
+from ..util.waits import wait_or_stop
 from .offload import Offloader, OffloadUnavailable, Prepared
 from .spool import Spool
-from .tz import host_timezone, parse_timezone
 
 log = logging.getLogger("redis_shipper.runtime")
 
@@ -61,13 +62,13 @@ def build_sources(cfg: AgentConfig, tz: tzinfo) -> list[Source]:
     sources: list[Source] = []
     for i, sc in enumerate(cfg.sources):
         if sc.type == "file":
-            from .sources.files.source import FileSource
+            from ..sources.files.source import FileSource
 
             sources.append(FileSource(sc, tz=tz, name=f"file:{sc.path}", rotate_wait=sc.rotate_wait,
                                       idle_flush=sc.idle_flush, stale_after=sc.stale_after))
         elif sc.type == "redis":
-            from .sources.redis.client import safe_url
-            from .sources.redis.source import RedisSource
+            from ..sources.redis.client import safe_url
+            from ..sources.redis.source import RedisSource
 
             sources.append(RedisSource(sc, name=f"redis:{safe_url(sc.url)}"))
         else:  # pragma: no cover - the schema forbids it
@@ -79,19 +80,19 @@ def build_sinks(cfg: AgentConfig) -> list[Sink]:
     sinks: list[Sink] = []
     for name, sc in named_sinks(cfg):
         if sc.type == "file":
-            from .sinks.file import FileSink
+            from ..sinks.file import FileSink
 
             sink: Sink = FileSink(sc)
         elif sc.type == "local":
-            from .sinks.local import LocalSink
+            from ..sinks.local import LocalSink
 
             sink = LocalSink(sc, state_dir=cfg.state_dir)
         elif sc.type == "loki":
-            from .sinks.loki import LokiSink
+            from ..sinks.loki import LokiSink
 
             sink = LokiSink(sc)
         elif sc.type == "elasticsearch":
-            from .sinks.elasticsearch import ElasticsearchSink
+            from ..sinks.elasticsearch import ElasticsearchSink
 
             sink = ElasticsearchSink(sc)
         else:  # pragma: no cover
@@ -122,26 +123,6 @@ class DeadLetters:
             f.flush()
             os.fsync(f.fileno())
         return path
-
-
-class Backoff:
-    """Exponential backoff with full jitter, capped; honours a server's Retry-After."""
-
-    def __init__(self, initial: float = 0.5, maximum: float = 30.0) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self.attempt = 0
-
-    def next(self, retry_after: float | None = None) -> float:
-        self.attempt += 1
-        ceiling = min(self.maximum, self.initial * (2 ** min(self.attempt - 1, 30)))
-        delay = random.uniform(ceiling / 2, ceiling)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.maximum * 4))
-        return delay
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class Outgoing:
@@ -292,7 +273,7 @@ class SinkWorker:
                 return
             if pending == 0:
                 wake.clear()
-                await _wait(wake, 1.0)
+                await wait_or_stop(wake, 1.0)
                 continue
             if self.spec is not None and (self._prefetch is not None or self._backlog(pending)):
                 prepared = await self._take_prepared()
@@ -303,7 +284,7 @@ class SinkWorker:
             batch, first_added = await self.spool.read(name, self.sink.max_batch_bytes, after=self._cursor())
             if not batch:
                 wake.clear()
-                await _wait(wake, 0.2)
+                await wait_or_stop(wake, 0.2)
                 continue
             size = sum(len(e.raw) for e in batch)
             full = size >= self.sink.max_batch_bytes * 0.9 or len(batch) < self._pending()
@@ -316,7 +297,7 @@ class SinkWorker:
                 while (not stop.is_set() and time.time() < deadline
                        and self._pending() * per_event < self.sink.max_batch_bytes * 0.9):
                     wake.clear()
-                    await _wait(wake, deadline - time.time())
+                    await wait_or_stop(wake, deadline - time.time())
                 continue
             await self._deliver(Outgoing.of_batch(batch, size), stop)
 
@@ -392,7 +373,7 @@ class SinkWorker:
                 if stop.is_set():
                     await asyncio.sleep(delay)  # draining: keep trying until shutdown_timeout
                 else:
-                    await _wait(stop, delay)
+                    await wait_or_stop(stop, delay)
                 if stop.is_set() and not self.draining:
                     return None
                 continue
@@ -517,20 +498,6 @@ class SinkWorker:
             "the limit: nginx client_max_body_size, Elasticsearch http.max_content_length). The answer: %s",
             name, refused, new, new, " ".join(str(err).split())[:200], extra={"sink": name, "status": 413},
         )
-
-
-async def _wait(ev: asyncio.Event, timeout: float) -> None:
-    """Wait for ``ev`` at most ``timeout`` seconds.
-
-    ``asyncio.timeout`` and not ``wait_for``: on Python 3.11 ``wait_for`` can swallow a
-    cancellation that arrives as the inner wait completes, and a task that ignores its
-    cancellation hangs shutdown.
-    """
-    try:
-        async with asyncio.timeout(max(0.0, timeout)):
-            await ev.wait()
-    except TimeoutError:
-        pass
 
 
 class Emitter:
@@ -660,12 +627,12 @@ class Agent:
 
     async def _release_memory_when_idle(self, every: float = 60.0) -> None:
         """After a burst, give the freed heap back to the kernel once nothing moved for ``every``
-        seconds (the allocator keeps freed memory for the next batch while busy: shipper/memory.py)."""
-        from .memory import release_free_memory
+        seconds (the allocator keeps freed memory for the next batch while busy: shipper/util/memory.py)."""
+        from ..util.memory import release_free_memory
 
         last, released = self.spool.newest_seq, True
         while not self.stop_sources.is_set():
-            await _wait(self.stop_sources, every)
+            await wait_or_stop(self.stop_sources, every)
             top = self.spool.newest_seq
             if top != last:
                 last, released = top, False
@@ -691,7 +658,7 @@ class Agent:
                                                         source_name=src.name, error=str(e)[:500]))
                 except Exception:
                     pass
-                await _wait(ctx.stop, delay)
+                await wait_or_stop(ctx.stop, delay)
                 delay = min(delay * 2, 60.0)
                 await emitter.settle(quiet=True)  # positions are read after the last commit
                 ctx.positions = await self.spool.positions(src.key_prefix)

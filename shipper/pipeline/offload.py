@@ -39,8 +39,8 @@ from typing import Any
 
 import orjson
 
+from ..api import Encoded
 from . import spool_rows
-from .api import Encoded
 
 log = logging.getLogger("redis_shipper.offload")
 
@@ -88,7 +88,7 @@ class Offloader:
                       max_events: int = 100_000) -> Prepared | None:
         """Read the events after spool row ``after`` (up to ``max_bytes``) and encode them with
         the encoder named by ``spec``; None when there is no row. Raises OffloadUnavailable."""
-        from .observe import metrics
+        from ..observe import metrics
 
         if self._closed or time.monotonic() < self._down_until:
             raise OffloadUnavailable("offload process not available")
@@ -129,13 +129,13 @@ class Offloader:
         return Prepared(head["first"], head["last"], head["count"], head["size"], head["first_added"], enc)
 
     async def _ensure(self) -> asyncio.subprocess.Process:
-        from .observe import metrics
+        from ..observe import metrics
 
         if self.running:
             assert self._proc is not None
             return self._proc
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shipper.offload",
+            sys.executable, "-m", "shipper.pipeline.offload",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )
         metrics.OFFLOAD_RUNNING.set(1)
@@ -158,7 +158,7 @@ class Offloader:
 
     async def _stop(self) -> None:
         """Close the child's stdin (it exits at EOF); kill it if it does not."""
-        from .observe import metrics
+        from ..observe import metrics
 
         proc, self._proc = self._proc, None
         metrics.OFFLOAD_RUNNING.set(0)
@@ -166,7 +166,7 @@ class Offloader:
             await _reap(proc, kill=False)
 
     async def _kill(self) -> None:
-        from .observe import metrics
+        from ..observe import metrics
 
         proc, self._proc = self._proc, None
         metrics.OFFLOAD_RUNNING.set(0)
@@ -247,11 +247,11 @@ def main() -> int:
     import gc
     import signal
 
-    from .memory import tune_for_batches
+    from ..util.memory import tune_for_batches
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the agent, which stops us
     gc.set_threshold(50_000, 20, 100)  # short-lived batches of dicts: fewer collections
-    tune_for_batches()  # a batch's memory serves the next one (shipper/memory.py)
+    tune_for_batches()  # a batch's memory serves the next one (shipper/util/memory.py)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format='{"level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s","process":"offload"}')
     inp, out = sys.stdin.buffer, sys.stdout.buffer

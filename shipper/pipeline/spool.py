@@ -6,7 +6,7 @@ source position that produced them. Once it commits, the source may forget the b
 agent dies before it commits, the source re-reads them from the old position. Nothing else is
 needed for "no loss" and "replay is at most the batch in flight".
 
-Events are stored in rows of many (shipper/spool_rows.py has the layout and why). Each sink
+Events are stored in rows of many (shipper/pipeline/spool_rows.py has the layout and why). Each sink
 reads the spool through its own cursor (``sink_cursors``, an event's row number); a row is
 deleted when every sink's cursor passed its last event. The spool is bounded by
 ``max_bytes``: when full, ``append`` waits (the sources block) or, with ``when_full:
@@ -39,10 +39,10 @@ import orjson
 
 from parsers.events import Event, dumps, event_id, format_epoch, make_event
 
+from ..api import Position, SpooledEvent
+from ..audit.verify import seq_ranges_field
+from ..observe import metrics
 from . import spool_rows
-from .api import Position, SpooledEvent
-from .audit.verify import seq_ranges_field
-from .observe import metrics
 
 T = TypeVar("T")
 
@@ -332,7 +332,7 @@ class Spool:
 
     def _insert_rows(self, added: float, raws: list[bytes], top: int) -> int:
         """INSERT ``raws`` as the events after row number ``top`` (rows of many events, see
-        shipper/spool_rows.py); returns the new top.
+        shipper/pipeline/spool_rows.py); returns the new top.
 
         One statement for all the rows of an append: SQLite releases and re-takes the GIL around
         every step, and with the follower parsing on another thread each re-take waits for up to

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 
 import orjson
 
-from .api import SpooledEvent
+from ..api import SpooledEvent
 
 TABLE = """
 CREATE TABLE IF NOT EXISTS batches (
