@@ -77,7 +77,7 @@ from calibrate import calibration_ns  # noqa: E402  (bench/ is the script's dire
 
 from parsers.events import dumps  # noqa: E402
 from parsers.logfile import LogParser  # noqa: E402
-from shipper import spool_rows  # noqa: E402
+from shipper.pipeline import spool_rows  # noqa: E402
 
 LABELS = {"job": "redis", "instance": "redis://10.0.0.5:6379", "env": "bench"}
 CLK = os.sysconf("SC_CLK_TCK")

@@ -280,7 +280,7 @@ def test_a_gap_event_in_the_stream_being_appended_continues_that_appends_chain(t
 
 
 def test_a_big_batch_is_stored_in_rows_of_many_events_and_read_back_event_by_event(tmp_path, monkeypatch):
-    from shipper import spool_rows
+    from shipper.pipeline import spool_rows
 
     monkeypatch.setattr(spool_rows, "ROW_BYTES", 1000)  # ~3 events per row instead of ~400
 
@@ -374,7 +374,7 @@ def test_a_migrated_spool_keeps_the_numbering_of_rows_already_collected(tmp_path
 
 
 def test_a_read_only_reader_gets_the_pending_bytes_of_either_layout(tmp_path):
-    from shipper import spool_rows
+    from shipper.pipeline import spool_rows
 
     old = sqlite3.connect(tmp_path / "old.sqlite")
     old.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, added REAL, size INTEGER, raw BLOB)")
