@@ -124,3 +124,16 @@ LABEL_DISCOVERY_LAST_SUCCESS = Gauge(
     "redis_shipper_label_discovery_last_success_timestamp_seconds",
     "Unix time the labels were last confirmed by Prometheus", ["redis"], registry=REGISTRY,
 )
+
+# --- kubernetes discovery (shipper/sources/kubernetes/)
+KUBERNETES_API_ERRORS = Counter(
+    "redis_shipper_kubernetes_api_errors", "Failed list/watch requests to the Kubernetes API", ["source"],
+    registry=REGISTRY,
+)
+KUBERNETES_WATCH_EXPIRED = Counter(
+    "redis_shipper_kubernetes_watch_expired", "Watches answered 410 Gone (the pods were listed again)", ["source"],
+    registry=REGISTRY,
+)
+KUBERNETES_TARGETS = Gauge(
+    "redis_shipper_kubernetes_targets", "Redis containers followed on this node", ["source"], registry=REGISTRY,
+)
