@@ -116,7 +116,7 @@ async def stopped(ctx: Ctx, task: asyncio.Task[None]) -> None:
 def test_a_running_redis_pod_on_this_node_gets_a_log_source_and_a_poller_labelled_like_its_exporter(
         api: KubeAPI, ns: str, node: str, tmp_path: Path) -> None:
     kc = reader_kubeconfig(api, ns, tmp_path)
-    api.create_pod(ns, "cache-0", node=node, 
+    api.create_pod(ns, "cache-0", node=node,
                    containers=[("redis", "redis:7.0"), ("exporter", "oliver006/redis_exporter")],
                    labels={"app.kubernetes.io/instance": "cache"})
     api.create_pod(ns, "web-0", node=node, containers=[("nginx", "nginx:1.25")])
