@@ -58,6 +58,10 @@ class SourceContext:
     #: records an ``agent`` event that is not tied to this source's positions
     #: (warnings, data gaps, Redis unreachable...). Awaiting it makes it durable.
     emit_agent: Callable[[Event], Awaitable[None]] | None = None
+    #: adds and stops other sources while the agent runs (``add(name, config, labels)``,
+    #: ``stop(name)``): what a discovery source (``type: kubernetes``) drives; see
+    #: :class:`shipper.pipeline.runtime.SourceControl`
+    sources: Any = None
 
 
 class Source(abc.ABC):

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kube_server import Envtest, KubeAPI, require_envtest
 
-from shipper.sources.kubernetes.config import KubernetesSourceConfig
+from shipper.config.kubernetes import KubernetesSourceConfig
 from shipper.sources.kubernetes.source import KubernetesSource
 
 pytestmark = pytest.mark.integration
@@ -97,8 +97,8 @@ def reader_kubeconfig(api: KubeAPI, ns: str, tmp_path: Path, verbs: list[str] | 
 
 
 def source_for(kubeconfig: Path, node: str, **kw: Any) -> KubernetesSource:
-    cfg = KubernetesSourceConfig(type="kubernetes", node=node, kubeconfig=str(kubeconfig), **kw)
-    return KubernetesSource(cfg, global_labels={"env": "test"})
+    cfg = KubernetesSourceConfig(type="kubernetes", node=node, kubeconfig=str(kubeconfig), labels={"env": "test"}, **kw)
+    return KubernetesSource(cfg)
 
 
 async def running_source(src: KubernetesSource) -> tuple[RecordingControl, Ctx, asyncio.Task[None]]:

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shipper.sources.kubernetes.config import KubernetesSourceConfig
+from shipper.config.kubernetes import KubernetesSourceConfig
 from shipper.sources.kubernetes.pods import sanitize_label_name, target_labels, targets_of
 from shipper.sources.kubernetes.source import managed_for
 
@@ -79,16 +79,16 @@ def test_chosen_pod_labels_become_stream_labels_with_prometheus_spelling_and_sta
 def test_an_ipv6_pod_ip_is_bracketed_in_instance_and_url() -> None:
     (t, _) = targets_of(pod(status__podIP="fd00::17"), IMAGES, EXCLUDE)
     cfg = KubernetesSourceConfig(type="kubernetes", node="worker-1", poll={"port": 6379})
-    file_src, redis_src = managed_for(cfg, t, {})
+    file_src, redis_src = managed_for(cfg, t)
     assert file_src.labels["instance"] == "[fd00::17]:9121"
     assert redis_src.config["url"] == "redis://[fd00::17]:6379"
 
 
 def test_the_poller_gets_the_pods_address_and_the_configured_credentials_never_a_url_of_its_own() -> None:
     (t, _) = targets_of(pod(), IMAGES, EXCLUDE)
-    cfg = KubernetesSourceConfig(type="kubernetes", node="worker-1",
+    cfg = KubernetesSourceConfig(type="kubernetes", node="worker-1", labels={"job": "redis"},
                                  poll={"port": 6379, "username": "shipper", "password_file": "/etc/s/pw"})
-    _, redis_src = managed_for(cfg, t, {"job": "redis"})
+    _, redis_src = managed_for(cfg, t)
     assert redis_src.name == "k8s:cache/redis-0/redis:redis"
     assert redis_src.config["type"] == "redis" and redis_src.config["url"] == "redis://10.244.1.17:6379"
     assert redis_src.config["username"] == "shipper" and redis_src.config["password_file"] == "/etc/s/pw"

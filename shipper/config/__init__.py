@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError
 
 from .base import Duration, Size, Strict, parse_duration, parse_size, read_secret
 from .files import FileSourceConfig
+from .kubernetes import KubernetesSourceConfig
 from .labels import DiscoverLabelsConfig
 from .redis import RedisSourceConfig, TLSConfig
 from .sinks import (
@@ -38,6 +39,7 @@ __all__ = [
     "ElasticsearchSinkConfig",
     "FileSinkConfig",
     "FileSourceConfig",
+    "KubernetesSourceConfig",
     "LocalSinkConfig",
     "LokiSinkConfig",
     "RedisSourceConfig",
@@ -51,7 +53,7 @@ __all__ = [
     "read_secret",
 ]
 
-SourceConfig = Annotated[FileSourceConfig | RedisSourceConfig, Field(discriminator="type")]
+SourceConfig = Annotated[FileSourceConfig | RedisSourceConfig | KubernetesSourceConfig, Field(discriminator="type")]
 SinkConfig = Annotated[
     FileSinkConfig | LocalSinkConfig | LokiSinkConfig | ElasticsearchSinkConfig,
     Field(discriminator="type"),

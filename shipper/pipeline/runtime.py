@@ -33,6 +33,7 @@ from ..observe import metrics
 from ..util.backoff import Backoff
 from ..util.tz import host_timezone, parse_timezone
 from ..util.waits import wait_or_stop
+from .dynamic import DynamicSources
 from .offload import Offloader, OffloadUnavailable, Prepared
 from .spool import Spool
 
@@ -58,22 +59,28 @@ def agent_event(event: str, message: str, *, level: str = "warning", category: s
     )
 
 
+def build_source(sc: Any, tz: tzinfo, *, name: str | None = None) -> Source:
+    """The source for one validated ``sources:`` entry; ``name`` (its audit stream) defaults to
+    one derived from the entry."""
+    if sc.type == "file":
+        from ..sources.files.source import FileSource
+
+        return FileSource(sc, tz=tz, name=name or f"file:{sc.path}", rotate_wait=sc.rotate_wait,
+                          idle_flush=sc.idle_flush, stale_after=sc.stale_after)
+    if sc.type == "redis":
+        from ..sources.redis.client import safe_url
+        from ..sources.redis.source import RedisSource
+
+        return RedisSource(sc, name=name or f"redis:{safe_url(sc.url)}")
+    if sc.type == "kubernetes":
+        from ..sources.kubernetes.source import KubernetesSource
+
+        return KubernetesSource(sc, name=name)
+    raise ConfigError([("sources[].type", f"unknown source type {sc.type!r}")])  # pragma: no cover
+
+
 def build_sources(cfg: AgentConfig, tz: tzinfo) -> list[Source]:
-    sources: list[Source] = []
-    for i, sc in enumerate(cfg.sources):
-        if sc.type == "file":
-            from ..sources.files.source import FileSource
-
-            sources.append(FileSource(sc, tz=tz, name=f"file:{sc.path}", rotate_wait=sc.rotate_wait,
-                                      idle_flush=sc.idle_flush, stale_after=sc.stale_after))
-        elif sc.type == "redis":
-            from ..sources.redis.client import safe_url
-            from ..sources.redis.source import RedisSource
-
-            sources.append(RedisSource(sc, name=f"redis:{safe_url(sc.url)}"))
-        else:  # pragma: no cover - the schema forbids it
-            raise ConfigError([(f"sources[{i}].type", f"unknown source type {sc.type!r}")])
-    return sources
+    return [build_source(sc, tz) for sc in cfg.sources]
 
 
 def build_sinks(cfg: AgentConfig) -> list[Sink]:
@@ -512,14 +519,23 @@ class Emitter:
     before re-reading positions, the shutdown before closing the spool.
     """
 
-    def __init__(self, agent: Agent, stream: str, source_index: int | None) -> None:
+    def __init__(self, agent: Agent, stream: str, source_index: int | None,
+                 extra_labels: dict[str, str] | None = None) -> None:
         self.agent = agent
         self.stream = stream
         self.source_index = source_index
+        #: labels of a source added at run time (a discovered pod's), over the agent's own
+        self.extra_labels = extra_labels or None
+        #: when the source last emitted (monotonic): a drain waits for it to go quiet
+        self.last_emit = time.monotonic()
         self._inflight: asyncio.Future[None] | None = None
 
     async def __call__(self, batch: Batch) -> None:
+        self.last_emit = time.monotonic()
         self.agent._label(batch.events, self.source_index)
+        if self.extra_labels:
+            for ev in batch.events:
+                ev["labels"].update(self.extra_labels)
         # captured now: the source may reuse its objects once emit returns
         events = list(batch.events)
         positions = {k: orjson.loads(orjson.dumps(v)) if v is not None else None
@@ -565,6 +581,8 @@ class Agent:
         self.anchor_task: asyncio.Task[None] | None = None
         self.trim_task: asyncio.Task[None] | None = None
         self.emitters: list[Emitter] = []
+        #: sources added and stopped while running (pod discovery): shipper/pipeline/dynamic.py
+        self.dynamic = DynamicSources(self)
         self.offloader: Offloader | None = None
         if cfg.offload.mode == "auto":
             self.offloader = Offloader(str(self.spool.path), idle_stop=cfg.offload.idle_stop)
@@ -581,8 +599,9 @@ class Agent:
         for (source, category), n in counts.items():  # one metric update per kind, not per event
             metrics.EVENTS.labels(source, category).inc(n)
 
-    def _emitter(self, stream: str, source_index: int | None) -> Emitter:
-        emitter = Emitter(self, stream, source_index)
+    def _emitter(self, stream: str, source_index: int | None,
+                 extra_labels: dict[str, str] | None = None) -> Emitter:
+        emitter = Emitter(self, stream, source_index, extra_labels)
         self.emitters.append(emitter)
         return emitter
 
@@ -615,7 +634,7 @@ class Agent:
             index = i if i < len(self.cfg.sources) else None
             emitter = self._emitter(stream, index)
             ctx = SourceContext(emit=emitter, positions=positions, stop=self.stop_sources,
-                                state_dir=self.cfg.state_dir, emit_agent=self.record_agent)
+                                state_dir=self.cfg.state_dir, emit_agent=self.record_agent, sources=self.dynamic)
             self.source_tasks.append(asyncio.create_task(self._supervise(src, ctx, emitter),
                                                          name=f"source:{src.name}"))
         self.trim_task = asyncio.create_task(self._release_memory_when_idle(), name="memory-trim")
@@ -666,11 +685,13 @@ class Agent:
     async def shutdown(self) -> None:
         """Stop reading, flush the spool within ``shutdown_timeout``, commit, close."""
         self.stop_sources.set()
+        self.dynamic.stop_all()
         if self.trim_task is not None:
             self.trim_task.cancel()
             await asyncio.gather(self.trim_task, return_exceptions=True)
-        if self.source_tasks:
-            done, pending = await asyncio.wait(self.source_tasks, timeout=max(1.0, self.cfg.shutdown_timeout / 2))
+        tasks = self.source_tasks + self.dynamic.tasks()
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=max(1.0, self.cfg.shutdown_timeout / 2))
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shipper.api import Source, SourceContext
+from shipper.config import KubernetesSourceConfig
 from shipper.observe import metrics
 
-from .config import KubernetesSourceConfig
 from .pods import Target, target_labels, targets_of
 from .watch import PodWatcher
 
@@ -52,11 +52,12 @@ class SourceControl(Protocol):
     async def stop(self, name: str) -> None: ...
 
 
-def managed_for(cfg: KubernetesSourceConfig, t: Target, global_labels: dict[str, str]) -> list[Managed]:
-    """The sources one target calls for: its log files, and its Redis when ``poll`` is set."""
+def managed_for(cfg: KubernetesSourceConfig, t: Target) -> list[Managed]:
+    """The sources one target calls for: its log files, and its Redis when ``poll`` is set. Their
+    labels go over the agent's global ones (the runtime merges them)."""
     port = cfg.poll.port if cfg.poll is not None else 6379
     labels = target_labels(t, preset=cfg.instance_preset, port=port, copy_pod_labels=cfg.pod_labels,
-                           static={**global_labels, **cfg.labels})
+                           static=dict(cfg.labels))
     out = [Managed(f"k8s:{t.key}:file",
                    {"type": "file", "path": t.log_glob(cfg.log_root), "container_format": cfg.container_format},
                    labels)]
@@ -72,12 +73,10 @@ def managed_for(cfg: KubernetesSourceConfig, t: Target, global_labels: dict[str,
 class KubernetesSource(Source):
     """Discovers the Redis pods of one node and runs their sources through ``ctx.sources``."""
 
-    def __init__(self, cfg: KubernetesSourceConfig, *, name: str | None = None,
-                 global_labels: dict[str, str] | None = None, client_factory: Any = None) -> None:
+    def __init__(self, cfg: KubernetesSourceConfig, *, name: str | None = None, client_factory: Any = None) -> None:
         self.cfg = cfg
         self.name = name or f"kubernetes:{cfg.node}"
         self.key_prefix = f"kubernetes:{cfg.node}:"
-        self.global_labels = dict(global_labels or {})
         #: name -> what runs now (config and labels): a pod's new IP replaces its poller
         self.running: dict[str, Managed] = {}
         self._lock = asyncio.Lock()
@@ -101,7 +100,7 @@ class KubernetesSource(Source):
         wanted: dict[str, Managed] = {}
         for pod in pods.values():
             for t in targets_of(pod, self.cfg.images, self.cfg.exclude_images):
-                for m in managed_for(self.cfg, t, self.global_labels):
+                for m in managed_for(self.cfg, t):
                     wanted[m.name] = m
         async with self._lock:
             assert self._control is not None

@@ -25,11 +25,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from shipper.config import KubernetesSourceConfig
 from shipper.observe import metrics
 from shipper.util.backoff import Backoff
 from shipper.util.waits import wait_or_stop
-
-from .config import KubernetesSourceConfig
 
 log = logging.getLogger("redis_shipper.kubernetes")
 

@@ -1,4 +1,4 @@
-"""Config of ``type: kubernetes`` sources: which pods of this node are Redis, and how to follow them.
+"""Config of ``type: kubernetes`` sources (owned by shipper/sources/kubernetes/).
 
 A kubernetes source produces no events of its own beyond discovery notices: it watches the pods
 scheduled on its node and, for each Redis/Valkey/Sentinel container, runs a file source on the
@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from shipper.config.base import Duration, SecretRefs, Strict
-from shipper.config.redis import PollConfig, SlowlogConfig, TLSConfig
+from .base import Duration, SecretRefs, Strict
+from .redis import PollConfig, SlowlogConfig, TLSConfig
 
 
 class KubernetesPollConfig(SecretRefs):

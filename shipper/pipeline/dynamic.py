@@ -1,0 +1,117 @@
+"""Sources added and stopped while the agent runs: the one mechanism pod discovery uses.
+
+A source added here is the same object a config file would give (validated by the same schema,
+built by the same factory), supervised the same way, and appends to the spool through its own
+:class:`~shipper.pipeline.runtime.Emitter`. What makes it dynamic:
+
+* it is known by a **name** that is also its audit stream (``<host>/<name>``): a source stopped and
+  added again under the same name continues its hash chain and resumes from its checkpoints (the
+  spool keeps both; only the agent's process state goes);
+* **stopping drains it**: the source runs on until it has been quiet (nothing emitted) for longer
+  than it holds a pending event (``idle_flush``) or waits for a half-written line
+  (``partial_line_timeout``), at most ``drain_timeout``; then it is stopped, and what it emitted is
+  committed before :meth:`stop` returns. A pod's log files are complete once the pod is gone, so
+  the drain reads them to their end;
+* its events carry the agent's labels **updated with its own** (a pod's namespace, pod, container,
+  instance).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from ..api import Source, SourceContext
+from ..config import ConfigError, SourceConfig
+
+if TYPE_CHECKING:
+    from .runtime import Agent, Emitter
+
+log = logging.getLogger("redis_shipper.runtime")
+
+_SOURCE = TypeAdapter(SourceConfig)
+
+
+@dataclass
+class _Running:
+    source: Source
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+    emitter: Emitter
+
+
+class DynamicSources:
+    """The agent's run-time sources, and the ``ctx.sources`` control handed to every source."""
+
+    def __init__(self, agent: Agent, *, drain_timeout: float = 30.0) -> None:
+        self.agent = agent
+        self.drain_timeout = drain_timeout
+        self.running: dict[str, _Running] = {}
+        self._stopping = False
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        return [r.task for r in self.running.values()]
+
+    async def add(self, name: str, config: dict[str, Any], labels: dict[str, str] | None = None) -> None:
+        """Start the source ``config`` (a ``sources:`` entry) as ``name``; a no-op when it runs."""
+        if name in self.running or self._stopping:
+            return
+        try:
+            sc = _SOURCE.validate_python(config)
+        except ValidationError as e:
+            raise ConfigError([(f"{name}.{'.'.join(map(str, err['loc']))}", err["msg"]) for err in e.errors()],
+                              name) from None
+        from .runtime import build_source
+
+        agent = self.agent
+        src = build_source(sc, agent.tz, name=name)
+        positions = await agent.spool.positions(src.key_prefix)
+        emitter = agent._emitter(f"{agent.host}/{src.name}", None, dict(labels or {}))
+        stop = asyncio.Event()
+        ctx = SourceContext(emit=emitter, positions=positions, stop=stop, state_dir=agent.cfg.state_dir,
+                            emit_agent=agent.record_agent, sources=self)
+        task = asyncio.create_task(agent._supervise(src, ctx, emitter), name=f"source:{name}")
+        self.running[name] = _Running(src, stop, task, emitter)
+
+    async def stop(self, name: str, *, drain: bool = True) -> None:
+        """Drain (unless ``drain`` is false), stop and forget ``name``; its checkpoints stay."""
+        r = self.running.get(name)
+        if r is None:
+            return
+        if drain and not self._stopping:
+            await self._until_quiet(r)
+        r.stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(r.task), self.drain_timeout)
+        except TimeoutError:
+            log.warning("source %s did not stop within %.0fs; cancelled (it resumes from its checkpoints)",
+                        name, self.drain_timeout)
+            r.task.cancel()
+            await asyncio.gather(r.task, return_exceptions=True)
+        await r.emitter.settle(quiet=True)
+        self.running.pop(name, None)
+        if r.emitter in self.agent.emitters:
+            self.agent.emitters.remove(r.emitter)
+
+    async def _until_quiet(self, r: _Running) -> None:
+        cfg = getattr(r.source, "cfg", None)
+        hold = max(float(getattr(cfg, "idle_flush", 0.0) or 0.0), float(getattr(cfg, "partial_line_timeout", 0.0) or 0.0))
+        quiet = hold + 1.0
+        deadline = time.monotonic() + self.drain_timeout
+        while time.monotonic() < deadline and not r.task.done() and not self._stopping:
+            idle = time.monotonic() - r.emitter.last_emit
+            if idle >= quiet:
+                return
+            await asyncio.sleep(min(quiet - idle, 0.25))
+
+    def stop_all(self) -> None:
+        """At the agent's shutdown: every run-time source stops with the others (no drain: what it has
+        not read is read after the restart, from its checkpoints)."""
+        self._stopping = True
+        for r in self.running.values():
+            r.stop.set()
