@@ -100,7 +100,8 @@ class DynamicSources:
 
     async def _until_quiet(self, r: _Running) -> None:
         cfg = getattr(r.source, "cfg", None)
-        hold = max(float(getattr(cfg, "idle_flush", 0.0) or 0.0), float(getattr(cfg, "partial_line_timeout", 0.0) or 0.0))
+        hold = max(float(getattr(cfg, "idle_flush", 0.0) or 0.0),
+                   float(getattr(cfg, "partial_line_timeout", 0.0) or 0.0))
         quiet = hold + 1.0
         deadline = time.monotonic() + self.drain_timeout
         while time.monotonic() < deadline and not r.task.done() and not self._stopping:
