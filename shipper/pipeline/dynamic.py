@@ -64,8 +64,9 @@ class DynamicSources:
         try:
             sc = _SOURCE.validate_python(config)
         except ValidationError as e:
-            raise ConfigError([(f"{name}.{'.'.join(map(str, err['loc']))}", err["msg"]) for err in e.errors()],
-                              name) from None
+            # loc[0] is the union's tag (the type): the key path starts after it
+            raise ConfigError([(".".join(map(str, err["loc"][1:])) or "type", err["msg"]) for err in e.errors()],
+                              f"source {name}") from None
         from .runtime import build_source
 
         agent = self.agent

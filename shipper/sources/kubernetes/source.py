@@ -79,6 +79,8 @@ class KubernetesSource(Source):
         self.key_prefix = f"kubernetes:{cfg.node}:"
         #: name -> what runs now (config and labels): a pod's new IP replaces its poller
         self.running: dict[str, Managed] = {}
+        #: what the runtime refused to start (reported once; tried again when the pod changes)
+        self.refused: dict[str, Managed] = {}
         self._lock = asyncio.Lock()
         self._control: SourceControl | None = None
         kwargs = {"client_factory": client_factory} if client_factory is not None else {}
@@ -109,11 +111,19 @@ class KubernetesSource(Source):
                 await self._control.stop(name)
                 del self.running[name]
             for name, m in wanted.items():
-                if name not in self.running:
-                    log.info("kubernetes source %s: following %s (%s)", self.name, name,
-                             m.config.get("path") or "poller", extra={"source": self.name})
+                if name in self.running or self.refused.get(name) == m:
+                    continue
+                try:
                     await self._control.add(name, m.config, m.labels)
-                    self.running[name] = m
+                except Exception as e:  # a config the schema refuses: said once, the others go on
+                    self.refused[name] = m
+                    log.error("kubernetes source %s: cannot follow %s: %s", self.name, name, e,
+                              extra={"source": self.name})
+                    continue
+                self.refused.pop(name, None)
+                log.info("kubernetes source %s: following %s (%s)", self.name, name,
+                         m.config.get("path") or "poller", extra={"source": self.name})
+                self.running[name] = m
             metrics.KUBERNETES_TARGETS.labels(source=self.name).set(
                 sum(1 for n in self.running if n.endswith(":file")))
 

@@ -1,0 +1,121 @@
+"""`redis-shipper run` as a DaemonSet pod runs it, against a real kube-apiserver: pods of its node
+appear, run, restart their container and go; the test writes their kubelet log files (CRI format,
+as containerd writes Redis's stdout) and counts what the agent ships.
+
+No kubelet here (envtest): the test plays its part, creating the pod's log directory and patching
+the pod's status the way the kubelet would.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from kube_server import Envtest, KubeAPI, require_envtest
+
+from conftest import SAMPLE_LOGS
+
+pytestmark = pytest.mark.integration
+
+REDIS_LINES = [
+    line for line in (SAMPLE_LOGS / "redis-7.0" / "replication-master.log").read_text().splitlines()
+    if line[:1].isdigit()
+][:30]
+
+
+def cri(line: str, *, stream: str = "stdout", when: str = "2026-12-07T03:00:00.123456789Z") -> str:
+    """A line as containerd's CRI logger writes it: ``<RFC3339Nano> <stream> F <text>``."""
+    return f"{when} {stream} F {line}\n"
+
+
+def read_out(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [orjson.loads(x) for x in path.read_bytes().splitlines() if x.strip()]
+
+
+def wait_for(pred, timeout: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    et = Envtest(require_envtest(), tmp_path_factory.mktemp("envtest-agent"))
+    yield et.start()
+    et.stop()
+
+
+def test_a_redis_pods_log_is_shipped_with_its_pod_labels_across_a_container_restart_and_its_deletion(
+        api: KubeAPI, tmp_path: Path) -> None:
+    ns, node = "cache", "worker-1"
+    api.create_namespace(ns)
+    token = api.service_account_token(ns, "redis-shipper", verbs=["get", "list", "watch"])
+    kubeconfig = api.kubeconfig(tmp_path / "kubeconfig", token)
+    pods = tmp_path / "pods"
+    pods.mkdir()
+    out = tmp_path / "out.jsonl"
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(f"""\
+state_dir: {tmp_path / 'state'}
+timezone: UTC
+labels: {{job: redis}}
+metrics: {{listen: ''}}
+sources:
+  - type: kubernetes
+    node: {node}
+    kubeconfig: {kubeconfig}
+    log_root: {pods}
+    pod_labels: [app.kubernetes.io/instance]
+sinks:
+  - type: file
+    path: {out}
+""")
+    agent = subprocess.Popen([sys.executable, "-m", "shipper.cli", "run", "--config", str(cfg)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        pod = api.create_pod(ns, "redis-0", node=node, containers=[("redis", "redis:7.0")],
+                             labels={"app.kubernetes.io/instance": "sessions"})
+        uid = pod["metadata"]["uid"]
+        logdir = pods / f"{ns}_redis-0_{uid}" / "redis"
+        logdir.mkdir(parents=True)
+        with (logdir / "0.log").open("w") as f:
+            f.writelines(cri(line) for line in REDIS_LINES[:20])
+        api.set_running(ns, "redis-0", "10.244.0.7", ["redis"])
+
+        def data() -> list[dict]:
+            return [e for e in read_out(out) if e.get("source") == "redis"]
+
+        assert wait_for(lambda: len(data()) >= 20), agent.stderr.read1().decode() if agent.stderr else ""
+        # the container restarts: the kubelet opens 1.log beside 0.log
+        with (logdir / "1.log").open("w") as f:
+            f.writelines(cri(line) for line in REDIS_LINES[20:25])
+        assert wait_for(lambda: len(data()) >= 25)
+        # the pod goes: lines written just before are drained, then its source stops
+        with (logdir / "1.log").open("a") as f:
+            f.writelines(cri(line) for line in REDIS_LINES[25:30])
+        api.delete_pod(ns, "redis-0")
+        assert wait_for(lambda: len(data()) >= 30)
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(30) == 0, agent.stderr.read().decode() if agent.stderr else ""
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+    events = data()
+    assert [e["message"] for e in events] == [line.split(" ", 6)[6] for line in REDIS_LINES], \
+        "every line once, in order: the runtime's CRI prefix removed, Redis's own message kept"
+    assert all(e["timestamp"].startswith("2026-11-25T") for e in events), \
+        "Redis's own timestamps, not the runtime's (2026-12-07)"
+    for e in events:
+        assert e["labels"] == {"job": "redis", "namespace": ns, "pod": "redis-0", "container": "redis",
+                               "node": node, "instance": "10.244.0.7:9121", "app_kubernetes_io_instance": "sessions"}
