@@ -159,6 +159,7 @@ class Envtest:
         test can cause at will (the watch cache keeps recent changes however many there are)."""
         real = subprocess.run([str(self.script.parent / "unpack")], capture_output=True, text=True, timeout=120)
         assert real.returncode == 0, real.stderr
+        self.dir.mkdir(parents=True, exist_ok=True)
         wrapper = self.dir / "kube-apiserver-no-watch-cache"
         wrapper.write_text(f'#!/bin/sh\nexec {real.stdout.strip()}/kube-apiserver --watch-cache=false "$@"\n')
         wrapper.chmod(0o755)
