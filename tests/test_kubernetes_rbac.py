@@ -26,8 +26,9 @@ def test_the_shipped_rbac_lets_the_agent_watch_pods_and_nothing_else(tmp_path: P
         api.ok("POST", f"/api/v1/namespaces/{ns}/serviceaccounts", sa)
         for doc in yaml.safe_load_all((DEPLOY / "rbac.yaml").read_text()):
             api.ok("POST", f"/apis/rbac.authorization.k8s.io/v1/{PLURAL[doc['kind']]}", doc)
-        token = api.ok("POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{sa['metadata']['name']}/token",
-                       {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}})["status"]["token"]
+        minted = api.ok("POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{sa['metadata']['name']}/token",
+                        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}})
+        token = minted["status"]["token"]
         allowed = [
             "/api/v1/pods?fieldSelector=spec.nodeName%3Dworker-1",
             "/api/v1/namespaces/elsewhere/pods",
