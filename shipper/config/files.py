@@ -14,6 +14,11 @@ class FileSourceConfig(Strict):
     #: a path or a glob; several sources may be configured
     path: str
     format: Literal["auto", "redis", "sentinel"] = "auto"
+    #: a container runtime's envelope around each line: ``cri`` (containerd, CRI-O, podman
+    #: k8s-file), ``docker`` (json-file), ``plain`` (none); ``auto`` decides per file from its first line
+    container_format: Literal["auto", "plain", "cri", "docker"] = "auto"
+    #: labels of this source's events, over the global ``labels`` (several Redis on one host)
+    labels: dict[str, str] = Field(default_factory=dict)
     #: where to start in a file never seen before (a known file always resumes from its checkpoint)
     start_at: Literal["beginning", "end"] = "beginning"
     #: patterns (relative to the live file's name, ``{name}`` = its base name) of rotated files

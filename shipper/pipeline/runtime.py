@@ -533,9 +533,13 @@ class Emitter:
     async def __call__(self, batch: Batch) -> None:
         self.last_emit = time.monotonic()
         self.agent._label(batch.events, self.source_index)
-        if self.extra_labels:
-            for ev in batch.events:
-                ev["labels"].update(self.extra_labels)
+        extra = self.extra_labels
+        for ev in batch.events:
+            path_labels = ev.pop("_labels", None)  # a container log's path (kubelet / Docker layout)
+            if path_labels:
+                ev["labels"].update(path_labels)
+            if extra:
+                ev["labels"].update(extra)
         # captured now: the source may reuse its objects once emit returns
         events = list(batch.events)
         positions = {k: orjson.loads(orjson.dumps(v)) if v is not None else None
@@ -632,7 +636,8 @@ class Agent:
             positions = await self.spool.positions(src.key_prefix)
             stream = f"{self.host}/{src.name}"
             index = i if i < len(self.cfg.sources) else None
-            emitter = self._emitter(stream, index)
+            emitter = self._emitter(stream, index, getattr(self.cfg.sources[index], "labels", None)
+                                    if index is not None else None)
             ctx = SourceContext(emit=emitter, positions=positions, stop=self.stop_sources,
                                 state_dir=self.cfg.state_dir, emit_agent=self.record_agent, sources=self.dynamic)
             self.source_tasks.append(asyncio.create_task(self._supervise(src, ctx, emitter),

@@ -98,6 +98,8 @@ class Stream:
         self.partial_since: float | None = None
         self._partial_at: int = -1  # offset of the partial line partial_since refers to
         self.finished = False
+        #: labels the file's path gives (kubelet / Docker layout: shipper/sources/files/layout.py)
+        self.labels: dict[str, str] | None = None
         self._id_origin: str | None = None
         self._id_base: Any = None
 
@@ -123,7 +125,10 @@ class Stream:
             base.update(b"\0")
             self._id_base, self._id_origin = base, origin
         copy = self._id_base.copy
+        labels = self.labels
         for ev in events:
+            if labels:
+                ev["_labels"] = labels
             off = ev.get("offset")
             pos = str(off) if ev.get("lines", 1) else f"{off}:{ev.get('event')}"
             h = copy()

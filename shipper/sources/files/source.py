@@ -52,6 +52,7 @@ from shipper.observe.metrics import (
 
 from .fingerprint import Head, gzip_head_and_size, head_hash, make_origin, read_head
 from .follower import LineParser, ReadResult, Stream
+from .layout import labels_from_path
 from .paths import DEFAULT_ROTATED_PATTERNS, expand, siblings, watch_dirs
 from .watcher import Watcher
 
@@ -212,6 +213,7 @@ class FileSource(Source):
             tuple(cfg.rotated_patterns) if "rotated_patterns" in cfg.model_fields_set else DEFAULT_ROTATED_PATTERNS
         )
         self.parser_factory = parser_factory or self._default_parser_factory()
+        self.parser_sees_head = parser_factory is None
         #: a renamed-away file is read until it has not grown for this long, then closed
         self.rotate_wait = rotate_wait
         #: a pending multi-line event is flushed after this long without new bytes
@@ -222,13 +224,20 @@ class FileSource(Source):
     def _default_parser_factory(self) -> Callable[[float | None], LineParser]:
         cfg, tz = self.cfg, self.tz
 
-        def make(mtime: float | None) -> LineParser:
-            from parsers.logfile import LogParser  # imported late: parsers/logfile lands separately
+        def make(mtime: float | None, head: bytes = b"") -> LineParser:
+            from parsers.envelope import ContainerLogParser, detect
+            from parsers.logfile import LogParser
 
             ref = datetime.fromtimestamp(mtime, tz) if mtime else None
-            return LogParser(  # type: ignore[no-any-return]
+            parser = LogParser(
                 kind=cfg.format, tz=tz, reference_time=ref, year=cfg.year, max_line_bytes=cfg.max_line_bytes
             )
+            fmt = cfg.container_format
+            if fmt == "auto" and head:  # decided from the file's first bytes: a host file costs nothing more
+                fmt = detect(head.split(b"\n", 1)[0])
+            if fmt == "plain":
+                return parser  # type: ignore[return-value]
+            return ContainerLogParser(parser, fmt, max_line_bytes=cfg.max_line_bytes)  # type: ignore[return-value]
 
         return make
 
@@ -363,12 +372,13 @@ class _Run:
             ino=f.st.st_ino,
             head=Head.of(f.head),
             offset=offset,
-            parser=self.src.parser_factory(f.st.st_mtime),
+            parser=self._parser(f),
             max_line_bytes=self.cfg.max_line_bytes,
             read_chunk=self.cfg.read_chunk,
             fingerprint_bytes=self.nbytes,
             head_bytes=f.head,
         )
+        s.labels = labels_from_path(f.live) or None
         s.last_size = f.st.st_size
         s.last_data = time.monotonic()
         if draining:
@@ -386,6 +396,13 @@ class _Run:
         if f.is_live:
             self.live[f.live] = key
         return s
+
+    def _parser(self, f: _File) -> LineParser:
+        """The parser of a new stream; the default factory also sees the file's first bytes (its
+        container envelope); a factory given by a test or a bench gets the mtime only."""
+        if self.src.parser_sees_head:
+            return self.src.parser_factory(f.st.st_mtime, f.head)  # type: ignore[call-arg]
+        return self.src.parser_factory(f.st.st_mtime)
 
     def _mark_live(self, live: str) -> None:
         if live not in self.marked:
