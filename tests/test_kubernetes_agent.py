@@ -119,3 +119,58 @@ sinks:
     for e in events:
         assert e["labels"] == {"job": "redis", "namespace": ns, "pod": "redis-0", "container": "redis",
                                "node": node, "instance": "10.244.0.7:9121", "app_kubernetes_io_instance": "sessions"}
+
+
+def test_a_discovered_pod_with_poll_gets_a_poller_whose_events_carry_the_pods_labels(
+        api: KubeAPI, tmp_path: Path) -> None:
+    """The pod's IP is loopback here (no pod network): a real Redis 7.0 on a free port stands for
+    the pod's Redis, and its slowlog entries arrive labelled as the pod's."""
+    import redis
+
+    from servers import start_server
+
+    rp = start_server("redis7", tmp_path, config={"slowlog-log-slower-than": "0"})
+    ns, node = "polled", "worker-2"
+    api.create_namespace(ns)
+    token = api.service_account_token(ns, "redis-shipper", verbs=["get", "list", "watch"])
+    kubeconfig = api.kubeconfig(tmp_path / "kubeconfig", token)
+    out = tmp_path / "out.jsonl"
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(f"""\
+state_dir: {tmp_path / 'state'}
+timezone: UTC
+labels: {{job: redis}}
+metrics: {{listen: ''}}
+sources:
+  - type: kubernetes
+    node: {node}
+    kubeconfig: {kubeconfig}
+    log_root: {tmp_path / 'pods'}
+    instance_preset: multi-target
+    poll: {{port: {rp.port}, slowlog: {{interval: 100ms, redact: none}}}}
+sinks:
+  - type: file
+    path: {out}
+""")
+    agent = subprocess.Popen([sys.executable, "-m", "shipper.cli", "run", "--config", str(cfg)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        api.create_pod(ns, "redis-0", node=node, containers=[("redis", "redis:7.0")])
+        api.set_running(ns, "redis-0", "127.0.0.1", ["redis"])
+        r = redis.Redis(host="127.0.0.1", port=rp.port)
+
+        def marked() -> list[dict]:
+            r.set("k8s:marker", "1")
+            return [e for e in read_out(out) if e.get("category") == "slowlog" and "k8s:marker" in str(e)]
+
+        assert wait_for(lambda: bool(marked()), timeout=60), agent.stderr.read1().decode() if agent.stderr else ""
+        ev = marked()[0]
+        assert ev["labels"] == {"job": "redis", "namespace": ns, "pod": "redis-0", "container": "redis",
+                                "node": node, "instance": f"redis://127.0.0.1:{rp.port}"}
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(30) == 0
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+        rp.stop()
