@@ -193,3 +193,37 @@ def test_the_running_agent_serves_metrics_health_and_readiness_on_loopback(tmp_p
     finally:
         p.send_signal(signal.SIGTERM)
         assert p.wait(20) == 0
+
+
+def test_sighup_that_changes_only_file_sources_applies_them_to_the_running_agent(tmp_path):
+    """Adding one file and removing another reloads in place: the file that stays is not re-read,
+    the removed one is drained and stopped, the new one starts, and the sinks never restart."""
+    keep, drop, new = tmp_path / "keep.log", tmp_path / "drop.log", tmp_path / "new.log"
+    for f in (keep, drop, new):
+        shutil.copy(SAMPLE, f)
+    out = tmp_path / "out.jsonl"
+    cfg = write_cfg(tmp_path, [keep, drop], out)
+    p = start_agent(cfg)
+    n = len(SAMPLE.read_bytes().splitlines())
+
+    def lines_of(f: Path) -> int:
+        return sum(e.get("lines", 0) for e in read_out(out) if e.get("file") == str(f))
+
+    try:
+        assert wait_for(lambda: lines_of(keep) >= n and lines_of(drop) >= n)
+        write_cfg(tmp_path, [keep, new], out)
+        p.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: lines_of(new) >= n)
+        with open(drop, "ab") as f:  # nobody follows it any more
+            f.write(SAMPLE.read_bytes().splitlines()[0] + b"\n")
+        with open(keep, "ab") as f:  # still followed, by the same source
+            f.write(SAMPLE.read_bytes().splitlines()[0] + b"\n")
+        assert wait_for(lambda: lines_of(keep) >= n + 1)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(20) == 0
+        err = p.stderr.read().decode() if p.stderr else ""
+    assert (lines_of(keep), lines_of(drop), lines_of(new)) == (n + 1, n, n)
+    reloads = [orjson.loads(x) for x in err.splitlines() if x.startswith("{") and "reloaded" in x]
+    assert len(reloads) == 1 and reloads[0]["stopped"] == [f"file:{drop}"] and reloads[0]["started"] == [f"file:{new}"]
+    assert err.count('"msg":"started"') == 1, "the pipeline was not restarted"

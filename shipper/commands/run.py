@@ -131,6 +131,12 @@ async def _run(cfg: AgentConfig, config_path: str | None) -> int:
             except ConfigError as e:
                 log.error("reload refused, keeping the running config: %s", e)
                 continue
+            if sources_only_change(cfg, new_cfg):
+                stopped, started = await agent.dynamic.reload(list(new_cfg.sources))
+                agent.cfg = cfg = new_cfg
+                log.info("reloaded %s: the sources changed, the rest runs on", config_path,
+                         extra={"stopped": stopped, "started": started})
+                continue
             log.info("reloading %s: stopping the current pipeline (positions are kept in the spool)", config_path)
             await agent.shutdown()
             holder.pop("agent", None)
@@ -153,6 +159,20 @@ async def _run(cfg: AgentConfig, config_path: str | None) -> int:
     finally:
         await server.close()  # after the flush, so /metrics answers during it
     return 0
+
+
+def sources_only_change(old: AgentConfig, new: AgentConfig) -> bool:
+    """A reload that adds, removes or changes file or kubernetes sources and nothing else is applied
+    to the running agent (the sources that stay go on untouched: no re-read, no restart of the
+    sinks). Anything else, a Redis source among it (the labeler keys its discovery by the Redis
+    sources), restarts the pipeline."""
+    if old.model_dump(exclude={"sources"}) != new.model_dump(exclude={"sources"}):
+        return False
+    from ..pipeline.runtime import source_name
+
+    if len({source_name(s) for s in new.sources}) != len(new.sources):
+        return False  # two entries with one name: only a restart keeps them apart
+    return [s for s in old.sources if s.type == "redis"] == [s for s in new.sources if s.type == "redis"]
 
 
 async def _start(cfg: AgentConfig):  # type: ignore[no-untyped-def]

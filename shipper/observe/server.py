@@ -163,8 +163,14 @@ def agent_status(agent: Any) -> Status:
         except Exception:  # noqa: BLE001 - a closed spool must not break /ready
             pending = None
         status["sinks"][name] = {"healthy": bool(w.healthy), "failing_since": w.failing_since, "pending": pending}
-    tasks = list(getattr(agent, "source_tasks", []) or [])
-    for i, src in enumerate(getattr(agent, "sources", []) or []):
+    dynamic = getattr(agent, "dynamic", None)
+    if dynamic is not None and hasattr(dynamic, "running"):  # every source, also those added at run time
+        pairs = [(r.source, r.task) for r in list(dynamic.running.values())]
+        sources, tasks = [p[0] for p in pairs], [p[1] for p in pairs]
+    else:
+        sources = list(getattr(agent, "sources", []) or [])
+        tasks = list(getattr(agent, "source_tasks", []) or [])
+    for i, src in enumerate(sources):
         name = getattr(src, "name", f"source{i}")
         if i >= len(tasks):
             state = "not started"

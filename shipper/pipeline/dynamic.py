@@ -43,6 +43,8 @@ class _Running:
     stop: asyncio.Event
     task: asyncio.Task[None]
     emitter: Emitter
+    #: the validated ``sources:`` entry it was built from (None: built in code), for a reload's diff
+    spec: Any = None
 
 
 class DynamicSources:
@@ -69,15 +71,41 @@ class DynamicSources:
                               f"source {name}") from None
         from .runtime import build_source
 
+        await self.start(build_source(sc, self.agent.tz, name=name), labels=labels, spec=sc)
+
+    async def start(self, src: Source, *, index: int | None = None, labels: dict[str, str] | None = None,
+                    spec: Any = None) -> asyncio.Task[None]:
+        """Run a built source under its ``name``: its own stop, its own emitter, the supervisor.
+        ``index`` is its place in the config's ``sources`` (the labeler keys Redis sources by it)."""
         agent = self.agent
-        src = build_source(sc, agent.tz, name=name)
         positions = await agent.spool.positions(src.key_prefix)
-        emitter = agent._emitter(f"{agent.host}/{src.name}", None, dict(labels or {}))
+        emitter = agent._emitter(f"{agent.host}/{src.name}", index, dict(labels or {}))
         stop = asyncio.Event()
         ctx = SourceContext(emit=emitter, positions=positions, stop=stop, state_dir=agent.cfg.state_dir,
                             emit_agent=agent.record_agent, sources=self)
-        task = asyncio.create_task(agent._supervise(src, ctx, emitter), name=f"source:{name}")
-        self.running[name] = _Running(src, stop, task, emitter)
+        task = asyncio.create_task(agent._supervise(src, ctx, emitter), name=f"source:{src.name}")
+        key, n = src.name, 1
+        while key in self.running:  # two entries of one config with the same name (tests, or a typo)
+            n += 1
+            key = f"{src.name}#{n}"
+        self.running[key] = _Running(src, stop, task, emitter, spec)
+        return task
+
+    async def reload(self, sources: list[Any]) -> tuple[list[str], list[str]]:
+        """Make the running config-built sources those of ``sources`` (validated entries): stop the
+        ones gone or changed (drained), start the new ones. Returns (stopped, started) names."""
+        from .runtime import build_source, source_name
+
+        wanted = {source_name(sc): sc for sc in sources}
+        stopped = [n for n, r in self.running.items() if r.spec is not None and wanted.get(n) != r.spec]
+        await asyncio.gather(*(self.stop(n) for n in stopped))
+        started = []
+        for name, sc in wanted.items():
+            if name not in self.running:
+                await self.start(build_source(sc, self.agent.tz, name=name), labels=getattr(sc, "labels", None),
+                                 spec=sc)
+                started.append(name)
+        return stopped, started
 
     async def stop(self, name: str, *, drain: bool = True) -> None:
         """Drain (unless ``drain`` is false), stop and forget ``name``; its checkpoints stay."""

@@ -59,23 +59,34 @@ def agent_event(event: str, message: str, *, level: str = "warning", category: s
     )
 
 
+def source_name(sc: Any) -> str:
+    """The name (and audit stream) of a configured source: ``file:<path>``, ``redis:<url without
+    secrets>``, ``kubernetes:<node>``."""
+    if sc.type == "file":
+        return f"file:{sc.path}"
+    if sc.type == "redis":
+        from ..sources.redis.client import safe_url
+
+        return f"redis:{safe_url(sc.url)}"
+    return f"{sc.type}:{getattr(sc, 'node', '')}"
+
+
 def build_source(sc: Any, tz: tzinfo, *, name: str | None = None) -> Source:
     """The source for one validated ``sources:`` entry; ``name`` (its audit stream) defaults to
     one derived from the entry."""
     if sc.type == "file":
         from ..sources.files.source import FileSource
 
-        return FileSource(sc, tz=tz, name=name or f"file:{sc.path}", rotate_wait=sc.rotate_wait,
+        return FileSource(sc, tz=tz, name=name or source_name(sc), rotate_wait=sc.rotate_wait,
                           idle_flush=sc.idle_flush, stale_after=sc.stale_after)
     if sc.type == "redis":
-        from ..sources.redis.client import safe_url
         from ..sources.redis.source import RedisSource
 
-        return RedisSource(sc, name=name or f"redis:{safe_url(sc.url)}")
+        return RedisSource(sc, name=name or source_name(sc))
     if sc.type == "kubernetes":
         from ..sources.kubernetes.source import KubernetesSource
 
-        return KubernetesSource(sc, name=name)
+        return KubernetesSource(sc, name=name or source_name(sc))
     raise ConfigError([("sources[].type", f"unknown source type {sc.type!r}")])  # pragma: no cover
 
 
@@ -633,15 +644,10 @@ class Agent:
             self.workers.append(w)
             self.sink_tasks.append(asyncio.create_task(w.run(self.stop_sinks), name=f"sink:{sink.name}"))
         for i, src in enumerate(self.sources):
-            positions = await self.spool.positions(src.key_prefix)
-            stream = f"{self.host}/{src.name}"
-            index = i if i < len(self.cfg.sources) else None
-            emitter = self._emitter(stream, index, getattr(self.cfg.sources[index], "labels", None)
-                                    if index is not None else None)
-            ctx = SourceContext(emit=emitter, positions=positions, stop=self.stop_sources,
-                                state_dir=self.cfg.state_dir, emit_agent=self.record_agent, sources=self.dynamic)
-            self.source_tasks.append(asyncio.create_task(self._supervise(src, ctx, emitter),
-                                                         name=f"source:{src.name}"))
+            sc = self.cfg.sources[i] if i < len(self.cfg.sources) else None
+            task = await self.dynamic.start(src, index=i if sc is not None else None,
+                                            labels=getattr(sc, "labels", None), spec=sc)
+            self.source_tasks.append(task)
         self.trim_task = asyncio.create_task(self._release_memory_when_idle(), name="memory-trim")
         if self.cfg.audit.anchor_interval > 0:
             timer = AnchorTimer(self.spool.chain_heads, self.record_agent,
