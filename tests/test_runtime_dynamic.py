@@ -106,3 +106,51 @@ def test_stopping_a_source_that_does_not_run_is_a_no_op(tmp_path: Path) -> None:
         await agent.shutdown()
 
     asyncio.run(scenario())
+
+
+def test_a_kubelet_rotation_and_its_later_gzip_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    """The kubelet renames ``0.log`` to ``0.log.<YYYYMMDD-HHMMSS>``, opens a new ``0.log``, and
+    later gzips the rotated file; CRI lines, labels from the kubelet path."""
+    import gzip
+    import shutil
+
+    logdir = tmp_path / "pods" / "cache_redis-0_0f1e2d3c-aaaa-bbbb-cccc-111122223333" / "redis"
+    logdir.mkdir(parents=True)
+    lines = redis_lines()
+
+    def cri(line: str) -> str:
+        return f"2026-12-07T03:00:00.000000001Z stdout F {line}\n"
+
+    async def scenario() -> RecordingSink:
+        cfg = parse_config({"state_dir": str(tmp_path / "state"), "timezone": "UTC", "shutdown_timeout": 5,
+                            "sources": [{"type": "file", "path": str(logdir / "*.log"), "rotate_wait": 0.5,
+                                         "idle_flush": 0.2, "poll_interval": 0.1}]})
+        sink = RecordingSink()
+        agent = Agent(cfg, sinks=[sink])
+        await agent.start()
+        live = logdir / "0.log"
+        with live.open("w") as f:
+            f.writelines(cri(x) for x in lines[:15])
+        await until(lambda: len([e for e in sink.got if e.event["source"] != "agent"]) >= 15)
+        with live.open("a") as f:
+            f.writelines(cri(x) for x in lines[15:20])
+        rotated = logdir / "0.log.20261207-030000"
+        live.rename(rotated)
+        with live.open("w") as f:
+            f.writelines(cri(x) for x in lines[20:])
+        await until(lambda: len([e for e in sink.got if e.event["source"] != "agent"]) >= len(lines))
+        await asyncio.sleep(1.5)  # past rotate_wait: the rotated file is closed
+        with rotated.open("rb") as src, gzip.open(f"{rotated}.gz", "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        rotated.unlink()
+        await asyncio.sleep(1.0)
+        await agent.shutdown()
+        return sink
+
+    sink = asyncio.run(scenario())
+    data = [e.event for e in sink.got if e.event["source"] != "agent"]
+    # two files are two streams: the rotated file's last event may follow the new file's first ones
+    assert sorted(ev["message"] for ev in data) == sorted(line.split(" ", 6)[6] for line in lines)
+    assert len({ev["id"] for ev in data}) == len(lines)
+    assert all(ev["labels"] == {"namespace": "cache", "pod": "redis-0", "container": "redis"} for ev in data)
+    assert all(ev["fields"]["stream"] == "stdout" for ev in data)
