@@ -1,0 +1,88 @@
+"""Redis Cluster lines: every message class of the real cluster corpora is known.
+
+The corpora are 7-node clusters recorded by ``sample-logs/generate.py`` (Redis 7.0 and Valkey 9, notice
+and verbose): create, automatic and manual failovers, a takeover, a reshard, a node added and removed, and
+a cluster that fails for lack of a majority.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+import pytest
+
+from parsers.catalogue import classify
+from parsers.logfile import LogParser
+
+from conftest import SAMPLE_LOGS
+
+CORPORA = ["cluster-7.0", "cluster-valkey-9"]
+
+
+def _events(path):  # type: ignore[no-untyped-def]
+    lp = LogParser(tz=UTC)
+    out, off = [], 0
+    for line in path.read_bytes().split(b"\n")[:-1]:
+        out += lp.feed(line, off)
+        off += len(line) + 1
+    return out + lp.flush()
+
+
+@pytest.mark.parametrize("corpus", CORPORA)
+def test_at_most_two_percent_of_cluster_log_lines_are_unrecognized(corpus: str) -> None:
+    files = sorted((SAMPLE_LOGS / corpus).glob("*.log"))
+    assert len(files) == 14
+    total = unknown = 0
+    for f in files:
+        for ev in _events(f):
+            total += ev["lines"]
+            if ev["event"] == "unrecognized":
+                unknown += ev["lines"]
+    assert total > 1000
+    assert unknown / total <= 0.02, (unknown, total)
+
+
+def _line(corpus: str, needle: str) -> str:
+    """The message of the first real line of ``corpus`` that holds ``needle``."""
+    for f in sorted((SAMPLE_LOGS / corpus).glob("*.log")):
+        for line in f.read_text().splitlines():
+            if needle in line:
+                return line.split(" ", 6)[6]
+    raise AssertionError(f"{needle!r} not in {corpus}")
+
+
+NAMED = [
+    ("cluster-7.0", "reported node", "node_reported_unreachable", "as not reachable"),
+    ("cluster-7.0", "is back online", "node_reported_back_online", None),
+    ("cluster-valkey-9", "is back online", "node_reported_back_online", None),
+    ("cluster-7.0", "Manual failover requested by replica", "manual_failover_requested", None),
+    ("cluster-valkey-9", "Manual failover requested by replica", "manual_failover_requested", None),
+    ("cluster-7.0", "via CLUSTER SET-CONFIG-EPOCH", "config_epoch_set", None),
+    ("cluster-7.0", "has old slots configuration", "stale_slots_update_sent", None),
+    ("cluster-valkey-9", "has old slots configuration", "stale_slots_update_sent", None),
+    ("cluster-7.0", "Accepting cluster node connection", "cluster_link_accepted", None),
+    ("cluster-7.0", "Connection with Node", "cluster_link_failed", None),
+    ("cluster-valkey-9", "Connection with Node", "cluster_link_failed", None),
+    ("cluster-7.0", "IP address for this node updated", "node_ip_updated", None),
+]
+
+
+@pytest.mark.parametrize(("corpus", "needle", "event", "also"), NAMED)
+def test_named_cluster_line_class_is_classified(corpus: str, needle: str, event: str, also: str | None) -> None:
+    message = _line(corpus, needle if also is None else also)
+    res = classify(message)
+    assert res is not None, message
+    assert res[0] == "cluster" and res[1] == event, (message, res)
+
+
+def test_gossip_line_gives_both_node_ids() -> None:
+    message = _line("cluster-7.0", "as not reachable")
+    _c, _e, fields = classify(message)  # type: ignore[misc]
+    ids = message.split()
+    assert fields["sender_id"] == ids[1] and fields["node_id"] == ids[4]
+
+
+def test_config_epoch_via_set_config_epoch_gives_the_epoch() -> None:
+    message = _line("cluster-7.0", "via CLUSTER SET-CONFIG-EPOCH")
+    _c, _e, fields = classify(message)  # type: ignore[misc]
+    assert fields["epoch"] == int(message.split()[3])
