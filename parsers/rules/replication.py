@@ -255,4 +255,5 @@ RULES: list[tuple[Any, ...]] = [
         "failover_target_synced",
     ),
     (r"FAILOVER to (?P<target>\S+) aborted: (?P<reason>.*)", "failover", "failover_command_aborted"),
+    (r"Failed to read response from the server: (?P<error>.*)", "replication", "sync_read_error"),
 ]

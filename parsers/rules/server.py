@@ -173,4 +173,5 @@ RULES: list[tuple[Any, ...]] = [
     ),
     (r"Sentinel needs config file on disk to save state\. Exiting", "config", "sentinel_config_missing"),
     (r"Failed to resolve hostname '(?P<hostname>[^']*)'", "config", "hostname_resolve_failed"),
+    (r"Missing implement of connection type (?P<connection_type>\S+)", "startup", "connection_type_unavailable"),
 ]
