@@ -86,3 +86,49 @@ def test_config_epoch_via_set_config_epoch_gives_the_epoch() -> None:
     message = _line("cluster-7.0", "via CLUSTER SET-CONFIG-EPOCH")
     _c, _e, fields = classify(message)  # type: ignore[misc]
     assert fields["epoch"] == int(message.split()[3])
+
+
+# --- the failover summary --------------------------------------------------------------------------------
+
+RUNS = [(c, lvl) for c in CORPORA for lvl in ("notice", "verbose")]
+
+
+def _summaries(corpus: str, level: str) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+    out = []
+    for f in sorted((SAMPLE_LOGS / corpus).glob(f"{level}-node-*.log")):
+        out += [(f.name, ev) for ev in _events(f) if ev["event"].startswith("cluster_failover_")]
+    return out
+
+
+@pytest.mark.parametrize(("corpus", "level"), RUNS)
+def test_one_summary_per_failover_the_scenario_made(corpus: str, level: str) -> None:
+    """The scenario makes one automatic failover, one CLUSTER FAILOVER, one TAKEOVER and one CLUSTER
+    FAILOVER that times out: exactly four summaries, one each, in the log of the replica concerned."""
+    kinds = sorted(
+        (ev["event"], ev["fields"]["manual"], ev["fields"]["takeover"]) for _f, ev in _summaries(corpus, level)
+    )
+    assert kinds == [
+        ("cluster_failover_completed", False, False),
+        ("cluster_failover_completed", True, False),
+        ("cluster_failover_completed", True, True),
+        ("cluster_failover_failed", True, False),
+    ]
+
+
+@pytest.mark.parametrize(("corpus", "level"), RUNS)
+def test_automatic_failover_names_the_failed_master_and_the_epoch(corpus: str, level: str) -> None:
+    (name, ev), = [(n, e) for n, e in _summaries(corpus, level) if not e["fields"]["manual"]]
+    text = (SAMPLE_LOGS / corpus / name).read_text()
+    f = ev["fields"]
+    assert f"about {f['failed_node']}" in text or f"Marking node {f['failed_node']}" in text
+    assert f"Starting a failover election for epoch {f['epoch']}" in text
+    assert f"offset {f['offset']})" in text
+    assert 0 <= f["duration_ms"] < 10_000
+    assert ev["lines"] == 0
+
+
+@pytest.mark.parametrize(("corpus", "level"), RUNS)
+def test_manual_failover_that_times_out_is_a_failed_summary(corpus: str, level: str) -> None:
+    (ev,) = [e for _n, e in _summaries(corpus, level) if e["event"] == "cluster_failover_failed"]
+    assert ev["fields"]["reason"] == "manual failover timed out"
+    assert 5000 <= ev["fields"]["duration_ms"] < 6000  # CLUSTER_MF_TIMEOUT is 5 s
