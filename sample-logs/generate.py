@@ -1250,7 +1250,8 @@ def cluster_scenario(ctx: Context, kind: str, loglevel: str) -> None:
     SIGKILLed (automatic failover by its replica), restarted (it comes back as a replica), a manual
     ``CLUSTER FAILOVER`` that gives it its slots back, a ``CLUSTER FAILOVER TAKEOVER`` in another shard, a
     ``CLUSTER FAILOVER`` that times out (its master SIGSTOPped), node 7 added, 100 slots resharded to it and
-    back, node 7 removed; last, two replicas and then their two masters stopped: the third master is in a minority and the cluster ``fail``s until they are back.
+    back, node 7 removed; last, two replicas and then their two masters stopped: the third master is in a
+    minority and the cluster ``fail``s until they are back.
     Every kill waits for the replicas' sync first (a replica with stale data refuses to fail over)."""
     cd = CLUSTER_DIR[kind]
     base = {
