@@ -25,6 +25,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from parsers.catalogue import _BUCKETS, classify
+from parsers.cluster_failover import ClusterFailoverCorrelator
 from parsers.events import LEVEL_BY_CHAR, LEVEL_BY_NAME, ROLE_BY_CHAR, ROLE_BY_NAME, Event
 from parsers.failover import FailoverCorrelator
 from parsers.line import (
@@ -87,6 +88,7 @@ class LogParser:
         self._ts_cache = self._ts.cache
         self._asm = Assembler()
         self._failover = FailoverCorrelator()
+        self._cluster_failover = ClusterFailoverCorrelator()
         self._sentinel_file = kind == "sentinel"
         #: "pid:R" text -> (pid, role char, source, role), see _proc
         self._procs: dict[str, tuple[int, str, str, str]] = {}
@@ -193,21 +195,21 @@ class LogParser:
                                 "offset": p_offset,
                                 "lines": 1,
                             }
-                            if source != "sentinel":
+                            if source != "sentinel" and category != "cluster":
                                 return [ev]
                             return self._after(ev)
                         hp = asm.hline
                         if hp is not None:
                             asm.hline = None
                             ev = self._prefixed_event(hp[1], hp[2], hp[3], hp[0], None, 1)
-                            if ev["source"] != "sentinel":
+                            if ev["source"] != "sentinel" and ev["category"] != "cluster":
                                 return [ev]
                             return self._after(ev)
                         done = asm.cur
                         asm.cur = None
                         if done.kind == KIND_LINE and done.flags is None:  # type: ignore[union-attr]
                             ev = self._line_event(done)  # type: ignore[arg-type]
-                            if ev["source"] != "sentinel":
+                            if ev["source"] != "sentinel" and ev["category"] != "cluster":
                                 return [ev]
                             return self._after(ev)
                         return self._emit(done, ts)  # type: ignore[arg-type]
@@ -310,7 +312,7 @@ class LogParser:
             if done.kind != KIND_LINE or done.flags is not None:  # type: ignore[union-attr]
                 return self._emit(done, ts)  # type: ignore[arg-type]
             ev = self._line_event(done)  # type: ignore[arg-type]
-        if ev["source"] != "sentinel":
+        if ev["source"] != "sentinel" and ev["category"] != "cluster":
             return [ev]
         return self._after(ev)
 
@@ -376,7 +378,7 @@ class LogParser:
             return []
         if done.kind == KIND_LINE and done.flags is None:
             ev = self._line_event(done)  # the common case, without the detour through _emit
-            if ev["source"] != "sentinel":
+            if ev["source"] != "sentinel" and ev["category"] != "cluster":
                 return [ev]
             return self._after(ev)
         return self._emit(done, ts)
@@ -403,6 +405,10 @@ class LogParser:
         """The event, followed by the failover summary it completes, if any."""
         if ev["source"] == "sentinel" and "sentinel_event" in ev["fields"]:
             summaries = self._failover.observe(ev)
+            if summaries:
+                return [ev, *summaries]
+        elif ev["category"] == "cluster":
+            summaries = self._cluster_failover.observe(ev)
             if summaries:
                 return [ev, *summaries]
         return [ev]

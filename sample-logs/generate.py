@@ -1181,6 +1181,229 @@ for _k in ("redis7", "valkey9", "redis62"):
     )(_run9)
 
 
+# --- 10. Redis Cluster --------------------------------------------------------------------------------------
+
+CLUSTER_DIR = {"redis7": "cluster-7.0", "valkey9": "cluster-valkey-9"}
+
+
+def cluster_cli(*args: str, timeout: float = 120.0) -> str:
+    """``redis-cli --cluster ...`` (Debian's 7.0 client; it drives Valkey 9 the same way): its output, or a
+    RecordingError with it when it fails."""
+    argv = ["/usr/bin/redis-cli", "--cluster", *args]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=dict(os.environ, TZ="UTC"))
+    if res.returncode != 0:
+        raise RecordingError(f"{' '.join(argv)} failed: {res.stdout[-800:]} {res.stderr[-400:]}")
+    return res.stdout
+
+
+def cluster_nodes(srv: Server) -> dict[str, dict[str, Any]]:
+    """``CLUSTER NODES`` of ``srv`` by port: id, flags, master id (``-`` for a master) and slot count."""
+    out: dict[str, dict[str, Any]] = {}
+    for line in str(srv.client().execute_command("CLUSTER", "NODES")).splitlines():
+        parts = line.split()
+        if len(parts) < 8:
+            continue
+        port = parts[1].split("@")[0].rsplit(":", 1)[-1]
+        slots = 0
+        for r in parts[8:]:
+            if r.startswith("["):
+                continue
+            a, _, b = r.partition("-")
+            slots += int(b or a) - int(a) + 1
+        out[port] = {"id": parts[0], "flags": set(parts[2].split(",")), "master": parts[3], "slots": slots}
+    return out
+
+
+def cluster_ok(nodes: list[Server]) -> bool:
+    """Every node of ``nodes`` says ``cluster_state:ok``, sees none of them failing and agrees with the
+    others on who serves what (a node that is down and not in ``nodes`` may be flagged ``fail``)."""
+    views = []
+    ports = {str(n.port) for n in nodes}
+    for n in nodes:
+        if "cluster_state:ok" not in str(n.client().execute_command("CLUSTER", "INFO")):
+            return False
+        view = cluster_nodes(n)
+        if any(v["flags"] & {"fail", "fail?"} for p, v in view.items() if p in ports):
+            return False
+        views.append({p: (v["master"], v["slots"]) for p, v in view.items() if p in ports})
+    return all(v == views[0] for v in views)
+
+
+def is_master(srv: Server, by: Server | None = None) -> bool:
+    """``srv`` is a master in the view of ``by`` (itself by default)."""
+    view = cluster_nodes(by or srv)
+    return "master" in view[str(srv.port)]["flags"]
+
+
+def replica_synced(replica: Server) -> bool:
+    """The replica's link is up and its offset is the master's (the condition a failover needs)."""
+    i = info(replica, "replication")
+    if i.get("master_link_status") != "up":
+        return False
+    master = Server(replica.kind, "probe", "", replica.dir, int(i["master_port"]), {})
+    mi = info(master, "replication")
+    return int(mi.get("master_repl_offset", -1)) == int(i.get("slave_repl_offset", -2))
+
+
+def cluster_scenario(ctx: Context, kind: str, loglevel: str) -> None:
+    """Seven nodes: six created as 3 masters + 3 replicas with ``redis-cli --cluster create``; a master
+    SIGKILLed (automatic failover by its replica), restarted (it comes back as a replica), a manual
+    ``CLUSTER FAILOVER`` that gives it its slots back, a ``CLUSTER FAILOVER TAKEOVER`` in another shard, a
+    ``CLUSTER FAILOVER`` that times out (its master SIGSTOPped), node 7 added, 100 slots resharded to it and
+    back, node 7 removed; last, two replicas and then their two masters stopped: the third master is in a
+    minority and the cluster ``fail``s until they are back.
+    Every kill waits for the replicas' sync first (a replica with stale data refuses to fail over)."""
+    cd = CLUSTER_DIR[kind]
+    base = {
+        "save": '""',
+        "appendonly": "no",
+        "loglevel": loglevel,
+        "cluster-enabled": "yes",
+        "cluster-config-file": "nodes.conf",
+        "cluster-node-timeout": "2000",
+        "repl-diskless-sync-delay": "0",
+    }
+
+    def node(i: int, start: bool = True) -> Server:
+        return ctx.server(
+            kind, f"{cd}/{loglevel}-node-{i}.log", {**base, "cluster-port": str(free_port())}, start=start
+        )
+
+    nodes = [node(i) for i in range(1, 7)]
+    addrs = [f"127.0.0.1:{n.port}" for n in nodes]
+    cluster_cli("create", *addrs, "--cluster-replicas", "1", "--cluster-yes")
+    wait_until("cluster ok after create", lambda: cluster_ok(nodes), timeout=60)
+    wait_until("replicas synced", lambda: all(replica_synced(n) for n in nodes if not is_master(n)), timeout=60)
+    by_port = {str(n.port): n for n in nodes}
+
+    def shards() -> list[tuple[Server, Server]]:
+        view = cluster_nodes(nodes[0])
+        ids = {v["id"]: p for p, v in view.items()}
+        pairs = []
+        for p, v in view.items():
+            if "master" in v["flags"] and v["slots"] and p in by_port:
+                reps = [q for q, w in view.items() if w["master"] == v["id"] and q in by_port]
+                if reps:
+                    pairs.append((by_port[p], by_port[reps[0]]))
+        assert ids
+        return sorted(pairs, key=lambda mr: mr[0].port)
+
+    def settle(what: str, members: list[Server]) -> None:
+        wait_until(what, lambda: cluster_ok(members), timeout=90)
+        wait_until(
+            f"{what}: replicas synced",
+            lambda: all(replica_synced(n) for n in members if not is_master(n)),
+            timeout=90,
+        )
+
+    cc = redis.RedisCluster(host="127.0.0.1", port=nodes[0].port, decode_responses=True)
+    for i in range(300):
+        cc.set(f"key:{i}", "v" * 50)
+    (m1, r1), (m2, r2), (m3, r3) = shards()
+    for m in (m1, m2, m3):
+        m.client().execute_command("WAIT", "1", "5000")
+    wait_until("replicas synced before the kill", lambda: all(replica_synced(r) for r in (r1, r2, r3)), timeout=60)
+
+    # 1. automatic failover: m1 SIGKILLed, r1 wins the election
+    m1.kill()
+    others = [n for n in nodes if n is not m1]
+    wait_until("r1 promoted", lambda: is_master(r1, by=r1) and cluster_ok(others), timeout=60)
+    # 2. m1 restarted on its nodes.conf: it rejoins as r1's replica
+    m1.start()
+    wait_until("m1 back as a replica", lambda: not is_master(m1, by=m1), timeout=60)
+    settle("cluster ok with m1 back", nodes)
+    # 3. manual failover: m1 takes its slots back
+    m1.client().execute_command("CLUSTER", "FAILOVER")
+    wait_until("manual failover", lambda: is_master(m1, by=m1) and not is_master(r1, by=r1), timeout=60)
+    settle("cluster ok after the manual failover", nodes)
+    # 4. takeover: r2 takes m2's slots without m2's agreement
+    r2.client().execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+    wait_until("takeover", lambda: is_master(r2, by=r2) and not is_master(m2, by=m2), timeout=60)
+    settle("cluster ok after the takeover", nodes)
+    # 5. a manual failover that times out: m3 stopped, r3 asks it for one; a long node timeout meanwhile, so
+    # that nobody fails m3 over automatically
+    for n in nodes:
+        n.client().config_set("cluster-node-timeout", "30000")
+    m3.signal(signal.SIGSTOP)
+    r3.client().execute_command("CLUSTER", "FAILOVER")
+    r3.wait_log("Manual failover timed out", timeout=30)
+    m3.signal(signal.SIGCONT)
+    for n in nodes:
+        n.client().config_set("cluster-node-timeout", "2000")
+    settle("cluster ok after the manual failover timed out", nodes)
+    # 6. node 7 added, 100 slots resharded to it and back, node 7 removed
+    n7 = node(7)
+    cluster_cli("add-node", f"127.0.0.1:{n7.port}", addrs[0])
+    everyone = [*nodes, n7]
+    wait_until("node 7 known to all", lambda: all(str(n7.port) in cluster_nodes(n) for n in everyone), timeout=60)
+    settle("cluster ok with node 7", everyone)
+    n7_id = cluster_nodes(n7)[str(n7.port)]["id"]
+    src_id = cluster_nodes(m3)[str(m3.port)]["id"]
+    common = ["--cluster-slots", "100", "--cluster-yes"]
+    cluster_cli("reshard", addrs[0], "--cluster-from", src_id, "--cluster-to", n7_id, *common)
+    wait_until("100 slots on node 7", lambda: cluster_nodes(m1)[str(n7.port)]["slots"] == 100, timeout=60)
+    settle("cluster ok after the reshard", everyone)
+    cluster_cli("reshard", addrs[0], "--cluster-from", n7_id, "--cluster-to", src_id, *common)
+    wait_until("node 7 empty", lambda: cluster_nodes(m1)[str(n7.port)]["slots"] == 0, timeout=60)
+    settle("cluster ok after the reshard back", everyone)
+    cluster_cli("del-node", addrs[0], n7_id)
+    n7.terminate()  # del-node resets the node (CLUSTER RESET) but leaves it running
+    wait_until("node 7 forgotten", lambda: all(str(n7.port) not in cluster_nodes(n) for n in nodes), timeout=60)
+    # 7. no majority: two shards' replicas, then their masters, stop; the third master is in a minority
+    (a, ra), (b, rb), (c, rc) = shards()
+    for r in (ra, rb):
+        r.terminate()
+    wait_until("the two replicas flagged fail", lambda: cluster_nodes(c)[str(rb.port)]["flags"] >= {"fail"}, 30)
+    for m in (a, b):
+        m.kill()
+    c.wait_log("Cluster state changed: fail", timeout=60)
+    for n in (a, b, ra, rb):
+        n.start()
+    settle("cluster ok after the majority is back", nodes)
+    cc.close()
+    for n in nodes:
+        n.terminate()
+
+
+def _cluster_expect(kind: str, loglevel: str) -> dict[str, list[str]]:
+    """Which node plays which part is up to ``redis-cli --cluster create``, so most key lines are expected
+    in at least one node's log (a ``*`` key); every node logs its own start and the cluster's states."""
+    cd = CLUSTER_DIR[kind]
+    files = {f"{cd}/{loglevel}-node-{i}.log": ["Cluster state changed: ok"] for i in range(1, 7)}
+    files[f"{cd}/{loglevel}-node-7.log"] = ["No cluster configuration found, I'm"]
+    mp = "master" if kind == "redis7" else "primary"
+    files[f"{cd}/{loglevel}-node-*.log"] = [
+        "configEpoch set to",
+        "via CLUSTER SET-CONFIG-EPOCH",
+        "Cluster state changed: fail",
+        "FAIL message received from",
+        "Start of election delayed for",
+        "Starting a failover election for epoch",
+        f"Failover election won: I'm the new {mp}.",
+        "Failover auth granted to",
+        "Configuration change detected. Reconfiguring myself as a replica of",
+        "Manual failover user request accepted",
+        "Manual failover timed out.",
+        f"Taking over the {mp} (user request",
+        "Manual failover requested by replica",
+        "Clear FAIL state for node",
+    ]
+    return files
+
+
+for _k in ("redis7", "valkey9"):
+    for _lvl in ("notice", "verbose"):
+        scenario(
+            f"{_k}-cluster-{_lvl}",
+            (_k,),
+            _cluster_expect(_k, _lvl),
+            f"7-node cluster at loglevel {_lvl}: create 3+3, SIGKILL a master (automatic failover), restart it "
+            "(back as a replica), CLUSTER FAILOVER, CLUSTER FAILOVER TAKEOVER, a CLUSTER FAILOVER that times out, "
+            "add node 7, reshard 100 slots to "
+            "it and back, remove it, then two shards down: cluster fail for lack of a majority, and recovery",
+        )(lambda ctx, kind=_k, lvl=_lvl: cluster_scenario(ctx, kind, lvl))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Driver
 # ---------------------------------------------------------------------------------------------------------
