@@ -58,7 +58,8 @@ SinkConfig = Annotated[
 
 
 class SpoolConfig(Strict):
-    max_bytes: Size = 256 << 20
+    #: at least 1 MiB: a smaller spool cannot hold one sink batch, so the agent would only block
+    max_bytes: Annotated[Size, Field(ge=1 << 20)] = 256 << 20
     #: what a full spool does: block the sources (default, nothing lost) or drop the oldest (counted)
     when_full: Literal["block", "drop_oldest"] = "block"
 
