@@ -81,3 +81,17 @@ def test_a_config_without_an_elasticsearch_sink_is_exit_2(tmp_path: Path) -> Non
     cfg.write_text("sinks: [{type: local}]\n")
     p = setup(cfg)
     assert p.returncode == 2 and "no elasticsearch sink" in p.stderr
+
+
+def test_every_dependency_has_an_upper_bound_and_a_pin_in_the_constraints() -> None:
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = {re.split(r"==", line)[0].lower().replace("_", "-")
+            for line in (ROOT / "constraints.txt").read_text().splitlines() if "==" in line}
+    for req in [*project["dependencies"], *project["optional-dependencies"]["test"]]:
+        spec = req.split(";")[0]
+        name = re.match(r"[A-Za-z0-9_.-]+", spec).group(0).lower().replace("_", "-")  # type: ignore[union-attr]
+        assert "<" in spec, f"{req}: no upper bound"
+        assert name in pins, f"{name} is not pinned in constraints.txt"
