@@ -33,6 +33,7 @@ from ..observe import metrics
 from ..util.backoff import Backoff
 from ..util.tz import host_timezone, parse_timezone
 from ..util.waits import wait_or_stop
+from .drop import Dropper
 from .offload import Offloader, OffloadUnavailable, Prepared
 from .spool import Spool
 
@@ -517,11 +518,16 @@ class Emitter:
         self.stream = stream
         self.source_index = source_index
         self._inflight: asyncio.Future[None] | None = None
+        sources = agent.cfg.sources
+        rules = getattr(sources[source_index], "drop", []) if source_index is not None and \
+            source_index < len(sources) else []
+        self.dropper = Dropper(stream.rsplit("/", 1)[-1], rules)  # the source's name, without the host
 
     async def __call__(self, batch: Batch) -> None:
-        self.agent._label(batch.events, self.source_index)
+        kept = self.dropper.filter(batch.events)  # drop: rules, before labelling (shipper/pipeline/drop.py)
+        self.agent._label(kept, self.source_index)
         # captured now: the source may reuse its objects once emit returns
-        events = list(batch.events)
+        events = list(kept)
         positions = {k: orjson.loads(orjson.dumps(v)) if v is not None else None
                      for k, v in batch.positions.items()}
         await self.settle()  # the previous batch is durable (or its error surfaces here)
