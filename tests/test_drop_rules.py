@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import orjson
 import pytest
 from test_cli_run import read_out, start_agent, wait_for
 
@@ -49,7 +52,7 @@ def test_dropped_events_are_not_shipped_and_the_rest_keep_a_gapless_sequence(tmp
     cfg.write_text(f"state_dir: {tmp_path / 'state'}\ntimezone: UTC\nmetrics: {{listen: ''}}\n"
                    f"sources:\n  - type: file\n    path: {log}\n    drop:\n"
                    "      - {name: persistence, category: persistence}\n"
-                   f"sinks:\n  - type: file\n    path: {out}\n")
+                   f"sinks:\n  - type: file\n    path: {out}\n  - type: local\n")
     p = start_agent(cfg)
     try:
         assert wait_for(lambda: any(e.get("event") == "replica_sync_succeeded" for e in read_out(out)), 60)
@@ -62,3 +65,15 @@ def test_dropped_events_are_not_shipped_and_the_rest_keep_a_gapless_sequence(tmp
     assert events and not [e for e in events if e["category"] == "persistence"]
     seqs = sorted(e["seq"] for e in events if "seq" in e)
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "a dropped event must not look like a gap"
+    # the anchors account for what was dropped: as many as the sample has persistence events
+    parsed = subprocess.run([sys.executable, "-m", "shipper.cli", "parse", "--timezone", "UTC", str(SAMPLE)],
+                            capture_output=True, text=True, timeout=60).stdout.splitlines()
+    expected = sum(1 for line in parsed if orjson.loads(line)["category"] == "persistence")
+    assert expected > 0
+    anchors = [e for e in read_out(out) if e.get("event") == "chain_anchor"]
+    recorded = sum(n for a in anchors for rules in a["fields"].get("dropped", {}).values() for n in rules.values())
+    assert recorded == expected
+    v = subprocess.run([sys.executable, "-m", "shipper.cli", "verify", "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=120)
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert f"dropped by drop: rules (recorded in the anchors, not gaps): persistence {expected}" in v.stdout

@@ -1,7 +1,9 @@
 """A source's ``drop:`` rules, compiled once and applied to each batch before it is labelled.
 
 Dropped events never reach the spool, so they get no sequence number: the audit chain has no
-gap for them, and ``redis_shipper_events_dropped_total{source,rule}`` counts them.
+gap for them. ``redis_shipper_events_dropped_total{source,rule}`` counts them, and each
+``chain_anchor`` event records per stream and rule how many were dropped since the anchor
+before it (``fields.dropped``), which ``verify`` adds up.
 """
 
 from __future__ import annotations
@@ -48,12 +50,20 @@ def compile_rules(rules: Sequence[DropRule]) -> list[CompiledRule]:
 
 
 class Dropper:
-    """Filters a source's batches; ``dropped`` counts per rule since the agent started."""
+    """Filters a source's batches; ``dropped`` counts per rule since the agent started, and
+    :meth:`take` what was dropped since it was last called (each audit anchor records that)."""
 
     def __init__(self, source: str, rules: Sequence[DropRule]) -> None:
         self.source = source
         self.rules = compile_rules(rules)
         self.dropped: Counter[str] = Counter()
+        self._taken: Counter[str] = Counter()
+
+    def take(self) -> dict[str, int]:
+        """``{rule: n}`` dropped since the previous call (empty when nothing was)."""
+        new = self.dropped - self._taken
+        self._taken = Counter(self.dropped)
+        return dict(new)
 
     def filter(self, events: list[Event]) -> list[Event]:
         """The events no rule matches (the first matching rule is the one counted)."""

@@ -592,6 +592,14 @@ class Agent:
         self.emitters.append(emitter)
         return emitter
 
+    async def _record_anchor(self, ev: Event) -> None:
+        """A chain_anchor carries the events each source's drop: rules dropped since the previous
+        anchor (``fields.dropped``), so verify accounts for them (shipper/pipeline/drop.py)."""
+        dropped = {e.stream: d for e in self.emitters if (d := e.dropper.take())}
+        if dropped:
+            ev.setdefault("fields", {})["dropped"] = dropped
+        await self.record_agent(ev)
+
     async def record_agent(self, ev: Event) -> None:
         self._label([ev])
         await self.spool.append(self._agent_stream, [ev], {})
@@ -626,7 +634,7 @@ class Agent:
                                                          name=f"source:{src.name}"))
         self.trim_task = asyncio.create_task(self._release_memory_when_idle(), name="memory-trim")
         if self.cfg.audit.anchor_interval > 0:
-            timer = AnchorTimer(self.spool.chain_heads, self.record_agent,
+            timer = AnchorTimer(self.spool.chain_heads, self._record_anchor,
                                 interval=self.cfg.audit.anchor_interval, agent_stream=self._agent_stream)
             self.anchor_task = asyncio.create_task(timer.run(self.stop_anchor), name="audit-anchor")
         self.started.set()
