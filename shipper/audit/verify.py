@@ -185,6 +185,8 @@ class Report:
     lines_read: int
     sink: str | None
     window: tuple[int | None, int | None]
+    #: {stream: {rule: n}} dropped by drop: rules, as the chain_anchor events recorded them
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -214,6 +216,7 @@ class Report:
             "problems": self.problems(),
             "streams": [{**asdict(s), "ok": s.ok, "problems": s.problems()} for s in self.streams],
             "invalid": [asdict(i) for i in self.invalid],
+            "dropped": self.dropped,
         }
 
 
@@ -361,7 +364,15 @@ class Verifier:
             if sr is not None:
                 streams.append(sr)
         invalid = self._invalid_lines()
-        return Report(streams, invalid, self._lines, self.sink, (self.since_ns, self.until_ns))
+        report = Report(streams, invalid, self._lines, self.sink, (self.since_ns, self.until_ns))
+        for declared in self._declared.values():  # drop: rules' counts recorded by the anchors
+            for d, in_window in declared:
+                if d.event == "chain_anchor" and in_window and isinstance(d.fields.get("dropped"), dict):
+                    for stream, rules in d.fields["dropped"].items():
+                        for rule, n in (rules if isinstance(rules, dict) else {}).items():
+                            per = report.dropped.setdefault(str(stream), {})
+                            per[str(rule)] = per.get(str(rule), 0) + int(n)
+        return report
 
     def _anchors_from_trail(self) -> list[tuple[str, int, str, str]]:
         out: list[tuple[str, int, str, str]] = []

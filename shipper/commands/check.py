@@ -520,26 +520,37 @@ def _print(report: Report, text: str, file: Any = None) -> None:
     print(report.scrub(text), file=file or sys.stdout)
 
 
+def _print_errors(name: str, errors: list[tuple[str, str]], report: Report | None = None) -> int:
+    for key, reason in errors:
+        line = f"{name}: {key}: {reason}" if key else f"{name}: {reason}"
+        print(report.scrub(line) if report else line, file=sys.stderr)
+    n = len(errors)
+    print(f"redis-shipper check: {n} error{'s' if n != 1 else ''} in {name}", file=sys.stderr)
+    return 2
+
+
 def main(args: argparse.Namespace) -> int:
     name = args.config
     try:
         cfg = load_config(name)
     except ConfigError as e:
-        for key, reason in e.problems:
-            print(f"{name}: {key}: {reason}" if key else f"{name}: {reason}", file=sys.stderr)
-        n = len(e.problems)
-        print(f"redis-shipper check: {n} error{'s' if n != 1 else ''} in {name}", file=sys.stderr)
-        return 2
+        # the schema's errors, then what every other pass finds in the parts that are valid
+        errors = list(e.problems)
+        from ..config.partial import best_effort_config, renumber
+
+        partial = best_effort_config(name)
+        report = Report()
+        if partial is not None:
+            check_offline(partial[0], report)
+            found = [(renumber(k, partial[1]), r) for k, r in report.errors]
+            errors += [p for p in found if p not in errors]
+        return _print_errors(name, errors, report)
     report = Report()
     summary = check_offline(cfg, report)
     for key, reason in report.warnings:
         _print(report, f"{name}: warning: {key}: {reason}", sys.stderr)
     if report.errors:
-        for key, reason in report.errors:
-            _print(report, f"{name}: {key}: {reason}" if key else f"{name}: {reason}", sys.stderr)
-        n = len(report.errors)
-        print(f"redis-shipper check: {n} error{'s' if n != 1 else ''} in {name}", file=sys.stderr)
-        return 2
+        return _print_errors(name, report.errors, report)
     _print(report, f"{name}: valid")
     for line in summary:
         _print(report, f"  {line}")

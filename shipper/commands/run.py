@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", help="YAML config file (default: discover local Redis logs)")
     parser.add_argument("--state-dir", help="override state_dir")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="override log_level")
+    parser.add_argument("--log-format", choices=["json", "logfmt"], default="json",
+                        help="stderr as JSON lines (default) or logfmt for a person at a terminal")
 
 
 def default_config(state_dir: str | None = None) -> tuple[AgentConfig, list[str]]:
@@ -71,7 +73,7 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"redis-shipper: invalid config\n{e}", file=sys.stderr)
         return 2
-    setup_logging(cfg.log_level)
+    setup_logging(cfg.log_level, fmt=args.log_format)
     # The agent keeps few long-lived objects but makes many short ones per event: freeze what
     # start-up allocated and collect less often (-5% CPU per event, measured in bench/agent_bench.py)
     gc.collect()
@@ -118,6 +120,19 @@ async def _run(cfg: AgentConfig, config_path: str | None) -> int:
 
     # first, so that a busy port is a config error (exit 2) before anything is read
     server = ObserveServer(cfg.metrics.listen, status)
+
+    def request_reload() -> str | None:
+        """POST /-/reload (HTTP thread): the SIGHUP reload, refused at once if the file is broken."""
+        if not config_path:
+            return "the agent runs without --config: nothing to reload"
+        try:
+            load_config(config_path)
+        except ConfigError as e:
+            return str(e)
+        loop.call_soon_threadsafe(reload.set)
+        return None
+
+    server.reload = request_reload
     await server.start()
     try:
         agent = holder["agent"] = await _start(cfg)
@@ -145,6 +160,7 @@ async def _run(cfg: AgentConfig, config_path: str | None) -> int:
             if new_cfg.metrics.listen != cfg.metrics.listen:
                 try:
                     new_server = ObserveServer(new_cfg.metrics.listen, status)
+                    new_server.reload = request_reload
                     await server.close()
                     await new_server.start()
                     server = new_server

@@ -219,6 +219,9 @@ def render(report: Report, notes: list[str], *, verbose: bool = False) -> str:
     for bad in report.invalid:
         status = f"ok: {bad.explanation}" if bad.explanation else "PROBLEM"
         out.append(f"line {bad.where}: {bad.reason} [{status}] {bad.excerpt[:80]!r}")
+    for stream, rules in sorted(report.dropped.items()):
+        counts = ", ".join(f"{r} {n}" for r, n in sorted(rules.items()))
+        out.append(f"{stream}: dropped by drop: rules (recorded in the anchors, not gaps): {counts}")
     problems = report.problems()
     if report.ok:
         out.append("VERIFIED: no unexplained gap, conflict or chain break")

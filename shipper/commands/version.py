@@ -1,4 +1,4 @@
-"""``redis-shipper version``."""
+"""``redis-shipper version`` (and ``redis-shipper --version``)."""
 
 from __future__ import annotations
 

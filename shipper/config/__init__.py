@@ -1,7 +1,7 @@
 """Load and validate the agent's YAML config.
 
 Every error names its key path and the reason (``sources[0].path: field required``), unknown
-keys get a did-you-mean, ``${ENV}`` / ``${ENV:-default}`` are expanded in every string, and
+keys get a did-you-mean, ``${ENV}`` forms are expanded in every string (config/env.py), and
 secrets come from files or env vars. :class:`ConfigError` carries all errors at once, so
 ``redis-shipper check`` can print them together and exit 2.
 """
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
-import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,6 +17,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from .base import Duration, Size, Strict, parse_duration, parse_size, read_secret
+from .env import expand_env  # ${VAR} semantics: shipper/config/env.py
 from .files import FileSourceConfig
 from .kubernetes import KubernetesSourceConfig
 from .labels import DiscoverLabelsConfig
@@ -61,7 +60,8 @@ SinkConfig = Annotated[
 
 
 class SpoolConfig(Strict):
-    max_bytes: Size = 256 << 20
+    #: at least 1 MiB: a smaller spool cannot hold one sink batch, so the agent would only block
+    max_bytes: Annotated[Size, Field(ge=1 << 20)] = 256 << 20
     #: what a full spool does: block the sources (default, nothing lost) or drop the oldest (counted)
     when_full: Literal["block", "drop_oldest"] = "block"
 
@@ -126,33 +126,6 @@ class ConfigError(Exception):
         self.problems = problems
         self.source = source
         super().__init__("\n".join(f"{source}: {k}: {r}" if k else f"{source}: {r}" for k, r in problems))
-
-
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def expand_env(value: Any, path: str = "", missing: list[tuple[str, str]] | None = None) -> Any:
-    """Expand ``${VAR}`` and ``${VAR:-default}`` in every string of a YAML tree."""
-    if isinstance(value, str):
-
-        def sub(m: re.Match[str]) -> str:
-            name, default = m.group(1), m.group(2)
-            if name in os.environ:
-                return os.environ[name]
-            if default is not None:
-                return default
-            if name == "HOSTNAME":  # systemd services have no $HOSTNAME; it is what users mean
-                return socket.gethostname()
-            if missing is not None:
-                missing.append((path, f"environment variable {name} is not set (use ${{{name}:-default}})"))
-            return m.group(0)
-
-        return _ENV.sub(sub, value)
-    if isinstance(value, dict):
-        return {k: expand_env(v, _join(path, k), missing) for k, v in value.items()}
-    if isinstance(value, list):
-        return [expand_env(v, f"{path}[{i}]", missing) for i, v in enumerate(value)]
-    return value
 
 
 def _join(path: str, key: Any) -> str:

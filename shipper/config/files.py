@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import Duration, Size, Strict
+from .drop import DropRule
 
 
 class FileSourceConfig(Strict):
@@ -49,3 +50,5 @@ class FileSourceConfig(Strict):
     fingerprint_bytes: int = Field(default=256, ge=16)
     #: year for formats without one (Redis < 5.0); default: inferred from the file's mtime
     year: int | None = None
+    #: events not to ship (shipper/config/drop.py); counted, never a gap in the audit chain
+    drop: list[DropRule] = Field(default_factory=list)

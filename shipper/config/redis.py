@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import Duration, SecretRefs, Strict
+from .drop import DropRule
 
 
 class PollConfig(Strict):
@@ -48,3 +49,5 @@ class RedisSourceConfig(SecretRefs):
     config: PollConfig = Field(default_factory=lambda: PollConfig(interval=60.0))
     commandlog: PollConfig = Field(default_factory=lambda: PollConfig(interval=1.0))
     info: PollConfig = Field(default_factory=lambda: PollConfig(interval=10.0))
+    #: events not to ship (shipper/config/drop.py); counted, never a gap in the audit chain
+    drop: list[DropRule] = Field(default_factory=list)

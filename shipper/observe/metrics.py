@@ -8,9 +8,28 @@ path (bounded by the globs), a Redis URL without credentials.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import platform
+from importlib.metadata import PackageNotFoundError, version
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+# no ``*_created`` series: one per labelled counter doubles what is scraped and stored for a
+# value nobody queries (Prometheus 2.x keeps them as ordinary series)
+disable_created_metrics()
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+
+
+def package_version() -> str:
+    try:
+        return version("redis-shipper")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+BUILD_INFO = Gauge("redis_shipper_build_info", "Always 1: the agent's version and Python's, as labels",
+                   ["version", "python"], registry=REGISTRY)
+BUILD_INFO.labels(version=package_version(), python=platform.python_version()).set(1)
 
 # --- sources: files
 LINES_READ = Counter("redis_shipper_lines_read", "Log lines read from files", ["path"], registry=REGISTRY)
@@ -29,6 +48,11 @@ ROTATIONS = Counter("redis_shipper_file_rotations", "Rotations seen", ["path", "
 # --- events
 EVENTS = Counter(
     "redis_shipper_events", "Events produced, by source and category", ["source", "category"], registry=REGISTRY
+)
+
+EVENTS_DROPPED = Counter(
+    "redis_shipper_events_dropped", "Events dropped by a source's drop: rules (counted in the audit chain too)",
+    ["source", "rule"], registry=REGISTRY,
 )
 
 # --- sources: redis poller

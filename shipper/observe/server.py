@@ -18,6 +18,8 @@ restart the agent; a thread answering on its own would keep saying "ok".
   been failing for longer than ``sink_failure_grace`` seconds; otherwise 503 with a JSON body
   that names each part that is not ready and why. A few failed requests (a Loki restart, one
   429) do not flip it: only a failure that lasts.
+* ``POST /-/reload``: the SIGHUP reload (as Prometheus and Alloy have it), for images without
+  ``kill``; loopback clients only; 400 with the errors when the new config is broken.
 
 The listen address is ``host:port`` (``127.0.0.1:9377`` by default: loopback unless the user
 says otherwise; ``[::1]:9377`` for IPv6; ``:9377`` or ``0.0.0.0:9377`` for every interface, as
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import ipaddress
 import logging
 import socket
 import threading
@@ -214,6 +217,9 @@ class ObserveServer:
         #: the bound port (useful with port 0 in tests)
         self.port: int | None = None
         self.bound: tuple[str, int] | None = None
+        #: ``POST /-/reload`` (loopback clients only): returns None once a reload is requested, else
+        #: why not (the new config's errors); None here: the endpoint answers 404
+        self.reload: Callable[[], str | None] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -331,6 +337,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"redis-shipper: /metrics /healthz /ready\n", "text/plain; charset=utf-8")
         else:
             self._send(404, b"404: not found\n", "text/plain; charset=utf-8")
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server name
+        """``/-/reload`` as Prometheus and Alloy have it: the same reload as SIGHUP, for images
+        without ``kill``; loopback clients only (``kubectl exec``), whatever metrics.listen is."""
+        text = "text/plain; charset=utf-8"
+        if self.path.split("?", 1)[0] != "/-/reload" or self.observe.reload is None:
+            self._send(404, b"404: not found\n", text)
+        elif not ipaddress.ip_address(self.client_address[0].removeprefix("::ffff:")).is_loopback:
+            self._send(403, b"/-/reload: loopback clients only\n", text)
+        else:
+            problem = self.observe.reload()
+            if problem is None:
+                self._send(200, b"reloading\n", text)
+            else:
+                self._send(400, f"reload refused, keeping the running config:\n{problem}\n".encode(), text)
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)

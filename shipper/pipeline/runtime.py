@@ -33,6 +33,7 @@ from ..observe import metrics
 from ..util.backoff import Backoff
 from ..util.tz import host_timezone, parse_timezone
 from ..util.waits import wait_or_stop
+from .drop import Dropper
 from .dynamic import DynamicSources
 from .offload import Offloader, OffloadUnavailable, Prepared
 from .spool import Spool
@@ -540,19 +541,24 @@ class Emitter:
         #: when the source last emitted (monotonic): a drain waits for it to go quiet
         self.last_emit = time.monotonic()
         self._inflight: asyncio.Future[None] | None = None
+        sources = agent.cfg.sources
+        rules = getattr(sources[source_index], "drop", []) if source_index is not None and \
+            source_index < len(sources) else []
+        self.dropper = Dropper(stream.rsplit("/", 1)[-1], rules)  # the source's name, without the host
 
     async def __call__(self, batch: Batch) -> None:
         self.last_emit = time.monotonic()
-        self.agent._label(batch.events, self.source_index)
+        kept = self.dropper.filter(batch.events)  # drop: rules, before labelling (shipper/pipeline/drop.py)
+        self.agent._label(kept, self.source_index)
         extra = self.extra_labels
-        for ev in batch.events:
+        for ev in kept:
             path_labels = ev.pop("_labels", None)  # a container log's path (kubelet / Docker layout)
             if path_labels:
                 ev["labels"].update(path_labels)
             if extra:
                 ev["labels"].update(extra)
         # captured now: the source may reuse its objects once emit returns
-        events = list(batch.events)
+        events = list(kept)
         positions = {k: orjson.loads(orjson.dumps(v)) if v is not None else None
                      for k, v in batch.positions.items()}
         await self.settle()  # the previous batch is durable (or its error surfaces here)
@@ -620,6 +626,14 @@ class Agent:
         self.emitters.append(emitter)
         return emitter
 
+    async def _record_anchor(self, ev: Event) -> None:
+        """A chain_anchor carries the events each source's drop: rules dropped since the previous
+        anchor (``fields.dropped``), so verify accounts for them (shipper/pipeline/drop.py)."""
+        dropped = {e.stream: d for e in self.emitters if (d := e.dropper.take())}
+        if dropped:
+            ev.setdefault("fields", {})["dropped"] = dropped
+        await self.record_agent(ev)
+
     async def record_agent(self, ev: Event) -> None:
         self._label([ev])
         await self.spool.append(self._agent_stream, [ev], {})
@@ -650,7 +664,7 @@ class Agent:
             self.source_tasks.append(task)
         self.trim_task = asyncio.create_task(self._release_memory_when_idle(), name="memory-trim")
         if self.cfg.audit.anchor_interval > 0:
-            timer = AnchorTimer(self.spool.chain_heads, self.record_agent,
+            timer = AnchorTimer(self.spool.chain_heads, self._record_anchor,
                                 interval=self.cfg.audit.anchor_interval, agent_stream=self._agent_stream)
             self.anchor_task = asyncio.create_task(timer.run(self.stop_anchor), name="audit-anchor")
         self.started.set()

@@ -202,6 +202,8 @@ class ElasticsearchReceiver(ThreadedApp):
             self.templates["logs"] = {"index_patterns": ["logs-*-*"], "priority": 100, "data_stream": {}}
         self.indices: dict[str, Index] = {}
         self.data_streams: dict[str, str] = {}  # name -> backing index
+        self.policies: dict[str, dict[str, Any]] = {}  # ILM (Elasticsearch) or ISM (OpenSearch) by name
+        self._policy_seq: dict[str, int] = {}
         self.bulks: list[BulkRecord] = []
         self._item_faults: list[int | None] = []
         self._seq = itertools.count()
@@ -239,6 +241,10 @@ class ElasticsearchReceiver(ThreadedApp):
         app.router.add_put("/{index}/_bulk", self._bulk)
         app.router.add_put("/_index_template/{name}", self._put_template)
         app.router.add_get("/_index_template/{name}", self._get_template)
+        app.router.add_put("/_ilm/policy/{name}", self._put_ilm)
+        app.router.add_get("/_plugins/_ism/policies/{name}", self._get_ism)
+        app.router.add_put("/_plugins/_ism/policies/{name}", self._put_ism)
+        app.router.add_put("/_data_stream/{name}", self._put_data_stream)
         app.router.add_route("*", "/{index}/_search", self._search)
         app.router.add_route("*", "/{index}/_count", self._count)
         return app
@@ -313,6 +319,7 @@ class ElasticsearchReceiver(ThreadedApp):
                 "priority": body.get("priority", 0),
                 "data_stream": body.get("data_stream"),
                 "mappings": mappings,
+                "settings": (body.get("template") or {}).get("settings"),
             }
         return self._json({"acknowledged": True})
 
@@ -326,6 +333,68 @@ class ElasticsearchReceiver(ThreadedApp):
         return self._json({"index_templates": [{"name": name, "index_template": {
             "index_patterns": t["index_patterns"], "priority": t["priority"],
             "template": {"mappings": t["mappings"]}}}]})
+
+    async def _put_ilm(self, request: web.Request) -> web.Response:
+        """``PUT _ilm/policy/<name>``: Elasticsearch only; create or replace, ``{"acknowledged": true}``."""
+        if self.distribution != "elasticsearch":
+            return self._json(es_error(400, "invalid_index_name_exception", "no handler for _ilm"), 400)
+        body = orjson.loads(await request.read() or b"{}")
+        if not isinstance(body.get("policy"), dict) or "phases" not in body["policy"]:
+            return self._json(es_error(400, "x_content_parse_exception", "[policy] with [phases] required"), 400)
+        with self.lock:
+            self.policies[request.match_info["name"]] = body["policy"]
+        return self._json({"acknowledged": True})
+
+    async def _get_ism(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        with self.lock:
+            policy = self.policies.get(name)
+        if policy is None or self.distribution != "opensearch":
+            return self._json(es_error(404, "status_exception", "Policy not found"), 404)
+        return self._json({"_id": name, "_version": self._policy_seq[name] + 1, "_seq_no": self._policy_seq[name],
+                           "_primary_term": 1, "policy": policy})
+
+    async def _put_ism(self, request: web.Request) -> web.Response:
+        """``PUT _plugins/_ism/policies/<id>``: 201 on create; an existing policy is replaced only with
+        ``if_seq_no`` and ``if_primary_term`` matching, else 409 (the OpenSearch contract)."""
+        if self.distribution != "opensearch":
+            return self._json(es_error(400, "illegal_argument_exception", "no handler for _plugins/_ism"), 400)
+        name = request.match_info["name"]
+        body = orjson.loads(await request.read() or b"{}")
+        policy = body.get("policy")
+        if not isinstance(policy, dict) or not policy.get("states") or "default_state" not in policy:
+            return self._json(es_error(400, "illegal_argument_exception", "policy needs states and default_state"),
+                              400)
+        q = request.query
+        with self.lock:
+            if name in self.policies:
+                if q.get("if_seq_no") != str(self._policy_seq[name]) or q.get("if_primary_term") != "1":
+                    return self._json(es_error(409, "version_conflict_engine_exception",
+                                               f"[{name}]: version conflict, document already exists"), 409)
+                self._policy_seq[name] += 1
+                status = 200
+            else:
+                self._policy_seq[name] = 0
+                status = 201
+            self.policies[name] = policy
+            seq = self._policy_seq[name]
+        return self._json({"_id": name, "_version": seq + 1, "_primary_term": 1, "_seq_no": seq,
+                           "policy": {"policy": policy}}, status)
+
+    async def _put_data_stream(self, request: web.Request) -> web.Response:
+        """``PUT _data_stream/<name>``: needs a matching template with ``data_stream``; 400
+        ``resource_already_exists_exception`` when it exists."""
+        name = request.match_info["name"]
+        with self.lock:
+            if name in self.data_streams:
+                return self._json(es_error(400, "resource_already_exists_exception",
+                                           f"data_stream [{name}] already exists"), 400)
+            t = self._template_for(name)
+            if t is None or t.get("data_stream") is None:
+                return self._json(es_error(400, "illegal_argument_exception",
+                                           f"no matching index template found for data stream [{name}]"), 400)
+            self._index_for_write(name)
+        return self._json({"acknowledged": True})
 
     # -- index resolution
     def _template_for(self, name: str) -> dict[str, Any] | None:
