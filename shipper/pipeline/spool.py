@@ -25,6 +25,7 @@ threads, and one writer is all SQLite allows anyway.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -42,7 +43,7 @@ from parsers.events import Event, dumps, event_id, format_epoch, make_event
 from ..api import Position, SpooledEvent
 from ..audit.verify import seq_ranges_field
 from ..observe import metrics
-from . import spool_rows
+from . import spool_rows, state_guard
 
 T = TypeVar("T")
 
@@ -156,7 +157,7 @@ class Spool:
             db.execute("DROP TABLE events")
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
 
     def _connect(self, synchronous: str) -> sqlite3.Connection:
@@ -259,7 +260,8 @@ class Spool:
             sealed = self._seal_batch(stream, events)
         self._sealing[stream] = self._sealing.get(stream, 0) + 1
         try:
-            await self._run(self._append, stream, events, positions, sealed)
+            await state_guard.retry_disk_errors(
+                "spool", str(self.path), lambda: self._run(self._append, stream, events, positions, sealed))
         finally:
             self._sealing[stream] -= 1
         self._update_gauges()
@@ -295,6 +297,8 @@ class Spool:
         db = self._db
         assert db is not None
         now = time.time()
+        # _drop_oldest moves the cursors and the byte count in memory: restored if COMMIT fails
+        cursors, size = dict(self._cursors), self._bytes
         db.execute("BEGIN IMMEDIATE")
         try:
             heads_changed: dict[str, tuple[int, str]] = {}
@@ -321,7 +325,8 @@ class Spool:
                 db.execute("INSERT OR REPLACE INTO chain VALUES (?, ?, ?)", (s, q, h))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
+            self._cursors, self._bytes = cursors, size
             # the chain heads in memory were only staged in heads_changed: nothing to undo
             raise
         self._heads.update(heads_changed)
@@ -470,7 +475,7 @@ class Spool:
                     freed = self._collect(db)
                     db.execute("COMMIT")
                 except BaseException:
-                    db.execute("ROLLBACK")
+                    _rollback(db)
                     raise
             except BaseException:
                 self._cursors[sink] = old
@@ -478,7 +483,7 @@ class Spool:
             self._events -= freed[0]
             self._bytes -= freed[1]
 
-        await self._run(_ack)
+        await state_guard.retry_disk_errors("spool", str(self.path), lambda: self._run(_ack))
         self._update_gauges()
         self._room.set()
 
@@ -549,6 +554,7 @@ class Spool:
         return dict(self._heads)
 
     def _update_gauges(self) -> None:
+        state_guard.update_free_bytes(str(self.dir))
         metrics.SPOOL_BYTES.set(self._bytes)
         metrics.SPOOL_EVENTS.set(self._events)
 
@@ -566,8 +572,26 @@ class Spool:
         assert self._db is not None
         data = {k: orjson.loads(v) for k, v in self._db.execute("SELECT key, value FROM positions ORDER BY key")}
         tmp = self.dir / "positions.json.tmp"
-        with open(tmp, "wb") as f:
-            f.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.dir / "positions.json")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.dir / "positions.json")
+        except OSError as e:
+            # a mirror for humans: the positions table stays the truth, the next write catches up
+            if not state_guard.is_disk_error(e):
+                raise
+            state_guard.record_failure("positions", str(self.dir / "positions.json"), e)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            self._positions_mirror_due = 0.0
+            return
+        state_guard.record_success("positions")
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    """ROLLBACK unless SQLite already did: a COMMIT that failed on a full disk rolls back by
+    itself, and a second ROLLBACK raises "cannot rollback - no transaction is active"."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")
