@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import sqlite3
 import time
@@ -44,6 +45,8 @@ from ..api import Position, SpooledEvent
 from ..audit.verify import seq_ranges_field
 from ..observe import metrics
 from . import spool_rows, state_guard
+
+log = logging.getLogger("shipper.spool")
 
 T = TypeVar("T")
 
@@ -121,9 +124,47 @@ class Spool:
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
-        await self._run(self._open)
+        reset = await self._run(self._open_or_reset)
         metrics.SPOOL_MAX_BYTES.set(self.max_bytes)
         self._update_gauges()
+        if reset is not None:
+            log.error("state_reset: %s", reset["message"])
+            await self.append(f"{self.host}/agent", [make_event(
+                timestamp=format_epoch(time.time()), source="agent", category="other", event="state_reset",
+                level="error", message=reset["message"], fields=reset["fields"])], {})
+
+    def _open_or_reset(self) -> dict[str, Any] | None:
+        """Open the spool; a file SQLite cannot read is moved aside and a fresh one started,
+        resuming from ``positions.json`` when it is valid. Returns the reset's description."""
+        try:
+            self._open()
+            return None
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and state_guard.is_disk_error(exc):
+                raise
+            reason = str(exc)
+        for db in (self._db, self._ack_db):
+            if db is not None:
+                db.close()
+        self._db = self._ack_db = None
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        moved = self.dir / f"spool.sqlite.corrupt-{stamp}"
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(self.path) + suffix)
+            if src.exists():
+                os.replace(src, str(moved) + suffix)
+        self._open()
+        positions = _read_positions_mirror(self.dir / "positions.json")
+        if positions:
+            assert self._db is not None
+            self._db.executemany("INSERT OR REPLACE INTO positions VALUES (?, ?)",
+                                 [(k, orjson.dumps(v)) for k, v in positions.items()])
+        resumed = "positions.json" if positions else "nothing (sources start over)"
+        return {"message": f"spool {self.path} unreadable ({reason}): moved to {moved.name}, "
+                           f"started a fresh one resuming from {resumed}; the events it held and had "
+                           "not shipped cannot be recovered",
+                "fields": {"reason": reason, "file": str(self.path), "moved_to": str(moved),
+                           "resumed_from": resumed, "positions_restored": len(positions)}}
 
     def _open(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -588,6 +629,15 @@ class Spool:
             self._positions_mirror_due = 0.0
             return
         state_guard.record_success("positions")
+
+
+def _read_positions_mirror(path: Path) -> dict[str, Position]:
+    """``positions.json`` when it is a valid mapping, else {} (garbage never stops a start)."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _rollback(db: sqlite3.Connection) -> None:
