@@ -311,3 +311,20 @@ def test_healthz_and_ready_fail_when_the_event_loop_is_stuck(monkeypatch: pytest
     assert ok == (200, "ok\n")
     assert stuck_health[0] == 503 and "did not answer" in stuck_health[1]
     assert stuck_ready[0] == 503 and "did not answer" in stuck_ready[1]
+
+
+def test_ready_names_a_state_write_failing_on_a_full_disk() -> None:
+    from shipper.observe.server import readiness
+    from shipper.pipeline import state_guard
+
+    state_guard.record_failure("spool", "/var/lib/redis-shipper/spool.sqlite",
+                               OSError(28, "No space left on device"))
+    try:
+        ready, body = readiness({"started": True, "sinks": {}, "sources": {}})
+        assert not ready
+        assert body["not_ready"] == [{"part": "state:spool", "reason":
+                                      "cannot write /var/lib/redis-shipper/spool.sqlite: "
+                                      "ENOSPC: No space left on device"}]
+    finally:
+        state_guard.record_success("spool")
+    assert readiness({"started": True, "sinks": {}, "sources": {}})[0]

@@ -17,6 +17,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from .base import Duration, Size, Strict, parse_duration, parse_size, read_secret
+from .conflicts import duplicate_redis_sources
 from .env import expand_env  # ${VAR} semantics: shipper/config/env.py
 from .files import FileSourceConfig
 from .kubernetes import KubernetesSourceConfig
@@ -221,6 +222,7 @@ def parse_config(data: Any, source: str = "config") -> AgentConfig:
         cfg = AgentConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(missing + _format_errors(err), source) from None
+    missing += duplicate_redis_sources(cfg.sources)
     if missing:
         raise ConfigError(missing, source)
     return cfg

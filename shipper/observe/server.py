@@ -47,6 +47,7 @@ from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 
 from ..config import ConfigError
+from ..pipeline import state_guard
 from . import metrics
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,8 @@ def readiness(status: Status, *, now: float | None = None,
                 "reason": f"failing for {failing_for:.0f}s (more than {sink_failure_grace:.0f}s)"
                           + (f"; {pending} events waiting in the spool" if pending is not None else ""),
             })
+    for part, reason in sorted(state_guard.failing().items()):
+        problems.append({"part": f"state:{part}", "reason": reason})
     for name, state in sorted((status.get("sources") or {}).items()):
         if state not in READY_SOURCE_STATES:
             problems.append({"part": f"source:{name}", "reason": str(state)})

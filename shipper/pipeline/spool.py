@@ -25,7 +25,9 @@ threads, and one writer is all SQLite allows anyway.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import logging
 import os
 import sqlite3
 import time
@@ -42,7 +44,9 @@ from parsers.events import Event, dumps, event_id, format_epoch, make_event
 from ..api import Position, SpooledEvent
 from ..audit.verify import seq_ranges_field
 from ..observe import metrics
-from . import spool_rows
+from . import spool_rows, state_guard
+
+log = logging.getLogger("shipper.spool")
 
 T = TypeVar("T")
 
@@ -120,9 +124,47 @@ class Spool:
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
-        await self._run(self._open)
+        reset = await self._run(self._open_or_reset)
         metrics.SPOOL_MAX_BYTES.set(self.max_bytes)
         self._update_gauges()
+        if reset is not None:
+            log.error("state_reset: %s", reset["message"])
+            await self.append(f"{self.host}/agent", [make_event(
+                timestamp=format_epoch(time.time()), source="agent", category="other", event="state_reset",
+                level="error", message=reset["message"], fields=reset["fields"])], {})
+
+    def _open_or_reset(self) -> dict[str, Any] | None:
+        """Open the spool; a file SQLite cannot read is moved aside and a fresh one started,
+        resuming from ``positions.json`` when it is valid. Returns the reset's description."""
+        try:
+            self._open()
+            return None
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and state_guard.is_disk_error(exc):
+                raise
+            reason = str(exc)
+        for db in (self._db, self._ack_db):
+            if db is not None:
+                db.close()
+        self._db = self._ack_db = None
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        moved = self.dir / f"spool.sqlite.corrupt-{stamp}"
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(self.path) + suffix)
+            if src.exists():
+                os.replace(src, str(moved) + suffix)
+        self._open()
+        positions = _read_positions_mirror(self.dir / "positions.json")
+        if positions:
+            assert self._db is not None
+            self._db.executemany("INSERT OR REPLACE INTO positions VALUES (?, ?)",
+                                 [(k, orjson.dumps(v)) for k, v in positions.items()])
+        resumed = "positions.json" if positions else "nothing (sources start over)"
+        return {"message": f"spool {self.path} unreadable ({reason}): moved to {moved.name}, "
+                           f"started a fresh one resuming from {resumed}; the events it held and had "
+                           "not shipped cannot be recovered",
+                "fields": {"reason": reason, "file": str(self.path), "moved_to": str(moved),
+                           "resumed_from": resumed, "positions_restored": len(positions)}}
 
     def _open(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -156,7 +198,7 @@ class Spool:
             db.execute("DROP TABLE events")
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
 
     def _connect(self, synchronous: str) -> sqlite3.Connection:
@@ -259,7 +301,8 @@ class Spool:
             sealed = self._seal_batch(stream, events)
         self._sealing[stream] = self._sealing.get(stream, 0) + 1
         try:
-            await self._run(self._append, stream, events, positions, sealed)
+            await state_guard.retry_disk_errors(
+                "spool", str(self.path), lambda: self._run(self._append, stream, events, positions, sealed))
         finally:
             self._sealing[stream] -= 1
         self._update_gauges()
@@ -295,6 +338,8 @@ class Spool:
         db = self._db
         assert db is not None
         now = time.time()
+        # _drop_oldest moves the cursors and the byte count in memory: restored if COMMIT fails
+        cursors, size = dict(self._cursors), self._bytes
         db.execute("BEGIN IMMEDIATE")
         try:
             heads_changed: dict[str, tuple[int, str]] = {}
@@ -321,7 +366,8 @@ class Spool:
                 db.execute("INSERT OR REPLACE INTO chain VALUES (?, ?, ?)", (s, q, h))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
+            self._cursors, self._bytes = cursors, size
             # the chain heads in memory were only staged in heads_changed: nothing to undo
             raise
         self._heads.update(heads_changed)
@@ -470,7 +516,7 @@ class Spool:
                     freed = self._collect(db)
                     db.execute("COMMIT")
                 except BaseException:
-                    db.execute("ROLLBACK")
+                    _rollback(db)
                     raise
             except BaseException:
                 self._cursors[sink] = old
@@ -478,7 +524,7 @@ class Spool:
             self._events -= freed[0]
             self._bytes -= freed[1]
 
-        await self._run(_ack)
+        await state_guard.retry_disk_errors("spool", str(self.path), lambda: self._run(_ack))
         self._update_gauges()
         self._room.set()
 
@@ -549,6 +595,7 @@ class Spool:
         return dict(self._heads)
 
     def _update_gauges(self) -> None:
+        state_guard.update_free_bytes(str(self.dir))
         metrics.SPOOL_BYTES.set(self._bytes)
         metrics.SPOOL_EVENTS.set(self._events)
 
@@ -566,8 +613,35 @@ class Spool:
         assert self._db is not None
         data = {k: orjson.loads(v) for k, v in self._db.execute("SELECT key, value FROM positions ORDER BY key")}
         tmp = self.dir / "positions.json.tmp"
-        with open(tmp, "wb") as f:
-            f.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.dir / "positions.json")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.dir / "positions.json")
+        except OSError as e:
+            # a mirror for humans: the positions table stays the truth, the next write catches up
+            if not state_guard.is_disk_error(e):
+                raise
+            state_guard.record_failure("positions", str(self.dir / "positions.json"), e)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            self._positions_mirror_due = 0.0
+            return
+        state_guard.record_success("positions")
+
+
+def _read_positions_mirror(path: Path) -> dict[str, Position]:
+    """``positions.json`` when it is a valid mapping, else {} (garbage never stops a start)."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    """ROLLBACK unless SQLite already did: a COMMIT that failed on a full disk rolls back by
+    itself, and a second ROLLBACK raises "cannot rollback - no transaction is active"."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")

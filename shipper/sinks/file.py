@@ -10,6 +10,7 @@ recognisable by their ``id``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 
@@ -61,13 +62,23 @@ def end_torn_line(path: Path) -> int:
 
 
 def append_durably(path: Path, data: bytes) -> None:
-    """Append ``data`` and fsync before returning: an acknowledged batch is on disk."""
+    """Append ``data`` and fsync before returning: an acknowledged batch is on disk.
+
+    When the write fails part-way (a full disk writes what fits, then ENOSPC), the file is
+    truncated back to its size before the batch, so the retry appends the batch whole after
+    the last complete line instead of after a fragment (which would glue one event to it)."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        os.fsync(fd)
+        start = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            raise
     finally:
         os.close(fd)

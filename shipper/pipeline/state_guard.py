@@ -1,0 +1,102 @@
+"""Retry a state write (spool, positions mirror, sink file) through a full or failing disk.
+
+A full ``state_dir`` (ENOSPC), an I/O error (EIO) or a read-only remount (EROFS) is an
+episode an operator ends by freeing space, not a bug: the write is retried with the agent's
+one :class:`~shipper.util.backoff.Backoff` inside the component, so neither a sink worker nor
+a source dies of it, and resumes by itself when the disk accepts writes again. The real error
+(which component, which path, what the kernel or SQLite said) is logged once when the episode
+starts and once when it ends, counted in ``redis_shipper_state_write_errors_total`` and listed
+by :func:`failing` for ``/ready``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import shutil
+import sqlite3
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from prometheus_client import Counter, Gauge
+
+from ..observe import metrics
+from ..util.backoff import Backoff
+
+log = logging.getLogger("shipper.state")
+T = TypeVar("T")
+
+STATE_WRITE_ERRORS = Counter(
+    "redis_shipper_state_write_errors", "State writes that failed on a full, failing or read-only disk",
+    ["component"], registry=metrics.REGISTRY,
+)
+STATE_DIR_FREE_BYTES = Gauge(
+    "redis_shipper_state_dir_free_bytes", "Free bytes on the state_dir file system", registry=metrics.REGISTRY,
+)
+
+_DISK_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT}
+_SQLITE_DISK_WORDS = ("disk is full", "disk i/o error", "readonly database", "unable to open database file")
+
+#: component -> the message of its current episode
+_episodes: dict[str, str] = {}
+
+
+def is_disk_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk refused a write (full, failing, read-only), not a bug."""
+    if isinstance(exc, OSError):
+        return exc.errno in _DISK_ERRNOS
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return any(w in text for w in _SQLITE_DISK_WORDS)
+    return False
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror}"
+    return str(exc)
+
+
+def record_failure(component: str, path: str, exc: BaseException) -> None:
+    """Count a failed write; log it when it starts an episode (once, not per retry)."""
+    STATE_WRITE_ERRORS.labels(component).inc()
+    if component not in _episodes:
+        log.error("%s cannot write %s: %s; retrying until the disk accepts writes again",
+                  component, path, describe(exc))
+    _episodes[component] = f"cannot write {path}: {describe(exc)}"
+
+
+def record_success(component: str) -> None:
+    """End ``component``'s episode, if any (logged once)."""
+    if _episodes.pop(component, None) is not None:
+        log.warning("%s writes again: the disk accepts writes", component)
+
+
+def failing() -> dict[str, str]:
+    """Components in a write-failure episode now, with their error (for ``/ready``)."""
+    return dict(_episodes)
+
+
+def update_free_bytes(state_dir: str) -> None:
+    try:
+        STATE_DIR_FREE_BYTES.set(shutil.disk_usage(state_dir).free)
+    except OSError:
+        pass
+
+
+async def retry_disk_errors(component: str, path: str, attempt: Callable[[], Awaitable[T]],
+                            backoff: Backoff | None = None) -> T:
+    """Run ``attempt`` until it succeeds; disk errors are retried with backoff, others raised."""
+    backoff = backoff or Backoff(initial=0.2, maximum=10.0)
+    while True:
+        try:
+            result = await attempt()
+        except Exception as exc:
+            if not is_disk_error(exc):
+                raise
+            record_failure(component, path, exc)
+            await asyncio.sleep(backoff.next())
+            continue
+        record_success(component)
+        return result
