@@ -26,7 +26,7 @@ from servers import free_port
 #: the tenants with their own limits (the runtime config's ``overrides:``)
 OVERRIDES = {
     "slow": {"ingestion_rate_mb": 0.01, "ingestion_burst_size_mb": 0.01},
-    "small": {"max_line_size": 600, "max_label_names_per_series": 4},
+    "small": {"max_line_size": 4000, "max_label_names_per_series": 4},
 }
 
 

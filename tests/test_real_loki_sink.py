@@ -142,7 +142,7 @@ def test_a_tiny_ingestion_rate_gives_real_429s_and_retrying_loses_nothing(loki):
 def test_a_line_over_max_line_size_is_a_real_400_the_batch_rejected_the_rest_written(loki):
     job = "linesize"
     batch = parsed("redis-7.0/startup-shutdown.log", job=job)[:10]
-    big = dict(batch[4].event, message="x" * 700)
+    big = dict(batch[4].event, message="x" * 5000)
     batch[4] = SpooledEvent(5, big, dumps(big))
     d = send(sink(loki.url, "small"), batch)
     assert sorted(i for i, _ in d.rejected) == list(range(10)), "the whole batch goes to the dead-letter file"
