@@ -31,6 +31,7 @@ def loki_session(tmp_path_factory):  # type: ignore[no-untyped-def]
     """One real Loki for the whole session (tests/loki_server.py); skipped locally, failed in CI
     when the binary is missing."""
     from loki_server import LokiServer
+
     from servers import require, server_binary
 
     binary = server_binary("loki")
