@@ -60,6 +60,9 @@ def server_binary(kind: str) -> str | None:
             return p if os.access(p, os.X_OK) else None
         except Exception:
             return None
+    if kind == "loki":  # the real Grafana Loki: scripts/test exports LOKI_BIN
+        path = os.environ.get("LOKI_BIN") or shutil.which("loki")
+        return path if path and os.access(path, os.X_OK) else None
     if kind == "logrotate":
         return shutil.which("logrotate") or ("/usr/sbin/logrotate" if os.path.exists("/usr/sbin/logrotate") else None)
     raise ValueError(kind)

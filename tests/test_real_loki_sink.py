@@ -1,0 +1,210 @@
+"""The Loki sink against the real Grafana Loki (tests/loki_server.py): what the contract
+receiver (tests/receivers/loki.py) models, proved on the server itself. Each test has its own
+tenant and labels, so tests never see each other's entries."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from parsers.events import dumps
+from shipper.api import Delivery, RetryableError, SpooledEvent
+from shipper.config import LokiSinkConfig
+from shipper.sinks.loki import LokiSink, timestamp_ns
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.real_loki, pytest.mark.integration]
+#: every sample log is from 25 Nov 2026 (UTC); one window covers them all
+START, END = timestamp_ns("2026-11-25T00:00:00.000000Z"), timestamp_ns("2026-11-26T00:00:00.000000Z")
+ALLOWED_STREAM_LABELS = {"job", "instance", "source", "level", "service_name"}
+
+
+def parsed(*rel: str, job: str) -> list[SpooledEvent]:
+    """The events of sample-logs files, as the spool would hand them (``instance`` = the file)."""
+    out: list[SpooledEvent] = []
+    for r in rel:
+        p = ROOT / "sample-logs" / r
+        lines = subprocess.run([sys.executable, "-m", "shipper.cli", "parse", "--timezone", "UTC", str(p)],
+                               cwd=ROOT, capture_output=True, check=True).stdout.splitlines()
+        for line in lines:
+            ev = orjson.loads(line)
+            ev["labels"] = {"job": job, "instance": r}
+            out.append(SpooledEvent(len(out) + 1, ev, dumps(ev)))
+    return out
+
+
+def sink(url: str, tenant: str | None, **kw: Any) -> LokiSink:
+    return LokiSink(LokiSinkConfig(type="loki", url=url, tenant=tenant, retry={"timeout": "3s"}, **kw))
+
+
+def send(s: LokiSink, batch: list[SpooledEvent]) -> Delivery:
+    async def go() -> Delivery:
+        try:
+            return await s.send(batch)
+        finally:
+            await s.close()
+    return asyncio.run(go())
+
+
+def send_until_delivered(s: LokiSink, batch: list[SpooledEvent], timeout: float = 60) -> list[RetryableError]:
+    """What the sink worker does: retry a RetryableError after a pause; the errors seen."""
+    errors: list[RetryableError] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            d = send(s, batch)
+            assert d.rejected == [], d.rejected
+            return errors
+        except RetryableError as e:
+            errors.append(e)
+            assert time.monotonic() < deadline, f"not delivered in {timeout} s: {errors[-1]}"
+            time.sleep(min(2.0, 0.2 * len(errors)))
+
+
+def wait_entries(loki: Any, tenant: str, query: str, n: int, timeout: float = 30) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = loki.entries(tenant, query, START, END)
+        if len(got) >= n or time.monotonic() > deadline:
+            return got
+        time.sleep(0.3)
+
+
+SAMPLES = ["redis-7.0/startup-shutdown.log", "redis-7.0/replication-master.log", "redis-7.0/security.log",
+           "redis-7.0/crash-segfault.log", "redis-7.0/bgsave-aof.log", "redis-7.0/config-set-rewrite.log",
+           "redis-7.0/misc.log", "sentinel-7.0/sentinel-1.log", "valkey-9/logfmt-iso8601.log",
+           "redis-6.2/replication-replica.log"]
+
+
+@pytest.mark.parametrize("encoding", ["json", "protobuf"])
+def test_every_event_kind_arrives_with_its_labels_metadata_and_own_timestamp(loki, encoding):
+    tenant = job = f"kinds-{encoding}"
+    batch = parsed(*SAMPLES, job=job)
+    kinds = {se.event["event"] for se in batch}
+    assert len(kinds) > 40
+    for r in SAMPLES:  # one push per file, as a live agent would send them
+        d = send(sink(loki.url, tenant, encoding=encoding), [se for se in batch if se.event["labels"]["instance"] == r])
+        assert d.rejected == []
+    got = wait_entries(loki, tenant, f'{{job="{job}"}}', len(batch))
+    assert len(got) == len(batch), "every event once"
+    by_line = {line: (labels, ts) for labels, ts, line in got}
+    for se in batch:
+        labels, ts = by_line[se.raw.decode()]
+        ev = se.event
+        assert ts == timestamp_ns(ev["timestamp"]), "the line's own timestamp, to the microsecond"
+        assert labels["job"] == job and labels["instance"] == ev["labels"]["instance"]
+        assert labels["source"] == ev["source"] and labels.get("level") == ev.get("level")
+        assert labels["event"] == ev["event"] and labels["category"] == ev["category"]
+        for k in ("pid", "role", "id", "offset"):  # the rest of the structured metadata
+            if ev.get(k) not in (None, ""):
+                assert labels[k] == str(ev[k]), k
+    assert {labels["event"] for labels, _, _ in got} == kinds
+    series = loki.series(tenant, f'{{job="{job}"}}', START, END)
+    assert {k for s in series for k in s} <= ALLOWED_STREAM_LABELS, "nothing high-cardinality as a stream label"
+    assert len(series) == len({(se.event["labels"]["instance"], se.event["source"], se.event.get("level"))
+                               for se in batch})
+
+
+@pytest.mark.parametrize("encoding", ["json", "protobuf"])
+def test_a_replayed_batch_leaves_no_duplicate_in_loki(loki, encoding):
+    tenant = job = f"replay-{encoding}"
+    batch = parsed("redis-7.0/startup-shutdown.log", job=job)
+    send(sink(loki.url, tenant, encoding=encoding), batch)
+    send(sink(loki.url, tenant, encoding="protobuf" if encoding == "json" else "json"), batch)
+    send(sink(loki.url, tenant, encoding=encoding), batch[: len(batch) // 2])
+    got = wait_entries(loki, tenant, f'{{job="{job}"}}', len(batch))
+    time.sleep(1)
+    got = loki.entries(tenant, f'{{job="{job}"}}', START, END)
+    assert len(got) == len(batch)
+    assert len({(ts, line) for _, ts, line in got}) == len(batch)
+
+
+def test_a_tiny_ingestion_rate_gives_real_429s_and_retrying_loses_nothing(loki):
+    job = "rate"
+    batch = parsed("redis-7.0/startup-shutdown.log", "redis-7.0/replication-master.log", job=job)
+    s = sink(loki.url, "slow")
+    errors: list[RetryableError] = []
+    chunks = [batch[i:i + 8] for i in range(0, len(batch), 8)]
+    for c in chunks:
+        errors += send_until_delivered(s, c, timeout=90)
+    assert errors and all("429" in str(e) for e in errors), errors[:3]
+    got = wait_entries(loki, "slow", f'{{job="{job}"}}', len(batch))
+    assert sorted(line for _, _, line in got) == sorted(se.raw.decode() for se in batch)
+
+
+def test_a_line_over_max_line_size_is_a_real_400_the_batch_rejected_the_rest_written(loki):
+    job = "linesize"
+    batch = parsed("redis-7.0/startup-shutdown.log", job=job)[:10]
+    big = dict(batch[4].event, message="x" * 5000)
+    batch[4] = SpooledEvent(5, big, dumps(big))
+    d = send(sink(loki.url, "small"), batch)
+    assert sorted(i for i, _ in d.rejected) == list(range(10)), "the whole batch goes to the dead-letter file"
+    assert "Max entry size" in d.rejected[4][1] and "HTTP 400" in d.rejected[4][1]
+    got = wait_entries(loki, "small", f'{{job="{job}"}}', 9)
+    assert sorted(line for _, _, line in got) == sorted(se.raw.decode() for k, se in enumerate(batch) if k != 4)
+
+
+def test_too_many_labels_is_a_real_400_and_rejected(loki):
+    batch = parsed("redis-7.0/security.log", job="labels")[:5]
+    for se in batch:
+        se.event["labels"].update(env="prod", dc="eu")
+    batch = [SpooledEvent(se.seq, se.event, dumps(se.event)) for se in batch]
+    d = send(sink(loki.url, "small"), batch)
+    assert len(d.rejected) == 5 and "label names" in d.rejected[0][1]
+    assert loki.entries("small", '{job="labels"}', START, END) == []
+
+
+def test_fifteen_labels_the_sinks_cap_are_accepted_by_the_real_server(loki):
+    batch = parsed("redis-7.0/security.log", job="many")[:5]
+    for se in batch:
+        se.event["labels"].update({f"l{k}": "v" for k in range(13)})
+    batch = [SpooledEvent(se.seq, se.event, dumps(se.event)) for se in batch]
+    assert send(sink(loki.url, "many"), batch).rejected == []
+    assert len(wait_entries(loki, "many", '{job="many"}', 5)) == 5
+
+
+def test_the_tenant_is_sent_as_x_scope_orgid_and_invisible_to_another_tenant(loki):
+    batch = parsed("redis-7.0/misc.log", job="tenant")
+    assert send(sink(loki.url, "team-a"), batch).rejected == []
+    assert len(wait_entries(loki, "team-a", '{job="tenant"}', len(batch))) == len(batch)
+    assert loki.entries("team-b", '{job="tenant"}', START, END) == []
+    with pytest.raises(RetryableError, match="401"):  # auth_enabled: no tenant, no write
+        send(sink(loki.url, None), batch)
+
+
+def test_a_paused_loki_times_out_retryably_and_nothing_is_lost_after_it_resumes(loki):
+    batch = parsed("redis-7.0/bgsave-aof.log", job="paused")
+    s = sink(loki.url, "paused")
+    loki.pause()
+    try:
+        with pytest.raises(RetryableError):
+            send(s, batch[:20])
+    finally:
+        loki.resume()
+    send_until_delivered(s, batch[:20])
+    send_until_delivered(s, batch[20:])
+    got = wait_entries(loki, "paused", '{job="paused"}', len(batch))
+    assert sorted(line for _, _, line in got) == sorted(se.raw.decode() for se in batch)
+
+
+def test_a_killed_and_restarted_loki_keeps_what_it_acknowledged_and_takes_the_rest(loki):
+    """Restarts the session Loki in its own dir on its own ports: its WAL keeps every other
+    test's entries, and the ``loki`` fixture waits for /ready before the next test."""
+    batch = parsed("redis-7.0/config-set-rewrite.log", job="restart")
+    s = sink(loki.url, "restart")
+    half = len(batch) // 2
+    assert send(s, batch[:half]).rejected == []
+    loki.kill()
+    with pytest.raises(RetryableError):
+        send(s, batch[half:])
+    loki.start()
+    send_until_delivered(s, batch[half:])
+    got = wait_entries(loki, "restart", '{job="restart"}', len(batch))
+    assert sorted(line for _, _, line in got) == sorted(se.raw.decode() for se in batch)
