@@ -99,7 +99,7 @@ analytics: {{reporting_enabled: false}}
                 total += float(line.rsplit(" ", 1)[1])
         return int(total)
 
-    def count(self, selector: str, seconds: int = 7200) -> int:
+    def count(self, selector: str, seconds: int = 3 * 86400) -> int:
         """Entries Loki holds for ``selector`` in the last ``seconds`` (``count_over_time``, exact:
         Loki drops a byte-identical replay, so a retried batch is not counted twice)."""
         body = orjson.loads(self._get("/loki/api/v1/query", query=f"sum(count_over_time({selector}[{seconds}s]))",
@@ -140,7 +140,7 @@ class Tail(threading.Thread):
         self.dropped = 0
         self.ready = threading.Event()
         self.error: str | None = None
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.start()
         self.ready.wait(30)
 
@@ -153,7 +153,7 @@ class Tail(threading.Thread):
         try:
             async with aiohttp.ClientSession() as s, s.ws_connect(self.url, max_msg_size=0) as ws:
                 self.ready.set()
-                while not self._stop.is_set():
+                while not self._halt.is_set():
                     try:
                         msg = await ws.receive(timeout=0.5)
                     except TimeoutError:
@@ -173,7 +173,7 @@ class Tail(threading.Thread):
             self.ready.set()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(10)
 
 
