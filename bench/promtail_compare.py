@@ -89,7 +89,7 @@ def build_backlog_file(path: Path, lines: int) -> int:
     # a signal-handler line gets a second of its own (its stamp is in seconds): Loki drops an entry
     # with the same stream, timestamp and line as another one
     signals = sum(1 for x in sample if b":signal-handler (" in x) * (lines // len(sample) + 1)
-    t_ms = int(time.time() * 1000) - lines - 1000 * signals - 60_000
+    t_ms = int(time.time() * 1000) - lines - 2000 * signals - 60_000  # each jump: at most 2 s
     stamps: dict[int, bytes] = {}
     out = bytearray()
     for i in range(lines):
