@@ -208,7 +208,8 @@ def backlog(args: argparse.Namespace, tmp: Path, loki: Loki, bindir: Path) -> di
             row[agent] = {"wall_s": wall, "lines_per_s": n / wall, "cpu_s": cpu, "cpu_us_per_line": cpu / n * 1e6,
                           "peak_rss_mb": run.tree.peak_total_rss / 1e6}
             shutil.rmtree(run.dir, ignore_errors=True)
-        report_pair(i, row, [("lines/s", "lines_per_s", "{:,.0f}", True), ("CPU µs/line", "cpu_us_per_line", "{:.1f}", False),
+        report_pair(i, row, [("lines/s", "lines_per_s", "{:,.0f}", True),
+                             ("CPU µs/line", "cpu_us_per_line", "{:.1f}", False),
                              ("peak RSS MB", "peak_rss_mb", "{:.0f}", False), ("wall s", "wall_s", "{:.2f}", False)])
         rows.append(row)
     return summarize("backlog", rows, ["lines_per_s", "cpu_us_per_line", "peak_rss_mb"])
@@ -252,8 +253,7 @@ def steady(args: argparse.Namespace, tmp: Path, loki: Loki, bindir: Path) -> dic
             tail.stop()
             held = loki.count(run.selector)
             run.stop()
-            lat = [x for x in tail.latencies]
-            win = [x for x in lat if x >= -5]  # every entry; the window's own are all of them after warm-up
+            lat = win = list(tail.latencies)  # every line written after the tail opened
             span = t1 - t0
             row[agent] = {"cpu_pct": (c1 - c0) / span * 100, "cpu_us_per_line": (c1 - c0) / lines * 1e6,
                           "rss_mb": max(rss) / 1e6, "lines": total, "held": held, "tailed": len(lat),
@@ -265,7 +265,8 @@ def steady(args: argparse.Namespace, tmp: Path, loki: Loki, bindir: Path) -> dic
                 print(f"   (tail saw {len(lat):,} of {total:,} entries; dropped {tail.dropped})")
             shutil.rmtree(run.dir, ignore_errors=True)
             shutil.rmtree(d, ignore_errors=True)
-        report_pair(i, row, [("CPU µs/line", "cpu_us_per_line", "{:.1f}", False), ("% of a core", "cpu_pct", "{:.2f}", False),
+        report_pair(i, row, [("CPU µs/line", "cpu_us_per_line", "{:.1f}", False),
+                             ("% of a core", "cpu_pct", "{:.2f}", False),
                              ("RSS MB", "rss_mb", "{:.1f}", False), ("fresh p50 ms", "p50_ms", "{:.0f}", False),
                              ("fresh p99 ms", "p99_ms", "{:.0f}", False), ("fresh max ms", "max_ms", "{:.0f}", False)])
         rows.append(row)
@@ -350,7 +351,8 @@ def outage(args: argparse.Namespace, tmp: Path, loki: Loki, bindir: Path) -> dic
         row[agent] = {"rss_outage_mb": rss_outage / 1e6, "rss_peak_mb": run.rss_peak / 1e6, "catchup_s": caught,
                       "catchup_x": rate / args.rate, "lost": total - held}
         shutil.rmtree(run.dir, ignore_errors=True)
-    report_pair(1, row, [("RSS in outage MB", "rss_outage_mb", "{:.0f}", False), ("peak RSS MB", "rss_peak_mb", "{:.0f}", False),
+    report_pair(1, row, [("RSS in outage MB", "rss_outage_mb", "{:.0f}", False),
+                         ("peak RSS MB", "rss_peak_mb", "{:.0f}", False),
                          ("catch-up x rate", "catchup_x", "{:.1f}", True), ("lines lost", "lost", "{}", False)])
     return {"pairs": [row]}
 

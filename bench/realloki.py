@@ -188,7 +188,7 @@ PROMTAIL_STAGES = r"""    pipeline_stages:
           source: ts
           format: '02 Jan 2006 15:04:05.000'
           location: UTC
-"""
+"""  # noqa: E501 - the regex reads best whole
 
 
 def promtail_config(workdir: Path, loki_url: str, files: list[Path], labels: dict[str, str]) -> Path:
