@@ -97,13 +97,8 @@ class Stream:
         self.last_data: float = 0.0  # monotonic time bytes last arrived
         self.partial_since: float | None = None
         self._partial_at: int = -1  # offset of the partial line partial_since refers to
-        self.finished = False
         self._id_origin: str | None = None
         self._id_base: Any = None
-
-    @property
-    def draining(self) -> bool:
-        return self.rotated_at is not None
 
     def position(self) -> int:
         """Offset before which every byte's events have been returned by read_batch: the
@@ -243,6 +238,3 @@ class Stream:
             except OSError:
                 pass
             self.fd = -1
-
-    def describe(self) -> dict[str, Any]:
-        return {"path": self.path, "live": self.live, "offset": self.position(), "size": self.last_size}
