@@ -97,15 +97,10 @@ class Stream:
         self.last_data: float = 0.0  # monotonic time bytes last arrived
         self.partial_since: float | None = None
         self._partial_at: int = -1  # offset of the partial line partial_since refers to
-        self.finished = False
         #: labels the file's path gives (kubelet / Docker layout: shipper/sources/files/layout.py)
         self.labels: dict[str, str] | None = None
         self._id_origin: str | None = None
         self._id_base: Any = None
-
-    @property
-    def draining(self) -> bool:
-        return self.rotated_at is not None
 
     def position(self) -> int:
         """Offset before which every byte's events have been returned by read_batch: the
@@ -248,6 +243,3 @@ class Stream:
             except OSError:
                 pass
             self.fd = -1
-
-    def describe(self) -> dict[str, Any]:
-        return {"path": self.path, "live": self.live, "offset": self.position(), "size": self.last_size}

@@ -153,14 +153,6 @@ def _open(path: str, n: int) -> tuple[int, os.stat_result, bytes] | None:
     return fd, st, head
 
 
-def read_head_of(path: str, n: int) -> bytes:
-    got = _open(path, n)
-    if got is None:
-        return b""
-    _close(got[0])
-    return got[2]
-
-
 def _close(fd: int) -> None:
     try:
         os.close(fd)
