@@ -11,11 +11,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from .base import Duration, SecretRefs, Strict
-from .redis import PollConfig, SlowlogConfig, TLSConfig
+from .base import Duration, Strict
+from .redis import RedisPollSettings
 
 
-class KubernetesPollConfig(SecretRefs):
+class KubernetesPollConfig(RedisPollSettings):
     """The Redis poller run against each discovered pod: ``<scheme>://<podIP>:<port>``.
 
     The same settings as a ``type: redis`` source, without its URL (the pod's IP is the host).
@@ -23,18 +23,6 @@ class KubernetesPollConfig(SecretRefs):
 
     port: int = Field(default=6379, ge=1, le=65535)
     scheme: Literal["redis", "rediss"] = "redis"
-    username: str | None = None
-    password: str | None = None
-    password_file: str | None = None
-    password_env: str | None = None
-    tls: TLSConfig | None = None
-    timeout: Duration = 2.0
-    slowlog: SlowlogConfig = Field(default_factory=SlowlogConfig)
-    latency: PollConfig = Field(default_factory=lambda: PollConfig(interval=10.0))
-    acl_log: PollConfig = Field(default_factory=lambda: PollConfig(interval=10.0))
-    config: PollConfig = Field(default_factory=lambda: PollConfig(interval=60.0))
-    commandlog: PollConfig = Field(default_factory=lambda: PollConfig(interval=1.0))
-    info: PollConfig = Field(default_factory=lambda: PollConfig(interval=10.0))
 
 
 class KubernetesSourceConfig(Strict):

@@ -33,9 +33,10 @@ class TLSConfig(Strict):
     server_name: str | None = None
 
 
-class RedisSourceConfig(SecretRefs):
-    type: Literal["redis"]
-    url: str = "redis://127.0.0.1:6379"
+class RedisPollSettings(SecretRefs):
+    """How a Redis is polled, whatever gives its address: a ``type: redis`` source's URL, or a pod
+    discovered by a ``type: kubernetes`` source (its ``poll:``)."""
+
     username: str | None = None
     password: str | None = None
     password_file: str | None = None
@@ -49,5 +50,10 @@ class RedisSourceConfig(SecretRefs):
     config: PollConfig = Field(default_factory=lambda: PollConfig(interval=60.0))
     commandlog: PollConfig = Field(default_factory=lambda: PollConfig(interval=1.0))
     info: PollConfig = Field(default_factory=lambda: PollConfig(interval=10.0))
+
+
+class RedisSourceConfig(RedisPollSettings):
+    type: Literal["redis"]
+    url: str = "redis://127.0.0.1:6379"
     #: events not to ship (shipper/config/drop.py); counted, never a gap in the audit chain
     drop: list[DropRule] = Field(default_factory=list)
