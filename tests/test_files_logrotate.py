@@ -64,7 +64,12 @@ async def rotate(conf: Path, state: Path) -> None:
     proc = await asyncio.create_subprocess_exec(binary, "-f", "-s", str(state), str(conf),
                                                 stderr=asyncio.subprocess.PIPE)
     _, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
+    text = err.decode()
+    # logrotate's own race with a writer that re-creates the file (as Redis does per line): it then
+    # renames the writer's new file to <name>-<date>.backup and exits 1. Real; the agent finds that
+    # file through rotated_patterns, and the line counts below still prove nothing was lost.
+    raced = "already exists, renaming to" in text and ".backup" in text
+    assert proc.returncode == 0 or raced, text
 
 
 def lines_in(p: Path) -> list[str]:
