@@ -103,7 +103,7 @@ def serve_receiver(argv: list[str]) -> None:
         def __init__(self, port: int) -> None:
             # entries are checked (contract, exactly-once by hash) and counted, not kept: see
             # LokiReceiver.keep_entries (kept: 7.6-8.1 µs per entry at 300,000, 12.4 at 1,000,000;
-            # counted: 6.0-6.5 and 7.0, docs/performance-agent.md session 4)
+            # counted: 6.0-6.5 and 7.0)
             super().__init__(port, keep_entries=False)
             self.outage = False
             #: (time the push reached the handler, entries in it, status)

@@ -319,7 +319,7 @@ def test_a_big_batch_is_stored_in_rows_of_many_events_and_read_back_event_by_eve
 
 
 def test_a_spool_of_one_row_per_event_is_moved_to_rows_of_many_without_loss(tmp_path):
-    # the layout written by agents before session 5: table events, one row per event
+    # the older spool layout: table events, one row per event
     db = sqlite3.connect(tmp_path / "spool.sqlite")
     db.executescript("""
         CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, added REAL NOT NULL,

@@ -82,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
     # The spool thread releases the GIL around every SQLite step and fsync; taking it back waits
     # until the thread holding it (the follower parsing) reaches the switch interval, 5 ms by
     # default. 0.5 ms shortens those waits: +2-8 % end to end over 5 interleaved pairs against
-    # 5 ms and 1 ms; 0.2 ms was no better (docs/performance-agent.md, session 4).
+    # 5 ms and 1 ms; 0.2 ms was no better.
     sys.setswitchinterval(SWITCH_INTERVAL)
     tune_for_batches()
     if found is not None:

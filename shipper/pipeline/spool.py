@@ -209,7 +209,7 @@ class Spool:
         # Freed pages are not overwritten with zeros. Some builds (Debian's libsqlite3) turn
         # secure_delete on, and then every DELETE of acknowledged rows writes the whole deleted
         # volume again (to the WAL, then to the file): +7-8 % end to end when off
-        # (docs/performance-agent.md, session 5). The deleted events are copies of what the sinks
+        # (measured in interleaved pairs). The deleted events are copies of what the sinks
         # already hold, in a file only the agent's user can read (state_dir).
         db.execute("PRAGMA secure_delete=OFF")
         return db
@@ -498,7 +498,7 @@ class Spool:
             # fsync makes it durable; only a power loss in between can undo it, and that re-sends
             # one batch (at-least-once). Usually ONE statement (its own transaction): each
             # statement is a GIL hand-off on the spool thread, which the sources' appends wait
-            # for (docs/performance-agent.md, session 5).
+            # for.
             db = self._ack_db
             assert db is not None
             old = self._cursors.get(sink, -1)

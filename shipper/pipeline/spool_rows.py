@@ -10,7 +10,7 @@ Why rows of many events and not one row per event: SQLite's work is per row (a B
 insert, then to delete once every sink acknowledged it), and the spool thread's inserts and
 deletes were a third of the agent's CPU at full speed. Rows of up to :data:`ROW_BYTES` cut the
 spool's write + delete CPU from 2.4 to 1.1 µs per event in a micro-bench, and the offload
-process's read from 0.75 to 0.4 µs (docs/performance-agent.md, session 5). A row is deleted
+process's read from 0.75 to 0.4 µs (a micro-bench). A row is deleted
 when every sink acknowledged its last event; the events before a cursor inside a row are
 skipped on reading.
 
