@@ -55,14 +55,12 @@ def api(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
     et.stop()
 
 
-def test_a_redis_pods_log_is_shipped_with_its_pod_labels_across_a_container_restart_and_its_deletion(
-        api: KubeAPI, tmp_path: Path) -> None:
-    ns, node = "cache", "worker-1"
+def agent_config(api: KubeAPI, tmp_path: Path, ns: str, node: str, source_extra: str) -> tuple[Path, Path]:
+    """A namespace, a reader token for it, and an agent config with one kubernetes source of
+    ``node`` (plus ``source_extra`` YAML lines) shipping to a file; returns (config, output)."""
     api.create_namespace(ns)
     token = api.service_account_token(ns, "redis-shipper", verbs=["get", "list", "watch"])
     kubeconfig = api.kubeconfig(tmp_path / "kubeconfig", token)
-    pods = tmp_path / "pods"
-    pods.mkdir()
     out = tmp_path / "out.jsonl"
     cfg = tmp_path / "agent.yaml"
     cfg.write_text(f"""\
@@ -74,12 +72,20 @@ sources:
   - type: kubernetes
     node: {node}
     kubeconfig: {kubeconfig}
-    log_root: {pods}
-    pod_labels: [app.kubernetes.io/instance]
-sinks:
+{source_extra}sinks:
   - type: file
     path: {out}
 """)
+    return cfg, out
+
+
+def test_a_redis_pods_log_is_shipped_with_its_pod_labels_across_a_container_restart_and_its_deletion(
+        api: KubeAPI, tmp_path: Path) -> None:
+    ns, node = "cache", "worker-1"
+    pods = tmp_path / "pods"
+    pods.mkdir()
+    cfg, out = agent_config(api, tmp_path, ns, node,
+                            f"    log_root: {pods}\n    pod_labels: [app.kubernetes.io/instance]\n")
     agent = subprocess.Popen([sys.executable, "-m", "shipper.cli", "run", "--config", str(cfg)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -131,27 +137,9 @@ def test_a_discovered_pod_with_poll_gets_a_poller_whose_events_carry_the_pods_la
 
     rp = start_server("redis7", tmp_path, config={"slowlog-log-slower-than": "0"})
     ns, node = "polled", "worker-2"
-    api.create_namespace(ns)
-    token = api.service_account_token(ns, "redis-shipper", verbs=["get", "list", "watch"])
-    kubeconfig = api.kubeconfig(tmp_path / "kubeconfig", token)
-    out = tmp_path / "out.jsonl"
-    cfg = tmp_path / "agent.yaml"
-    cfg.write_text(f"""\
-state_dir: {tmp_path / 'state'}
-timezone: UTC
-labels: {{job: redis}}
-metrics: {{listen: ''}}
-sources:
-  - type: kubernetes
-    node: {node}
-    kubeconfig: {kubeconfig}
-    log_root: {tmp_path / 'pods'}
-    instance_preset: multi-target
-    poll: {{port: {rp.port}, slowlog: {{interval: 100ms, redact: none}}}}
-sinks:
-  - type: file
-    path: {out}
-""")
+    cfg, out = agent_config(api, tmp_path, ns, node,
+                            f"    log_root: {tmp_path / 'pods'}\n    instance_preset: multi-target\n"
+                            f"    poll: {{port: {rp.port}, slowlog: {{interval: 100ms, redact: none}}}}\n")
     agent = subprocess.Popen([sys.executable, "-m", "shipper.cli", "run", "--config", str(cfg)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
