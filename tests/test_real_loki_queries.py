@@ -1,6 +1,6 @@
 """Every LogQL expression the project ships (docs/explore-queries.md, the Grafana dashboard, the
-data source correlation) runs on the real Loki against the sample logs, and the log queries
-return the events they name."""
+data source correlation, the ``logql`` annotations of the Prometheus alerting rules) runs on the
+real Loki against the sample logs, and the log queries return the events and categories they name."""
 
 from __future__ import annotations
 
@@ -45,12 +45,16 @@ def shipped_queries() -> list[tuple[str, str]]:
         for c in d.get("correlations", []):
             if c["targetUID"] == "loki":
                 out.append(("datasources correlation", c["config"]["target"]["expr"]))
+    for rules in sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.yml")):
+        for g in yaml.safe_load(rules.read_text())["groups"]:
+            out += [(rules.name, r["annotations"]["logql"]) for r in g["rules"] if "logql" in r.get("annotations", {})]
     return out
 
 
 def concrete(q: str) -> str:
-    """Grafana's variables as Grafana would fill them for the sample logs."""
-    return (q.replace("$__auto", "5m").replace("$__range", "1h").replace("${job}", "redis").replace("$job", "redis")
+    """Grafana's variables, and the alert templates, as they would be filled for the sample logs."""
+    return (q.replace("{{ $labels.job }}", "redis").replace("{{ $labels.instance }}", INSTANCE)
+            .replace("$__auto", "5m").replace("$__range", "1h").replace("${job}", "redis").replace("$job", "redis")
             .replace("${instance}", INSTANCE).replace("$instance", ".+"))
 
 
@@ -76,6 +80,7 @@ def test_the_shipped_queries_are_found_and_many(loki):
     qs = shipped_queries()
     assert sum(w == "explore-queries.md" for w, _ in qs) >= 20
     assert sum(w == "redis-events.json" for w, _ in qs) >= 5
+    assert sum(w.endswith(".rules.yml") for w, _ in qs) >= 15
 
 
 @pytest.mark.parametrize("where,query", shipped_queries(), ids=lambda v: v[:60] if isinstance(v, str) else v)
@@ -88,6 +93,11 @@ def test_every_shipped_logql_query_runs_on_the_real_loki(loki, shipped, where, q
         got = {orjson.loads(v[1])["event"] for st in result for v in st["values"]}
         assert got, f"{where}: {query} returned nothing"
         assert got <= wanted | {"role_changed"} or "or" in query, got - wanted
+    categories = {c for alt in re.findall(r'\| category=~?"([^"]+)"', query) for c in alt.split("|")}
+    if query.lstrip().startswith("{") and categories & {se.event["category"] for se in shipped}:
+        got = {orjson.loads(v[1])["category"] for st in result for v in st["values"]}
+        assert got, f"{where}: {query} returned nothing"
+        assert got <= categories, got - categories
 
 
 def test_most_shipped_queries_return_entries_for_the_sample_logs(loki, shipped):
