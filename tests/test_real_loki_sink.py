@@ -5,9 +5,10 @@ tenant and labels, so tests never see each other's entries."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
+import functools
+import os
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,26 +16,53 @@ import orjson
 import pytest
 
 from parsers.events import dumps
+from parsers.logfile import LogParser
 from shipper.api import Delivery, RetryableError, SpooledEvent
+from shipper.commands.parse import iter_lines
 from shipper.config import LokiSinkConfig
 from shipper.sinks.loki import LokiSink, timestamp_ns
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.real_loki, pytest.mark.integration]
-#: every sample log is from 25 Nov 2026 (UTC); one window covers them all
+#: the sample logs of single servers and Sentinels are from 25 Nov 2026 (UTC), the cluster logs
+#: from 7 Dec: the window of most tests, and the one of the every-kind test
 START, END = timestamp_ns("2026-11-25T00:00:00.000000Z"), timestamp_ns("2026-11-26T00:00:00.000000Z")
+ALL_END = timestamp_ns("2026-12-08T00:00:00.000000Z")
 ALLOWED_STREAM_LABELS = {"job", "instance", "source", "level", "service_name"}
+
+
+def parse_file(path: Path) -> list[dict[str, Any]]:
+    """The events of a log file, as ``redis-shipper parse --timezone UTC`` prints them (the same
+    parser and line reader, in this process: the covering test parses every sample log)."""
+    with open(path, "rb") as f:
+        parser = LogParser(tz=UTC, reference_time=datetime.fromtimestamp(os.fstat(f.fileno()).st_mtime, UTC))
+        events = [ev for line, offset, cut, partial in iter_lines(f, 1 << 20)
+                  for ev in parser.feed(line, offset, cut_bytes=cut, partial=partial)]
+    return [orjson.loads(dumps(ev)) for ev in events + list(parser.flush())]
+
+
+@functools.cache
+def kinds_by_file() -> dict[str, frozenset[str]]:
+    """Every log of sample-logs/ (relative path) and the event kinds the parsers find in it."""
+    logs = sorted(p.relative_to(ROOT / "sample-logs").as_posix() for p in (ROOT / "sample-logs").rglob("*.log"))
+    return {r: frozenset(ev["event"] for ev in parse_file(ROOT / "sample-logs" / r)) for r in logs}
+
+
+def covering_files() -> list[str]:
+    """Few sample logs that between them hold every event kind of sample-logs/ (greedy cover)."""
+    kinds, left, out = kinds_by_file(), set().union(*kinds_by_file().values()), []
+    while left:
+        best = max(kinds, key=lambda r: len(kinds[r] & left))
+        out.append(best)
+        left -= kinds[best]
+    return out
 
 
 def parsed(*rel: str, job: str) -> list[SpooledEvent]:
     """The events of sample-logs files, as the spool would hand them (``instance`` = the file)."""
     out: list[SpooledEvent] = []
     for r in rel:
-        p = ROOT / "sample-logs" / r
-        lines = subprocess.run([sys.executable, "-m", "shipper.cli", "parse", "--timezone", "UTC", str(p)],
-                               cwd=ROOT, capture_output=True, check=True).stdout.splitlines()
-        for line in lines:
-            ev = orjson.loads(line)
+        for ev in parse_file(ROOT / "sample-logs" / r):
             ev["labels"] = {"job": job, "instance": r}
             out.append(SpooledEvent(len(out) + 1, ev, dumps(ev)))
     return out
@@ -68,31 +96,27 @@ def send_until_delivered(s: LokiSink, batch: list[SpooledEvent], timeout: float 
             time.sleep(min(2.0, 0.2 * len(errors)))
 
 
-def wait_entries(loki: Any, tenant: str, query: str, n: int, timeout: float = 30) -> list[Any]:
+def wait_entries(loki: Any, tenant: str, query: str, n: int, timeout: float = 30, end: int = END) -> list[Any]:
     deadline = time.monotonic() + timeout
     while True:
-        got = loki.entries(tenant, query, START, END)
+        got = loki.entries(tenant, query, START, end)
         if len(got) >= n or time.monotonic() > deadline:
             return got
         time.sleep(0.3)
 
 
-SAMPLES = ["redis-7.0/startup-shutdown.log", "redis-7.0/replication-master.log", "redis-7.0/security.log",
-           "redis-7.0/crash-segfault.log", "redis-7.0/bgsave-aof.log", "redis-7.0/config-set-rewrite.log",
-           "redis-7.0/misc.log", "sentinel-7.0/sentinel-1.log", "valkey-9/logfmt-iso8601.log",
-           "redis-6.2/replication-replica.log"]
-
-
 @pytest.mark.parametrize("encoding", ["json", "protobuf"])
 def test_every_event_kind_arrives_with_its_labels_metadata_and_own_timestamp(loki, encoding):
     tenant = job = f"kinds-{encoding}"
-    batch = parsed(*SAMPLES, job=job)
+    files = covering_files()
+    batch = parsed(*files, job=job)
     kinds = {se.event["event"] for se in batch}
-    assert len(kinds) > 40
-    for r in SAMPLES:  # one push per file, as a live agent would send them
+    assert kinds == set().union(*kinds_by_file().values()), "every event kind of sample-logs/"
+    assert len(kinds) > 150
+    for r in files:  # one push per file, as a live agent would send them
         d = send(sink(loki.url, tenant, encoding=encoding), [se for se in batch if se.event["labels"]["instance"] == r])
         assert d.rejected == []
-    got = wait_entries(loki, tenant, f'{{job="{job}"}}', len(batch))
+    got = wait_entries(loki, tenant, f'{{job="{job}"}}', len(batch), end=ALL_END)
     assert len(got) == len(batch), "every event once"
     by_line = {line: (labels, ts) for labels, ts, line in got}
     for se in batch:
@@ -106,7 +130,7 @@ def test_every_event_kind_arrives_with_its_labels_metadata_and_own_timestamp(lok
             if ev.get(k) not in (None, ""):
                 assert labels[k] == str(ev[k]), k
     assert {labels["event"] for labels, _, _ in got} == kinds
-    series = loki.series(tenant, f'{{job="{job}"}}', START, END)
+    series = loki.series(tenant, f'{{job="{job}"}}', START, ALL_END)
     assert {k for s in series for k in s} <= ALLOWED_STREAM_LABELS, "nothing high-cardinality as a stream label"
     assert len(series) == len({(se.event["labels"]["instance"], se.event["source"], se.event.get("level"))
                                for se in batch})
