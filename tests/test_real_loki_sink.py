@@ -232,3 +232,55 @@ def test_a_killed_and_restarted_loki_keeps_what_it_acknowledged_and_takes_the_re
     send_until_delivered(s, batch[half:])
     got = wait_entries(loki, "restart", '{job="restart"}', len(batch))
     assert sorted(line for _, _, line in got) == sorted(se.raw.decode() for se in batch)
+
+
+def relabelled(batch: list[SpooledEvent], labels: dict[str, str]) -> list[SpooledEvent]:
+    out = []
+    for se in batch:
+        ev = dict(se.event, labels=labels)
+        out.append(SpooledEvent(se.seq, ev, dumps(ev)))
+    return out
+
+
+@pytest.mark.parametrize("encoding", ["json", "protobuf"])
+def test_label_names_loki_would_refuse_are_sanitised_and_odd_values_survive(loki, encoding):
+    """Dots and a leading digit are not valid in a Loki label name; quotes, backslashes and
+    slashes in a value must survive the protobuf selector text the real server parses."""
+    tenant = f"names-{encoding}"
+    labels = {"job": 'we"ird\\job', "instance": "unix:///var/run/redis.sock", "cluster.name": "prod-eu",
+              "9lives": "x", "empty": ""}
+    batch = relabelled(parsed("redis-7.0/security.log", job="x")[:5], labels)
+    assert send(sink(loki.url, tenant, encoding=encoding), batch).rejected == []
+    series = wait_for_series(loki, tenant, '{instance="unix:///var/run/redis.sock"}')
+    assert series and {s["level"] for s in series} == {se.event["level"] for se in batch}
+    for s in series:
+        assert s["job"] == 'we"ird\\job' and s["cluster_name"] == "prod-eu" and s["_9lives"] == "x"
+        assert "empty" not in s
+    assert len(loki.entries(tenant, '{cluster_name="prod-eu"}', START, END)) == 5
+
+
+def test_an_event_without_labels_gets_a_stream_the_real_server_takes(loki):
+    batch = relabelled(parsed("redis-7.0/security.log", job="x")[:3], {})
+    assert send(sink(loki.url, "nolabels", stream_labels=[]), batch).rejected == []
+    # service_name: the real server derives it from job
+    assert wait_for_series(loki, "nolabels", '{job="redis-shipper"}') == [{"job": "redis-shipper",
+                                                                           "service_name": "redis-shipper"}]
+
+
+def test_structured_metadata_off_sends_bare_entries_the_real_server_takes(loki):
+    """``structured_metadata: false`` (for Loki 2): the entries arrive with their stream labels only."""
+    batch = parsed("redis-7.0/security.log", job="bare")[:5]
+    assert send(sink(loki.url, "bare", structured_metadata=False), batch).rejected == []
+    got = wait_entries(loki, "bare", '{job="bare"}', 5)
+    assert len(got) == 5
+    # detected_level: structured metadata the real server adds itself from the line's level
+    assert all(set(labels) <= ALLOWED_STREAM_LABELS | {"detected_level"} for labels, _, _ in got), got[0][0]
+
+
+def wait_for_series(loki: Any, tenant: str, match: str, timeout: float = 30) -> list[dict[str, str]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = loki.series(tenant, match, START, END)
+        if got or time.monotonic() > deadline:
+            return got
+        time.sleep(0.3)
