@@ -124,15 +124,15 @@ def test_a_crash_report_over_the_servers_max_line_size_is_dead_lettered_and_the_
     log.write_bytes(data[:restart])  # up to the end of the crash report
     agent = Agent(tmp_path, loki, tenant="small", job="agent-line-size", sources=[{"path": str(log)}])
     with agent.running():
-        dead = wait_for("the crash report dead-lettered", agent.dead_letters)
+        wait_for("the crash report dead-lettered", agent.dead_letters)
         with open(log, "ab") as f:
             f.write(data[restart:])
-        notes = wait_for("a dead_lettered event in Loki",
-                         lambda: agent.events('source="agent"') and [
-                             e for e in agent.events('source="agent"') if e["event"] == "dead_lettered"])
+        notes = wait_for("a dead_lettered event in Loki", lambda: [
+            e for e in agent.events('source="agent"') if e["event"] == "dead_lettered"])
         wait_for("every other event in Loki", lambda: len(agent.file_events()) >= len(events) - 1)
         time.sleep(1)  # anything late or twice would show now
         stored = agent.file_events()
+    dead = agent.dead_letters()
     assert crash["message"] in {d["event"]["message"] for d in dead}
     assert all("HTTP 400" in d["reason"] and "Max entry size" in d["reason"] for d in dead), dead[0]["reason"]
     assert what(stored) == what([e for e in events if e is not crash]), "the rest delivered, once"
