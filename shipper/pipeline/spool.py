@@ -121,6 +121,8 @@ class Spool:
         #: appends in flight per stream (a batch is sealed before the spool thread only when 0)
         self._sealing: dict[str, int] = {}
         self._gc_at = float("-inf")  # the first acknowledgement collects
+        #: per sink, when (monotonic) it last made progress: acknowledged, or had nothing to send
+        self._progress_at: dict[str, float] = {}
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
@@ -256,6 +258,8 @@ class Spool:
             self._cursors[name] = acked
 
         await self._run(_reg)
+        self._progress_at[name] = time.monotonic()
+        self._update_gauges()
 
     def _max_seq(self) -> int:
         assert self._db is not None
@@ -300,11 +304,15 @@ class Spool:
         if events and not self._sealing.get(stream):
             sealed = self._seal_batch(stream, events)
         self._sealing[stream] = self._sealing.get(stream, 0) + 1
+        caught_up = [s for s, c in self._cursors.items() if c >= self._top]  # their wait starts now
         try:
             await state_guard.retry_disk_errors(
                 "spool", str(self.path), lambda: self._run(self._append, stream, events, positions, sealed))
         finally:
             self._sealing[stream] -= 1
+        now = time.monotonic()
+        for sink in caught_up:
+            self._progress_at[sink] = now
         self._update_gauges()
         if events:
             self.notify()
@@ -525,6 +533,7 @@ class Spool:
             self._bytes -= freed[1]
 
         await state_guard.retry_disk_errors("spool", str(self.path), lambda: self._run(_ack))
+        self._progress_at[sink] = time.monotonic()
         self._update_gauges()
         self._room.set()
 
@@ -565,6 +574,14 @@ class Spool:
         """Events not yet acknowledged by ``sink``."""
         return self.pending_after(self._cursors.get(sink, self._top))
 
+    def stalled_for(self, sink: str, now: float | None = None) -> float:
+        """Seconds ``sink`` has had events waiting without acknowledging any (0 when it has
+        nothing to send): a sink worker dead, stuck or failing shows here, whatever it is stuck in."""
+        if self.pending(sink) == 0:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        return max(0.0, now - self._progress_at.get(sink, now))
+
     def pending_after(self, seq: int) -> int:
         """Events appended after row ``seq``."""
         return max(0, self._top - seq)
@@ -598,6 +615,10 @@ class Spool:
         state_guard.update_free_bytes(str(self.dir))
         metrics.SPOOL_BYTES.set(self._bytes)
         metrics.SPOOL_EVENTS.set(self._events)
+        # from the cursors, not from the sink workers: a worker retrying through an outage does
+        # not get back to its loop to update it, while the spool grows
+        for sink in self._cursors:
+            metrics.SINK_LAG_EVENTS.labels(sink).set(self.pending(sink))
 
     # ---- human-readable positions (promtail-style) ---------------------------------------
     def _write_positions_mirror(self, force: bool = False) -> None:
