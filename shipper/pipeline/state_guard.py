@@ -63,6 +63,12 @@ def record_success(component: str) -> None:
         log.warning("%s writes again: the disk accepts writes", component)
 
 
+def record_problem(component: str, message: str) -> None:
+    """A state problem that no write ends (the spool file deleted under the agent): in ``/ready``
+    until the process exits."""
+    _episodes[component] = message
+
+
 def failing() -> dict[str, str]:
     """Components in a write-failure episode now, with their error (for ``/ready``)."""
     return dict(_episodes)
