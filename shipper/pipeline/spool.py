@@ -180,7 +180,8 @@ class Spool:
                                  [(k, orjson.dumps(v)) for k, v in positions.items()])
         resumed = "positions.json" if positions else "nothing (sources start over)"
         lost = stamp.unshipped_after(0) if stamp is not None else None
-        counted = (f"{lost} event(s) it held had not reached every sink and cannot be recovered" if lost is not None
+        counted = (f"up to {lost} event(s) it held had not reached every sink and cannot be recovered"
+                   if lost is not None
                    else "what it held and had not shipped cannot be recovered (no spool.stamp to count it)")
         return self._opened({
             "message": f"{reason}: " + (f"moved to {moved.name}, " if moved else "")
@@ -198,7 +199,7 @@ class Spool:
                   f"write-ahead log ({wal.name}) was deleted, or an older copy was restored")
         lost = stamp.unshipped_after(self._top)
         return {"message": f"{reason}; resuming from the positions the spool still holds (older: what the "
-                           f"sources read since is read and shipped again); {lost} event(s) had not reached "
+                           f"sources read since is read and shipped again); up to {lost} event(s) had not reached "
                            "every sink: those a file source wrote are read again, the others cannot be recovered",
                 "fields": {"reason": reason, "file": str(self.path), "moved_to": None,
                            "resumed_from": "the spool's own (older) positions",

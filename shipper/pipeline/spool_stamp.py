@@ -35,7 +35,8 @@ class Stamp:
     cursors: dict[str, int]
 
     def unshipped_after(self, row: int) -> int:
-        """Events after row ``row`` that the stamp's spool held and not every sink had acknowledged."""
+        """Events after row ``row`` that the stamp's spool held and not every sink had acknowledged:
+        an upper bound (the stamp may have missed the last acknowledgement before a crash)."""
         low = min(self.cursors.values()) if self.cursors else self.top
         return max(0, self.top - max(row, low))
 
