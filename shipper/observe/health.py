@@ -49,10 +49,6 @@ class Health:
         if crash is not None:
             crash.restarted_at = time.monotonic()
 
-    def source_stopped(self, name: str) -> None:
-        """``name`` is gone (stopped, removed by a reload): nothing to report about it any more."""
-        self._crashes.pop(name, None)
-
     def source_problem(self, name: str, *, now: float | None = None) -> str | None:
         """Why source ``name`` is not ready (crash backoff, or too soon after a restart), else None."""
         crash = self._crashes.get(name)
