@@ -41,3 +41,31 @@ def test_an_unreadable_spool_is_moved_aside_and_a_fresh_one_resumes_from_positio
         assert list(tmp_path.glob("spool.sqlite.corrupt-*"))
 
     asyncio.run(go())
+
+
+def test_a_spool_file_deleted_under_the_running_agent_is_reported_once(tmp_path: Path) -> None:
+    from shipper.pipeline import spool_stamp, state_guard
+
+    async def go() -> tuple[list[dict], dict[str, str]]:
+        sp = Spool(tmp_path, host="h")
+        await sp.open()
+        await sp.register_sink("a")
+        await sp.append("h/file:x", [ev(i) for i in range(5)], {"file:1": {"offset": 50}})
+        (tmp_path / "spool.sqlite").unlink()
+        for i in range(3):  # the stamp writer looks at most once a second
+            await asyncio.sleep(spool_stamp.INTERVAL + 0.1)
+            await sp.append("h/file:x", [ev(10 + i)], {"file:1": {"offset": 60 + i}})
+        if sp._vanish_reported is not None:
+            await sp._vanish_reported
+        batch, _ = await sp.read("a", 1 << 20)
+        failing = state_guard.failing()
+        await sp.close()
+        return [b.event for b in batch if b.event.get("event") == "state_reset"], failing
+
+    try:
+        resets, failing = asyncio.run(go())
+    finally:
+        state_guard.record_success("spool_file")
+    assert len(resets) == 1
+    assert "was deleted while the agent runs" in resets[0]["message"]
+    assert "was deleted while the agent runs" in failing["spool_file"]

@@ -28,6 +28,7 @@ nothing else.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ from ..pipeline import spool_rows
 
 Line = tuple[bytes, str]
 
+log = logging.getLogger(__name__)
+
 #: Loki's default ``max_entries_limit_per_query``
 LOKI_MAX_LIMIT = 5000
 #: one query_range covers at most this much time (Loki's max_query_length is 721 h by default)
@@ -56,6 +59,21 @@ class ReadError(Exception):
 
 
 # ---------------------------------------------------------------------------------- files
+def split_torn(raw: bytes) -> tuple[bytes, dict[str, Any]] | None:
+    """``(fragment, event)`` when ``raw`` is a torn write: the start of an event cut short with a
+    whole event appended on the same line (what a retry after a short write leaves), else None."""
+    start = raw.find(b'{"', 1)
+    while start > 0:
+        try:
+            ev = orjson.loads(raw[start:])
+        except orjson.JSONDecodeError:
+            ev = None
+        if isinstance(ev, dict):
+            return raw[:start], ev
+        start = raw.find(b'{"', start + 1)
+    return None
+
+
 def read_files(paths: Iterable[str | Path], *, missing_ok: bool = False,
                on_unfinished: Callable[[str], None] | None = None) -> Iterator[Line]:
     """Each line of each file, with ``file:line`` as its location.
@@ -137,22 +155,42 @@ def read_agent_state(state_dir: str | Path, sink: str | None) -> AgentState:
     return AgentState(heads, pending, known)
 
 
-def read_dead_letters(state_dir: str | Path, sink: str) -> Iterator[Line]:
-    """Canonical bytes of the events ``sink`` refused for good (``deadletter/<sink>.jsonl``)."""
+def read_dead_letters(state_dir: str | Path, sink: str,
+                      on_invalid: Callable[[str, str], None] | None = None) -> Iterator[Line]:
+    """Canonical bytes of the events ``sink`` refused for good (``deadletter/<sink>.jsonl``).
+
+    A line that holds no dead-lettered event is reported, never skipped silently:
+    ``on_invalid(where, reason)`` (the verifier's :meth:`~.verify.Verifier.add_invalid`), else a
+    warning naming the count and the first one.
+    """
     path = Path(state_dir) / "deadletter" / f"{sink}.jsonl"
     if not path.exists():
         return
+    bad: list[str] = []
+
+    def invalid(where: str, reason: str) -> None:
+        if on_invalid is not None:
+            on_invalid(where, reason)
+        bad.append(where)
+
     with open(path, "rb") as f:
         for n, line in enumerate(f, 1):
+            where = f"{path.name}:{n}"
+            if not line.strip():
+                continue
             try:
                 rec = orjson.loads(line)
                 ev = rec["event"]
             except (orjson.JSONDecodeError, KeyError, TypeError):
+                ev = None
+            if not isinstance(ev, dict):
+                invalid(where, "not a dead-letter record (no JSON object with an event)")
                 continue
-            if isinstance(ev, dict):
-                # the file embeds the raw bytes as a JSON value; re-encoding canonically gives
-                # them back (they were canonical), which the verifier then hashes
-                yield dumps(ev), f"{path.name}:{n}"
+            # the file embeds the raw bytes as a JSON value; re-encoding canonically gives
+            # them back (they were canonical), which the verifier then hashes
+            yield dumps(ev), where
+    if bad and on_invalid is None:
+        log.warning("%s: %d line(s) are not dead-letter records (first at %s)", path, len(bad), bad[0])
 
 
 # ---------------------------------------------------------------------------------- Loki

@@ -3,6 +3,12 @@
 For users without Loki or Elasticsearch: the embedded local sink keeps JSON Lines under
 ``state_dir/events``; this command filters them by time, category, event name, instance,
 source and level, and prints one readable line per event (or the raw JSON with ``--json``).
+
+A line that is not one event (a fragment a full disk or a crash left) is never skipped
+silently: the command says on stderr how many such lines there were and where the first one is
+(``--follow``: each as it comes). A torn write, a fragment with the whole event appended after
+it, still gives its event, which is printed: exit 0. A line that gives no event means the output
+misses one: exit 1, so a script reading ``events --json`` knows it did not get the whole trail.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from pathlib import Path
 
 import orjson
 
+from ..audit.readers import split_torn
 from ..config import ConfigError, LocalSinkConfig, load_config
 from ..sinks.local import event_files, local_dir
 from ..util.tz import ns_to_rfc3339, parse_when
@@ -41,22 +48,61 @@ def _when(value: str, now: float) -> str:
     return ns_to_rfc3339(parse_when(value, now))
 
 
-def _lines(directory: Path, follow: bool) -> Iterator[bytes]:
-    seen: dict[Path, int] = {}
+def _lines(directory: Path, follow: bool) -> Iterator[tuple[bytes, str]]:
+    """Each complete line of the local sink's files, oldest first, with ``file:line``."""
+    seen: dict[Path, tuple[int, int]] = {}  # path -> (bytes read, lines read)
     while True:
         for path in event_files(directory):
+            offset, count = seen.get(path, (0, 0))
             try:
                 with open(path, "rb") as f:
-                    f.seek(seen.get(path, 0))
+                    f.seek(offset)
                     data = f.read()
             except FileNotFoundError:
                 continue
-            end = data.rfind(b"\n") + 1
-            seen[path] = seen.get(path, 0) + end
-            yield from data[:end].splitlines()
+            end = data.rfind(b"\n") + 1  # a line still being written is read once complete
+            lines = data[:end].splitlines()
+            seen[path] = (offset + end, count + len(lines))
+            for n, line in enumerate(lines, count + 1):
+                yield line, f"{path.name}:{n}"
         if not follow:
             return
         time.sleep(0.5)
+
+
+class Unparsable:
+    """Lines of the trail that are not one event: counted, the first one's place kept, reported.
+
+    A torn line (a fragment of a write cut short, with the whole event appended after it) still
+    gives its event, which is printed; a line that gives none means an event this command could
+    not show.
+    """
+
+    def __init__(self) -> None:
+        self.torn = 0
+        self.lost = 0
+        self.first: str | None = None
+
+    def add(self, where: str, follow: bool, *, recovered: bool) -> None:
+        if recovered:
+            self.torn += 1
+        else:
+            self.lost += 1
+        self.first = self.first or where
+        if follow:  # no end to report at: say it as it happens
+            what = "a torn write, the event after the fragment printed" if recovered else \
+                "not a JSON event, skipped"
+            print(f"redis-shipper: {where}: {what}", file=sys.stderr, flush=True)
+
+    def report(self) -> None:
+        parts = []
+        if self.lost:
+            parts.append(f"{self.lost} line(s) are not JSON events and were not printed")
+        if self.torn:
+            parts.append(f"{self.torn} line(s) are torn writes (a fragment before a whole event: the event was "
+                         "printed)")
+        print(f"redis-shipper: {'; '.join(parts)} (first at {self.first}); `redis-shipper verify` tells whether "
+              "each event is in the trail whole", file=sys.stderr)
 
 
 def format_text(ev: dict) -> str:
@@ -98,11 +144,21 @@ def main(args: argparse.Namespace) -> int:
     levels = set(args.level or [])
     insts = set(args.instance or [])
     out: list[str] = []
-    for line in _lines(directory, args.follow):
+    bad = Unparsable()
+    for line, where in _lines(directory, args.follow):
+        if not line.strip():
+            continue
         try:
             ev = orjson.loads(line)
         except orjson.JSONDecodeError:
-            continue
+            ev = None
+        if not isinstance(ev, dict):
+            torn = split_torn(line)
+            bad.add(where, args.follow, recovered=torn is not None)
+            if torn is None:
+                continue
+            line = line[len(torn[0]):]
+            ev = torn[1]
         ts = ev.get("timestamp", "")
         if (since and ts < since) or (until and ts > until):
             continue
@@ -124,4 +180,6 @@ def main(args: argparse.Namespace) -> int:
     if args.limit is not None and not args.follow:
         for text in out[-args.limit:]:
             print(text)
-    return 0
+    if bad.first is not None:
+        bad.report()
+    return 1 if bad.lost else 0

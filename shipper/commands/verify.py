@@ -156,7 +156,7 @@ def _agent_state(v: Verifier, cfg: AgentConfig, sink: str | None, args: argparse
         v.add_known(raw, "pending", "spool")
     dead = 0
     if sink is not None:
-        for raw, where in readers.read_dead_letters(cfg.state_dir, sink):
+        for raw, where in readers.read_dead_letters(cfg.state_dir, sink, on_invalid=v.add_invalid):
             v.add_known(raw, "deadletter", where)
             dead += 1
     if args.heads == "spool":

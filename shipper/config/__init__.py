@@ -72,6 +72,11 @@ class MetricsConfig(Strict):
     listen: str = "127.0.0.1:9377"
 
 
+class ReadyConfig(Strict):
+    #: /ready is 503 naming a sink that has had events waiting this long without acknowledging any
+    stall_after: Annotated[Duration, Field(gt=0)] = 60.0
+
+
 class AuditConfig(Strict):
     #: seconds between ``chain_anchor`` events (every stream's head) while streams move; 0 disables
     anchor_interval: Duration = 300.0
@@ -98,6 +103,7 @@ class AgentConfig(Strict):
     sinks: list[SinkConfig] = Field(default_factory=list)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    ready: ReadyConfig = Field(default_factory=ReadyConfig)
     #: on SIGTERM, how long to keep flushing the spool to the sinks before exiting
     shutdown_timeout: Duration = 10.0
     audit: AuditConfig = Field(default_factory=AuditConfig)

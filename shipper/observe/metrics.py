@@ -86,6 +86,15 @@ SPOOL_BLOCKED_SECONDS = Counter(
     "redis_shipper_spool_blocked_seconds", "Time sources waited for room in the spool", registry=REGISTRY
 )
 
+# --- state_dir writes (shipper/pipeline/state_guard.py)
+STATE_WRITE_ERRORS = Counter(
+    "redis_shipper_state_write_errors", "State writes that failed on a full, failing or read-only disk, by component "
+    "(spool, positions, a file sink)", ["component"], registry=REGISTRY,
+)
+STATE_DIR_FREE_BYTES = Gauge(
+    "redis_shipper_state_dir_free_bytes", "Free bytes on the state_dir file system", registry=REGISTRY,
+)
+
 # --- sinks
 SINK_SENT = Counter("redis_shipper_sink_sent_events", "Events acknowledged by a sink", ["sink"], registry=REGISTRY)
 SINK_SENT_BYTES = Counter("redis_shipper_sink_sent_bytes", "Bytes acknowledged by a sink", ["sink"], registry=REGISTRY)

@@ -14,10 +14,13 @@ restart the agent; a thread answering on its own would keep saying "ok".
 * ``/healthz``: liveness. 200 ``ok`` whenever the loop runs this handler. Nothing else is
   checked on purpose: a sink being down is no reason to restart the agent (a restart would not
   bring Loki back, and the spool keeps the events meanwhile).
-* ``/ready``: readiness. 200 when the agent has started, no source has crashed and no sink has
-  been failing for longer than ``sink_failure_grace`` seconds; otherwise 503 with a JSON body
-  that names each part that is not ready and why. A few failed requests (a Loki restart, one
-  429) do not flip it: only a failure that lasts.
+* ``/ready``: readiness. 200 when the agent has started, no source has crashed or is in the
+  supervisor's crash backoff (shipper/observe/health.py), no sink worker task has ended, no sink
+  has been failing for longer than ``sink_failure_grace`` seconds or has had events waiting
+  without acknowledging any for ``ready.stall_after`` (a worker stuck in whatever it waits on),
+  and no state write fails; otherwise 503 with a JSON body that names each part that is not
+  ready and why. A few failed requests (a Loki restart, one 429) do not flip it: only a failure
+  that lasts.
 * ``POST /-/reload``: the SIGHUP reload (as Prometheus and Alloy have it), for images without
   ``kill``; loopback clients only; 400 with the errors when the new config is broken.
 
@@ -49,6 +52,7 @@ from prometheus_client.exposition import choose_encoder
 from ..config import ConfigError
 from ..pipeline import state_guard
 from . import metrics
+from .health import DEFAULT_STALL_AFTER
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +142,19 @@ def readiness(status: Status, *, now: float | None = None,
                 "reason": f"failing for {failing_for:.0f}s (more than {sink_failure_grace:.0f}s)"
                           + (f"; {pending} events waiting in the spool" if pending is not None else ""),
             })
+    named = {p["part"] for p in problems}
+    stall_after = float(status.get("stall_after") or DEFAULT_STALL_AFTER)
+    for name, s in sorted((status.get("sinks") or {}).items()):
+        if not isinstance(s, dict) or f"sink:{name}" in named:
+            continue
+        pending = s.get("pending")
+        waiting = f"; {pending} events waiting in the spool" if pending is not None else ""
+        if s.get("dead"):
+            problems.append({"part": f"sink:{name}", "reason": f"worker stopped: {s['dead']}{waiting}"})
+        elif float(s.get("stalled_for") or 0.0) > stall_after:
+            problems.append({"part": f"sink:{name}",
+                             "reason": f"stuck: nothing acknowledged for {float(s['stalled_for']):.0f}s "
+                                       f"(ready.stall_after {stall_after:.0f}s){waiting}"})
     for part, reason in sorted(state_guard.failing().items()):
         problems.append({"part": f"state:{part}", "reason": reason})
     for name, state in sorted((status.get("sources") or {}).items()):
@@ -154,21 +171,38 @@ def agent_status(agent: Any) -> Status:
 
     Duck-typed on purpose (observe must not import the runtime): ``agent.started`` (an
     ``asyncio.Event``), ``agent.workers`` (each with ``.sink.name``, ``.healthy``,
-    ``.failing_since``), ``agent.spool.pending(name)``, ``agent.sources`` and
-    ``agent.source_tasks`` (same order). A source task that ended with an exception is
-    "crashed"; one still running is "running" (the runtime's supervisor restarts crashed
-    sources, so a "crashed" state is rare and shows a source that gave up).
+    ``.failing_since``) and ``agent.sink_tasks`` (same order; one that ended while
+    ``agent.stop_sinks`` is not set is a dead worker), ``agent.spool.pending(name)`` and
+    ``.stalled_for(name)``, ``agent.cfg.ready.stall_after``, ``agent.sources`` and
+    ``agent.source_tasks`` (same order), ``agent.health`` (sources in crash backoff). A source
+    task that ended with an exception is "crashed"; one still running is "running" unless the
+    supervisor reported it in crash backoff (the supervisor restarts crashed sources, so a
+    "crashed" state is rare and shows a source that gave up).
     """
     started = getattr(agent, "started", None)
     status: Status = {"started": bool(started is not None and started.is_set()), "sinks": {}, "sources": {}}
+    ready_cfg = getattr(getattr(agent, "cfg", None), "ready", None)
+    status["stall_after"] = float(getattr(ready_cfg, "stall_after", DEFAULT_STALL_AFTER))
     spool = getattr(agent, "spool", None)
-    for w in getattr(agent, "workers", []) or []:
+    stopping = getattr(agent, "stop_sinks", None)
+    sink_tasks = list(getattr(agent, "sink_tasks", []) or [])
+    for i, w in enumerate(getattr(agent, "workers", []) or []):
         name = w.sink.name
         try:
             pending: int | None = int(spool.pending(name)) if spool is not None else None
         except Exception:  # noqa: BLE001 - a closed spool must not break /ready
             pending = None
-        status["sinks"][name] = {"healthy": bool(w.healthy), "failing_since": w.failing_since, "pending": pending}
+        stalled_for = getattr(spool, "stalled_for", None)
+        try:
+            stalled = float(stalled_for(name)) if stalled_for is not None else 0.0
+        except Exception:  # noqa: BLE001 - same
+            stalled = 0.0
+        entry: dict[str, Any] = {"healthy": bool(w.healthy), "failing_since": w.failing_since, "pending": pending,
+                                 "stalled_for": stalled}
+        task = sink_tasks[i] if i < len(sink_tasks) else None
+        if task is not None and task.done() and not (stopping is not None and stopping.is_set()):
+            entry["dead"] = _ended(task)
+        status["sinks"][name] = entry
     dynamic = getattr(agent, "dynamic", None)
     if dynamic is not None and hasattr(dynamic, "running"):  # every source, also those added at run time
         pairs = [(r.source, r.task) for r in list(dynamic.running.values())]
@@ -176,6 +210,7 @@ def agent_status(agent: Any) -> Status:
     else:
         sources = list(getattr(agent, "sources", []) or [])
         tasks = list(getattr(agent, "source_tasks", []) or [])
+    health = getattr(agent, "health", None)
     for i, src in enumerate(sources):
         name = getattr(src, "name", f"source{i}")
         if i >= len(tasks):
@@ -190,8 +225,20 @@ def agent_status(agent: Any) -> Status:
                 state = "crashed"
             else:
                 state = "done"
+        if state == "running" and health is not None:  # between two crashes the task runs on
+            state = health.source_problem(name) or state
         status["sources"][name] = state
     return status
+
+
+def _ended(task: asyncio.Task[Any]) -> str:
+    """How a task that should still run ended: its exception, cancelled, or returned."""
+    if task.cancelled():
+        return "cancelled"
+    exc = task.exception()
+    if exc is not None:
+        return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+    return "returned while the agent runs"
 
 
 class ObserveServer:

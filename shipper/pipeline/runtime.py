@@ -30,6 +30,7 @@ from ..audit.anchor import AnchorTimer
 from ..audit.verify import seq_ranges_field
 from ..config import AgentConfig, ConfigError, named_sinks
 from ..observe import metrics
+from ..observe.health import Health
 from ..util.backoff import Backoff
 from ..util.tz import host_timezone, parse_timezone
 from ..util.waits import wait_or_stop
@@ -602,6 +603,8 @@ class Agent:
         self.anchor_task: asyncio.Task[None] | None = None
         self.trim_task: asyncio.Task[None] | None = None
         self.emitters: list[Emitter] = []
+        #: what the supervisor reports for /ready (sources in crash backoff): shipper/observe/health.py
+        self.health = Health()
         #: sources added and stopped while running (pod discovery): shipper/pipeline/dynamic.py
         self.dynamic = DynamicSources(self)
         self.offloader: Offloader | None = None
@@ -697,6 +700,7 @@ class Agent:
             except Exception as e:
                 log.error("source %s crashed (restarting in %.0fs): %s\n%s", src.name, delay, e,
                           traceback.format_exc())
+                self.health.source_crashed(src.name, e, delay)
                 try:
                     await self.record_agent(agent_event("source_crashed", f"source {src.name} crashed: {e}",
                                                         source_name=src.name, error=str(e)[:500]))
@@ -706,6 +710,7 @@ class Agent:
                 delay = min(delay * 2, 60.0)
                 await emitter.settle(quiet=True)  # positions are read after the last commit
                 ctx.positions = await self.spool.positions(src.key_prefix)
+                self.health.source_restarted(src.name)
 
     async def shutdown(self) -> None:
         """Stop reading, flush the spool within ``shutdown_timeout``, commit, close."""

@@ -44,7 +44,7 @@ from parsers.events import Event, dumps, event_id, format_epoch, make_event
 from ..api import Position, SpooledEvent
 from ..audit.verify import seq_ranges_field
 from ..observe import metrics
-from . import spool_rows, state_guard
+from . import spool_rows, spool_stamp, state_guard
 
 log = logging.getLogger("shipper.spool")
 
@@ -121,6 +121,11 @@ class Spool:
         #: appends in flight per stream (a batch is sealed before the spool thread only when 0)
         self._sealing: dict[str, int] = {}
         self._gc_at = float("-inf")  # the first acknowledgement collects
+        #: the witness of what this spool held, for the next start (shipper/pipeline/spool_stamp.py)
+        self._stamp = spool_stamp.StampWriter(self.dir, self.path)
+        self._vanish_reported: asyncio.Task[None] | None = None
+        #: per sink, when (monotonic) it last made progress: acknowledged, or had nothing to send
+        self._progress_at: dict[str, float] = {}
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
@@ -128,31 +133,45 @@ class Spool:
         metrics.SPOOL_MAX_BYTES.set(self.max_bytes)
         self._update_gauges()
         if reset is not None:
-            log.error("state_reset: %s", reset["message"])
-            await self.append(f"{self.host}/agent", [make_event(
-                timestamp=format_epoch(time.time()), source="agent", category="other", event="state_reset",
-                level="error", message=reset["message"], fields=reset["fields"])], {})
+            await self._report_reset(reset)
+
+    async def _report_reset(self, reset: dict[str, Any]) -> None:
+        """Log lost state and ship it as a ``state_reset`` agent event."""
+        log.error("state_reset: %s", reset["message"], extra={"state_reset": reset["fields"]})
+        await self.append(f"{self.host}/agent", [make_event(
+            timestamp=format_epoch(time.time()), source="agent", category="other", event="state_reset",
+            level="error", message=reset["message"], fields=reset["fields"])], {})
 
     def _open_or_reset(self) -> dict[str, Any] | None:
-        """Open the spool; a file SQLite cannot read is moved aside and a fresh one started,
-        resuming from ``positions.json`` when it is valid. Returns the reset's description."""
-        try:
-            self._open()
-            return None
-        except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and state_guard.is_disk_error(exc):
-                raise
-            reason = str(exc)
+        """Open the spool and check it against the last run's stamp (shipper/pipeline/spool_stamp.py).
+
+        A spool SQLite cannot read, an empty one or a missing one is moved aside and a fresh one
+        started, resuming from ``positions.json`` when it is valid; a spool that lost its newest
+        rows (its WAL deleted, an older copy restored) is kept: its older positions make the
+        sources read again what they had read since. Returns the reset's description, or None.
+        """
+        stamp = spool_stamp.read(self.dir)
+        reason = spool_stamp.missing_or_empty(self.path, stamp)
+        if reason is None:
+            try:
+                self._open()
+                return self._opened(self._rows_lost(stamp))
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError) and state_guard.is_disk_error(exc):
+                    raise
+                reason = f"{self.path.name} unreadable: {exc}"
         for db in (self._db, self._ack_db):
             if db is not None:
                 db.close()
         self._db = self._ack_db = None
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        moved = self.dir / f"spool.sqlite.corrupt-{stamp}"
+        when = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        moved: Path | None = self.dir / f"spool.sqlite.corrupt-{when}"
+        if not self.path.exists():
+            moved = None
         for suffix in ("", "-wal", "-shm"):
             src = Path(str(self.path) + suffix)
             if src.exists():
-                os.replace(src, str(moved) + suffix)
+                os.replace(src, str(self.dir / f"spool.sqlite.corrupt-{when}") + suffix)
         self._open()
         positions = _read_positions_mirror(self.dir / "positions.json")
         if positions:
@@ -160,11 +179,36 @@ class Spool:
             self._db.executemany("INSERT OR REPLACE INTO positions VALUES (?, ?)",
                                  [(k, orjson.dumps(v)) for k, v in positions.items()])
         resumed = "positions.json" if positions else "nothing (sources start over)"
-        return {"message": f"spool {self.path} unreadable ({reason}): moved to {moved.name}, "
-                           f"started a fresh one resuming from {resumed}; the events it held and had "
-                           "not shipped cannot be recovered",
-                "fields": {"reason": reason, "file": str(self.path), "moved_to": str(moved),
-                           "resumed_from": resumed, "positions_restored": len(positions)}}
+        lost = stamp.unshipped_after(0) if stamp is not None else None
+        counted = (f"up to {lost} event(s) it held had not reached every sink and cannot be recovered"
+                   if lost is not None
+                   else "what it held and had not shipped cannot be recovered (no spool.stamp to count it)")
+        return self._opened({
+            "message": f"{reason}: " + (f"moved to {moved.name}, " if moved else "")
+                       + f"started a fresh spool resuming from {resumed}; {counted}",
+            "fields": {"reason": reason, "file": str(self.path), "moved_to": str(moved) if moved else None,
+                       "resumed_from": resumed, "positions_restored": len(positions),
+                       "unrecoverable_events": lost}})
+
+    def _rows_lost(self, stamp: spool_stamp.Stamp | None) -> dict[str, Any] | None:
+        """The reset of a spool that opened fine but holds fewer rows than it had written."""
+        if stamp is None or stamp.top <= self._top:
+            return None
+        wal = Path(str(self.path) + "-wal")
+        reason = (f"{self.path.name} ends at row {self._top} but had written up to row {stamp.top}: its "
+                  f"write-ahead log ({wal.name}) was deleted, or an older copy was restored")
+        lost = stamp.unshipped_after(self._top)
+        return {"message": f"{reason}; resuming from the positions the spool still holds (older: what the "
+                           f"sources read since is read and shipped again); up to {lost} event(s) had not reached "
+                           "every sink: those a file source wrote are read again, the others cannot be recovered",
+                "fields": {"reason": reason, "file": str(self.path), "moved_to": None,
+                           "resumed_from": "the spool's own (older) positions",
+                           "rows_lost": stamp.top - self._top, "unrecoverable_events": lost}}
+
+    def _opened(self, reset: dict[str, Any] | None) -> dict[str, Any] | None:
+        self._stamp.opened()
+        self._stamp.write(self._top, self._cursors, force=True)
+        return reset
 
     def _open(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -221,6 +265,7 @@ class Spool:
                 self._ack_db = None
             if self._db is not None:
                 self._write_positions_mirror(force=True)
+                self._stamp.write(self._top, self._cursors, force=True)
                 self._db.close()
                 self._db = None
 
@@ -256,6 +301,8 @@ class Spool:
             self._cursors[name] = acked
 
         await self._run(_reg)
+        self._progress_at[name] = time.monotonic()
+        self._update_gauges()
 
     def _max_seq(self) -> int:
         assert self._db is not None
@@ -300,11 +347,15 @@ class Spool:
         if events and not self._sealing.get(stream):
             sealed = self._seal_batch(stream, events)
         self._sealing[stream] = self._sealing.get(stream, 0) + 1
+        caught_up = [s for s, c in self._cursors.items() if c >= self._top]  # their wait starts now
         try:
             await state_guard.retry_disk_errors(
                 "spool", str(self.path), lambda: self._run(self._append, stream, events, positions, sealed))
         finally:
             self._sealing[stream] -= 1
+        now = time.monotonic()
+        for sink in caught_up:
+            self._progress_at[sink] = now
         self._update_gauges()
         if events:
             self.notify()
@@ -375,6 +426,7 @@ class Spool:
         self._events += len(raws) - dropped
         self._bytes += added_bytes
         self._write_positions_mirror()
+        self._stamp.write(self._top, self._cursors)
 
     def _insert_rows(self, added: float, raws: list[bytes], top: int) -> int:
         """INSERT ``raws`` as the events after row number ``top`` (rows of many events, see
@@ -523,8 +575,10 @@ class Spool:
                 raise
             self._events -= freed[0]
             self._bytes -= freed[1]
+            self._stamp.write(self._top, self._cursors)
 
         await state_guard.retry_disk_errors("spool", str(self.path), lambda: self._run(_ack))
+        self._progress_at[sink] = time.monotonic()
         self._update_gauges()
         self._room.set()
 
@@ -565,6 +619,14 @@ class Spool:
         """Events not yet acknowledged by ``sink``."""
         return self.pending_after(self._cursors.get(sink, self._top))
 
+    def stalled_for(self, sink: str, now: float | None = None) -> float:
+        """Seconds ``sink`` has had events waiting without acknowledging any (0 when it has
+        nothing to send): a sink worker dead, stuck or failing shows here, whatever it is stuck in."""
+        if self.pending(sink) == 0:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        return max(0.0, now - self._progress_at.get(sink, now))
+
     def pending_after(self, seq: int) -> int:
         """Events appended after row ``seq``."""
         return max(0, self._top - seq)
@@ -595,9 +657,27 @@ class Spool:
         return dict(self._heads)
 
     def _update_gauges(self) -> None:
+        if self._stamp.vanished is not None and self._vanish_reported is None:
+            self._report_vanished(self._stamp.vanished)
         state_guard.update_free_bytes(str(self.dir))
         metrics.SPOOL_BYTES.set(self._bytes)
         metrics.SPOOL_EVENTS.set(self._events)
+        # from the cursors, not from the sink workers: a worker retrying through an outage does
+        # not get back to its loop to update it, while the spool grows
+        for sink in self._cursors:
+            metrics.SINK_LAG_EVENTS.labels(sink).set(self.pending(sink))
+
+    def _report_vanished(self, reason: str) -> None:
+        """The spool file was deleted or replaced under the running agent: SQLite goes on in the
+        unlinked file, so nothing stops now, but all of it is lost when the agent exits. Said
+        once: logged, a state_reset event (shipped from the file still open), /ready 503."""
+        message = (f"{reason}: the agent goes on with the file it has open, but everything in it (positions, "
+                   f"{self._events} unshipped event(s)) is lost when it exits; restart it once the sinks caught up "
+                   "to start a new spool")
+        state_guard.record_problem("spool_file", message)
+        self._vanish_reported = asyncio.ensure_future(self._report_reset({"message": message, "fields": {
+            "reason": reason, "file": str(self.path), "moved_to": None, "resumed_from": "the open file",
+            "unrecoverable_events": self._events}}))
 
     # ---- human-readable positions (promtail-style) ---------------------------------------
     def _write_positions_mirror(self, force: bool = False) -> None:

@@ -19,21 +19,11 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from prometheus_client import Counter, Gauge
-
 from ..observe import metrics
 from ..util.backoff import Backoff
 
 log = logging.getLogger("shipper.state")
 T = TypeVar("T")
-
-STATE_WRITE_ERRORS = Counter(
-    "redis_shipper_state_write_errors", "State writes that failed on a full, failing or read-only disk",
-    ["component"], registry=metrics.REGISTRY,
-)
-STATE_DIR_FREE_BYTES = Gauge(
-    "redis_shipper_state_dir_free_bytes", "Free bytes on the state_dir file system", registry=metrics.REGISTRY,
-)
 
 _DISK_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT}
 _SQLITE_DISK_WORDS = ("disk is full", "disk i/o error", "readonly database", "unable to open database file")
@@ -60,7 +50,7 @@ def describe(exc: BaseException) -> str:
 
 def record_failure(component: str, path: str, exc: BaseException) -> None:
     """Count a failed write; log it when it starts an episode (once, not per retry)."""
-    STATE_WRITE_ERRORS.labels(component).inc()
+    metrics.STATE_WRITE_ERRORS.labels(component).inc()
     if component not in _episodes:
         log.error("%s cannot write %s: %s; retrying until the disk accepts writes again",
                   component, path, describe(exc))
@@ -73,6 +63,12 @@ def record_success(component: str) -> None:
         log.warning("%s writes again: the disk accepts writes", component)
 
 
+def record_problem(component: str, message: str) -> None:
+    """A state problem that no write ends (the spool file deleted under the agent): in ``/ready``
+    until the process exits."""
+    _episodes[component] = message
+
+
 def failing() -> dict[str, str]:
     """Components in a write-failure episode now, with their error (for ``/ready``)."""
     return dict(_episodes)
@@ -80,7 +76,7 @@ def failing() -> dict[str, str]:
 
 def update_free_bytes(state_dir: str) -> None:
     try:
-        STATE_DIR_FREE_BYTES.set(shutil.disk_usage(state_dir).free)
+        metrics.STATE_DIR_FREE_BYTES.set(shutil.disk_usage(state_dir).free)
     except OSError:
         pass
 
