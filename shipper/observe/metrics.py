@@ -56,7 +56,7 @@ EVENTS_DROPPED = Counter(
 )
 
 EVENTS_TRUNCATED = Counter(
-    "redis_shipper_events_truncated", "Events cut to fit the smallest max_entry_bytes of the sinks (fields.truncated_bytes)",
+    "redis_shipper_events_truncated", "Events cut to fit the smallest max_entry_bytes of the sinks",
     ["source"], registry=REGISTRY,
 )
 EVENTS_TRUNCATED_BYTES = Counter(
