@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
+from shipper.sinks.limits import (
+    ELASTICSEARCH_MAX_ENTRY_BYTES,
+    FILE_MAX_ENTRY_BYTES,
+    LOKI_MAX_ENTRY_BYTES,
+    MIN_ENTRY_BYTES,
+)
+
 from .base import Duration, SecretRefs, Size, Strict
 from .redis import TLSConfig
+
+#: the most canonical JSON bytes one event may take in this sink (shipper/sinks/limits.py)
+EntrySize = Annotated[Size, Field(ge=MIN_ENTRY_BYTES)]
 
 
 class BatchConfig(Strict):
@@ -34,6 +44,7 @@ class BasicAuth(SecretRefs):
 class FileSinkConfig(Strict):
     type: Literal["file"]
     path: str
+    max_entry_bytes: EntrySize = FILE_MAX_ENTRY_BYTES
 
 
 class LocalSinkConfig(Strict):
@@ -44,6 +55,7 @@ class LocalSinkConfig(Strict):
     max_file_bytes: Size = 64 << 20
     retention: Duration = 7 * 86400.0
     max_total_bytes: Size = 1 << 30
+    max_entry_bytes: EntrySize = FILE_MAX_ENTRY_BYTES
 
 
 class LokiSinkConfig(SecretRefs):
@@ -60,6 +72,8 @@ class LokiSinkConfig(SecretRefs):
     structured_metadata: bool = True
     #: event keys promoted to stream labels (beside the configured labels); keep them few
     stream_labels: list[str] = Field(default_factory=lambda: ["source", "level"])
+    #: the server's limits_config.max_line_size (Loki's default 256KB = 262,144 bytes)
+    max_entry_bytes: EntrySize = LOKI_MAX_ENTRY_BYTES
 
 
 class ElasticsearchSinkConfig(SecretRefs):
@@ -75,3 +89,4 @@ class ElasticsearchSinkConfig(SecretRefs):
     tls: TLSConfig | None = None
     batch: BatchConfig = Field(default_factory=BatchConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    max_entry_bytes: EntrySize = ELASTICSEARCH_MAX_ENTRY_BYTES

@@ -55,6 +55,15 @@ EVENTS_DROPPED = Counter(
     ["source", "rule"], registry=REGISTRY,
 )
 
+EVENTS_TRUNCATED = Counter(
+    "redis_shipper_events_truncated", "Events cut to fit the smallest max_entry_bytes of the sinks",
+    ["source"], registry=REGISTRY,
+)
+EVENTS_TRUNCATED_BYTES = Counter(
+    "redis_shipper_events_truncated_bytes", "Bytes of canonical JSON cut from events to fit max_entry_bytes",
+    ["source"], registry=REGISTRY,
+)
+
 # --- sources: redis poller
 REDIS_UP = Gauge("redis_shipper_redis_up", "1 when the last poll of this Redis succeeded", ["redis"], registry=REGISTRY)
 REDIS_POLL_ERRORS = Counter(

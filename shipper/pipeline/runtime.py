@@ -31,6 +31,7 @@ from ..audit.verify import seq_ranges_field
 from ..config import AgentConfig, ConfigError, named_sinks
 from ..observe import metrics
 from ..observe.health import Health
+from ..sinks import limits
 from ..util.backoff import Backoff
 from ..util.tz import host_timezone, parse_timezone
 from ..util.waits import wait_or_stop
@@ -588,7 +589,7 @@ class Agent:
         self.sources = sources if sources is not None else build_sources(cfg, self.tz)
         self.sinks = sinks if sinks is not None else build_sinks(cfg)
         self.spool = Spool(cfg.state_dir, max_bytes=cfg.spool.max_bytes, when_full=cfg.spool.when_full,
-                           host=self.host)
+                           host=self.host, max_event_bytes=limits.spool_limit(cfg.sinks))
         self.dead = DeadLetters(cfg.state_dir)
         self.stop_sources = asyncio.Event()
         #: set after the sources stopped and their last batches committed: the final anchor covers them

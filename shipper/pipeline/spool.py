@@ -44,6 +44,7 @@ from parsers.events import Event, dumps, event_id, format_epoch, make_event
 from ..api import Position, SpooledEvent
 from ..audit.verify import seq_ranges_field
 from ..observe import metrics
+from ..sinks import limits
 from . import spool_rows, spool_stamp, state_guard
 
 log = logging.getLogger("shipper.spool")
@@ -95,6 +96,7 @@ class Spool:
         host: str = "",
         gc_rows: int = 20_000,
         gc_interval: float = 1.0,
+        max_event_bytes: int | None = None,
     ) -> None:
         self.dir = Path(state_dir)
         self.path = self.dir / "spool.sqlite"
@@ -102,6 +104,8 @@ class Spool:
         self.when_full = when_full
         self.synchronous = synchronous
         self.host = host
+        #: an event's canonical bytes are cut to this before sealing (shipper/sinks/limits.py)
+        self.max_event_bytes = max_event_bytes
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
         self._db: sqlite3.Connection | None = None
         #: a second connection, synchronous=NORMAL, for the sinks' cursor moves (see ack)
@@ -368,6 +372,7 @@ class Spool:
         base = base or self._heads.get(stream) or (0, GENESIS)
         seq, prev = base
         host = self.host
+        max_event = self.max_event_bytes
         raws: list[bytes] = []
         append = raws.append
         for ev in events:
@@ -380,6 +385,8 @@ class Spool:
             if "id" not in ev:
                 ev["id"] = event_id(stream, f"seq:{seq}")
             raw = dumps(ev)
+            if max_event is not None and len(raw) > max_event:
+                raw = limits.fit(ev, raw, max_event)
             prev = chain_hash(raw)
             append(raw)
         return _Sealed(base, (seq, prev), raws)
