@@ -29,7 +29,7 @@ def drainer(monkeypatch: pytest.MonkeyPatch) -> tuple[LogDrainer, Clock]:
 def poll(d: LogDrainer, clock: Clock, dt: float, n_new: int, gap: bool = False) -> float:
     clock.t += dt
     d._adapt(n_new, gap)
-    return d.next_interval
+    return d.adaptive_interval
 
 
 def test_a_quiet_server_is_polled_once_per_interval(drainer: tuple[LogDrainer, Clock]) -> None:

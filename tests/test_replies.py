@@ -1,4 +1,4 @@
-"""parsers/replies.py: SLOWLOG / COMMANDLOG / LATENCY / ACL LOG / CONFIG / INFO replies -> events.
+"""parsers/replies/: SLOWLOG / COMMANDLOG / LATENCY / ACL LOG / CONFIG / INFO replies -> events.
 
 The inputs are replies recorded from the real servers (see the bottom of this file), plus the
 unredacted shapes older servers send (Redis < 6.2.4 logs ``CONFIG SET requirepass x`` in clear).

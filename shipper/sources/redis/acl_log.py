@@ -9,22 +9,25 @@ cursor remembers (fingerprint, count, approximate last update) of the last reply
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from redis.exceptions import ResponseError
-
+from parsers.events import format_epoch
 from parsers.replies import acl_log_events, parse_acl_log, unparsed_event
 
 from .client import RedisConnection
-from .poll import PollDisabled, PollResult, is_unsupported, now_ms
+from .poll import Poller, PollResult, PollSetup, now_ms, read_or_disable
 
 #: ACL LOG <n>: bounded read; acllog-max-len defaults to 128
 MAX_READ = 128
 
 
-class AclLogPoller:
-    def __init__(self, *, key: str, committed: Any):
+class AclLogPoller(Poller):
+    name = "acl_log"
+
+    def __init__(self, *, key: str, committed: Any, interval: float):
         self.key = key
+        self.interval = interval
         c = committed if isinstance(committed, dict) else {}
         self.run_id: str | None = c.get("run_id")
         self.cursor: dict[str, Any] | None = c.get("cursor")
@@ -36,22 +39,20 @@ class AclLogPoller:
                 self.cursor = None
             self.run_id = run_id
 
+    def on_settings(self, settings: Mapping[str, str | None]) -> None:
+        """Read no more than ``acllog-max-len`` entries."""
+        acl_len = settings.get("acllog-max-len")
+        self.max_len = int(acl_len) if acl_len and acl_len.isdigit() else None
+
     async def poll(self, conn: RedisConnection, *, role: str | None) -> PollResult:
         count = min(MAX_READ, self.max_len) if self.max_len else MAX_READ
-        try:
-            reply = await conn.call("ACL", "LOG", max(count, 1))
-        except ResponseError as e:
-            if is_unsupported(e):
-                raise PollDisabled(str(e)) from e
-            raise
+        reply = await read_or_disable(conn, "ACL", "LOG", max(count, 1))
         run_id = self.run_id or ""
         origin = f"redis:{run_id}:acl"
         entries, bad = parse_acl_log(reply)
         t = now_ms()
         events, cursor = acl_log_events(entries, self.cursor, origin=origin, run_id=run_id, now_ms=t, role=role)
         for item in bad:
-            from parsers.events import format_epoch
-
             events.append(unparsed_event("acl_log", item, origin=origin, position=f"bad:{t}",
                                          timestamp=format_epoch(t / 1000), source="acl", role=role))
         changed = cursor != self.cursor
@@ -59,3 +60,9 @@ class AclLogPoller:
         positions = {self.key: {"run_id": run_id, "cursor": cursor}} if changed else {}
         # the fallback cursor's ages move on every poll: persist it only with events
         return PollResult(events=events, positions=positions, must_persist=bool(events))
+
+
+def build(setup: PollSetup) -> list[Poller]:
+    """The ACL LOG poller of one source (``acl_log:`` in the config)."""
+    return [AclLogPoller(key=setup.key("acl_log"), committed=setup.committed("acl_log"),
+                         interval=setup.cfg.acl_log.interval)]

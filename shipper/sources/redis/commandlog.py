@@ -9,21 +9,21 @@ kind is switched off until the next reconnect, without an event: absence is norm
 
 from __future__ import annotations
 
-from typing import Any
-
+from .poll import Poller, PollSetup
 from .slowlog import LogDrainer
 
 COMMANDLOG_TYPES = ("large-request", "large-reply")
 
 
-def make_drainers(
-    *, prefix: str, address: str, committed: dict[str, Any], max_entries: int, redact: str, interval: float,
-    min_interval: float,
-) -> list[LogDrainer]:
-    """One drainer per COMMANDLOG type, keyed ``<prefix>commandlog:<type>``."""
-    out = []
+def build(setup: PollSetup) -> list[Poller]:
+    """One drainer per COMMANDLOG type, keyed ``<prefix>commandlog:<type>``; they bound and
+    redact entries like the slowlog (``slowlog.max_entries``, ``slowlog.redact``)."""
+    cfg = setup.cfg
+    out: list[Poller] = []
     for kind in COMMANDLOG_TYPES:
-        key = f"{prefix}commandlog:{kind}"
-        out.append(LogDrainer(key=key, address=address, committed=committed.get(key), max_entries=max_entries,
-                              redact=redact, interval=interval, min_interval=min_interval, kind=kind))
+        suffix = f"commandlog:{kind}"
+        out.append(LogDrainer(key=setup.key(suffix), address=setup.address, committed=setup.committed(suffix),
+                              max_entries=cfg.slowlog.max_entries, redact=cfg.slowlog.redact,
+                              interval=cfg.commandlog.interval,
+                              min_interval=min(cfg.slowlog.min_interval, cfg.commandlog.interval), kind=kind))
     return out

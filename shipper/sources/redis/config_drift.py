@@ -12,17 +12,19 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from redis.exceptions import ResponseError
-
+from parsers.events import format_epoch
 from parsers.replies import config_changes, config_snapshot, parse_config_get, unparsed_event
 
 from .client import RedisConnection
-from .poll import PollDisabled, PollResult, is_unsupported, now_ms
+from .poll import Poller, PollResult, PollSetup, now_ms, read_or_disable
 
 
-class ConfigDriftPoller:
-    def __init__(self, *, key: str, committed: Any):
+class ConfigDriftPoller(Poller):
+    name = "config"
+
+    def __init__(self, *, key: str, committed: Any, interval: float):
         self.key = key
+        self.interval = interval
         c = committed if isinstance(committed, dict) else {}
         self.salt: str = c.get("salt") or secrets.token_hex(16)
         self.values: dict[str, str] | None = c.get("values") if isinstance(c.get("values"), dict) else None
@@ -31,22 +33,16 @@ class ConfigDriftPoller:
         self.latest: dict[str, str] = {}
 
     def on_identity(self, run_id: str) -> None:
+        """Drift is not scoped by run: a restart keeps the snapshot (redis.conf edits are drift)."""
         self.run_id = run_id
 
     async def poll(self, conn: RedisConnection, *, role: str | None) -> PollResult:
-        try:
-            reply = await conn.call("CONFIG", "GET", "*")
-        except ResponseError as e:
-            if is_unsupported(e):
-                raise PollDisabled(str(e)) from e
-            raise
+        reply = await read_or_disable(conn, "CONFIG", "GET", "*")
         t = now_ms()
         run_id = self.run_id or ""
         origin = f"redis:{conn.address}:config"
         values = parse_config_get(reply)
         if values is None:
-            from parsers.events import format_epoch
-
             return PollResult(events=[unparsed_event("config", reply, origin=origin, position=f"bad:{t}",
                                                      timestamp=format_epoch(t / 1000), source="config",
                                                      role=role)])
@@ -60,3 +56,9 @@ class ConfigDriftPoller:
             return PollResult(must_persist=False)
         self.values = snap
         return PollResult(events=events, positions={self.key: {"salt": self.salt, "values": snap}})
+
+
+def build(setup: PollSetup) -> list[Poller]:
+    """The CONFIG drift poller of one source (``config:`` in the config)."""
+    return [ConfigDriftPoller(key=setup.key("config"), committed=setup.committed("config"),
+                              interval=setup.cfg.config.interval)]

@@ -16,7 +16,10 @@ from parsers.events import Event
 from parsers.replies import identity_from_info, parse_info, restarted_event, role_changed_event
 
 from .client import RedisConnection
-from .poll import PollResult, now_ms
+from .poll import Poller, PollResult, now_ms
+
+#: the settings read with every identity, handed to each poller's ``on_settings``
+SIZING_SETTINGS = ("slowlog-max-len", "latency-monitor-threshold", "acllog-max-len")
 
 
 async def fetch_identity(conn: RedisConnection) -> tuple[dict[str, Any], dict[str, str | None]]:
@@ -29,9 +32,7 @@ async def fetch_identity(conn: RedisConnection) -> tuple[dict[str, Any], dict[st
     replies = await conn.pipeline(
         ("INFO", "server"),
         ("INFO", "replication"),
-        ("CONFIG", "GET", "slowlog-max-len"),
-        ("CONFIG", "GET", "latency-monitor-threshold"),
-        ("CONFIG", "GET", "acllog-max-len"),
+        *(("CONFIG", "GET", name) for name in SIZING_SETTINGS),
     )
     if isinstance(replies[0], ResponseError):
         raise replies[0]
@@ -40,8 +41,7 @@ async def fetch_identity(conn: RedisConnection) -> tuple[dict[str, Any], dict[st
         info.update(parse_info(replies[1]))
     ident = identity_from_info(info)
     settings: dict[str, str | None] = {}
-    for name, rep in zip(("slowlog-max-len", "latency-monitor-threshold", "acllog-max-len"), replies[2:],
-                         strict=True):
+    for name, rep in zip(SIZING_SETTINGS, replies[2:], strict=True):
         value = None
         if isinstance(rep, list) and len(rep) >= 2:
             value = rep[1].decode() if isinstance(rep[1], bytes) else str(rep[1])
@@ -93,3 +93,40 @@ class IdentityTracker:
         self.current = stored
         return PollResult(events=events, positions={self.key: stored} if changed else {},
                           must_persist=changed), run_changed
+
+
+class IdentityPoller(Poller):
+    """The INFO poll: the identity every other poller is scoped by.
+
+    The source runs it on every new connection, before any other poll, and every
+    ``info.interval``; after each run it hands :attr:`run_id` to every poller's ``on_identity``
+    and :attr:`settings` to their ``on_settings``.
+    """
+
+    name = "info"
+
+    def __init__(self, *, key: str, origin: str, committed: Any, interval: float):
+        self.key = key
+        self.interval = interval
+        self.tracker = IdentityTracker(key, origin, committed)
+        self.settings: dict[str, str | None] = {}
+
+    @property
+    def run_id(self) -> str:
+        return self.tracker.run_id
+
+    @property
+    def role(self) -> str | None:
+        return self.tracker.role
+
+    @property
+    def pid(self) -> int | None:
+        return self.tracker.pid
+
+    def on_identity(self, run_id: str) -> None:
+        """This poller is where the identity comes from: nothing to follow."""
+
+    async def poll(self, conn: RedisConnection, *, role: str | None) -> PollResult:
+        identity, self.settings = await fetch_identity(conn)
+        result, _run_changed = self.tracker.update(identity)
+        return result

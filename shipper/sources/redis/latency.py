@@ -8,19 +8,23 @@ identity read), because an empty LATENCY LATEST would otherwise look like good n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from redis.exceptions import ResponseError
-
+from parsers.events import format_epoch
 from parsers.replies import latency_events, parse_latency_latest, unparsed_event
 
 from .client import RedisConnection
-from .poll import PollDisabled, PollResult, is_unsupported, now_ms
+from .poll import AgentWarning, Poller, PollResult, PollSetup, now_ms, read_or_disable
 
 
-class LatencyPoller:
-    def __init__(self, *, key: str, committed: Any):
+class LatencyPoller(Poller):
+    name = "latency"
+
+    def __init__(self, *, key: str, committed: Any, interval: float, address: str):
         self.key = key
+        self.interval = interval
+        self.address = address
         c = committed if isinstance(committed, dict) else {}
         self.run_id: str | None = c.get("run_id")
         self.last: dict[str, int] = dict(c.get("last") or {})
@@ -31,27 +35,32 @@ class LatencyPoller:
                 self.last = {}
             self.run_id = run_id
 
+    def on_settings(self, settings: Mapping[str, str | None]) -> AgentWarning | None:
+        if settings.get("latency-monitor-threshold") != "0":
+            return None
+        return AgentWarning(
+            "latency_monitor_disabled",
+            f"latency-monitor-threshold is 0 on {self.address}: Redis records no latency "
+            "spikes, so none can be shipped (CONFIG SET latency-monitor-threshold 100)",
+            category="latency")
+
     async def poll(self, conn: RedisConnection, *, role: str | None) -> PollResult:
-        try:
-            reply = await conn.call("LATENCY", "LATEST")
-        except ResponseError as e:
-            if is_unsupported(e):
-                raise PollDisabled(str(e)) from e
-            raise
+        reply = await read_or_disable(conn, "LATENCY", "LATEST")
         run_id = self.run_id or ""
         origin = f"redis:{run_id}:latency"
         spikes, bad = parse_latency_latest(reply)
         events, cursor = latency_events(spikes, self.last, origin=origin, run_id=run_id, role=role)
         for item in bad:
             events.append(unparsed_event("latency", item, origin=origin, position=f"bad:{now_ms()}",
-                                         timestamp=_now_ts(), source="latency", role=role))
+                                         timestamp=format_epoch(now_ms() / 1000), source="latency", role=role))
         changed = cursor != self.last
         self.last = cursor
         positions = {self.key: {"run_id": run_id, "last": cursor}} if changed else {}
         return PollResult(events=events, positions=positions, must_persist=bool(events) or changed)
 
 
-def _now_ts() -> str:
-    from parsers.events import format_epoch
 
-    return format_epoch(now_ms() / 1000)
+def build(setup: PollSetup) -> list[Poller]:
+    """The LATENCY LATEST poller of one source (``latency:`` in the config)."""
+    return [LatencyPoller(key=setup.key("latency"), committed=setup.committed("latency"),
+                          interval=setup.cfg.latency.interval, address=setup.address)]

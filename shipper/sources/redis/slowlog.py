@@ -14,6 +14,7 @@ commandlog.py): same entry shape, same id discipline, one cursor per log type.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from redis.exceptions import ResponseError
@@ -30,7 +31,7 @@ from parsers.replies import (
 from shipper.observe import metrics
 
 from .client import RedisConnection
-from .poll import PollDisabled, PollResult, is_unsupported, now_ms
+from .poll import Poller, PollResult, PollSetup, is_unsupported, now_ms, read_or_disable
 
 #: a checkpoint that only skipped the poller's own entries is still written this often
 PERSIST_EVERY_S = 1.0
@@ -38,7 +39,7 @@ PERSIST_EVERY_S = 1.0
 PEAK_HALF_LIFE_S = 60.0
 
 
-class LogDrainer:
+class LogDrainer(Poller):
     """Cursor over one id-ordered log ring (SLOWLOG, or one COMMANDLOG type)."""
 
     def __init__(
@@ -56,6 +57,9 @@ class LogDrainer:
         self.key = key
         self.address = address
         self.kind = kind
+        self.name = "slowlog" if kind == "slow" else f"commandlog:{kind}"
+        #: servers without COMMANDLOG (Redis, Valkey < 8.1) are normal: no warning for those
+        self.warn_when_unsupported = kind == "slow"
         self.max_entries = max_entries
         self.redact = redact
         self.interval = interval
@@ -71,7 +75,8 @@ class LogDrainer:
         self._rate = 0.0  # entries/s, smoothed
         self._peak = 0.0  # entries/s, decaying peak
         self._last_poll: float | None = None
-        self.next_interval = interval
+        #: the pause the fill rate asks for (see _adapt); next_interval() shortens it when hurried
+        self.adaptive_interval = interval
         # counters for tests/bench (the metrics carry the same numbers per address)
         self.shipped = 0
         self.self_filtered = 0
@@ -88,18 +93,25 @@ class LogDrainer:
             self.run_id = run_id
             self.last_id = -1  # new run: expect id 0; anything missing before it was lost
 
+    def on_settings(self, settings: Mapping[str, str | None]) -> None:
+        """Bound reads by ``slowlog-max-len`` (COMMANDLOG rings share it)."""
+        max_len = settings.get("slowlog-max-len")
+        if max_len is not None and max_len.lstrip("-").isdigit():
+            ring = int(max_len)
+            self.ring_len = ring if ring > 0 else None
+
+    def next_interval(self, result: PollResult) -> float:
+        if result.hurry:
+            return min(self.adaptive_interval, self.min_interval)
+        return self.adaptive_interval
+
     def _command(self, count: int) -> tuple[Any, ...]:
         if self.kind == "slow":
             return ("SLOWLOG", "GET", count)
         return ("COMMANDLOG", "GET", count, self.kind)
 
     async def _read(self, conn: RedisConnection, count: int) -> Any:
-        try:
-            return await conn.call(*self._command(count))
-        except ResponseError as e:
-            if is_unsupported(e):
-                raise PollDisabled(str(e)) from e
-            raise
+        return await read_or_disable(conn, *self._command(count))
 
     # -- one poll ------------------------------------------------------------------------------
     async def poll(self, conn: RedisConnection, *, role: str | None) -> PollResult:
@@ -223,8 +235,16 @@ class LogDrainer:
         ring = self.ring_len or self.max_entries
         rate = max(self._rate, self._peak)
         if had_gap:
-            self.next_interval = self.min_interval
+            self.adaptive_interval = self.min_interval
         elif rate <= 0:
-            self.next_interval = self.interval
+            self.adaptive_interval = self.interval
         else:
-            self.next_interval = max(self.min_interval, min(self.interval, 0.25 * ring / rate))
+            self.adaptive_interval = max(self.min_interval, min(self.interval, 0.25 * ring / rate))
+
+
+def build(setup: PollSetup) -> list[Poller]:
+    """The SLOWLOG drainer of one source (``slowlog:`` in the config)."""
+    c = setup.cfg.slowlog
+    return [LogDrainer(key=setup.key("slowlog"), address=setup.address, committed=setup.committed("slowlog"),
+                       max_entries=c.max_entries, redact=c.redact, interval=c.interval,
+                       min_interval=c.min_interval)]

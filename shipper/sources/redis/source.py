@@ -39,19 +39,29 @@ from shipper.config import RedisSourceConfig
 from shipper.observe import metrics
 from shipper.util.waits import raise_if_cancelled, wait_or_stop
 
-from .acl_log import AclLogPoller
+from . import acl_log, commandlog, config_drift, latency, slowlog
 from .client import RedisConnection
-from .commandlog import make_drainers
-from .config_drift import ConfigDriftPoller
-from .identity import IdentityTracker, fetch_identity
-from .latency import LatencyPoller
-from .poll import PollDisabled, PollResult, now_ms
+from .identity import IdentityPoller
+from .poll import PollDisabled, Poller, PollKind, PollResult, PollSetup, now_ms
 from .slowlog import LogDrainer
 
 log = logging.getLogger(__name__)
 
 BACKOFF_START = 0.5
 BACKOFF_MAX = 30.0
+
+#: Every poll kind of a ``type: redis`` source, in the order they run when several are due in
+#: the same round. A new kind is one module (a ``poll.Poller`` subclass and a
+#: ``build(setup) -> list[Poller]``) and one entry here; see "How to add a poll kind" in
+#: docs/architecture.md. The INFO identity is not listed: every other kind depends on it, so
+#: the source runs it first (``identity.IdentityPoller``).
+POLL_KINDS: tuple[PollKind, ...] = (
+    PollKind("slowlog", enabled=lambda c: c.slowlog.enabled, build=slowlog.build),
+    PollKind("commandlog", enabled=lambda c: c.commandlog.enabled, build=commandlog.build),
+    PollKind("latency", enabled=lambda c: c.latency.enabled, build=latency.build),
+    PollKind("acl_log", enabled=lambda c: c.acl_log.enabled, build=acl_log.build),
+    PollKind("config", enabled=lambda c: c.config.enabled, build=config_drift.build),
+)
 
 
 class _EmitFailed(Exception):
@@ -137,32 +147,20 @@ class RedisSource(Source):
         #: is skipped (their in-memory cursors had already moved past it).
         durable = {k: v for k, v in (ctx.positions or {}).items() if k.startswith(p)}
 
-        def build() -> tuple[IdentityTracker, dict[str, tuple[bool, Any]], AclLogPoller]:
-            ident = IdentityTracker(p + "identity", self._agent_origin, durable.get(p + "identity"))
-            self.slowlog = LogDrainer(
-                key=p + "slowlog", address=self.address, committed=durable.get(p + "slowlog"),
-                max_entries=cfg.slowlog.max_entries, redact=cfg.slowlog.redact,
-                interval=cfg.slowlog.interval, min_interval=cfg.slowlog.min_interval,
-            )
-            self.commandlogs = make_drainers(
-                prefix=p, address=self.address, committed=durable, max_entries=cfg.slowlog.max_entries,
-                redact=cfg.slowlog.redact, interval=cfg.commandlog.interval,
-                min_interval=min(cfg.slowlog.min_interval, cfg.commandlog.interval),
-            )
-            acl = AclLogPoller(key=p + "acl_log", committed=durable.get(p + "acl_log"))
-            latency = LatencyPoller(key=p + "latency", committed=durable.get(p + "latency"))
-            config = ConfigDriftPoller(key=p + "config", committed=durable.get(p + "config"))
-            # kind -> (enabled, poller). Order = order within one round when several are due.
-            kinds: dict[str, tuple[bool, Any]] = {
-                "slowlog": (cfg.slowlog.enabled, self.slowlog),
-                **{f"commandlog:{d.kind}": (cfg.commandlog.enabled, d) for d in self.commandlogs},
-                "latency": (cfg.latency.enabled, latency),
-                "acl_log": (cfg.acl_log.enabled, acl),
-                "config": (cfg.config.enabled, config),
-            }
-            return ident, kinds, acl
+        def build() -> tuple[IdentityPoller, list[Poller]]:
+            setup = PollSetup(cfg=cfg, address=self.address, prefix=p, durable=durable)
+            ident = IdentityPoller(key=setup.key("identity"), origin=self._agent_origin,
+                                   committed=setup.committed("identity"), interval=cfg.info.interval)
+            pollers = [poller for kind in POLL_KINDS if kind.enabled(cfg) for poller in kind.build(setup)]
+            names = [poller.name for poller in pollers]
+            if len(set(names)) != len(names) or ident.name in names:
+                raise RuntimeError(f"poll kinds with the same name: {names}")
+            drainers = [poller for poller in pollers if isinstance(poller, LogDrainer)]
+            self.slowlog = next((d for d in drainers if d.kind == "slow"), None)
+            self.commandlogs = [d for d in drainers if d.kind != "slow"]
+            return ident, pollers
 
-        ident, kinds, acl = build()
+        ident, pollers = build()
 
         async def emit(batch: Batch) -> None:
             try:
@@ -173,16 +171,12 @@ class RedisSource(Source):
                 raise _EmitFailed(e) from e
             durable.update({k: v for k, v in batch.positions.items() if v is not None})
 
-        base_interval = {
-            "slowlog": cfg.slowlog.interval, "latency": cfg.latency.interval, "acl_log": cfg.acl_log.interval,
-            "config": cfg.config.interval, "info": cfg.info.interval,
-            **{f"commandlog:{d.kind}": cfg.commandlog.interval for d in self.commandlogs},
-        }
-        due: dict[str, float] = {k: 0.0 for k, (en, _) in kinds.items() if en}
+        # poller name -> when it is due (monotonic). Kept across rebuilds: the names are stable.
+        due: dict[str, float] = {poller.name: 0.0 for poller in pollers}
         if cfg.info.enabled:
-            due["info"] = time.monotonic() + cfg.info.interval
+            due[ident.name] = time.monotonic() + ident.interval
         pending_positions: dict[str, Any] = {}
-        pending_commit: list[Any] = []
+        pending_commit: list[Poller] = []
 
         down_since: float | None = None
         down_kind: str | None = None
@@ -191,27 +185,15 @@ class RedisSource(Source):
         up = metrics.REDIS_UP.labels(self.address)
 
         async def refresh_identity() -> None:
-            identity, settings = await fetch_identity(self.conn)
-            res, _run_changed = ident.update(identity)
+            res = await ident.poll(self.conn, role=None)
             run_id = ident.run_id
-            for _en, poller in kinds.values():
+            for poller in pollers:
                 poller.on_identity(run_id)
-            max_len = settings.get("slowlog-max-len")
-            if max_len is not None and max_len.lstrip("-").isdigit():
-                ring = int(max_len)
-                for d in [self.slowlog, *self.commandlogs]:
-                    if d is not None:
-                        d.ring_len = ring if ring > 0 else None
-            acl_len = settings.get("acllog-max-len")
-            acl.max_len = int(acl_len) if acl_len and acl_len.isdigit() else None
-            if cfg.latency.enabled and settings.get("latency-monitor-threshold") == "0":
-                if f"latency_off:{run_id}" not in self._warned:
-                    self._warned.add(f"latency_off:{run_id}")
+                warning = poller.on_settings(ident.settings)
+                if warning is not None and f"{poller.name}:{warning.event}:{run_id}" not in self._warned:
+                    self._warned.add(f"{poller.name}:{warning.event}:{run_id}")
                     await self._emit_agent(ctx, self._agent_event(
-                        "latency_monitor_disabled",
-                        f"latency-monitor-threshold is 0 on {self.address}: Redis records no latency "
-                        "spikes, so none can be shipped (CONFIG SET latency-monitor-threshold 100)",
-                        category="latency", level="warning"))
+                        warning.event, warning.message, category=warning.category, level="warning"))
             if res.events or res.positions:
                 await emit(Batch(res.events, res.positions))
 
@@ -222,32 +204,33 @@ class RedisSource(Source):
                     self._disabled.clear()
                     await refresh_identity()
                     for k in due:
-                        if k != "info":
+                        if k != ident.name:
                             due[k] = min(due[k], time.monotonic())
                 now = time.monotonic()
-                if "info" in due and due["info"] <= now:
+                if ident.name in due and due[ident.name] <= now:
                     await refresh_identity()
-                    due["info"] = now + base_interval["info"]
-                for kind, (enabled, poller) in kinds.items():
-                    if not enabled or kind in self._disabled or due.get(kind, 0) > time.monotonic():
+                    due[ident.name] = now + ident.interval
+                for poller in pollers:
+                    name = poller.name
+                    if name in self._disabled or due.get(name, 0) > time.monotonic():
                         continue
                     try:
                         res: PollResult = await poller.poll(self.conn, role=ident.role)
                     except PollDisabled as e:
-                        self._disabled[kind] = str(e)
-                        if not kind.startswith("commandlog") and f"disabled:{kind}" not in self._warned:
-                            self._warned.add(f"disabled:{kind}")
+                        self._disabled[name] = str(e)
+                        if poller.warn_when_unsupported and f"disabled:{name}" not in self._warned:
+                            self._warned.add(f"disabled:{name}")
                             await self._emit_agent(ctx, self._agent_event(
                                 "redis_poll_disabled",
-                                f"{kind} poll of {self.address} disabled until reconnect: {str(e)[:200]}",
-                                category="connection", poll=kind))
+                                f"{name} poll of {self.address} disabled until reconnect: {str(e)[:200]}",
+                                category="connection", poll=name))
                         continue
-                    metrics.REDIS_LAST_POLL.labels(self.address, kind).set(time.time())
+                    metrics.REDIS_LAST_POLL.labels(self.address, name).set(time.time())
                     for ev in res.events:
                         if ev.get("pid") is None and ev.get("source") != "agent":
                             ev["pid"] = ident.pid
                     pending_positions.update(res.positions)
-                    if res.positions and hasattr(poller, "committed"):
+                    if res.positions:
                         pending_commit.append(poller)
                     if res.events or (res.must_persist and pending_positions):
                         await emit(Batch(res.events, dict(pending_positions)))
@@ -255,9 +238,7 @@ class RedisSource(Source):
                         for pl in pending_commit:
                             pl.committed()
                         pending_commit.clear()
-                    interval = getattr(poller, "next_interval", base_interval[kind])
-                    due[kind] = time.monotonic() + (
-                        min(interval, getattr(poller, "min_interval", interval)) if res.hurry else interval)
+                    due[name] = time.monotonic() + poller.next_interval(res)
                 # a successful round: back up
                 self.rounds += 1
                 up.set(1)
@@ -284,7 +265,7 @@ class RedisSource(Source):
                 metrics.REDIS_POLL_ERRORS.labels(self.address, "spool").inc()
                 pending_positions.clear()
                 pending_commit.clear()
-                ident, kinds, acl = build()
+                ident, pollers = build()
                 await self.conn.close()  # the reconnect re-reads the identity into the new pollers
                 await wait_or_stop(ctx.stop, backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
@@ -307,7 +288,7 @@ class RedisSource(Source):
                 metrics.REDIS_POLL_ERRORS.labels(self.address, "bug").inc()
                 pending_positions.clear()
                 pending_commit.clear()
-                ident, kinds, acl = build()
+                ident, pollers = build()
                 await self.conn.close()  # the reconnect re-reads the identity into the new pollers
                 await wait_or_stop(ctx.stop, backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
