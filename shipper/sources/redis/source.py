@@ -41,6 +41,7 @@ from shipper.util.waits import raise_if_cancelled, wait_or_stop
 
 from .acl_log import AclLogPoller
 from .client import RedisConnection
+from .cluster import ClusterTopologyPoller
 from .commandlog import make_drainers
 from .config_drift import ConfigDriftPoller
 from .identity import IdentityTracker, fetch_identity
@@ -152,6 +153,8 @@ class RedisSource(Source):
             acl = AclLogPoller(key=p + "acl_log", committed=durable.get(p + "acl_log"))
             latency = LatencyPoller(key=p + "latency", committed=durable.get(p + "latency"))
             config = ConfigDriftPoller(key=p + "config", committed=durable.get(p + "config"))
+            cluster = ClusterTopologyPoller(key=p + "cluster", committed=durable.get(p + "cluster"),
+                                            interval=cfg.cluster.interval)
             # kind -> (enabled, poller). Order = order within one round when several are due.
             kinds: dict[str, tuple[bool, Any]] = {
                 "slowlog": (cfg.slowlog.enabled, self.slowlog),
@@ -159,6 +162,7 @@ class RedisSource(Source):
                 "latency": (cfg.latency.enabled, latency),
                 "acl_log": (cfg.acl_log.enabled, acl),
                 "config": (cfg.config.enabled, config),
+                "cluster": (cfg.cluster.enabled, cluster),
             }
             return ident, kinds, acl
 
@@ -175,7 +179,7 @@ class RedisSource(Source):
 
         base_interval = {
             "slowlog": cfg.slowlog.interval, "latency": cfg.latency.interval, "acl_log": cfg.acl_log.interval,
-            "config": cfg.config.interval, "info": cfg.info.interval,
+            "config": cfg.config.interval, "info": cfg.info.interval, "cluster": cfg.cluster.interval,
             **{f"commandlog:{d.kind}": cfg.commandlog.interval for d in self.commandlogs},
         }
         due: dict[str, float] = {k: 0.0 for k, (en, _) in kinds.items() if en}
