@@ -47,23 +47,40 @@ def _ranges(bounds: list[int]) -> list[list[int]]:
     return [[bounds[i], bounds[i + 1]] for i in range(0, len(bounds) - 1, 2)]
 
 
+def _pairs(v: Any) -> dict[str, Any]:
+    """A RESP2 flat ``[key, value, ...]`` list (or an already decoded map) as a dict."""
+    if isinstance(v, dict):
+        return {_s(k): x for k, x in v.items()}
+    if isinstance(v, list):
+        return {_s(v[i]): v[i + 1] for i in range(0, len(v) - 1, 2)}
+    return {}
+
+
+def _int(v: Any) -> int | None:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    text = _s(v) if isinstance(v, bytes | str) else ""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def parse_cluster_shards(reply: Any) -> dict[str, dict[str, Any]] | None:
-    """``CLUSTER SHARDS`` (RESP2: flat key/value lists) as ``{node id: node}``."""
+    """``CLUSTER SHARDS`` as ``{node id: node}``.
+
+    A node is failed when its ``health`` is ``fail`` (what Redis 7.0 and Valkey send for a node
+    flagged FAIL; the documentation says ``failed``: both are accepted)."""
     if not isinstance(reply, list):
         return None
     nodes: dict[str, dict[str, Any]] = {}
     for shard in reply:
-        if not isinstance(shard, list):
+        if not isinstance(shard, list | dict):
             return None
-        sd = {_s(shard[i]): shard[i + 1] for i in range(0, len(shard) - 1, 2)}
+        sd = _pairs(shard)
         slots = sd.get("slots")
-        bounds = [int(x) for x in slots if isinstance(x, int) or (isinstance(x, bytes | str) and _s(x).isdigit())] \
-            if isinstance(slots, list) else []
+        bounds = [b for b in (_int(x) for x in slots) if b is not None] if isinstance(slots, list) else []
         members = []
-        for n in sd.get("nodes") or []:
-            if not isinstance(n, list):
-                continue
-            nd = {_s(n[i]): n[i + 1] for i in range(0, len(n) - 1, 2)}
+        raw_nodes = sd.get("nodes")
+        for n in raw_nodes if isinstance(raw_nodes, list) else []:
+            nd = _pairs(n)
             node_id = _s(nd.get("id", ""))
             if not node_id:
                 continue
@@ -72,7 +89,7 @@ def parse_cluster_shards(reply: Any) -> dict[str, dict[str, Any]] | None:
             members.append((node_id, {
                 "addr": f"{host}:{_s(port)}" if port is not None else host,
                 "role": "master" if _s(nd.get("role", "")) == "master" else "replica",
-                "failed": _s(nd.get("health", "")) == "failed",
+                "failed": _s(nd.get("health", "")) in ("fail", "failed"),
             }))
         master = next((i for i, m in members if m["role"] == "master"), None)
         for node_id, m in members:
@@ -92,13 +109,16 @@ def parse_cluster_nodes(reply: Any) -> dict[str, dict[str, Any]] | None:
         if len(parts) < 8:
             continue
         node_id, addr, flags, master = parts[0], parts[1].split("@")[0], parts[2].split(","), parts[3]
+        if "handshake" in flags or "noaddr" in flags:
+            continue  # a node being met: its id is a placeholder until the handshake ends
         slots: list[list[int]] = []
         for item in parts[8:]:
             if item.startswith("["):
                 continue  # a slot being migrated / imported: not owned yet
             a, _, b = item.partition("-")
-            if a.isdigit() and (not b or b.isdigit()):
-                slots.append([int(a), int(b or a)])
+            lo, hi = _int(a), _int(b or a)
+            if lo is not None and hi is not None:
+                slots.append([lo, hi])
         nodes[node_id] = {
             "addr": addr,
             "role": "master" if "master" in flags else "replica",
@@ -110,9 +130,28 @@ def parse_cluster_nodes(reply: Any) -> dict[str, dict[str, Any]] | None:
 
 
 def topology(info: dict[str, str], nodes: dict[str, dict[str, Any]]) -> Topology:
-    epoch = info.get("cluster_current_epoch", "")
-    return {"state": info.get("cluster_state", "?"), "epoch": int(epoch) if epoch.isdigit() else None,
+    return {"state": info.get("cluster_state", "?"), "epoch": _int(info.get("cluster_current_epoch", "")),
             "nodes": nodes}
+
+
+def _slot_map(t: Topology | None) -> dict[str, list[list[int]]]:
+    return {nid: n.get("slots") or [] for nid, n in ((t or {}).get("nodes") or {}).items() if n.get("slots")}
+
+
+def settle(reported: Topology, previous_read: Topology | None, new: Topology) -> Topology:
+    """``new``, but with the slot owners of ``reported`` unless the owners read now are those of the
+    read before (``previous_read``).
+
+    A reshard moves slots one at a time over seconds: diffing every read would announce one
+    reshard as several partial moves. Holding slot changes back until two reads in a row agree
+    makes it one ``cluster_slots_moved`` per source/target pair. Everything else (state, health,
+    roles, membership) is reported at once.
+    """
+    if previous_read is not None and _slot_map(previous_read) == _slot_map(new):
+        return new
+    owned = _slot_map(reported)
+    nodes = {nid: {**n, "slots": owned.get(nid, [])} for nid, n in (new.get("nodes") or {}).items()}
+    return {**new, "nodes": nodes}
 
 
 def _owners(t: Topology) -> dict[int, str]:
@@ -176,8 +215,9 @@ def diff(old: Topology, new: Topology, *, origin: str, node_id: str | None, obse
         prev = before.get(slot)
         if prev is None or prev == owner:
             continue
-        if (on.get(owner) or {}).get("master") == prev:
-            continue  # a promoted replica took over its master's slots: that is the role change
+        if (on.get(owner) or {}).get("master") == prev or (nn.get(prev) or {}).get("failed") \
+                or (nn.get(prev) or {}).get("master") == owner:
+            continue  # a replica took over its (failed or demoted) master's slots: that is the role change
         moved.setdefault((prev, owner), []).append(slot)
     for (src, dst), slots in sorted(moved.items()):
         ranges = _compress(slots)

@@ -3,7 +3,9 @@ loopback ports, joined with ``redis-cli --cluster`` (Debian's redis-tools; it sp
 
 from __future__ import annotations
 
+import random
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -24,9 +26,24 @@ def cli(*args: str, timeout: float = 60) -> str:
     return out.stdout
 
 
+def cluster_port() -> int:
+    """A free loopback port whose cluster bus port (+10000) is free too: a node refuses ports over
+    55535, which the kernel's ephemeral range (``servers.free_port``) often hands out."""
+    for _ in range(200):
+        port = random.randint(20000, 55000)
+        try:
+            for p in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 def node(kind: str, workdir: Path, name: str, port: int | None = None) -> RedisProcess:
     """A cluster-mode node; the same ``name`` and ``port`` restart a node with its nodes.conf (its id)."""
-    return start_server(kind, workdir, name=name, port=port, config={
+    return start_server(kind, workdir, name=name, port=port or cluster_port(), config={
         "cluster-enabled": "yes", "cluster-config-file": "nodes.conf",
         "cluster-node-timeout": str(NODE_TIMEOUT_MS), "cluster-replica-validity-factor": "0",
     })

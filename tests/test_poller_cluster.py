@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_servers import add_replica, cli, client, info, node, node_id, start_cluster
+from cluster_servers import add_replica, cli, client, info, node, node_id, start_cluster, wait
 
 from parsers.cluster_topology import diff, parse_cluster_nodes, parse_cluster_shards
 from shipper.config import RedisSourceConfig
@@ -89,13 +89,17 @@ def test_a_failover_the_old_masters_return_a_reshard_and_a_node_added_and_remove
             ids[m2.port], "--cluster-slots", "100", "--cluster-yes")
         await watcher.until(lambda: sum(e["fields"]["count"] for e in watcher.named("cluster_slots_moved")) == 100)
         moved = watcher.named("cluster_slots_moved")
-        assert {(e["fields"]["from_node"], e["fields"]["to_node"]) for e in moved} == {(ids[m1.port], ids[m2.port])}
+        assert [(e["fields"]["from_node"], e["fields"]["to_node"], e["fields"]["count"]) for e in moved] == \
+            [(ids[m1.port], ids[m2.port], 100)], "one event per reshard"
 
         # a node added, then removed
         extra = node(kind, tmp_path, f"{kind}-extra")
         cli("--cluster", "add-node", f"127.0.0.1:{extra.port}", f"127.0.0.1:{m1.port}")
         extra_id = node_id(extra)
         await watcher.until(lambda: watcher.named("cluster_node_added"))
+        # del-node sends CLUSTER FORGET to every node: each must have met the new node by gossip first
+        wait(lambda: all(extra_id in client(n).execute_command("CLUSTER", "NODES") for n in (m0b, m1, m2, r0)),
+             what="every node knows the added node")
         cli("--cluster", "del-node", f"127.0.0.1:{m1.port}", extra_id)
         await watcher.until(lambda: watcher.named("cluster_node_removed"))
         for _ in range(5):

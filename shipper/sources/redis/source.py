@@ -260,6 +260,7 @@ class RedisSource(Source):
                             pl.committed()
                         pending_commit.clear()
                     interval = getattr(poller, "next_interval", base_interval[kind])
+                    interval = interval(res) if callable(interval) else interval  # the Poller protocol's method
                     due[kind] = time.monotonic() + (
                         min(interval, getattr(poller, "min_interval", interval)) if res.hurry else interval)
                 # a successful round: back up
