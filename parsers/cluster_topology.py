@@ -181,7 +181,7 @@ def diff(old: Topology, new: Topology, *, origin: str, node_id: str | None, obse
 
     def add(event: str, level: str, message: str, **fields: Any) -> None:
         f = {"cluster_node_id": node_id, "epoch": new.get("epoch"), **fields}
-        ev = make_event(timestamp=ts, source="cluster", category="cluster", event=event, level=level,
+        ev = make_event(timestamp=ts, source="agent", category="cluster", event=event, level=level,
                         role=role, message=message, fields=f)
         ev["origin"] = origin
         ev["id"] = event_id(origin, f"{event}:{fields.get('node', '')}:{new.get('epoch')}:{observed_ms}")
@@ -190,7 +190,7 @@ def diff(old: Topology, new: Topology, *, origin: str, node_id: str | None, obse
     if old.get("state") != new.get("state"):
         add("cluster_state_changed", "warning" if new.get("state") != "ok" else "notice",
             f"cluster state {old.get('state')} -> {new.get('state')}", previous=old.get("state"),
-            state=new.get("state"))
+            cluster_state=new.get("state"))
     on, nn = old.get("nodes") or {}, new.get("nodes") or {}
     for nid in sorted(nn.keys() - on.keys()):
         add("cluster_node_added", "notice", f"node {nid} ({nn[nid]['addr']}) joined the cluster as {nn[nid]['role']}",

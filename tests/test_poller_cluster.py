@@ -131,12 +131,12 @@ def test_the_cluster_going_fail_without_a_majority_and_back_is_announced_once_ea
         await watcher.poll()
         m1.proc.send_signal(signal.SIGSTOP)  # no replicas: slots uncovered, the cluster fails
         await watcher.until(lambda: watcher.named("cluster_state_changed"))
-        assert watcher.named("cluster_state_changed")[0]["fields"]["state"] == "fail"
+        assert watcher.named("cluster_state_changed")[0]["fields"]["cluster_state"] == "fail"
         m1.proc.send_signal(signal.SIGCONT)
         await watcher.until(lambda: len(watcher.named("cluster_state_changed")) == 2)
         for _ in range(5):
             await watcher.poll()
-        assert [e["fields"]["state"] for e in watcher.named("cluster_state_changed")] == ["fail", "ok"]
+        assert [e["fields"]["cluster_state"] for e in watcher.named("cluster_state_changed")] == ["fail", "ok"]
         await watcher.conn.close()
 
     try:
@@ -146,13 +146,20 @@ def test_the_cluster_going_fail_without_a_majority_and_back_is_announced_once_ea
             n.stop()
 
 
-def test_a_redis_not_in_cluster_mode_is_polled_quietly_and_rarely(tmp_path: Path) -> None:
+def test_a_redis_not_in_cluster_mode_is_asked_info_cluster_once_and_then_polled_rarely(tmp_path: Path) -> None:
     rp = start_server("redis7", tmp_path)
     p = Poller(rp.port)
 
     async def scenario() -> None:
         assert await p.poll() == []
-        assert p.poller.next_interval == NOT_A_CLUSTER_INTERVAL
+        assert p.poller.cluster_enabled is False
+        assert p.poller.next_interval() == NOT_A_CLUSTER_INTERVAL
+        before = client(rp).info("commandstats")
+        assert await p.poll() == []
+        after = client(rp).info("commandstats")
+        assert after.get("cmdstat_info", {}).get("calls") == before.get("cmdstat_info", {}).get("calls") + 1, \
+            "only the INFO commandstats of the test itself ran in between"
+        assert not any(k.startswith("cmdstat_cluster") for k in after)
         await p.conn.close()
 
     try:
