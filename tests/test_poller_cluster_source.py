@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cluster_servers import cli, client, node_id, start_cluster
+from test_check_command import run_check
 from test_poller_support import FakeSpool, Running, redis_cfg, wait_for
 
 from shipper.config import parse_config
@@ -98,7 +99,7 @@ def test_a_redis_not_in_cluster_mode_polled_by_a_user_without_cluster_permission
 
 
 def test_a_cluster_node_polled_without_cluster_permissions_is_one_warning_and_check_names_the_grants(
-        tmp_path: Path) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     nodes = start_cluster("redis7", tmp_path)
     m0 = nodes[0]
     client(m0).execute_command("ACL", "SETUSER", "shipper", "on", ">pw", "+@all", "-cluster")
@@ -120,6 +121,12 @@ def test_a_cluster_node_polled_without_cluster_permissions_is_one_warning_and_ch
         assert [e["fields"]["poll"] for e in disabled] == ["cluster"]
         assert [perm for status, _text, perm in lines if status == "warn"] == [
             "+cluster|info", "+cluster|myid", "+cluster|shards", "+cluster|nodes"]
+        (tmp_path / "pw").write_text("pw\n")
+        rc, out = run_check(tmp_path, f"state_dir: {tmp_path}/state\nsources:\n  - type: redis\n"
+                            f"    url: {url(m0.port)}\n    username: shipper\n    password_file: {tmp_path}/pw\n",
+                            capsys, "--connect")
+        assert "CLUSTER SHARDS: denied by ACL (+cluster|shards missing)" in out, out
+        assert "ACL SETUSER shipper +cluster|info +cluster|myid +cluster|shards +cluster|nodes" in out, out
     finally:
         for n in nodes:
             n.stop()

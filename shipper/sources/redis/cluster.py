@@ -131,7 +131,11 @@ async def check_cluster_access(conn: RedisConnection) -> list[tuple[str, str, st
     """For ``redis-shipper check --connect``: on a cluster node, whether the user may run the
     poller's CLUSTER commands. Returns ``(status, text, missing permission or None)`` lines; none
     for a Redis not in cluster mode (nothing of it is polled there)."""
-    if parse_info(await conn.call("INFO", "cluster")).get("cluster_enabled") not in (1, "1"):
+    try:
+        mode = parse_info(await conn.call("INFO", "cluster")).get("cluster_enabled")
+    except ResponseError:
+        return []  # INFO itself denied: the identity check already says so
+    if mode not in (1, "1"):
         return []
     out: list[tuple[str, str, str | None]] = []
     replies = await conn.pipeline(*(command for command, _perm in CLUSTER_COMMANDS))
