@@ -374,6 +374,11 @@ async def check_redis(key: str, sc: RedisSourceConfig, timeout: float, report: R
                     report.result("warn", subject, f"{cmd}: error reply: {text[:200]}")
             else:
                 report.result("ok", subject, f"{cmd}: allowed")
+        if sc.cluster.enabled:  # only a cluster-mode Redis is asked CLUSTER commands
+            from ..sources.redis.cluster import check_cluster_access
+            for status, text, perm in await asyncio.wait_for(check_cluster_access(conn), timeout):
+                report.result(status, subject, text)
+                denied += [perm] if perm else []
         if denied:
             user = sc.username or "<user>"
             report.result("warn", subject, f"to ship everything: ACL SETUSER {user} {' '.join(denied)}")

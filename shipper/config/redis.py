@@ -50,6 +50,8 @@ class RedisPollSettings(SecretRefs):
     config: PollConfig = Field(default_factory=lambda: PollConfig(interval=60.0))
     commandlog: PollConfig = Field(default_factory=lambda: PollConfig(interval=1.0))
     info: PollConfig = Field(default_factory=lambda: PollConfig(interval=10.0))
+    #: CLUSTER INFO + CLUSTER SHARDS (NODES before 7.0) diffs; quiet on a Redis not in cluster mode
+    cluster: PollConfig = Field(default_factory=lambda: PollConfig(interval=10.0))
 
 
 class RedisSourceConfig(RedisPollSettings):

@@ -39,7 +39,7 @@ from shipper.config import RedisSourceConfig
 from shipper.observe import metrics
 from shipper.util.waits import raise_if_cancelled, wait_or_stop
 
-from . import acl_log, commandlog, config_drift, latency, slowlog
+from . import acl_log, cluster, commandlog, config_drift, latency, slowlog
 from .client import RedisConnection
 from .identity import IdentityPoller
 from .poll import PollDisabled, Poller, PollKind, PollResult, PollSetup, now_ms
@@ -61,6 +61,7 @@ POLL_KINDS: tuple[PollKind, ...] = (
     PollKind("latency", enabled=lambda c: c.latency.enabled, build=latency.build),
     PollKind("acl_log", enabled=lambda c: c.acl_log.enabled, build=acl_log.build),
     PollKind("config", enabled=lambda c: c.config.enabled, build=config_drift.build),
+    PollKind("cluster", enabled=lambda c: c.cluster.enabled, build=cluster.build),
 )
 
 
