@@ -88,7 +88,7 @@ class ClusterTopologyPoller(Poller):
         """The reported topology is already the poller's state; nothing is counted."""
         return None
 
-    def next_interval(self, result: PollResult) -> float:
+    def next_interval(self, result: PollResult | None = None) -> float:
         return NOT_A_CLUSTER_INTERVAL if self.cluster_enabled is False else self.interval
 
     async def poll(self, conn: RedisConnection, *, role: str | None) -> PollResult:
@@ -158,13 +158,6 @@ def _text(v: Any) -> str | None:
     if isinstance(v, bytes):
         return v.decode("utf-8", "replace")
     return v if isinstance(v, str) else None
-
-
-def build(setup: Any) -> list[ClusterTopologyPoller]:
-    """The cluster topology poller of one source, for the ``POLL_KINDS`` table (``setup`` is a
-    ``poll.PollSetup``)."""
-    return [ClusterTopologyPoller(key=setup.key("cluster"), committed=setup.committed("cluster"),
-                                  interval=setup.cfg.cluster.interval)]
 
 
 def build(setup: PollSetup) -> list[Poller]:
