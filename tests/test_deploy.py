@@ -416,17 +416,25 @@ def test_loki_derived_field_finds_the_instance_in_a_real_event_line() -> None:
 
 
 # --- Kubernetes ---------------------------------------------------------------------------------
-def _k8s_docs() -> dict[str, dict[str, Any]]:
-    out = {}
-    for f in K8S.glob("*.yaml"):
-        for d in yaml.safe_load_all(f.read_text()):
-            if d and "kind" in d and d["kind"] != "Kustomization":
-                out[d["kind"]] = d
-    return out
+#: the two ways to deploy (deploy/kubernetes/<mode>): Redis in pods (discovery), Redis on the nodes
+K8S_MODES = ["pods", "host-files"]
+#: what the downward API gives each DaemonSet's container (daemonset.yaml ``env``)
+DOWNWARD = {"NODE_NAME": "worker-1", "POD_NAME": "redis-shipper-x7k2p", "POD_IP": "10.244.1.9",
+            "HOST_IP": "10.0.0.21"}
 
 
-def _configmap_config(env: dict[str, str]) -> Any:
-    cm = _k8s_docs()["ConfigMap"]
+def _k8s_objects(mode: str) -> list[dict[str, Any]]:
+    from kustomize_lite import render
+
+    return render(K8S / mode)
+
+
+def _k8s_docs(mode: str = "host-files") -> dict[str, dict[str, Any]]:
+    return {d["kind"]: d for d in _k8s_objects(mode)}
+
+
+def _configmap_config(env: dict[str, str], mode: str = "host-files") -> Any:
+    cm = _k8s_docs(mode)["ConfigMap"]
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -439,27 +447,58 @@ def _configmap_config(env: dict[str, str]) -> Any:
                 os.environ[k] = v
 
 
-def test_kustomization_resources_exist_and_render() -> None:
-    k = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    objects = []
-    for r in k["resources"]:
-        assert (K8S / r).is_file(), r
-        for d in yaml.safe_load_all((K8S / r).read_text()):
-            assert d["apiVersion"] and d["kind"] and d["metadata"]["name"], r
-            objects.append(d["kind"])
-    assert sorted(objects) == ["ConfigMap", "DaemonSet", "Namespace", "ServiceAccount"]
-    # kubectl is not a Debian package (scripts/test does not install it): render when it is here
+def _canonical(objects: list[dict[str, Any]]) -> list[str]:
+    return sorted(json.dumps(d, sort_keys=True) for d in objects)
+
+
+@pytest.mark.parametrize("mode", K8S_MODES)
+def test_kustomization_resources_exist_and_render(mode: str) -> None:
+    objects = _k8s_objects(mode)
+    expected = {"pods": ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Namespace",
+                         "ServiceAccount"],
+                "host-files": ["ConfigMap", "DaemonSet", "Namespace", "ServiceAccount"]}[mode]
+    assert sorted(d["kind"] for d in objects) == expected
+    ns = yaml.safe_load((K8S / mode / "kustomization.yaml").read_text())["namespace"]
+    for d in objects:
+        assert d["apiVersion"] and d["metadata"]["name"]
+        assert d["metadata"].get("namespace") == (None if d["kind"] in ("Namespace", "ClusterRole",
+                                                                      "ClusterRoleBinding") else ns)
+        assert d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "redis-observability"
+    # kubectl is not a Debian package (scripts/test does not install it): where it is here, the
+    # objects tests/kustomize_lite.py renders are exactly kubectl's
     kubectl = shutil.which("kubectl")
     if kubectl is not None:
-        r = subprocess.run([kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60)
+        r = subprocess.run([kubectl, "kustomize", str(K8S / mode)], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
-        rendered = [d for d in yaml.safe_load_all(r.stdout) if d]
-        assert sorted(d["kind"] for d in rendered) == sorted(objects)
-        assert all(d["metadata"].get("namespace") == k["namespace"] for d in rendered if d["kind"] != "Namespace")
+        assert _canonical([d for d in yaml.safe_load_all(r.stdout) if d]) == _canonical(objects)
 
 
-def test_daemonset_probes_port_grace_period_and_hardening_match_the_configmap() -> None:
-    docs = _k8s_docs()
+def test_both_modes_replace_each_other_rather_than_run_two_agents_on_one_spool() -> None:
+    """Both DaemonSets keep their spool in the node's /var/lib/redis-shipper: applying the other
+    mode must replace the DaemonSet and its ConfigMap (same names), never add a second agent."""
+    pods, host = _k8s_docs("pods"), _k8s_docs("host-files")
+    for kind in ("DaemonSet", "ConfigMap", "ServiceAccount", "Namespace"):
+        assert (pods[kind]["metadata"]["name"], pods[kind]["metadata"].get("namespace")) == \
+            (host[kind]["metadata"]["name"], host[kind]["metadata"].get("namespace")), kind
+    assert pods["ServiceAccount"] == host["ServiceAccount"]  # one base
+
+
+@pytest.mark.parametrize("mode", K8S_MODES)
+def test_the_configmap_config_passes_redis_shipper_check(mode: str, tmp_path: Path) -> None:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(_k8s_docs(mode)["ConfigMap"]["data"]["config.yaml"])
+    beside = Path(sys.executable).parent / "redis-shipper"
+    exe = [str(beside)] if beside.exists() else [sys.executable, "-m", "shipper.cli"]
+    r = subprocess.run([*exe, "check", "--config", str(cfg)], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, **DOWNWARD})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"{cfg}: valid" in r.stdout
+    assert "error" not in r.stderr.lower(), r.stderr
+
+
+@pytest.mark.parametrize("mode", K8S_MODES)
+def test_daemonset_probes_port_grace_period_and_hardening_match_the_configmap(mode: str) -> None:
+    docs = _k8s_docs(mode)
     pod = docs["DaemonSet"]["spec"]["template"]["spec"]
     (c,) = pod["containers"]
     env_names = {e["name"] for e in c["env"]}
@@ -468,7 +507,7 @@ def test_daemonset_probes_port_grace_period_and_hardening_match_the_configmap() 
     # every ${VAR} of the ConfigMap is provided by the pod
     used = set(re.findall(r"\$\{([A-Z_]+)", docs["ConfigMap"]["data"]["config.yaml"]))
     assert used <= env_names, used - env_names
-    cfg = _configmap_config({n: "10.0.0.1" for n in env_names})
+    cfg = _configmap_config({n: "10.0.0.1" for n in env_names}, mode)
     from shipper.pipeline.labels import Labeler
 
     Labeler(cfg)  # the labels rules hold too
@@ -481,23 +520,50 @@ def test_daemonset_probes_port_grace_period_and_hardening_match_the_configmap() 
         assert ports.get(get["port"], get["port"]) == port
     assert pod["terminationGracePeriodSeconds"] > cfg.shutdown_timeout
     sc = c["securityContext"]
-    assert sc["readOnlyRootFilesystem"] is True and sc["runAsNonRoot"] is True
+    assert sc["readOnlyRootFilesystem"] is True and sc["privileged"] is False
     assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"]
+    assert "add" not in sc["capabilities"]
     assert c["resources"]["requests"] and c["resources"]["limits"]
     mounts = {m["name"]: m for m in c["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
-    logs = next(n for n, v in volumes.items() if v.get("hostPath", {}).get("path") == "/var/log/redis")
-    assert mounts[logs]["readOnly"] is True
-    state = next(n for n, v in volumes.items() if v.get("hostPath", {}).get("path") == "/var/lib/redis-shipper")
+    host_paths = {v["hostPath"]["path"]: n for n, v in volumes.items() if "hostPath" in v}
+    state = host_paths["/var/lib/redis-shipper"]
     assert mounts[state]["mountPath"] == cfg.state_dir
+    # every other hostPath is read-only, at the node's own path (Docker's symlinks resolve)
+    for path, name in host_paths.items():
+        if name != state:
+            assert mounts[name]["readOnly"] is True and mounts[name]["mountPath"] == path, path
     # the config file the agent is told to read is where the ConfigMap is mounted
     config_arg = c["args"][c["args"].index("--config") + 1]
     cm_mount = next(m for m in c["volumeMounts"] if volumes[m["name"]].get("configMap"))
     assert config_arg == os.path.join(cm_mount["mountPath"], "config.yaml")
-    for src in cfg.sources:
-        if src.type == "file":
-            assert src.path.startswith(mounts[logs]["mountPath"] + "/")
     assert pod["serviceAccountName"] == docs["ServiceAccount"]["metadata"]["name"]
+    types = [src.type for src in cfg.sources]
+    if mode == "pods":
+        assert types == ["kubernetes"]
+        (k8s,) = cfg.sources
+        assert k8s.node == "10.0.0.1"  # ${NODE_NAME}
+        assert set(host_paths) == {"/var/lib/redis-shipper", "/var/log/pods", "/var/lib/docker/containers",
+                                   "/etc/localtime"}
+        assert mounts[host_paths[k8s.log_root]]["mountPath"] == k8s.log_root
+        # the token the source lists and watches pods with (rbac.yaml limits it to that)
+        assert pod["automountServiceAccountToken"] is True
+        binding = docs["ClusterRoleBinding"]
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": pod["serviceAccountName"],
+                                        "namespace": docs["DaemonSet"]["metadata"]["namespace"]}]
+        assert binding["roleRef"]["name"] == docs["ClusterRole"]["metadata"]["name"]
+        assert docs["ClusterRole"]["rules"] == [{"apiGroups": [""], "resources": ["pods"],
+                                                 "verbs": ["get", "list", "watch"]}]
+    else:
+        assert "kubernetes" not in types
+        assert sc["runAsNonRoot"] is True
+        # no Kubernetes API: no token in the pod
+        assert pod.get("automountServiceAccountToken", docs["ServiceAccount"].get("automountServiceAccountToken")) \
+            is False
+        logs = host_paths["/var/log/redis"]
+        for src in cfg.sources:
+            if src.type == "file":
+                assert src.path.startswith(mounts[logs]["mountPath"] + "/")
 
 
 # --- systemd ------------------------------------------------------------------------------------
@@ -621,12 +687,16 @@ def test_compose_demo_is_consistent() -> None:
 
 
 # --- scheduling, time zone, reload and permission traps ----------------------------------------
-def test_daemonset_has_no_scheduling_traps() -> None:
-    spec = _k8s_docs()["DaemonSet"]["spec"]["template"]["spec"]
+@pytest.mark.parametrize("mode", K8S_MODES)
+def test_daemonset_has_no_scheduling_traps(mode: str) -> None:
+    spec = _k8s_docs(mode)["DaemonSet"]["spec"]["template"]["spec"]
     assert "priorityClassName" not in spec  # system-node-critical is quota-limited outside kube-system
-    assert spec["nodeSelector"] == {"redis-shipper.io/redis-logs": "true"}
-    text = (K8S / "daemonset.yaml").read_text()
-    assert "kubectl label node <node> redis-shipper.io/redis-logs=true" in text
+    text = (K8S / mode / "daemonset.yaml").read_text()
+    if mode == "host-files":
+        assert spec["nodeSelector"] == {"redis-shipper.io/redis-logs": "true"}
+        assert "kubectl label node <node> redis-shipper.io/redis-logs=true" in text
+    else:  # a Redis pod may be scheduled on any node
+        assert "nodeSelector" not in spec and "affinity" not in spec
     for v in spec["volumes"]:
         if "hostPath" in v:  # type Directory/File leaves pods in ContainerCreating where the path is missing
             assert v["hostPath"].get("type", "") in ("", "DirectoryOrCreate", "FileOrCreate"), v
@@ -634,26 +704,26 @@ def test_daemonset_has_no_scheduling_traps() -> None:
     assert "/-/reload" in text
 
 
-def test_daemonset_mounts_the_node_zone_and_the_configmap_leaves_timezone_to_it() -> None:
+@pytest.mark.parametrize("mode", K8S_MODES)
+def test_daemonset_mounts_the_node_zone_and_the_configmap_leaves_timezone_to_it(mode: str) -> None:
     from shipper.util.tz import host_timezone
 
-    spec = _k8s_docs()["DaemonSet"]["spec"]["template"]["spec"]
+    spec = _k8s_docs(mode)["DaemonSet"]["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in spec["volumes"]}
     mounts = {m["mountPath"]: m for m in spec["containers"][0]["volumeMounts"]}
     lt = mounts["/etc/localtime"]
     assert lt.get("readOnly") is True and volumes[lt["name"]]["hostPath"]["path"] == "/etc/localtime"
-    cfg = _configmap_config({"NODE_NAME": "n1", "POD_NAME": "p", "POD_IP": "10.0.0.1", "HOST_IP": "10.0.0.2"})
+    cfg = _configmap_config(DOWNWARD, mode)
     assert cfg.timezone is None  # so host_timezone() reads the mounted /etc/localtime
     assert "/etc/localtime" in (host_timezone.__doc__ or "")
 
 
-def test_kubernetes_manifests_pass_kubernetes_validate_strict() -> None:
+@pytest.mark.parametrize("mode", K8S_MODES)
+def test_kubernetes_manifests_pass_kubernetes_validate_strict(mode: str) -> None:
     import kubernetes_validate
 
-    for f in sorted(K8S.glob("*.yaml")):
-        for d in yaml.safe_load_all(f.read_text()):
-            if d and d.get("kind") != "Kustomization":
-                kubernetes_validate.validate(d, "1.30", strict=True)
+    for d in _k8s_objects(mode):
+        kubernetes_validate.validate(d, "1.30", strict=True)
 
 
 def test_systemd_unit_tolerates_a_missing_log_directory() -> None:

@@ -162,3 +162,42 @@ def test_a_discovered_pod_with_poll_gets_a_poller_whose_events_carry_the_pods_la
             agent.kill()
             agent.wait()
         rp.stop()
+
+
+def test_the_kubernetes_sources_drop_rules_apply_to_every_discovered_pods_events(api: KubeAPI, tmp_path: Path) -> None:
+    """``drop:`` on the kubernetes source works as on a ``type: file`` source: the matching lines of
+    a discovered pod are not shipped, the others are, and the audit anchors count what was dropped."""
+    ns, node = "dropping", "worker-3"
+    pods = tmp_path / "pods"
+    pods.mkdir()
+    cfg, out = agent_config(api, tmp_path, ns, node,
+                            f"    log_root: {pods}\n    drop:\n      - {{name: cow, message: '^Fork CoW'}}\n"
+                            "      - {name: sync-asks, message: 'asks for synchronization$'}\n")
+    agent = subprocess.Popen([sys.executable, "-m", "shipper.cli", "run", "--config", str(cfg)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    messages = [line.split(" ", 6)[6] for line in REDIS_LINES]
+    kept = [m for m in messages if not m.startswith("Fork CoW") and not m.endswith("asks for synchronization")]
+    assert len(kept) == len(messages) - 5  # 2 Fork CoW, 3 asks: the rules have something to drop
+    try:
+        pod = api.create_pod(ns, "redis-0", node=node, containers=[("redis", "redis:7.0")])
+        logdir = pods / f"{ns}_redis-0_{pod['metadata']['uid']}" / "redis"
+        logdir.mkdir(parents=True)
+        (logdir / "0.log").write_text("".join(cri(line) for line in REDIS_LINES))
+        api.set_running(ns, "redis-0", "10.244.0.9", ["redis"])
+
+        def data() -> list[dict]:
+            return [e for e in read_out(out) if e.get("source") == "redis"]
+
+        assert wait_for(lambda: len(data()) >= len(kept), timeout=60), \
+            agent.stderr.read1().decode() if agent.stderr else ""
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(30) == 0
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+    assert [e["message"] for e in data()] == kept
+    anchors = [e for e in read_out(out) if e.get("event") == "chain_anchor"]
+    dropped = [d for a in anchors for s, d in a.get("fields", {}).get("dropped", {}).items()
+               if s.endswith(f"/k8s:{ns}/redis-0/redis:file")]
+    assert {rule: sum(d.get(rule, 0) for d in dropped) for rule in ("cow", "sync-asks")} == {"cow": 2, "sync-asks": 3}

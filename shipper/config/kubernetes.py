@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from .base import Duration, Strict
+from .drop import DropRule
 from .redis import RedisPollSettings
 
 
@@ -53,6 +54,9 @@ class KubernetesSourceConfig(Strict):
     labels: dict[str, str] = Field(default_factory=dict)
     #: a Redis poller for each discovered pod; absent: logs only
     poll: KubernetesPollConfig | None = None
+    #: ``drop:`` rules of every discovered pod's sources (its log files and its poller), as on a
+    #: ``type: file`` or ``type: redis`` source
+    drop: list[DropRule] = Field(default_factory=list)
     #: container log format handed to each file source
     container_format: Literal["auto", "plain", "cri", "docker"] = "auto"
     #: server-side timeout of one watch request; the watch is then resumed from its resourceVersion

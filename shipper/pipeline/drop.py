@@ -59,6 +59,11 @@ class Dropper:
         self.dropped: Counter[str] = Counter()
         self._taken: Counter[str] = Counter()
 
+    @property
+    def pending(self) -> bool:
+        """Something was dropped that no anchor has recorded yet."""
+        return bool(self.dropped - self._taken)
+
     def take(self) -> dict[str, int]:
         """``{rule: n}`` dropped since the previous call (empty when nothing was)."""
         new = self.dropped - self._taken

@@ -28,6 +28,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..api import Source, SourceContext
 from ..config import ConfigError, SourceConfig
+from .drop import Dropper
 
 if TYPE_CHECKING:
     from .runtime import Agent, Emitter
@@ -54,6 +55,8 @@ class DynamicSources:
         self.agent = agent
         self.drain_timeout = drain_timeout
         self.running: dict[str, _Running] = {}
+        #: stopped sources' emitters kept until an anchor has recorded what their drop: rules dropped
+        self._retired: list[Emitter] = []
         self._stopping = False
 
     def tasks(self) -> list[asyncio.Task[None]]:
@@ -80,6 +83,17 @@ class DynamicSources:
         agent = self.agent
         positions = await agent.spool.positions(src.key_prefix)
         emitter = agent._emitter(f"{agent.host}/{src.name}", index, dict(labels or {}))
+        if index is None and getattr(spec, "drop", None):
+            # the emitter finds a config-file source's rules by its index; a source added at run
+            # time (a discovered pod's, or one a reload started) brings its own
+            emitter.dropper = Dropper(src.name, spec.drop)
+        retired = next((e for e in self._retired if e.stream == emitter.stream), None)
+        if retired is not None:  # back under the same name: its unrecorded drops go on in the new one
+            self._retired.remove(retired)
+            if retired in agent.emitters:
+                agent.emitters.remove(retired)
+            if retired.dropper.rules == emitter.dropper.rules:
+                emitter.dropper = retired.dropper
         stop = asyncio.Event()
         ctx = SourceContext(emit=emitter, positions=positions, stop=stop, state_dir=agent.cfg.state_dir,
                             emit_agent=agent.record_agent, sources=self)
@@ -124,7 +138,15 @@ class DynamicSources:
             await asyncio.gather(r.task, return_exceptions=True)
         await r.emitter.settle(quiet=True)
         self.running.pop(name, None)
-        if r.emitter in self.agent.emitters:
+        # an emitter whose drops no audit anchor has recorded yet stays where the next anchor
+        # takes them (verify counts them); the others, and those since recorded, go
+        for e in [e for e in self._retired if not e.dropper.pending]:
+            self._retired.remove(e)
+            if e in self.agent.emitters:
+                self.agent.emitters.remove(e)
+        if r.emitter.dropper.pending:
+            self._retired.append(r.emitter)
+        elif r.emitter in self.agent.emitters:
             self.agent.emitters.remove(r.emitter)
 
     async def _until_quiet(self, r: _Running) -> None:

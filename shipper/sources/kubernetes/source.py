@@ -58,14 +58,17 @@ def managed_for(cfg: KubernetesSourceConfig, t: Target) -> list[Managed]:
     port = cfg.poll.port if cfg.poll is not None else 6379
     labels = target_labels(t, preset=cfg.instance_preset, port=port, copy_pod_labels=cfg.pod_labels,
                            static=dict(cfg.labels))
+    # the kubernetes source's drop: rules, on each of a pod's sources (absent when there are none)
+    drop = {"drop": [r.model_dump(exclude_none=True) for r in cfg.drop]} if cfg.drop else {}
     out = [Managed(f"k8s:{t.key}:file",
-                   {"type": "file", "path": t.log_glob(cfg.log_root), "container_format": cfg.container_format},
+                   {"type": "file", "path": t.log_glob(cfg.log_root), "container_format": cfg.container_format,
+                    **drop},
                    labels)]
     if cfg.poll is not None:
         poll = cfg.poll.model_dump(exclude_none=True, exclude={"port", "scheme"})
         host = f"[{t.pod_ip}]" if ":" in t.pod_ip else t.pod_ip
         out.append(Managed(f"k8s:{t.key}:redis",
-                           {"type": "redis", "url": f"{cfg.poll.scheme}://{host}:{cfg.poll.port}", **poll},
+                           {"type": "redis", "url": f"{cfg.poll.scheme}://{host}:{cfg.poll.port}", **poll, **drop},
                            labels))
     return out
 
