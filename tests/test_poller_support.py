@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -123,3 +124,21 @@ async def wait_for(pred: Callable[[], bool], timeout: float = 10.0, what: str = 
 def slow_ids(spool: FakeSpool, client_name: str | None = None) -> list[int]:
     return [e["fields"]["id"] for e in spool.events
             if e["event"] == "slow_command" and (client_name is None or e["fields"]["client_name"] == client_name)]
+
+
+def make_tls_certs(d: Path) -> None:
+    """A CA and a server certificate for 127.0.0.1, and an unrelated CA (``other.crt``), made
+    with the openssl CLI."""
+
+    def run(*argv: str) -> None:
+        subprocess.run(argv, cwd=d, check=True, capture_output=True)
+
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+        "-days", "2", "-subj", "/CN=test-ca")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=127.0.0.1")
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf")
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other.crt",
+        "-days", "2", "-subj", "/CN=other-ca")

@@ -10,7 +10,7 @@ import pytest
 from redis.exceptions import AuthenticationError, BusyLoadingError, NoPermissionError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from test_poller_support import FakeSpool, Running, redis_cfg, slow_ids, wait_for
+from test_poller_support import FakeSpool, Running, make_tls_certs, redis_cfg, slow_ids, wait_for
 
 from shipper.sources.redis.client import redis_address, safe_url
 from shipper.sources.redis.source import classify_error
@@ -142,24 +142,6 @@ def test_the_source_honours_a_cancellation_at_once(tmp_path: Path) -> None:
     assert extra == 0
 
 
-def _make_certs(d: Path) -> None:
-    """A CA and a server certificate for 127.0.0.1, made with the openssl CLI."""
-    import subprocess
-
-    def run(*argv: str) -> None:
-        subprocess.run(argv, cwd=d, check=True, capture_output=True)
-
-    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-        "-days", "2", "-subj", "/CN=test-ca")
-    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-        "-subj", "/CN=127.0.0.1")
-    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf")
-    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other.crt",
-        "-days", "2", "-subj", "/CN=other-ca")
-
-
 @pytest.mark.integration
 def test_polls_over_tls_with_the_configured_ca_and_refuses_another_ca(tmp_path: Path) -> None:
     import shutil
@@ -169,7 +151,7 @@ def test_polls_over_tls_with_the_configured_ca_and_refuses_another_ca(tmp_path: 
     require("openssl", shutil.which("openssl") is not None)
     certs = tmp_path / "certs"
     certs.mkdir()
-    _make_certs(certs)
+    make_tls_certs(certs)
     tls_port = free_port()
     rp = start_server("redis7", tmp_path, config={
         "tls-port": str(tls_port), "tls-cert-file": str(certs / "server.crt"),

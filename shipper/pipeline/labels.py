@@ -41,7 +41,7 @@ from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from parsers.events import Event
-from shipper.config import AgentConfig, ConfigError, RedisSourceConfig, read_secret
+from shipper.config import AgentConfig, ConfigError, RedisSourceConfig
 from shipper.observe import metrics
 from shipper.util.urls import redact_url
 
@@ -533,6 +533,10 @@ class Labeler:
         return [s for s in result if isinstance(s, dict)]
 
 
+#: the client name of the label discovery's INFO connection (CLIENT LIST, SLOWLOG)
+LABELS_CLIENT_NAME = "redis-shipper-labels"
+
+
 def _describe(e: BaseException) -> str:
     """An exception as one short line (timeouts have an empty str())."""
     text = str(e).strip()
@@ -540,44 +544,13 @@ def _describe(e: BaseException) -> str:
 
 
 def _redis_client(src: RedisSourceConfig) -> Any:
-    """A redis.asyncio client with the source's auth, TLS and timeout.
+    """A redis.asyncio client with the source's auth, TLS and timeout (the poller's rules).
 
-    Why not the poller's client: labels must work (and be tested) on their own, and a second
+    Why not the poller's connection: labels must work (and be tested) on their own, and a second
     connection for one INFO per ``refresh`` costs nothing.
     """
     import redis.asyncio as aioredis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
 
-    password = read_secret(
-        inline=src.password, file=src.password_file, env=src.password_env, key="password"
-    )
-    parts = urlsplit(src.url if "://" in src.url else f"redis://{src.url}")
-    kw: dict[str, Any] = {
-        "socket_timeout": src.timeout,
-        "socket_connect_timeout": src.timeout,
-        "decode_responses": True,
-        "username": src.username or (unquote(parts.username) if parts.username else None),
-        "password": password or (unquote(parts.password) if parts.password else None),
-        "client_name": "redis-shipper-labels",
-        # no hidden retries with backoff inside redis-py: one INFO either answers within
-        # `timeout` or the discovery loop retries on its own schedule (and start() stays short)
-        "retry": Retry(NoBackoff(), 0),
-    }
-    if parts.scheme == "unix":
-        return aioredis.Redis(unix_socket_path=unquote(parts.path), **kw)
-    addr = parse_redis_url(src.url)
-    db = 0
-    with contextlib.suppress(ValueError):
-        db = int(parts.path.strip("/") or 0)
-    if addr.scheme == "rediss" or src.tls is not None:
-        tls = src.tls
-        kw["ssl"] = True
-        if tls is not None:
-            kw["ssl_ca_certs"] = tls.ca_file
-            kw["ssl_certfile"] = tls.cert_file
-            kw["ssl_keyfile"] = tls.key_file
-            if tls.insecure_skip_verify:
-                kw["ssl_cert_reqs"] = "none"
-                kw["ssl_check_hostname"] = False
-    return aioredis.Redis(host=addr.host, port=addr.port, db=db, **kw)
+    from shipper.sources.redis.client import connection_pool
+
+    return aioredis.Redis.from_pool(connection_pool(src, client_name=LABELS_CLIENT_NAME, decode_responses=True))

@@ -9,6 +9,10 @@ reply. redis-py's own retries are off (``Retry(NoBackoff(), 0)``): the source do
 and reports it once, instead of redis-py hammering a sick server (a wrong password would
 otherwise be tried 11 times and fill the ACL LOG).
 
+Every redis-py client the agent builds for a ``type: redis`` source (this connection, and the
+label discovery's INFO client in ``shipper/pipeline/labels.py``) comes from
+:func:`connection_pool`, so credentials, TLS and timeouts follow one set of rules.
+
 Replies are raw (bytes, RESP2): ``parsers.replies`` turns them into events, so the shapes the
 tests record are exactly the shapes the code sees. ``CLIENT SETINFO`` is not sent (a
 least-privilege user would be denied it, and each denial is an ACL LOG entry).
@@ -22,8 +26,8 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from redis.asyncio.connection import ConnectionPool
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from parsers.replies import SELF_CLIENT_NAME
 from shipper.config import RedisSourceConfig, read_secret
@@ -61,6 +65,72 @@ def resolve_password(cfg: RedisSourceConfig) -> str | None:
     return pw
 
 
+def _with_scheme(url: str) -> str:
+    """``host:port`` as ``redis://host:port``: redis-py wants a scheme, users sometimes omit it."""
+    return url if "://" in url else f"redis://{url}"
+
+
+def connection_kwargs(cfg: RedisSourceConfig, *, client_name: str) -> dict[str, Any]:
+    """The redis-py connection options of one source, on top of what its URL says.
+
+    - credentials: ``username`` (or the URL's user) and :func:`resolve_password`;
+    - TLS: only with a ``rediss://`` URL (a ``tls:`` block on a plain URL is a ValueError, not a
+      silent downgrade); ``ca_file``/``cert_file``/``key_file`` must exist;
+      ``insecure_skip_verify`` turns off certificate and host name checks; ``server_name`` is
+      not supported by redis-py (the URL host is checked), so it is warned about;
+    - no hidden retries (``Retry(NoBackoff(), 0)``), no health-check PINGs, RESP2, and no
+      ``CLIENT SETINFO`` (``driver_info=None``: a least-privilege user would be denied it, and
+      each denial is an ACL LOG entry);
+    - ``client_name``: CLIENT SETNAME at connect, so the server's logs name the agent.
+
+    Raises ValueError when the options cannot be built (unreadable password_file, TLS file
+    missing, ``tls:`` without ``rediss://``): callers report it like an outage and retry, so a
+    fixed file is picked up.
+    """
+    url = _with_scheme(cfg.url)
+    kwargs: dict[str, Any] = {
+        "socket_timeout": cfg.timeout,
+        "socket_connect_timeout": cfg.timeout,
+        "retry": Retry(NoBackoff(), 0),
+        "retry_on_error": [],
+        "client_name": client_name,
+        "driver_info": None,
+        "protocol": 2,
+        "health_check_interval": 0,
+    }
+    parts = urlparse(url)
+    user = cfg.username or (unquote(parts.username) if parts.username else None)
+    if user:
+        kwargs["username"] = user
+    password = resolve_password(cfg)
+    if password is not None:
+        kwargs["password"] = password
+    if cfg.tls is not None:
+        if parts.scheme != "rediss":
+            raise ValueError("tls: is set but the url does not start with rediss://")
+        t = cfg.tls
+        for path in (t.ca_file, t.cert_file, t.key_file):
+            if path and not os.path.exists(path):
+                raise ValueError(f"tls file {path!r} does not exist")
+        kwargs["ssl_ca_certs"] = t.ca_file
+        kwargs["ssl_certfile"] = t.cert_file
+        kwargs["ssl_keyfile"] = t.key_file
+        if t.insecure_skip_verify:
+            kwargs["ssl_cert_reqs"] = "none"
+            kwargs["ssl_check_hostname"] = False
+        if t.server_name:
+            log.warning("tls.server_name is not supported by the redis client; the url host is used")
+    return kwargs
+
+
+def connection_pool(cfg: RedisSourceConfig, *, client_name: str, decode_responses: bool = False,
+                    **extra: Any) -> ConnectionPool:
+    """A redis.asyncio pool for the source's URL (redis/rediss/unix, host, port, db, socket
+    path) with :func:`connection_kwargs`; ``extra`` overrides them (the bench picks a parser)."""
+    kwargs = {**connection_kwargs(cfg, client_name=client_name), "decode_responses": decode_responses, **extra}
+    return ConnectionPool.from_url(_with_scheme(cfg.url), **kwargs)
+
+
 class RedisConnection:
     """A single, explicitly (re)connected connection to one Redis."""
 
@@ -74,45 +144,8 @@ class RedisConnection:
         self.extra_kwargs: dict[str, Any] = {}
 
     def _make(self) -> Any:
-        cfg = self.cfg
-        kwargs: dict[str, Any] = {
-            "socket_timeout": cfg.timeout,
-            "socket_connect_timeout": cfg.timeout,
-            "retry": Retry(NoBackoff(), 0),
-            "retry_on_error": [],
-            "client_name": SELF_CLIENT_NAME,
-            "driver_info": None,
-            "protocol": 2,
-            "decode_responses": False,
-            "health_check_interval": 0,
-        }
-        user = cfg.username or (unquote(urlparse(cfg.url).username) if urlparse(cfg.url).username else None)
-        if user:
-            kwargs["username"] = user
-        password = resolve_password(cfg)
-        if password is not None:
-            kwargs["password"] = password
-        if cfg.tls is not None:
-            if not cfg.url.startswith("rediss://"):
-                raise ValueError("tls: is set but the url does not start with rediss://")
-            t = cfg.tls
-            kwargs["ssl_ca_certs"] = t.ca_file
-            kwargs["ssl_certfile"] = t.cert_file
-            kwargs["ssl_keyfile"] = t.key_file
-            if t.insecure_skip_verify:
-                kwargs["ssl_cert_reqs"] = "none"
-                kwargs["ssl_check_hostname"] = False
-            if t.server_name:
-                log.warning("tls.server_name is not supported by the redis client; the url host is used")
-        for path in (getattr(cfg.tls, "ca_file", None), getattr(cfg.tls, "cert_file", None),
-                     getattr(cfg.tls, "key_file", None)):
-            if path and not os.path.exists(path):
-                raise ValueError(f"tls file {path!r} does not exist")
-        # from_url parses the scheme (redis/rediss/unix), host, port, db and socket path;
-        # our kwargs (credentials, timeouts) override what the URL says.
-        kwargs.update(self.extra_kwargs)
-        pool = ConnectionPool.from_url(cfg.url, **kwargs)
-        return pool.make_connection()
+        # one connection taken from a pool that is never asked again: no silent reconnects
+        return connection_pool(self.cfg, client_name=SELF_CLIENT_NAME, **self.extra_kwargs).make_connection()
 
     @property
     def connected(self) -> bool:
