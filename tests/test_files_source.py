@@ -121,7 +121,7 @@ def test_copytruncate_while_running_lines_before_the_copy_are_read_once(tmp_path
 def _count_discoveries(monkeypatch: Any) -> list[int]:
     """Counts the follower's directory listings (one per discovery pass), so a test can wait
     until the follower has certainly looked at the files, instead of sleeping."""
-    from shipper.sources.files import source as source_mod
+    from shipper.sources.files import paths as source_mod
 
     calls = [0]
     real = source_mod.siblings
@@ -253,7 +253,7 @@ def test_a_copytruncate_right_after_the_live_file_was_checked_is_still_seen(tmp_
     between the two, on a file still shorter than the fingerprint, leaves a copy that starts
     with the stream's bytes but is longer than what the stream knows: it is the stream's copy
     (its own file lost those bytes), not a new file to read from byte 0."""
-    from shipper.sources.files import source as source_mod
+    from shipper.sources.files import paths as source_mod
 
     log = tmp_path / "redis.log"
     write_lines(log, ["a0", "a1", "a2"])
