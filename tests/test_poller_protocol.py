@@ -24,7 +24,8 @@ PREFIX = "redis:127.0.0.1:6379:"
 
 def _setup(durable: Mapping[str, Any] | None = None) -> PollSetup:
     cfg = redis_cfg("redis://127.0.0.1:6379", latency={"interval": 0.7}, acl_log={"interval": 0.8},
-                    config={"interval": 0.9}, commandlog={"interval": 0.6}, slowlog={"interval": 0.5})
+                    config={"interval": 0.9}, commandlog={"interval": 0.6}, slowlog={"interval": 0.5},
+                    cluster={"interval": 1.1})
     return PollSetup(cfg=cfg, address="127.0.0.1:6379", prefix=PREFIX, durable=durable or {})
 
 
@@ -38,6 +39,7 @@ def test_every_poll_kind_builds_pollers_with_their_own_name_key_and_configured_i
         "latency": (PREFIX + "latency", 0.7),
         "acl_log": (PREFIX + "acl_log", 0.8),
         "config": (PREFIX + "config", 0.9),
+        "cluster": (PREFIX + "cluster", 1.1),
     }
 
 
