@@ -11,14 +11,18 @@ from typing import Any
 import orjson
 import pytest
 import yaml
-from test_real_loki_sink import END, START, parsed, send, sink, wait_entries
+from test_real_loki_sink import ALL_END, START, parsed, send, sink, wait_entries
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.real_loki, pytest.mark.integration]
 TENANT = "queries"
 INSTANCE = "redis://10.0.0.5:6379"
 FILES = ["redis-7.0/startup-shutdown.log", "redis-7.0/config-set-rewrite.log", "redis-7.0/replication-master.log",
-         "redis-7.0/security.log", "redis-7.0/crash-segfault.log", "sentinel-7.0/sentinel-1.log"]
+         "redis-7.0/security.log", "redis-7.0/crash-segfault.log", "sentinel-7.0/sentinel-1.log",
+         # cluster nodes: one won an election, one gave up (logged on 2026-12-07)
+         "cluster-7.0/notice-node-6.log", "cluster-7.0/notice-node-5.log"]
+#: the sample logs span 2026-11-25 to 2026-12-07: every query covers them all
+END = ALL_END
 
 
 def shipped_queries() -> list[tuple[str, str]]:
@@ -72,7 +76,7 @@ def shipped(loki_session):  # type: ignore[no-untyped-def]
             batch.append(SpooledEvent(se.seq, se.event, dumps(se.event)))
         assert send(sink(loki_session.url, TENANT), batch).rejected == []
         out += batch
-    wait_entries(loki_session, TENANT, '{job="redis"}', len(out))
+    wait_entries(loki_session, TENANT, '{job="redis"}', len(out), end=END)
     return out
 
 
