@@ -23,6 +23,7 @@ from shipper.pipeline.spool import Spool
 from shipper.sinks.file import FileSink
 
 from servers import require
+from tmpfs import mounted_tmpfs
 
 PAGE = 4096
 
@@ -30,14 +31,8 @@ PAGE = 4096
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 4 MiB tmpfs, unmounted at teardown."""
-    require("root (to mount a tmpfs)", os.geteuid() == 0)
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], check=True)
-    try:
+    with mounted_tmpfs(tmp_path, "4m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def fill(disk: Path, name: str = "filler") -> Path:

@@ -32,6 +32,7 @@ import orjson
 import pytest
 
 from servers import require
+from tmpfs import mounted_tmpfs
 
 PAGE = 4096
 LINES = 30_000
@@ -40,14 +41,8 @@ LINES = 30_000
 @pytest.fixture
 def state_disk(tmp_path: Path) -> Iterator[Path]:
     """An 8 MiB tmpfs for the state_dir, unmounted at teardown."""
-    require("root (to mount a tmpfs)", os.geteuid() == 0)
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], check=True)
-    try:
+    with mounted_tmpfs(tmp_path, "8m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def fill(disk: Path) -> Path:

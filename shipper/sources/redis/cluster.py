@@ -31,7 +31,7 @@ from parsers.cluster_topology import (
 from parsers.replies import parse_info
 
 from .client import RedisConnection
-from .poll import PollDisabled, Poller, PollResult, PollSetup, is_unsupported, now_ms
+from .poll import PollDisabled, Poller, PollResult, PollSetup, is_unsupported, now_ms, read_or_disable
 
 #: the pause between two polls of a Redis that is not a cluster node (nothing is read then)
 NOT_A_CLUSTER_INTERVAL = 300.0
@@ -43,15 +43,6 @@ CLUSTER_COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("CLUSTER", "SHARDS"), "+cluster|shards"),
     (("CLUSTER", "NODES"), "+cluster|nodes"),
 )
-
-
-async def _read(conn: RedisConnection, *args: str) -> Any:
-    try:
-        return await conn.call(*args)
-    except ResponseError as e:
-        if is_unsupported(e):
-            raise PollDisabled(str(e)) from e
-        raise
 
 
 class ClusterTopologyPoller(Poller):
@@ -96,9 +87,9 @@ class ClusterTopologyPoller(Poller):
             self.cluster_enabled = parse_info(await conn.call("INFO", "cluster")).get("cluster_enabled") in (1, "1")
         if not self.cluster_enabled:
             return PollResult(must_persist=False)
-        info_reply = await _read(conn, "CLUSTER", "INFO")
+        info_reply = await read_or_disable(conn, "CLUSTER", "INFO")
         if self.node_id is None:
-            self.node_id = _text(await _read(conn, "CLUSTER", "MYID"))
+            self.node_id = _text(await read_or_disable(conn, "CLUSTER", "MYID"))
         nodes = None
         if self._shards:
             try:
@@ -108,7 +99,7 @@ class ClusterTopologyPoller(Poller):
                     raise
                 self._shards = False  # before 7.0, or only +cluster|nodes granted: CLUSTER NODES says it all
         if nodes is None:
-            nodes = parse_cluster_nodes(await _read(conn, "CLUSTER", "NODES"))
+            nodes = parse_cluster_nodes(await read_or_disable(conn, "CLUSTER", "NODES"))
         info = parse_cluster_info(info_reply)
         if info is None or nodes is None:
             return PollResult(must_persist=False)  # a reply of a shape we do not know: keep the last topology
