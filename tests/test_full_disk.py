@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
+from tmpfs import mounted_tmpfs
 
 from parsers.events import loads, make_event
 from shipper.api import RetryableError, SpooledEvent
@@ -21,9 +21,6 @@ from shipper.config import FileSinkConfig
 from shipper.pipeline import state_guard
 from shipper.pipeline.spool import Spool
 from shipper.sinks.file import FileSink
-
-from servers import require
-from tmpfs import mounted_tmpfs
 
 PAGE = 4096
 

@@ -30,8 +30,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-
-from servers import require
 from tmpfs import mounted_tmpfs
 
 PAGE = 4096

@@ -31,7 +31,7 @@ from parsers.cluster_topology import (
 from parsers.replies import parse_info
 
 from .client import RedisConnection
-from .poll import PollDisabled, Poller, PollResult, PollSetup, is_unsupported, now_ms, read_or_disable
+from .poll import Poller, PollResult, PollSetup, is_unsupported, now_ms, read_or_disable
 
 #: the pause between two polls of a Redis that is not a cluster node (nothing is read then)
 NOT_A_CLUSTER_INTERVAL = 300.0
