@@ -7,13 +7,12 @@ locally when not root, a failure in CI (CI runs as root).
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
-from tmpfs import mounted_tmpfs
+from tmpfs import PAGE, fill, mounted_tmpfs
 
 from parsers.events import loads, make_event
 from shipper.api import RetryableError, SpooledEvent
@@ -22,8 +21,6 @@ from shipper.pipeline import state_guard
 from shipper.pipeline.spool import Spool
 from shipper.sinks.file import FileSink
 
-PAGE = 4096
-
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
@@ -31,19 +28,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     with mounted_tmpfs(tmp_path, "4m") as mnt:
         yield mnt
 
-
-def fill(disk: Path, name: str = "filler") -> Path:
-    """Fill every free page of ``disk`` with one file (deleted to free the space again)."""
-    filler = disk / name
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * PAGE)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return filler
 
 
 def ev(i: int) -> dict:

@@ -14,7 +14,6 @@ CI (CI runs as root).
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -30,9 +29,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from tmpfs import mounted_tmpfs
+from tmpfs import fill, mounted_tmpfs
 
-PAGE = 4096
 LINES = 30_000
 
 
@@ -42,18 +40,6 @@ def state_disk(tmp_path: Path) -> Iterator[Path]:
     with mounted_tmpfs(tmp_path, "8m") as mnt:
         yield mnt
 
-
-def fill(disk: Path) -> Path:
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * PAGE)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return filler
 
 
 class Writer(threading.Thread):

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from servers import require
 
+PAGE = 4096
+
 
 @contextmanager
 def mounted_tmpfs(parent: Path, size: str) -> Iterator[Path]:
@@ -22,3 +24,17 @@ def mounted_tmpfs(parent: Path, size: str) -> Iterator[Path]:
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(disk: Path, name: str = "filler") -> Path:
+    """Fill every free page of ``disk`` with one file (deleted to free the space again)."""
+    filler = disk / name
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * PAGE)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler
