@@ -453,6 +453,43 @@ def test_a_run_id_not_scraped_yet_is_retried_sooner_than_refresh(tmp_path: Path)
         rp.stop()
 
 
+def test_after_a_restart_the_other_jobs_series_is_not_adopted_before_the_configured_jobs(
+    tmp_path: Path,
+) -> None:
+    """Two jobs scrape one Redis and ``labels.job`` names one. Right after a restart Prometheus
+    may have scraped only the other job for the new run_id: its labels must not be adopted
+    (the stream would flip to the wrong job), the last good labels stay until the configured
+    job's series appears."""
+    rp = start_server("redis7", tmp_path)
+    run_id = rp.client().info("server")["run_id"]
+    sidecar = series(run_id, instance="127.0.0.1:9121", job="redis_sidecar")
+    targets = series(run_id, instance="redis://db1:6379", job="redis_targets")
+    answers = [ok(sidecar, targets), ok(sidecar), ok(sidecar, targets)]
+    try:
+        async def run() -> None:
+            async with FakePrometheus(lambda q: answers.pop(0) if len(answers) > 1 else answers[0]) as prom:
+                lab = labeler({
+                    "sources": [{"type": "redis", "url": rp.url}],
+                    "labels": {"job": "redis_targets"},
+                    "discover_labels": {"prometheus_url": prom.url, "refresh": "60s"},
+                })
+                await lab.start()
+                try:
+                    good = {"instance": "redis://db1:6379", "job": "redis_targets"}
+                    assert lab.labels_for_source() == good
+                    assert await lab.refresh() is False  # only the sidecar's series
+                    assert lab.labels_for_source() == good
+                    assert "none has job='redis_targets'" in lab.status()[0]["last_error"]
+                    assert await lab.refresh() is True
+                    assert lab.labels_for_source() == good
+                finally:
+                    await lab.close()
+
+        asyncio.run(run())
+    finally:
+        rp.stop()
+
+
 def test_prometheus_url_credentials_are_sent_as_basic_auth_and_never_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -178,7 +178,8 @@ def _labeler(stack: Stack, extra: dict[str, Any], copy: list[str], prom_url: str
 
 
 def _series(stack: Stack, job: str, run_id: str) -> dict[str, str]:
-    result = stack.query(f'redis_instance_info{{run_id="{run_id}", job="{job}"}}')
+    """The one series of ``job`` for ``run_id``, waiting for its first scrape after a restart."""
+    result = stack.wait_series(f'redis_instance_info{{run_id="{run_id}", job="{job}"}}')
     assert len(result) == 1, result
     return result[0]["metric"]
 
@@ -276,6 +277,7 @@ def test_discovered_labels_follow_a_redis_restart_to_its_new_run_id(stack: Stack
             stack.redis = await asyncio.to_thread(start_server, "redis7", stack.workdir, port=port)
             new_run_id = await asyncio.to_thread(stack.run_id)
             assert new_run_id != old_run_id
+            # whichever job Prometheus scrapes first, only redis_targets' series may be adopted
             deadline = time.monotonic() + 20
             while lab.labels_for_source()["run_id"] != new_run_id:
                 assert time.monotonic() < deadline, lab.status()

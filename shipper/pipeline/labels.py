@@ -57,6 +57,8 @@ MAX_STREAM_LABELS = 15
 MAX_LABELS = MAX_STREAM_LABELS - len(SINK_LABELS)
 #: Loki's default ``max_label_value_length``
 MAX_VALUE_LENGTH = 2048
+# Labels a user sets in `labels:` to say which scrape job's series discovery must adopt.
+PINNING_LABELS = ("job", "instance")
 #: redis_exporter's default ``--web.listen-address`` port
 EXPORTER_PORT = 9121
 #: the same grammar as the config loader's ``${VAR}`` / ``${VAR:-default}``
@@ -210,6 +212,10 @@ class _Target:
     errors: int = 0
     last_error: str | None = None
     warned: set[str] = field(default_factory=set)
+    # job/instance set in `labels:` by the user; once a series has carried one of them it is
+    # the user's choice of job, and a series without it is not adopted (see refresh)
+    pinned: dict[str, str] = field(default_factory=dict)
+    seen: set[tuple[str, str]] = field(default_factory=set)
 
 
 class Labeler:
@@ -303,7 +309,8 @@ class Labeler:
                 except ValueError as e:
                     problems.append(("instance_preset", str(e)))
             name = redact_url(src.url, drop_query=True) if src is not None else "static"
-            self._targets.append(_Target(index, src, base, dict(base), name))
+            pinned = {k: static[k] for k in PINNING_LABELS if k in static}
+            self._targets.append(_Target(index, src, base, dict(base), name, pinned=pinned))
         if problems:
             raise ConfigError(problems)
 
@@ -425,6 +432,10 @@ class Labeler:
                 log.exception("label discovery for %s failed unexpectedly", t.name)
                 ok = False
 
+    @staticmethod
+    def _identity(series: dict[str, Any]) -> dict[str, str]:
+        return {k: v for k, v in (series.get("metric") or {}).items() if k in PINNING_LABELS}
+
     async def refresh(self, source: int | str | None = None) -> bool:
         """One discovery round for one Redis: read its run_id, query Prometheus, adopt the copied
         labels. Returns True when the labels were confirmed by Prometheus."""
@@ -449,13 +460,29 @@ class Labeler:
                 t, "no_series",
                 f"Prometheus has no {query} yet (not scraped yet, or redis_exporter does not scrape {t.name})",
             )
+        for s_ in series:
+            t.seen.update((k, v) for k, v in self._identity(s_).items() if t.pinned.get(k) == v)
+        pins = {k: v for k, v in t.pinned.items() if (k, v) in t.seen}
+        if pins:
+            # The static job/instance has been seen on a series: it names one of several jobs
+            # scraping this Redis, not a fallback. Right after a restart the other job may be
+            # scraped first; adopting its series would flip the labels to the wrong job.
+            agreeing = [s_ for s_ in series if all(self._identity(s_).get(k) == v for k, v in pins.items())]
+            if not agreeing:
+                wanted = ", ".join(f"{k}={v!r}" for k, v in sorted(pins.items()))
+                return self._failed(
+                    t, "no_series",
+                    f"{len(series)} series match {query} but none has {wanted} from `labels:` yet "
+                    f"(found {[self._identity(s_) for s_ in series]})",
+                )
+            series = agreeing
         if len(series) > 1 and f"many:{run_id}" not in t.warned:
             t.warned.add(f"many:{run_id}")
             log.warning(
                 "%d series match %s (%s); using the one agreeing most with the configured labels "
                 "(set labels.job or labels.instance to choose)",
                 len(series), query,
-                [{k: v for k, v in (s.get("metric") or {}).items() if k in ("job", "instance")} for s in series],
+                [self._identity(s) for s in series],
             )
         chosen = choose_series(series, t.base, t.discovered)
         labels = chosen.get("metric") or {}
