@@ -47,6 +47,7 @@ from ..config import (
     RedisSourceConfig,
     load_config,
 )
+from ..registry import SINKS, SOURCES
 
 #: poll kind -> (the command the poller sends, the ACL permission it needs)
 POLLER_COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -259,47 +260,70 @@ def check_offline(cfg: AgentConfig, report: Report) -> list[str]:
         report.warnings.append(("sources", "no sources: the agent will ship only its own events"))
     for i, sc in enumerate(cfg.sources):
         key = f"sources[{i}]"
-        if isinstance(sc, FileSourceConfig):
-            n = check_file_source(key, sc, report)
-            summary.append(f"  {key} file {sc.path} ({n} readable file{'s' if n != 1 else ''} now)")
-        elif isinstance(sc, RedisSourceConfig):
-            from ..sources.redis.client import safe_url
-
-            if sc.tls is not None and not sc.url.startswith("rediss://"):
-                report.errors.append((f"{key}.tls", "tls is set but the url does not start with rediss://"))
-            polls = [k for k in ("slowlog", "commandlog", "latency", "acl_log", "config", "info")
-                     if getattr(sc, k).enabled]
-            summary.append(f"  {key} redis {safe_url(sc.url)} (polls: {', '.join(polls) or 'none'})")
+        line = SOURCES.get(sc.type).describe(key, sc, cfg, report)
+        if line is not None:
+            summary.append(f"  {key} {line}")
 
     sinks = list(cfg.sinks) or [LocalSinkConfig(type="local")]
     summary.append(f"sinks: {len(sinks)}" + ("" if cfg.sinks else " (none configured: the local sink)"))
     for i, sk in enumerate(sinks):
         key = f"sinks[{i}]"
-        if isinstance(sk, LokiSinkConfig | ElasticsearchSinkConfig):
-            from ..sinks.http import redact_url
-
-            if not sk.url.startswith(("http://", "https://")):
-                report.errors.append((f"{key}.url", f"{redact_url(sk.url)!r} must start with http:// or https://"))
-            extra = f" index {sk.index}" if isinstance(sk, ElasticsearchSinkConfig) else f" ({sk.encoding})"
-            summary.append(f"  {key} {sk.type} {redact_url(sk.url)}{extra}")
-        elif isinstance(sk, LocalSinkConfig):
-            d = sk.dir or os.path.join(cfg.state_dir, "events")
-            if sk.dir:
-                problem, _ = _dir_writable(sk.dir)
-                if problem:
-                    report.errors.append((f"{key}.dir", problem))
-            summary.append(f"  {key} local {d} (read with: redis-shipper events --state-dir {cfg.state_dir})")
-        elif isinstance(sk, FileSinkConfig):
-            problem, _ = _dir_writable(str(Path(sk.path).absolute().parent))
-            if problem:
-                report.errors.append((f"{key}.path", problem))
-            summary.append(f"  {key} file {sk.path}")
+        line = SINKS.get(sk.type).describe(key, sk, cfg, report)
+        if line is not None:
+            summary.append(f"  {key} {line}")
     summary.append(f"state_dir: {cfg.state_dir}" + (f" ({state_desc})" if state_desc else ""))
     summary.append(f"timezone: {tz_desc}")
     summary.append(f"metrics: {metrics_desc}")
     summary.append(f"shutdown_timeout: {cfg.shutdown_timeout:g}s (give the service manager more than this "
                    "to stop it)")
     return summary
+
+
+# --- the offline checks of each type (registered in shipper/registry/) ----------------------
+def describe_file_source(key: str, sc: FileSourceConfig, cfg: AgentConfig, report: Report) -> str:
+    n = check_file_source(key, sc, report)
+    return f"file {sc.path} ({n} readable file{'s' if n != 1 else ''} now)"
+
+
+def describe_redis_source(key: str, sc: RedisSourceConfig, cfg: AgentConfig, report: Report) -> str:
+    from ..sources.redis.client import safe_url
+
+    if sc.tls is not None and not sc.url.startswith("rediss://"):
+        report.errors.append((f"{key}.tls", "tls is set but the url does not start with rediss://"))
+    polls = [k for k in ("slowlog", "commandlog", "latency", "acl_log", "config", "info")
+             if getattr(sc, k).enabled]
+    return f"redis {safe_url(sc.url)} (polls: {', '.join(polls) or 'none'})"
+
+
+def describe_kubernetes_source(key: str, sc: Any, cfg: AgentConfig, report: Report) -> None:
+    """Nothing to say offline: the API server and the node's logs are checked when the agent runs."""
+    return None
+
+
+def describe_http_sink(key: str, sk: LokiSinkConfig | ElasticsearchSinkConfig, cfg: AgentConfig,
+                       report: Report) -> str:
+    from ..sinks.http import redact_url
+
+    if not sk.url.startswith(("http://", "https://")):
+        report.errors.append((f"{key}.url", f"{redact_url(sk.url)!r} must start with http:// or https://"))
+    extra = f" index {sk.index}" if isinstance(sk, ElasticsearchSinkConfig) else f" ({sk.encoding})"
+    return f"{sk.type} {redact_url(sk.url)}{extra}"
+
+
+def describe_local_sink(key: str, sk: LocalSinkConfig, cfg: AgentConfig, report: Report) -> str:
+    d = sk.dir or os.path.join(cfg.state_dir, "events")
+    if sk.dir:
+        problem, _ = _dir_writable(sk.dir)
+        if problem:
+            report.errors.append((f"{key}.dir", problem))
+    return f"local {d} (read with: redis-shipper events --state-dir {cfg.state_dir})"
+
+
+def describe_file_sink(key: str, sk: FileSinkConfig, cfg: AgentConfig, report: Report) -> str:
+    problem, _ = _dir_writable(str(Path(sk.path).absolute().parent))
+    if problem:
+        report.errors.append((f"{key}.path", problem))
+    return f"file {sk.path}"
 
 
 # --- --connect --------------------------------------------------------------------------------
@@ -511,11 +535,13 @@ async def check_prometheus(cfg: AgentConfig, run_ids: list[str | None], timeout:
 async def check_connect(cfg: AgentConfig, timeout: float, report: Report) -> None:
     run_ids: list[str | None] = []
     for i, sc in enumerate(cfg.sources):
-        if isinstance(sc, RedisSourceConfig):
-            run_ids.append(await check_redis(f"sources[{i}]", sc, timeout, report))
+        source_probe = SOURCES.get(sc.type).probe
+        if source_probe is not None:
+            run_ids.append(await source_probe(f"sources[{i}]", sc, timeout, report))
     for i, sk in enumerate(cfg.sinks):
-        if isinstance(sk, LokiSinkConfig | ElasticsearchSinkConfig):
-            await check_sink(f"sinks[{i}]", sk, timeout, report)
+        sink_probe = SINKS.get(sk.type).probe
+        if sink_probe is not None:
+            await sink_probe(f"sinks[{i}]", sk, timeout, report)
     if cfg.discover_labels is not None:
         await check_prometheus(cfg, run_ids, timeout, report)
 
