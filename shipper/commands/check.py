@@ -214,6 +214,7 @@ def check_file_source(key: str, sc: FileSourceConfig, report: Report) -> int:
 def check_offline(cfg: AgentConfig, report: Report) -> list[str]:
     """Everything that needs no network; returns the summary lines."""
     from ..observe.server import parse_listen
+    from ..pipeline.labels import Labeler
     from ..pipeline.runtime import resolve_timezone
 
     summary: list[str] = []
@@ -247,13 +248,9 @@ def check_offline(cfg: AgentConfig, report: Report) -> list[str]:
                                         "fine for Kubernetes probes, otherwise keep it on loopback"))
 
     try:
-        from ..pipeline.labels import Labeler
-
         Labeler(cfg)
     except ConfigError as e:
         report.errors.extend(e.problems)
-    except ImportError:
-        pass
 
     summary.append(f"sources: {len(cfg.sources)}")
     if not cfg.sources:

@@ -16,6 +16,9 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import Field, ValidationError
 
+from ..registry import SINKS, SOURCES
+from ..registry import sinks as _builtin_sinks  # noqa: F401 - registers the built-in sink types
+from ..registry import sources as _builtin_sources  # noqa: F401 - registers the built-in source types
 from .base import Duration, Size, Strict, parse_duration, parse_size, read_secret
 from .conflicts import duplicate_redis_sources
 from .env import expand_env  # ${VAR} semantics: shipper/config/env.py
@@ -23,9 +26,6 @@ from .files import FileSourceConfig
 from .kubernetes import KubernetesSourceConfig
 from .labels import DiscoverLabelsConfig
 from .redis import RedisSourceConfig, TLSConfig
-from ..registry import SINKS, SOURCES
-from ..registry import sinks as _builtin_sinks  # noqa: F401 - registers the built-in sink types
-from ..registry import sources as _builtin_sources  # noqa: F401 - registers the built-in source types
 from .sinks import (
     BasicAuth,
     ElasticsearchSinkConfig,

@@ -12,6 +12,7 @@ is one module with the parts and one ``register`` call (docs/architecture.md, "H
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -109,3 +110,8 @@ class Registry(Generic[T]):
 
 SINKS: Registry[SinkType] = Registry("sink")
 SOURCES: Registry[SourceType] = Registry("source")
+
+# The built-in types are registered by shipper.config (its unions need them). Importing it here,
+# once SINKS and SOURCES exist, makes ``import shipper.registry.sinks`` work as a first import
+# too: the config package then registers the built-ins before this package's submodule runs.
+importlib.import_module("shipper.config")
