@@ -42,6 +42,7 @@ from ..config import (
     ElasticsearchSinkConfig,
     FileSinkConfig,
     FileSourceConfig,
+    KubernetesSourceConfig,
     LocalSinkConfig,
     LokiSinkConfig,
     RedisSourceConfig,
@@ -257,17 +258,13 @@ def check_offline(cfg: AgentConfig, report: Report) -> list[str]:
         report.warnings.append(("sources", "no sources: the agent will ship only its own events"))
     for i, sc in enumerate(cfg.sources):
         key = f"sources[{i}]"
-        line = SOURCES.get(sc.type).describe(key, sc, cfg, report)
-        if line is not None:
-            summary.append(f"  {key} {line}")
+        summary.append(f"  {key} {SOURCES.get(sc.type).describe(key, sc, cfg, report)}")
 
     sinks = list(cfg.sinks) or [LocalSinkConfig(type="local")]
     summary.append(f"sinks: {len(sinks)}" + ("" if cfg.sinks else " (none configured: the local sink)"))
     for i, sk in enumerate(sinks):
         key = f"sinks[{i}]"
-        line = SINKS.get(sk.type).describe(key, sk, cfg, report)
-        if line is not None:
-            summary.append(f"  {key} {line}")
+        summary.append(f"  {key} {SINKS.get(sk.type).describe(key, sk, cfg, report)}")
     summary.append(f"state_dir: {cfg.state_dir}" + (f" ({state_desc})" if state_desc else ""))
     summary.append(f"timezone: {tz_desc}")
     summary.append(f"metrics: {metrics_desc}")
@@ -292,9 +289,13 @@ def describe_redis_source(key: str, sc: RedisSourceConfig, cfg: AgentConfig, rep
     return f"redis {safe_url(sc.url)} (polls: {', '.join(polls) or 'none'})"
 
 
-def describe_kubernetes_source(key: str, sc: Any, cfg: AgentConfig, report: Report) -> None:
-    """Nothing to say offline: the API server and the node's logs are checked when the agent runs."""
-    return None
+def describe_kubernetes_source(key: str, sc: KubernetesSourceConfig, cfg: AgentConfig, report: Report) -> str:
+    from ..sources.kubernetes import probe
+
+    errors, warnings = probe.offline_problems(sc)
+    report.errors += [(f"{key}.{k}", reason) for k, reason in errors]
+    report.warnings += [(f"{key}.{k}", reason) for k, reason in warnings]
+    return probe.describe(sc)
 
 
 def describe_http_sink(key: str, sk: LokiSinkConfig | ElasticsearchSinkConfig, cfg: AgentConfig,
@@ -406,6 +407,14 @@ async def check_redis(key: str, sc: RedisSourceConfig, timeout: float, report: R
         return run_id
     finally:
         await conn.close()
+
+
+async def check_kubernetes(key: str, sc: KubernetesSourceConfig, timeout: float, report: Report) -> None:
+    """The agent's own list and watch of the node's pods, with the configured credentials."""
+    from ..sources.kubernetes import probe
+
+    subject = f"{key} kubernetes node {sc.node}"
+    await probe.probe(sc, timeout, lambda status, text: report.result(status, subject, text))
 
 
 async def _http_get(session: Any, url: str, timeout: float) -> tuple[int, bytes]:

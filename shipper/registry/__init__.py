@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from ..config import AgentConfig
 
 #: ``describe(key, config, agent_config, report)``: the offline checks of one entry (problems go
-#: to ``report``), and its summary line (None: no line)
-Describe = Callable[[str, Any, "AgentConfig", "Report"], str | None]
+#: to ``report``), and its summary line
+Describe = Callable[[str, Any, "AgentConfig", "Report"], str]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ when first used.
 from __future__ import annotations
 
 from datetime import tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..config.files import FileSourceConfig
 from ..config.kubernetes import KubernetesSourceConfig
@@ -70,17 +70,23 @@ def _build_kubernetes(sc: KubernetesSourceConfig, tz: tzinfo, name: str) -> Sour
     return KubernetesSource(sc, name=name)
 
 
-def _kubernetes_name(sc: Any) -> str:
+def _kubernetes_name(sc: KubernetesSourceConfig) -> str:
     return f"kubernetes:{sc.node}"
 
 
-def _describe_kubernetes(key: str, sc: KubernetesSourceConfig, cfg: AgentConfig, report: Report) -> None:
+def _describe_kubernetes(key: str, sc: KubernetesSourceConfig, cfg: AgentConfig, report: Report) -> str:
     from ..commands.check import describe_kubernetes_source
 
     return describe_kubernetes_source(key, sc, cfg, report)
 
 
+async def _probe_kubernetes(key: str, sc: KubernetesSourceConfig, timeout: float, report: Report) -> None:
+    from ..commands.check import check_kubernetes
+
+    await check_kubernetes(key, sc, timeout, report)
+
+
 SOURCES.register(SourceType("file", FileSourceConfig, _build_file, _file_name, _describe_file, probe=None))
 SOURCES.register(SourceType("redis", RedisSourceConfig, _build_redis, _redis_name, _describe_redis, _probe_redis))
 SOURCES.register(SourceType("kubernetes", KubernetesSourceConfig, _build_kubernetes, _kubernetes_name,
-                            _describe_kubernetes, probe=None))
+                            _describe_kubernetes, _probe_kubernetes))
