@@ -3,9 +3,10 @@ asks the API server.
 
 Offline, :func:`describe` states what the source will follow (node, namespaces, selector,
 container image patterns, log root, what it polls) and which credentials it will use. With
-``--connect``, :func:`probe` makes the agent's own two requests with those credentials -- the
-list of the node's pods, then a watch of them -- through :class:`.watch.PodWatcher`, so a
-``check`` that passes means the agent's discovery will too. A 403 names the RBAC verb and
+``--connect``, :func:`probe` makes the agent's own two requests (those of
+:class:`.watch.PodWatcher`) with those credentials -- the list of the node's pods, then a watch of
+them, closed as soon as the server accepts it -- so a ``check`` that passes means the agent's
+discovery will too. A 403 names the RBAC verb and
 resource the service account lacks (the API server's own message says which user it saw).
 """
 
@@ -23,9 +24,6 @@ from .watch import PodWatcher, make_client
 
 #: ``result(status, text)``: one line of the ``--connect`` report (status ok / warn / fail)
 Result = Callable[[str, str], None]
-
-#: the watch of the probe ends after this many seconds (the server's ``timeoutSeconds``)
-PROBE_WATCH_SECONDS = 1.0
 
 
 def _patterns(patterns: list[str]) -> str:
@@ -94,6 +92,20 @@ def _api_failure(verb: str, e: BaseException) -> str:
     return f"{verb} pods: {type(e).__name__}: {str(e)[:300]}"
 
 
+async def _open_watch(watcher: PodWatcher) -> None:
+    """Open the agent's watch request and close it once the server has accepted it (HTTP 200: the
+    event stream begins); an HTTP error is raised as lightkube's ApiError, with the server's
+    Status (its message names the user, verb and resource refused)."""
+    generic = watcher._client._client
+    resp = await generic.send(generic.build_adapter_request(watcher._request(watch=True)), stream=True)
+    try:
+        if resp.is_error:
+            await resp.aread()
+            generic.raise_for_status(resp)
+    finally:
+        await resp.aclose()
+
+
 async def probe(cfg: KubernetesSourceConfig, timeout: float, result: Result) -> None:
     """List, then watch, the node's pods as the agent does; one report line per request."""
     seen: dict[str, dict[str, Any]] = {}
@@ -102,7 +114,7 @@ async def probe(cfg: KubernetesSourceConfig, timeout: float, result: Result) -> 
         seen.clear()
         seen.update(pods)
 
-    short = cfg.model_copy(update={"watch_timeout": PROBE_WATCH_SECONDS, "timeout": timeout})
+    short = cfg.model_copy(update={"timeout": timeout})
     watcher = PodWatcher(short, keep, name=f"kubernetes:{cfg.node}")
     try:
         try:
@@ -122,8 +134,8 @@ async def probe(cfg: KubernetesSourceConfig, timeout: float, result: Result) -> 
         result("ok", f"list pods: allowed; {len(seen)} pod(s) on node {cfg.node} now, "
                f"{len(targets)} Redis container(s) to follow" + (f": {shown}{more}" if targets else ""))
         try:
-            async with asyncio.timeout(timeout + PROBE_WATCH_SECONDS):
-                await watcher._watch_once()
+            async with asyncio.timeout(timeout):
+                await _open_watch(watcher)
         except Exception as e:  # noqa: BLE001
             result("fail", _api_failure("watch", e))
             return
