@@ -5,7 +5,7 @@ the configured credentials, and a role that lacks a verb is named with that verb
 
 from __future__ import annotations
 
-import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,14 +25,10 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPI]:
     et.stop()
 
 
-_ns_counter = iter(range(1, 10_000))
-
-
 @pytest.fixture
 def ns(api: KubeAPI) -> str:
     """A namespace (and so a service account and role) of its own per test."""
-    name = f"c{next(_ns_counter)}-{int(time.time() * 1000) % 100000}"
-    api.create_namespace(name)
+    api.create_namespace(name := f"check-{uuid.uuid4().hex[:10]}")
     return name
 
 

@@ -30,7 +30,7 @@ from shipper.config import AgentConfig, ConfigError, load_config, parse_config
 from shipper.config.base import Strict
 from shipper.pipeline.factories import build_sinks, build_source, source_name
 from shipper.pipeline.runtime import Agent
-from shipper.registry import SINKS, SOURCES, SinkType
+from shipper.registry import SINKS, SOURCES, Lazy, SinkType, SourceType
 
 HOST = socket.gethostname()
 
@@ -203,32 +203,39 @@ SINK_EXAMPLES: dict[str, dict[str, Any]] = {
 OFFLINE = {("source", "file"), ("sink", "file"), ("sink", "local")}
 
 
+def _fn(f: Any) -> Any:
+    """The function a registration names (a Lazy one imported now)."""
+    return f.resolve() if isinstance(f, Lazy) else f
+
+
 def _params(f: Any) -> int:
-    return len(inspect.signature(f).parameters)
+    return len(inspect.signature(_fn(f)).parameters)
 
 
 def _tag(model: type[Strict]) -> Any:
     return typing.get_args(model.model_fields["type"].annotation)
 
 
+def _check_parts(family: str, t: SinkType | SourceType) -> None:
+    assert _tag(t.config) == (t.name,), t.name
+    assert _params(t.describe) == 4, t.name
+    assert (t.probe is None) == ((family, t.name) in OFFLINE), t.name
+    if t.probe is not None:
+        assert inspect.iscoroutinefunction(_fn(t.probe)) and _params(t.probe) == 4, t.name
+
+
 def test_every_sink_type_has_its_config_factory_trail_reader_check_and_probe() -> None:
     assert SINKS.names() == list(SINK_EXAMPLES)
     for t in SINKS.types():
-        assert _tag(t.config) == (t.name,), t.name
-        assert _params(t.build) == 2 and _params(t.read) == 1 and _params(t.describe) == 4, t.name
-        assert (t.probe is None) == (("sink", t.name) in OFFLINE), t.name
-        if t.probe is not None:
-            assert inspect.iscoroutinefunction(t.probe) and _params(t.probe) == 4, t.name
+        _check_parts("sink", t)
+        assert (_params(t.build), _params(t.read)) == (2, 1), t.name
 
 
 def test_every_source_type_has_its_config_factory_stream_name_check_and_probe() -> None:
     assert SOURCES.names() == list(SOURCE_EXAMPLES)
     for t in SOURCES.types():
-        assert _tag(t.config) == (t.name,), t.name
-        assert _params(t.build) == 3 and _params(t.stream_name) == 1 and _params(t.describe) == 4, t.name
-        assert (t.probe is None) == (("source", t.name) in OFFLINE), t.name
-        if t.probe is not None:
-            assert inspect.iscoroutinefunction(t.probe) and _params(t.probe) == 4, t.name
+        _check_parts("source", t)
+        assert (_params(t.build), _params(t.stream_name)) == (3, 1), t.name
 
 
 def test_each_built_in_sink_type_parses_builds_and_describes_itself(tmp_path: Path) -> None:

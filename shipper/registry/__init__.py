@@ -62,6 +62,28 @@ class SourceType:
     probe: Callable[[str, Any, float, Report], Awaitable[str | None]] | None
 
 
+class Lazy:
+    """A function named ``"module:attribute"``, imported at its first call: a registration names its
+    type's parts without importing them, so loading a config imports no sink's client library and
+    no command (the check and verify code import the config themselves)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._fn: Callable[..., Any] | None = None
+
+    def resolve(self) -> Callable[..., Any]:
+        if self._fn is None:
+            module, _, attr = self.target.partition(":")
+            self._fn = getattr(importlib.import_module(module), attr)
+        return self._fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.resolve()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Lazy({self.target!r})"
+
+
 T = TypeVar("T", SinkType, SourceType)
 
 
