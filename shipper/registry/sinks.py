@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 #: the HTTP sinks share their offline check and their --connect probe
 _DESCRIBE_HTTP = Lazy("shipper.commands.check:describe_http_sink")
-_PROBE_HTTP = Lazy("shipper.commands.check:check_sink")
+_PROBE_HTTP = Lazy("shipper.commands.check_connect:check_sink")
 
 
 def _of_config(target: str) -> Callable[[Any, AgentConfig], Sink]:

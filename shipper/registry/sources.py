@@ -51,12 +51,12 @@ SOURCES.register(SourceType(
     build=_named("shipper.sources.redis.source:RedisSource"),
     stream_name=_redis_name,
     describe=Lazy("shipper.commands.check:describe_redis_source"),
-    probe=Lazy("shipper.commands.check:check_redis"),
+    probe=Lazy("shipper.commands.check_connect:check_redis"),
 ))
 SOURCES.register(SourceType(
     "kubernetes", KubernetesSourceConfig,
     build=_named("shipper.sources.kubernetes.source:KubernetesSource"),
     stream_name=lambda sc: f"kubernetes:{sc.node}",
     describe=Lazy("shipper.commands.check:describe_kubernetes_source"),
-    probe=Lazy("shipper.commands.check:check_kubernetes"),
+    probe=Lazy("shipper.commands.check_connect:check_kubernetes"),
 ))
