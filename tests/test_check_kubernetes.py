@@ -55,7 +55,7 @@ def test_the_summary_says_what_a_kubernetes_source_follows_and_polls(
     assert (f"  sources[0] kubernetes node node-7: pods matching 'app in (redis,valkey)' of every namespace, "
             "containers with image *redis*, *valkey* (not *redis_exporter*, *redis-exporter*), logs under "
             "/var/log/pods (auto); polls redis://<podIP>:6380 (slowlog, commandlog, latency, acl_log, config, "
-            f"info); credentials: kubeconfig {kc}") in out
+            f"cluster, info); credentials: kubeconfig {kc}") in out
 
     monkeypatch.delenv("KUBECONFIG", raising=False)
     rc, out = check(tmp_path, capsys, "  - type: kubernetes\n    node: node-7\n"

@@ -48,6 +48,7 @@ from ..config import (
     RedisSourceConfig,
     load_config,
 )
+from ..config.redis import RedisPollSettings
 from ..registry import SINKS, SOURCES
 
 
@@ -271,9 +272,15 @@ def describe_redis_source(key: str, sc: RedisSourceConfig, cfg: AgentConfig, rep
 
     if sc.tls is not None and not sc.url.startswith("rediss://"):
         report.errors.append((f"{key}.tls", "tls is set but the url does not start with rediss://"))
-    polls = [k for k in ("slowlog", "commandlog", "latency", "acl_log", "config", "info")
-             if getattr(sc, k).enabled]
-    return f"redis {safe_url(sc.url)} (polls: {', '.join(polls) or 'none'})"
+    return f"redis {safe_url(sc.url)} (polls: {', '.join(polled_kinds(sc)) or 'none'})"
+
+
+def polled_kinds(settings: RedisPollSettings) -> list[str]:
+    """What a Redis source (or a kubernetes source's ``poll:``) polls: its enabled kinds of
+    ``POLL_KINDS``, then INFO (the identity every other kind depends on)."""
+    from ..sources.redis.source import POLL_KINDS
+
+    return [k.name for k in POLL_KINDS if k.enabled(settings)] + (["info"] if settings.info.enabled else [])
 
 
 def describe_kubernetes_source(key: str, sc: KubernetesSourceConfig, cfg: AgentConfig, report: Report) -> str:
@@ -282,7 +289,7 @@ def describe_kubernetes_source(key: str, sc: KubernetesSourceConfig, cfg: AgentC
     errors, warnings = probe.offline_problems(sc)
     report.errors += [(f"{key}.{k}", reason) for k, reason in errors]
     report.warnings += [(f"{key}.{k}", reason) for k, reason in warnings]
-    return probe.describe(sc)
+    return probe.describe(sc, polled_kinds(sc.poll) if sc.poll is not None else [])
 
 
 def describe_http_sink(key: str, sk: LokiSinkConfig | ElasticsearchSinkConfig, cfg: AgentConfig,

@@ -30,13 +30,12 @@ def _patterns(patterns: list[str]) -> str:
     return ", ".join(patterns) or "none"
 
 
-def describe(cfg: KubernetesSourceConfig) -> str:
-    """One summary line: what the source follows and polls, and with which credentials."""
+def describe(cfg: KubernetesSourceConfig, polls: list[str]) -> str:
+    """One summary line: what the source follows and polls (``polls``: the kinds ``poll:``
+    enables), and with which credentials."""
     selector = f"pods matching {cfg.selector!r}" if cfg.selector else "every pod"
     if cfg.poll is not None:
-        kinds = [k for k in ("slowlog", "commandlog", "latency", "acl_log", "config", "info")
-                 if getattr(cfg.poll, k).enabled]
-        poll = f"polls {cfg.poll.scheme}://<podIP>:{cfg.poll.port} ({', '.join(kinds) or 'nothing'})"
+        poll = f"polls {cfg.poll.scheme}://<podIP>:{cfg.poll.port} ({', '.join(polls) or 'nothing'})"
     else:
         poll = "logs only (no poll:)"
     return (f"kubernetes node {cfg.node}: {selector} of every namespace, containers with image "
