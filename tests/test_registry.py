@@ -23,7 +23,7 @@ import yaml
 
 from parsers.events import format_epoch, make_event
 from shipper.api import Batch, Delivery, Sink, Source, SourceContext, SpooledEvent
-from shipper.audit.readers import Line, TrailQuery
+from shipper.audit.trails import Line, TrailQuery
 from shipper.cli import main as cli
 from shipper.commands.check import Report
 from shipper.config import AgentConfig, ConfigError, load_config, parse_config

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from ..audit import readers
+from ..audit import readers, trails
 from ..audit.anchor import heads_snapshot, parse_heads_file
 from ..audit.verify import Report, StreamReport, Verifier
 from ..config import AgentConfig, ConfigError, LocalSinkConfig, load_config, named_sinks, parse_config, parse_duration
@@ -177,7 +177,7 @@ def _read_trail(v: Verifier, cfg: AgentConfig, args: argparse.Namespace, sink_cf
     if args.input:
         v.add_lines(readers.read_files(args.input))
         return
-    query = readers.TrailQuery(sink_cfg, cfg, since, until, margin, now, selector=args.selector,
+    query = trails.TrailQuery(sink_cfg, cfg, since, until, margin, now, selector=args.selector,
                                loki_limit=args.loki_limit, es_page=args.es_page, on_unfinished=unfinished,
                                on_invalid=v.add_invalid)
     lines = SINKS.get(args.source).read(query)
@@ -187,7 +187,7 @@ def _read_trail(v: Verifier, cfg: AgentConfig, args: argparse.Namespace, sink_cf
         v.add_lines(lines)
 
 
-async def _drain(v: Verifier, lines: AsyncIterator[readers.Line]) -> None:
+async def _drain(v: Verifier, lines: AsyncIterator[trails.Line]) -> None:
     async for raw, where in lines:
         v.add(raw, where)
 

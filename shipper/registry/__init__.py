@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from ..api import Sink, Source
-    from ..audit.readers import Line, TrailQuery
+    from ..audit.trails import Line, TrailQuery
     from ..commands.check import Report
     from ..config import AgentConfig
 

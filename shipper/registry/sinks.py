@@ -35,12 +35,12 @@ def _build_local(sc: LocalSinkConfig, cfg: AgentConfig) -> Sink:
 
 
 SINKS.register(SinkType("file", FileSinkConfig, _of_config("shipper.sinks.file:FileSink"),
-                        Lazy("shipper.audit.readers:trail_file"),
+                        Lazy("shipper.audit.trails:trail_file"),
                         Lazy("shipper.commands.check:describe_file_sink"), probe=None))
-SINKS.register(SinkType("local", LocalSinkConfig, _build_local, Lazy("shipper.audit.readers:trail_local"),
+SINKS.register(SinkType("local", LocalSinkConfig, _build_local, Lazy("shipper.audit.trails:trail_local"),
                         Lazy("shipper.commands.check:describe_local_sink"), probe=None))
 SINKS.register(SinkType("loki", LokiSinkConfig, _of_config("shipper.sinks.loki:LokiSink"),
-                        Lazy("shipper.audit.readers:trail_loki"), _DESCRIBE_HTTP, _PROBE_HTTP))
+                        Lazy("shipper.audit.trails:trail_loki"), _DESCRIBE_HTTP, _PROBE_HTTP))
 SINKS.register(SinkType("elasticsearch", ElasticsearchSinkConfig,
                         _of_config("shipper.sinks.elasticsearch:ElasticsearchSink"),
-                        Lazy("shipper.audit.readers:trail_elasticsearch"), _DESCRIBE_HTTP, _PROBE_HTTP))
+                        Lazy("shipper.audit.trails:trail_elasticsearch"), _DESCRIBE_HTTP, _PROBE_HTTP))
