@@ -29,10 +29,14 @@ class RecordingControl:
     def __init__(self) -> None:
         self.running: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
         self.calls: list[tuple[str, str]] = []
+        #: the labeler target each source was added with (its events' discovered labels)
+        self.targets: dict[str, str | None] = {}
         self.changed = asyncio.Event()
 
-    async def add(self, name: str, config: dict[str, Any], labels: dict[str, str]) -> None:
+    async def add(self, name: str, config: dict[str, Any], labels: dict[str, str], *,
+                  target: str | None = None) -> None:
         assert name not in self.running, f"{name} added twice"
+        self.targets[name] = target
         self.running[name] = (config, labels)
         self.calls.append(("add", name))
         self.changed.set()

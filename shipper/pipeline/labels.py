@@ -22,6 +22,12 @@ precedence:
    an outage would split a stream for no reason), the failure is logged once per state change
    and counted.
 
+The Redis servers come from two places: the ``type: redis`` sources of the config (targets known
+at construction, keyed by index and URL) and the pollers pod discovery starts and stops while the
+agent runs (:meth:`Labeler.add_target` / :meth:`Labeler.remove_target`, keyed by a name the pod's
+sources share). Each target has its own refresh task; removing a target ends it and closes its
+Redis connection, so a node whose pods come and go does not accumulate tasks or queries.
+
 :meth:`Labeler.apply` runs once per event, so it only copies a prepared dict; everything else
 happens in :meth:`Labeler.start` and a background refresh task.
 """
@@ -41,7 +47,7 @@ from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from parsers.events import Event
-from shipper.config import AgentConfig, ConfigError, RedisSourceConfig
+from shipper.config import AgentConfig, ConfigError, KubernetesSourceConfig, RedisSourceConfig
 from shipper.observe import metrics
 from shipper.util.urls import redact_url
 
@@ -201,7 +207,7 @@ def choose_series(
 class _Target:
     """One polled Redis: its fallback labels, what discovery found, and the merged result."""
 
-    index: int  # position in cfg.sources
+    index: int  # position in cfg.sources; -1 for a target added at run time
     source: RedisSourceConfig | None
     base: dict[str, str]
     merged: dict[str, str]
@@ -216,6 +222,11 @@ class _Target:
     # the user's choice of job, and a series without it is not adopted (see refresh)
     pinned: dict[str, str] = field(default_factory=dict)
     seen: set[tuple[str, str]] = field(default_factory=set)
+    #: its refresh loop, and its redis.asyncio client for INFO (both made by start/add_target)
+    task: asyncio.Task[None] | None = None
+    client: Any = None
+    #: the error kinds counted for it (their metric series go when the target goes)
+    error_kinds: set[str] = field(default_factory=set)
 
 
 class Labeler:
@@ -237,8 +248,7 @@ class Labeler:
         self._hostname = hostname if hostname is not None else socket.gethostname()
         self._discover = cfg.discover_labels
         self._session: Any = None  # aiohttp.ClientSession, created in start()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._clients: dict[int, Any] = {}  # redis.asyncio clients by source index
+        self._started = False
         self._closed: asyncio.Event | None = None  # created in start(), inside the running loop
         #: passwords that must never reach a log line or status(), even inside an exception text
         self._secrets: set[str] = set()
@@ -277,14 +287,18 @@ class Labeler:
             if not self._discover.prometheus_url.startswith(("http://", "https://")):
                 problems.append(("discover_labels.prometheus_url", "must start with http:// or https://"))
         self._copy = copy
+        #: the global static labels: the base of a target added at run time, under its own labels
+        self._static = static
 
         redis_sources = [
             (i, s) for i, s in enumerate(cfg.sources) if isinstance(s, RedisSourceConfig)
         ]
-        if self._discover is not None and not redis_sources:
+        pod_pollers = any(isinstance(s, KubernetesSourceConfig) and s.poll is not None for s in cfg.sources)
+        if self._discover is not None and not redis_sources and not pod_pollers:
             problems.append((
                 "discover_labels",
-                "needs a `type: redis` source: its run_id (INFO server) selects the Prometheus series",
+                "needs a `type: redis` source or a `type: kubernetes` source with `poll`: the polled "
+                "Redis's run_id (INFO server) selects the Prometheus series",
             ))
 
         names = set(static) | set(copy)
@@ -322,6 +336,8 @@ class Labeler:
                 self._by_key[t.source.url] = t
                 self._by_key[t.name] = t
         self._default = self._targets[0]
+        #: targets added at run time (a discovered pod's poller), by the key given to add_target
+        self._dynamic: dict[str, _Target] = {}
 
     @staticmethod
     def _check_name(name: str, key: str) -> None:
@@ -347,9 +363,68 @@ class Labeler:
         t = self._default if source is None else self._by_key.get(source, self._default)
         return t.merged.copy()
 
+    # --- targets added at run time
+
+    def has_target(self, key: str) -> bool:
+        """Whether ``key`` names a target added by :meth:`add_target` (and not removed since)."""
+        return key in self._dynamic
+
+    def add_target(self, key: str, source: RedisSourceConfig, labels: Mapping[str, str]) -> None:
+        """Label the events of ``key`` (a discovered pod's sources) from the Redis ``source`` polls.
+
+        ``labels`` (the pod's namespace, pod, container, node, instance ...) go over the global
+        static labels; discovery then overrides the names in ``copy``, as for a configured source.
+        The job and instance of that base are pins (see :meth:`refresh`): a pod's preset instance
+        that a series has carried is the scrape that pod belongs to. The first discovery round
+        runs at once in the target's own task; events emitted before it answers carry the base.
+        Adding a key that is there already changes nothing.
+        """
+        if key in self._dynamic:
+            return
+        if key in self._by_key:
+            raise ValueError(f"label target {key!r} would shadow a configured Redis source")
+        base = {**self._static, **{k: v for k, v in labels.items() if v != ""}}
+        t = _Target(-1, source, base, dict(base), key,
+                    pinned={k: base[k] for k in PINNING_LABELS if k in base})
+        self._dynamic[key] = t
+        self._by_key[key] = t
+        if self._started and self._closed is not None and not self._closed.is_set():
+            t.task = asyncio.create_task(self._loop(t, None), name=f"labels:{key}")
+
+    async def remove_target(self, key: str) -> None:
+        """Forget ``key``: its refresh loop is cancelled and awaited, its Redis connection closed
+        and its metric series removed (a pod that is gone is not queried for again)."""
+        t = self._dynamic.pop(key, None)
+        if t is None:
+            return
+        if self._by_key.get(key) is t:
+            del self._by_key[key]
+        await self._release(t)
+        for gauge in (_M_UP, _M_LAST_SUCCESS):
+            if gauge is not None:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(t.name)
+        if _M_ERRORS is not None:
+            for kind in t.error_kinds:
+                with contextlib.suppress(KeyError):
+                    _M_ERRORS.remove(t.name, kind)
+
+    @staticmethod
+    async def _release(t: _Target) -> None:
+        task, t.task = t.task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        client, t.client = t.client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
     def status(self) -> list[dict[str, Any]]:
-        """Per Redis: run_id, discovered labels, last success (unix time), errors, last error;
-        what ``redis-shipper check`` and the tests look at."""
+        """Per Redis (configured ones first, then those added at run time): run_id, discovered
+        labels, last success (unix time), errors, last error; what ``redis-shipper check`` and
+        the tests look at."""
         return [
             {
                 "redis": t.name,
@@ -360,7 +435,7 @@ class Labeler:
                 "errors": t.errors,
                 "last_error": t.last_error,
             }
-            for t in self._targets
+            for t in [*self._targets, *self._dynamic.values()]
         ]
 
     # --- discovery
@@ -368,8 +443,9 @@ class Labeler:
     async def start(self) -> None:
         """Try discovery once for every Redis (bounded by the configured timeout, never raises),
         then keep refreshing in the background."""
-        if self._discover is None or self._tasks:
+        if self._discover is None or self._started:
             return
+        self._started = True
         import aiohttp  # imported here: a config without discovery never needs it
 
         self._closed = asyncio.Event()
@@ -380,9 +456,13 @@ class Labeler:
             timeout=aiohttp.ClientTimeout(total=self._discover.timeout),
             headers={"Accept": "application/json", "User-Agent": "redis-shipper"},
         )
-        firsts = await asyncio.gather(*(self._bounded_refresh(t) for t in self._targets))
-        for t, ok in zip(self._targets, firsts, strict=True):
-            self._tasks.append(asyncio.create_task(self._loop(t, ok), name=f"labels:{t.name}"))
+        configured = [t for t in self._targets if t.source is not None]
+        firsts = await asyncio.gather(*(self._bounded_refresh(t) for t in configured))
+        for t, ok in zip(configured, firsts, strict=True):
+            t.task = asyncio.create_task(self._loop(t, ok), name=f"labels:{t.name}")
+        for t in self._dynamic.values():  # added before start: their first round runs in their task
+            if t.task is None:
+                t.task = asyncio.create_task(self._loop(t, None), name=f"labels:{t.name}")
 
     async def _bounded_refresh(self, t: _Target) -> bool:
         """One round with a hard bound, so a black-holed Redis or Prometheus (no RST, no
@@ -390,31 +470,30 @@ class Labeler:
         assert self._discover is not None and t.source is not None
         bound = self._discover.timeout + t.source.timeout + 1.0
         try:
-            return await asyncio.wait_for(self.refresh(t.index), bound)
+            return await asyncio.wait_for(self._refresh(t), bound)
         except TimeoutError:
             return self._failed(t, "timeout", f"label discovery for {t.name} took longer than {bound:g}s")
 
     async def close(self) -> None:
         if self._closed is not None:
             self._closed.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
-        for client in self._clients.values():
-            with contextlib.suppress(Exception):
-                await client.aclose()
-        self._clients.clear()
+        targets = [*self._targets, *self._dynamic.values()]
+        for t in targets:
+            if t.task is not None:
+                t.task.cancel()
+        await asyncio.gather(*(self._release(t) for t in targets))
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    async def _loop(self, t: _Target, ok: bool) -> None:
+    async def _loop(self, t: _Target, ok: bool | None) -> None:
+        """Refresh ``t`` every ``refresh``, sooner after a failure; ``ok`` is the outcome of the
+        first round, or None when the first round is still to do (a target added at run time)."""
         assert self._discover is not None and self._closed is not None
         refresh = max(self._discover.refresh, 0.05)
         retry = _RETRY_MIN
+        if ok is None:
+            ok = await self._guarded_refresh(t)
         while not self._closed.is_set():
             if ok:
                 delay, retry = refresh, _RETRY_MIN
@@ -426,11 +505,14 @@ class Labeler:
                 await asyncio.wait_for(self._closed.wait(), delay)
             if self._closed.is_set():
                 return
-            try:
-                ok = await self._bounded_refresh(t)
-            except Exception:  # a bug must not kill the loop and freeze labels forever
-                log.exception("label discovery for %s failed unexpectedly", t.name)
-                ok = False
+            ok = await self._guarded_refresh(t)
+
+    async def _guarded_refresh(self, t: _Target) -> bool:
+        try:
+            return await self._bounded_refresh(t)
+        except Exception:  # a bug must not kill the loop and freeze labels forever
+            log.exception("label discovery for %s failed unexpectedly", t.name)
+            return False
 
     @staticmethod
     def _identity(series: dict[str, Any]) -> dict[str, str]:
@@ -438,8 +520,12 @@ class Labeler:
 
     async def refresh(self, source: int | str | None = None) -> bool:
         """One discovery round for one Redis: read its run_id, query Prometheus, adopt the copied
-        labels. Returns True when the labels were confirmed by Prometheus."""
+        labels. Returns True when the labels were confirmed by Prometheus. ``source`` as for
+        :meth:`labels_for_source`, or the key of a target added at run time."""
         t = self._default if source is None else self._by_key.get(source, self._default)
+        return await self._refresh(t)
+
+    async def _refresh(self, t: _Target) -> bool:
         if self._discover is None or t.source is None or self._session is None:
             return False
         try:
@@ -515,6 +601,7 @@ class Labeler:
     def _failed(self, t: _Target, kind: str, message: str) -> bool:
         """Keep the last good labels; log once per change of trouble, count every time."""
         t.errors += 1
+        t.error_kinds.add(kind)
         for secret in self._secrets:
             message = message.replace(secret, "***")
         if message != t.last_error:
@@ -527,10 +614,10 @@ class Labeler:
         return False
 
     async def _read_run_id(self, t: _Target) -> str:
-        client = self._clients.get(t.index)
+        client = t.client
         if client is None:
             assert t.source is not None
-            client = self._clients[t.index] = _redis_client(t.source)
+            client = t.client = _redis_client(t.source)
             password = client.connection_pool.connection_kwargs.get("password")
             if password:
                 self._secrets.add(password)
