@@ -15,6 +15,7 @@ import pytest
 from test_labels import FakePrometheus, labeler, ok, series
 
 from shipper.config import ConfigError, RedisSourceConfig
+from shipper.observe.metrics import REGISTRY
 from shipper.pipeline.labels import LABELS_CLIENT_NAME
 
 from servers import start_server
@@ -32,6 +33,12 @@ def pod_config(prom_url: str, refresh: str = "60s") -> dict[str, Any]:
         "discover_labels": {"prometheus_url": prom_url, "copy": ["instance", "job"], "refresh": refresh,
                             "timeout": "2s"},
     }
+
+
+def metric_series(redis: str) -> list[str]:
+    """The label-discovery samples on /metrics whose ``redis`` label is ``redis``."""
+    return [s.name for m in REGISTRY.collect() if m.name.startswith("redis_shipper_label_discovery")
+            for s in m.samples if s.labels.get("redis") == redis]
 
 
 async def until(cond: Any, timeout: float = 20.0) -> None:
@@ -97,7 +104,9 @@ def test_a_removed_target_is_no_longer_queried_and_leaves_no_task_or_connection(
                     await until(lambda: len(prom.queries) >= 3)
                     names = [c.get("name") for c in rp.client().client_list()]
                     assert LABELS_CLIENT_NAME in names
+                    assert metric_series(KEY), "its discovery is on /metrics while it runs"
                     await lab.remove_target(KEY)
+                    assert metric_series(KEY) == [], "a pod that is gone leaves no series behind"
                     assert not lab.has_target(KEY)
                     assert [t for t in asyncio.all_tasks() if t.get_name() == f"labels:{KEY}"] == []
                     asked = len(prom.queries)
