@@ -153,3 +153,12 @@ def test_a_target_key_may_not_shadow_a_configured_redis_source() -> None:
     lab = labeler({"sources": [{"type": "redis", "url": "redis://db1:6379"}]})
     with pytest.raises(ValueError, match="shadow"):
         lab.add_target("redis://db1:6379", RedisSourceConfig(type="redis", url="redis://db2:6379"), {})
+
+
+def test_pod_labels_that_would_not_fit_in_a_loki_stream_are_a_config_error_naming_the_source() -> None:
+    many = [f"example.com/l{i}" for i in range(8)]  # 5 pod labels + 8 + global job = 14 > 13
+    with pytest.raises(ConfigError) as e:
+        labeler({"labels": {"job": "redis"},
+                 "sources": [{"type": "kubernetes", "node": "n", "pod_labels": many}]})
+    assert [k for k, _ in e.value.problems] == ["sources[0]"]
+    labeler({"labels": {"job": "redis"}, "sources": [{"type": "kubernetes", "node": "n", "pod_labels": many[:7]}]})

@@ -312,6 +312,19 @@ class Labeler:
                 "values in the event, not in labels",
             ))
 
+        for i, src in enumerate(cfg.sources):
+            if isinstance(src, KubernetesSourceConfig):
+                from shipper.sources.kubernetes.pods import POD_LABELS, sanitize_label_name
+
+                pod = set(static) | set(copy) | set(POD_LABELS) | set(src.labels) | {
+                    sanitize_label_name(k) for k in src.pod_labels}
+                if len(pod) > MAX_LABELS:
+                    problems.append((
+                        f"sources[{i}]",
+                        f"a discovered pod's events would carry {len(pod)} labels ({', '.join(sorted(pod))}); "
+                        f"at most {MAX_LABELS} fit in a Loki stream next to {' and '.join(SINK_LABELS)}",
+                    ))
+
         self._targets: list[_Target] = []
         targets_in = redis_sources or [(-1, None)]
         for index, src in targets_in:
