@@ -146,6 +146,9 @@ def test_a_running_redis_pod_on_this_node_gets_a_log_source_and_a_poller_labelle
         redis_cfg, redis_labels = control.running[f"k8s:{ns}/cache-0/redis:redis"]
         assert redis_cfg["url"] == "redis://10.1.2.3:6379" and redis_cfg["username"] == "shipper"
         assert redis_labels == labels
+        # the container's log and its poller are one Redis: they share its discovered labels
+        assert control.targets == {f"k8s:{ns}/cache-0/redis:file": f"k8s:{ns}/cache-0/redis",
+                                   f"k8s:{ns}/cache-0/redis:redis": f"k8s:{ns}/cache-0/redis"}
         await stopped(ctx, task)
         assert control.running == {}, "a discovery that stops takes its sources with it"
 
