@@ -29,10 +29,14 @@ class RecordingControl:
     def __init__(self) -> None:
         self.running: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
         self.calls: list[tuple[str, str]] = []
+        #: the labeler target each source was added with (its events' discovered labels)
+        self.targets: dict[str, str | None] = {}
         self.changed = asyncio.Event()
 
-    async def add(self, name: str, config: dict[str, Any], labels: dict[str, str]) -> None:
+    async def add(self, name: str, config: dict[str, Any], labels: dict[str, str], *,
+                  target: str | None = None) -> None:
         assert name not in self.running, f"{name} added twice"
+        self.targets[name] = target
         self.running[name] = (config, labels)
         self.calls.append(("add", name))
         self.changed.set()
@@ -142,6 +146,9 @@ def test_a_running_redis_pod_on_this_node_gets_a_log_source_and_a_poller_labelle
         redis_cfg, redis_labels = control.running[f"k8s:{ns}/cache-0/redis:redis"]
         assert redis_cfg["url"] == "redis://10.1.2.3:6379" and redis_cfg["username"] == "shipper"
         assert redis_labels == labels
+        # the container's log and its poller are one Redis: they share its discovered labels
+        assert control.targets == {f"k8s:{ns}/cache-0/redis:file": f"k8s:{ns}/cache-0/redis",
+                                   f"k8s:{ns}/cache-0/redis:redis": f"k8s:{ns}/cache-0/redis"}
         await stopped(ctx, task)
         assert control.running == {}, "a discovery that stops takes its sources with it"
 

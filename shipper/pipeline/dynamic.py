@@ -13,7 +13,11 @@ built by the same factory), supervised the same way, and appends to the spool th
   committed before :meth:`stop` returns. A pod's log files are complete once the pod is gone, so
   the drain reads them to their end;
 * its events carry the agent's labels **updated with its own** (a pod's namespace, pod, container,
-  instance).
+  instance);
+* a Redis poller added here is also a **label target** of the labeler (``Labeler.add_target``): its
+  run_id selects redis_exporter's series in Prometheus, and the events of every source added with
+  the same ``target`` (a pod's log files and its poller) carry that series' labels. The target goes
+  when the poller stops, after its drain.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import TypeAdapter, ValidationError
 
 from ..api import Source, SourceContext
-from ..config import ConfigError, SourceConfig
+from ..config import ConfigError, RedisSourceConfig, SourceConfig
 from .drop import Dropper
 
 if TYPE_CHECKING:
@@ -46,6 +50,8 @@ class _Running:
     emitter: Emitter
     #: the validated ``sources:`` entry it was built from (None: built in code), for a reload's diff
     spec: Any = None
+    #: the labeler target this source registered (a run-time Redis poller), removed when it stops
+    owned_target: str | None = None
 
 
 class DynamicSources:
@@ -62,7 +68,8 @@ class DynamicSources:
     def tasks(self) -> list[asyncio.Task[None]]:
         return [r.task for r in self.running.values()]
 
-    async def add(self, name: str, config: dict[str, Any], labels: dict[str, str] | None = None) -> None:
+    async def add(self, name: str, config: dict[str, Any], labels: dict[str, str] | None = None, *,
+                  target: str | None = None) -> None:
         """Start the source ``config`` (a ``sources:`` entry) as ``name``; a no-op when it runs."""
         if name in self.running or self._stopping:
             return
@@ -74,15 +81,25 @@ class DynamicSources:
                               f"source {name}") from None
         from .runtime import build_source
 
-        await self.start(build_source(sc, self.agent.tz, name=name), labels=labels, spec=sc)
+        await self.start(build_source(sc, self.agent.tz, name=name), labels=labels, spec=sc, target=target)
 
     async def start(self, src: Source, *, index: int | None = None, labels: dict[str, str] | None = None,
-                    spec: Any = None) -> asyncio.Task[None]:
+                    spec: Any = None, target: str | None = None) -> asyncio.Task[None]:
         """Run a built source under its ``name``: its own stop, its own emitter, the supervisor.
-        ``index`` is its place in the config's ``sources`` (the labeler keys Redis sources by it)."""
+        ``index`` is its place in the config's ``sources`` (the labeler keys Redis sources by it).
+        ``target`` names the Redis whose discovered labels its events carry (shared by the sources
+        of one pod container); a Redis poller started at run time registers it with the labeler
+        (its own name when no ``target`` is given)."""
         agent = self.agent
         positions = await agent.spool.positions(src.key_prefix)
         emitter = agent._emitter(f"{agent.host}/{src.name}", index, dict(labels or {}))
+        owned: str | None = None
+        if index is None and isinstance(spec, RedisSourceConfig):
+            target = target or src.name
+            if agent.labeler is not None and not agent.labeler.has_target(target):
+                agent.labeler.add_target(target, spec, dict(labels or {}))
+                owned = target
+        emitter.labels_target = target
         if index is None and getattr(spec, "drop", None):
             # the emitter finds a config-file source's rules by its index; a source added at run
             # time (a discovered pod's, or one a reload started) brings its own
@@ -102,7 +119,7 @@ class DynamicSources:
         while key in self.running:  # two entries of one config with the same name (tests, or a typo)
             n += 1
             key = f"{src.name}#{n}"
-        self.running[key] = _Running(src, stop, task, emitter, spec)
+        self.running[key] = _Running(src, stop, task, emitter, spec, owned)
         return task
 
     async def reload(self, sources: list[Any]) -> tuple[list[str], list[str]]:
@@ -138,6 +155,8 @@ class DynamicSources:
             await asyncio.gather(r.task, return_exceptions=True)
         await r.emitter.settle(quiet=True)
         self.running.pop(name, None)
+        if r.owned_target is not None and self.agent.labeler is not None:
+            await self.agent.labeler.remove_target(r.owned_target)
         # an emitter whose drops no audit anchor has recorded yet stays where the next anchor
         # takes them (verify counts them); the others, and those since recorded, go
         for e in [e for e in self._retired if not e.dropper.pending]:

@@ -34,6 +34,9 @@ class Emitter:
         self.source_index = source_index
         #: labels of a source added at run time (a discovered pod's), over the agent's own
         self.extra_labels = extra_labels or None
+        #: the labeler target whose labels this source's events carry (a discovered pod's Redis:
+        #: its base holds ``extra_labels``, discovery goes over them); None: by ``source_index``
+        self.labels_target: str | None = None
         #: when the source last emitted (monotonic): a drain waits for it to go quiet
         self.last_emit = time.monotonic()
         self._inflight: asyncio.Future[None] | None = None
@@ -45,14 +48,25 @@ class Emitter:
     async def __call__(self, batch: Batch) -> None:
         self.last_emit = time.monotonic()
         kept = self.dropper.filter(batch.events)  # drop: rules, before labelling (shipper/pipeline/drop.py)
-        self.agent._label(kept, self.source_index)
-        extra = self.extra_labels
-        for ev in kept:
-            path_labels = ev.pop("_labels", None)  # a container log's path (kubelet / Docker layout)
-            if path_labels:
-                ev["labels"].update(path_labels)
-            if extra:
-                ev["labels"].update(extra)
+        labeler, target = self.agent.labeler, self.labels_target
+        if target is not None and labeler is not None and labeler.has_target(target):
+            # the pod's labels as discovery left them: a path label only adds what they lack
+            self.agent._label(kept, target)  # type: ignore[arg-type]
+            for ev in kept:
+                path_labels = ev.pop("_labels", None)
+                if path_labels:
+                    labels = ev["labels"]
+                    for k, v in path_labels.items():
+                        labels.setdefault(k, v)
+        else:
+            self.agent._label(kept, self.source_index)
+            extra = self.extra_labels
+            for ev in kept:
+                path_labels = ev.pop("_labels", None)  # a container log's path (kubelet / Docker layout)
+                if path_labels:
+                    ev["labels"].update(path_labels)
+                if extra:
+                    ev["labels"].update(extra)
         # captured now: the source may reuse its objects once emit returns
         events = list(kept)
         positions = {k: orjson.loads(orjson.dumps(v)) if v is not None else None

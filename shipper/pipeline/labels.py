@@ -22,6 +22,12 @@ precedence:
    an outage would split a stream for no reason), the failure is logged once per state change
    and counted.
 
+The Redis servers come from two places: the ``type: redis`` sources of the config (targets known
+at construction, keyed by index and URL) and the pollers pod discovery starts and stops while the
+agent runs (:meth:`Labeler.add_target` / :meth:`Labeler.remove_target`, keyed by a name the pod's
+sources share). Each target has its own refresh task; removing a target ends it and closes its
+Redis connection, so a node whose pods come and go does not accumulate tasks or queries.
+
 :meth:`Labeler.apply` runs once per event, so it only copies a prepared dict; everything else
 happens in :meth:`Labeler.start` and a background refresh task.
 """
@@ -38,12 +44,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from parsers.events import Event
-from shipper.config import AgentConfig, ConfigError, RedisSourceConfig
+from shipper.config import AgentConfig, ConfigError, KubernetesSourceConfig, RedisSourceConfig
 from shipper.observe import metrics
 from shipper.util.urls import redact_url
+
+from .label_presets import expand_template, parse_redis_url, preset_instance
 
 log = logging.getLogger("shipper.labels")
 
@@ -59,11 +67,6 @@ MAX_LABELS = MAX_STREAM_LABELS - len(SINK_LABELS)
 MAX_VALUE_LENGTH = 2048
 # Labels a user sets in `labels:` to say which scrape job's series discovery must adopt.
 PINNING_LABELS = ("job", "instance")
-#: redis_exporter's default ``--web.listen-address`` port
-EXPORTER_PORT = 9121
-#: the same grammar as the config loader's ``${VAR}`` / ``${VAR:-default}``
-_TEMPLATE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::", ""}
 #: fastest and slowest retry after a failed discovery (the slowest is also capped by ``refresh``)
 _RETRY_MIN = 0.5
 
@@ -72,101 +75,6 @@ _RETRY_MIN = 0.5
 _M_ERRORS = getattr(metrics, "LABEL_DISCOVERY_ERRORS", None)
 _M_LAST_SUCCESS = getattr(metrics, "LABEL_DISCOVERY_LAST_SUCCESS", None)
 _M_UP = getattr(metrics, "LABEL_DISCOVERY_UP", None)
-
-
-def expand_template(value: str, env: Mapping[str, str], hostname: str, key: str) -> str:
-    """Expand ``${VAR}`` / ``${VAR:-default}``; ``${HOSTNAME}`` falls back to the host name.
-
-    Raises :class:`ValueError` naming the label when a variable is unset and has no default:
-    shipping a literal ``${POD_IP}`` as a label would silently break the Grafana jump.
-    """
-
-    def sub(m: re.Match[str]) -> str:
-        name, default = m.group(1), m.group(2)
-        if name in env:
-            return env[name]
-        if default is not None:
-            return default
-        if name == "HOSTNAME":
-            return hostname
-        raise ValueError(f"{key}: environment variable {name} is not set (use ${{{name}:-default}})")
-
-    return _TEMPLATE.sub(sub, value)
-
-
-@dataclass(frozen=True)
-class RedisAddress:
-    """Where a ``type: redis`` source points: enough to rebuild the scrape target's spelling."""
-
-    scheme: str  # redis | rediss | unix
-    host: str  # "" for unix sockets
-    port: int
-    path: str = ""  # unix socket path
-
-    @property
-    def hostport(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-    @property
-    def target(self) -> str:
-        """The spelling redis_exporter's README uses for multi-target scrape targets."""
-        if self.scheme == "unix":
-            return f"unix://{self.path}"
-        return f"{self.scheme}://{self.hostport}"
-
-
-def parse_redis_url(url: str) -> RedisAddress:
-    """Scheme, host and port of a Redis URL, credentials and db dropped.
-
-    ``redis://user:secret@db1:6380/2`` -> ``RedisAddress("redis", "db1", 6380)``. A URL without
-    a port gets 6379, as redis-py and redis_exporter assume.
-    """
-    parts: SplitResult = urlsplit(url if "://" in url else f"redis://{url}")
-    scheme = (parts.scheme or "redis").lower()
-    if scheme == "unix":
-        return RedisAddress("unix", "", 0, unquote(parts.path))
-    try:
-        port = parts.port or 6379
-    except ValueError:
-        port = 6379
-    return RedisAddress(scheme, (parts.hostname or "127.0.0.1").lower(), port)
-
-
-def preset_instance(
-    preset: str, redis: RedisAddress | None, env: Mapping[str, str], hostname: str
-) -> str:
-    """The ``instance`` Prometheus assigns under each common way of scraping redis_exporter.
-
-    * ``multi-target``: the README's ``/scrape`` job relabels ``__address__`` -> ``__param_target``
-      -> ``instance``, so instance is the target as written: ``redis://host:port``. We rebuild it
-      from the polled Redis's URL (credentials and db dropped, ``rediss`` kept for TLS).
-    * ``sidecar``: instance is the exporter's ``__address__``, ``<host>:9121``. The exporter runs
-      next to Redis, so its host is Redis's host; when we reach Redis over loopback we use
-      ``$POD_IP`` (what Kubernetes pod discovery puts in ``__address__``) or the host name.
-    * ``pod``: ``$POD_NAME`` (the README's ``__meta_kubernetes_pod_name`` relabel); a pod's host
-      name is its name, so the host name is the fallback.
-    * ``hostname``: the kernel's host name, like Alloy's ``constants.hostname`` (Go's os.Hostname).
-    """
-    if preset == "multi-target":
-        if redis is None:
-            raise ValueError(
-                "instance_preset multi-target needs a `type: redis` source (its URL gives host:port); "
-                "otherwise set labels.instance"
-            )
-        return redis.target
-    if preset == "sidecar":
-        if redis is not None and redis.scheme != "unix" and redis.host not in _LOOPBACK:
-            host = redis.host
-        else:
-            host = env.get("POD_IP") or hostname
-        host = f"[{host}]" if ":" in host else host
-        return f"{host}:{EXPORTER_PORT}"
-    if preset == "pod":
-        return env.get("POD_NAME") or hostname
-    if preset == "hostname":
-        return hostname
-    raise ValueError(f"unknown instance_preset {preset!r}")
 
 
 def promql_string(value: str) -> str:
@@ -201,7 +109,7 @@ def choose_series(
 class _Target:
     """One polled Redis: its fallback labels, what discovery found, and the merged result."""
 
-    index: int  # position in cfg.sources
+    index: int  # position in cfg.sources; -1 for a target added at run time
     source: RedisSourceConfig | None
     base: dict[str, str]
     merged: dict[str, str]
@@ -216,6 +124,11 @@ class _Target:
     # the user's choice of job, and a series without it is not adopted (see refresh)
     pinned: dict[str, str] = field(default_factory=dict)
     seen: set[tuple[str, str]] = field(default_factory=set)
+    #: its refresh loop, and its redis.asyncio client for INFO (both made by start/add_target)
+    task: asyncio.Task[None] | None = None
+    client: Any = None
+    #: the error kinds counted for it (their metric series go when the target goes)
+    error_kinds: set[str] = field(default_factory=set)
 
 
 class Labeler:
@@ -237,8 +150,7 @@ class Labeler:
         self._hostname = hostname if hostname is not None else socket.gethostname()
         self._discover = cfg.discover_labels
         self._session: Any = None  # aiohttp.ClientSession, created in start()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._clients: dict[int, Any] = {}  # redis.asyncio clients by source index
+        self._started = False
         self._closed: asyncio.Event | None = None  # created in start(), inside the running loop
         #: passwords that must never reach a log line or status(), even inside an exception text
         self._secrets: set[str] = set()
@@ -277,14 +189,18 @@ class Labeler:
             if not self._discover.prometheus_url.startswith(("http://", "https://")):
                 problems.append(("discover_labels.prometheus_url", "must start with http:// or https://"))
         self._copy = copy
+        #: the global static labels: the base of a target added at run time, under its own labels
+        self._static = static
 
         redis_sources = [
             (i, s) for i, s in enumerate(cfg.sources) if isinstance(s, RedisSourceConfig)
         ]
-        if self._discover is not None and not redis_sources:
+        pod_pollers = any(isinstance(s, KubernetesSourceConfig) and s.poll is not None for s in cfg.sources)
+        if self._discover is not None and not redis_sources and not pod_pollers:
             problems.append((
                 "discover_labels",
-                "needs a `type: redis` source: its run_id (INFO server) selects the Prometheus series",
+                "needs a `type: redis` source or a `type: kubernetes` source with `poll`: the polled "
+                "Redis's run_id (INFO server) selects the Prometheus series",
             ))
 
         names = set(static) | set(copy)
@@ -297,6 +213,19 @@ class Labeler:
                 f"next to {' and '.join(SINK_LABELS)} (limit {MAX_STREAM_LABELS}): keep high-cardinality "
                 "values in the event, not in labels",
             ))
+
+        for i, src in enumerate(cfg.sources):
+            if isinstance(src, KubernetesSourceConfig):
+                from shipper.sources.kubernetes.pods import POD_LABELS, sanitize_label_name
+
+                pod = set(static) | set(copy) | set(POD_LABELS) | set(src.labels) | {
+                    sanitize_label_name(k) for k in src.pod_labels}
+                if len(pod) > MAX_LABELS:
+                    problems.append((
+                        f"sources[{i}]",
+                        f"a discovered pod's events would carry {len(pod)} labels ({', '.join(sorted(pod))}); "
+                        f"at most {MAX_LABELS} fit in a Loki stream next to {' and '.join(SINK_LABELS)}",
+                    ))
 
         self._targets: list[_Target] = []
         targets_in = redis_sources or [(-1, None)]
@@ -322,6 +251,8 @@ class Labeler:
                 self._by_key[t.source.url] = t
                 self._by_key[t.name] = t
         self._default = self._targets[0]
+        #: targets added at run time (a discovered pod's poller), by the key given to add_target
+        self._dynamic: dict[str, _Target] = {}
 
     @staticmethod
     def _check_name(name: str, key: str) -> None:
@@ -347,9 +278,68 @@ class Labeler:
         t = self._default if source is None else self._by_key.get(source, self._default)
         return t.merged.copy()
 
+    # --- targets added at run time
+
+    def has_target(self, key: str) -> bool:
+        """Whether ``key`` names a target added by :meth:`add_target` (and not removed since)."""
+        return key in self._dynamic
+
+    def add_target(self, key: str, source: RedisSourceConfig, labels: Mapping[str, str]) -> None:
+        """Label the events of ``key`` (a discovered pod's sources) from the Redis ``source`` polls.
+
+        ``labels`` (the pod's namespace, pod, container, node, instance ...) go over the global
+        static labels; discovery then overrides the names in ``copy``, as for a configured source.
+        The job and instance of that base are pins (see :meth:`refresh`): a pod's preset instance
+        that a series has carried is the scrape that pod belongs to. The first discovery round
+        runs at once in the target's own task; events emitted before it answers carry the base.
+        Adding a key that is there already changes nothing.
+        """
+        if key in self._dynamic:
+            return
+        if key in self._by_key:
+            raise ValueError(f"label target {key!r} would shadow a configured Redis source")
+        base = {**self._static, **{k: v for k, v in labels.items() if v != ""}}
+        t = _Target(-1, source, base, dict(base), key,
+                    pinned={k: base[k] for k in PINNING_LABELS if k in base})
+        self._dynamic[key] = t
+        self._by_key[key] = t
+        if self._started and self._closed is not None and not self._closed.is_set():
+            t.task = asyncio.create_task(self._loop(t, None), name=f"labels:{key}")
+
+    async def remove_target(self, key: str) -> None:
+        """Forget ``key``: its refresh loop is cancelled and awaited, its Redis connection closed
+        and its metric series removed (a pod that is gone is not queried for again)."""
+        t = self._dynamic.pop(key, None)
+        if t is None:
+            return
+        if self._by_key.get(key) is t:
+            del self._by_key[key]
+        await self._release(t)
+        for gauge in (_M_UP, _M_LAST_SUCCESS):
+            if gauge is not None:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(t.name)
+        if _M_ERRORS is not None:
+            for kind in t.error_kinds:
+                with contextlib.suppress(KeyError):
+                    _M_ERRORS.remove(t.name, kind)
+
+    @staticmethod
+    async def _release(t: _Target) -> None:
+        task, t.task = t.task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        client, t.client = t.client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
     def status(self) -> list[dict[str, Any]]:
-        """Per Redis: run_id, discovered labels, last success (unix time), errors, last error;
-        what ``redis-shipper check`` and the tests look at."""
+        """Per Redis (configured ones first, then those added at run time): run_id, discovered
+        labels, last success (unix time), errors, last error; what ``redis-shipper check`` and
+        the tests look at."""
         return [
             {
                 "redis": t.name,
@@ -360,7 +350,7 @@ class Labeler:
                 "errors": t.errors,
                 "last_error": t.last_error,
             }
-            for t in self._targets
+            for t in [*self._targets, *self._dynamic.values()]
         ]
 
     # --- discovery
@@ -368,8 +358,9 @@ class Labeler:
     async def start(self) -> None:
         """Try discovery once for every Redis (bounded by the configured timeout, never raises),
         then keep refreshing in the background."""
-        if self._discover is None or self._tasks:
+        if self._discover is None or self._started:
             return
+        self._started = True
         import aiohttp  # imported here: a config without discovery never needs it
 
         self._closed = asyncio.Event()
@@ -380,9 +371,13 @@ class Labeler:
             timeout=aiohttp.ClientTimeout(total=self._discover.timeout),
             headers={"Accept": "application/json", "User-Agent": "redis-shipper"},
         )
-        firsts = await asyncio.gather(*(self._bounded_refresh(t) for t in self._targets))
-        for t, ok in zip(self._targets, firsts, strict=True):
-            self._tasks.append(asyncio.create_task(self._loop(t, ok), name=f"labels:{t.name}"))
+        configured = [t for t in self._targets if t.source is not None]
+        firsts = await asyncio.gather(*(self._bounded_refresh(t) for t in configured))
+        for t, ok in zip(configured, firsts, strict=True):
+            t.task = asyncio.create_task(self._loop(t, ok), name=f"labels:{t.name}")
+        for t in self._dynamic.values():  # added before start: their first round runs in their task
+            if t.task is None:
+                t.task = asyncio.create_task(self._loop(t, None), name=f"labels:{t.name}")
 
     async def _bounded_refresh(self, t: _Target) -> bool:
         """One round with a hard bound, so a black-holed Redis or Prometheus (no RST, no
@@ -390,31 +385,30 @@ class Labeler:
         assert self._discover is not None and t.source is not None
         bound = self._discover.timeout + t.source.timeout + 1.0
         try:
-            return await asyncio.wait_for(self.refresh(t.index), bound)
+            return await asyncio.wait_for(self._refresh(t), bound)
         except TimeoutError:
             return self._failed(t, "timeout", f"label discovery for {t.name} took longer than {bound:g}s")
 
     async def close(self) -> None:
         if self._closed is not None:
             self._closed.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
-        for client in self._clients.values():
-            with contextlib.suppress(Exception):
-                await client.aclose()
-        self._clients.clear()
+        targets = [*self._targets, *self._dynamic.values()]
+        for t in targets:
+            if t.task is not None:
+                t.task.cancel()
+        await asyncio.gather(*(self._release(t) for t in targets))
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    async def _loop(self, t: _Target, ok: bool) -> None:
+    async def _loop(self, t: _Target, ok: bool | None) -> None:
+        """Refresh ``t`` every ``refresh``, sooner after a failure; ``ok`` is the outcome of the
+        first round, or None when the first round is still to do (a target added at run time)."""
         assert self._discover is not None and self._closed is not None
         refresh = max(self._discover.refresh, 0.05)
         retry = _RETRY_MIN
+        if ok is None:
+            ok = await self._guarded_refresh(t)
         while not self._closed.is_set():
             if ok:
                 delay, retry = refresh, _RETRY_MIN
@@ -426,11 +420,14 @@ class Labeler:
                 await asyncio.wait_for(self._closed.wait(), delay)
             if self._closed.is_set():
                 return
-            try:
-                ok = await self._bounded_refresh(t)
-            except Exception:  # a bug must not kill the loop and freeze labels forever
-                log.exception("label discovery for %s failed unexpectedly", t.name)
-                ok = False
+            ok = await self._guarded_refresh(t)
+
+    async def _guarded_refresh(self, t: _Target) -> bool:
+        try:
+            return await self._bounded_refresh(t)
+        except Exception:  # a bug must not kill the loop and freeze labels forever
+            log.exception("label discovery for %s failed unexpectedly", t.name)
+            return False
 
     @staticmethod
     def _identity(series: dict[str, Any]) -> dict[str, str]:
@@ -438,8 +435,12 @@ class Labeler:
 
     async def refresh(self, source: int | str | None = None) -> bool:
         """One discovery round for one Redis: read its run_id, query Prometheus, adopt the copied
-        labels. Returns True when the labels were confirmed by Prometheus."""
+        labels. Returns True when the labels were confirmed by Prometheus. ``source`` as for
+        :meth:`labels_for_source`, or the key of a target added at run time."""
         t = self._default if source is None else self._by_key.get(source, self._default)
+        return await self._refresh(t)
+
+    async def _refresh(self, t: _Target) -> bool:
         if self._discover is None or t.source is None or self._session is None:
             return False
         try:
@@ -515,6 +516,7 @@ class Labeler:
     def _failed(self, t: _Target, kind: str, message: str) -> bool:
         """Keep the last good labels; log once per change of trouble, count every time."""
         t.errors += 1
+        t.error_kinds.add(kind)
         for secret in self._secrets:
             message = message.replace(secret, "***")
         if message != t.last_error:
@@ -527,10 +529,10 @@ class Labeler:
         return False
 
     async def _read_run_id(self, t: _Target) -> str:
-        client = self._clients.get(t.index)
+        client = t.client
         if client is None:
             assert t.source is not None
-            client = self._clients[t.index] = _redis_client(t.source)
+            client = t.client = _redis_client(t.source)
             password = client.connection_pool.connection_kwargs.get("password")
             if password:
                 self._secrets.add(password)

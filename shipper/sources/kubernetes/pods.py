@@ -20,6 +20,8 @@ from typing import Any
 _LABEL_NAME_BAD = re.compile(r"[^a-zA-Z0-9_]")
 #: redis_exporter's default port (``--web.listen-address``)
 EXPORTER_PORT = 9121
+#: the labels every followed container's events carry (target_labels), whatever the config
+POD_LABELS = ("namespace", "pod", "container", "node", "instance")
 
 
 @dataclass(frozen=True)
@@ -122,8 +124,7 @@ def target_labels(t: Target, *, preset: str, port: int, copy_pod_labels: list[st
         instance = t.pod
     else:
         instance = f"{host}:{EXPORTER_PORT}"
-    labels = {"namespace": t.namespace, "pod": t.pod, "container": t.container, "node": t.node,
-              "instance": instance}
+    labels = dict(zip(POD_LABELS, (t.namespace, t.pod, t.container, t.node, instance), strict=True))
     have = dict(t.pod_labels)
     for key in copy_pod_labels:
         if key in have:

@@ -31,23 +31,28 @@ log = logging.getLogger("redis_shipper.kubernetes")
 @dataclass(frozen=True)
 class Managed:
     """One source this discovery runs for a target: its name (stable: the audit stream's name),
-    its config (as a config file would give it) and its labels."""
+    its config (as a config file would give it), its labels, and the labeler target its events
+    take discovered labels from (``k8s:<ns>/<pod>/<container>``, shared by the container's log
+    files and its poller: both are that one Redis)."""
 
     name: str
     config: dict[str, Any]
     labels: dict[str, str]
+    target: str | None = None
 
 
 class SourceControl(Protocol):
     """How a discovery source adds and stops other sources in the running agent.
 
     ``add`` starts a source from a config dict (validated like the config file's ``sources``) whose
-    events carry ``labels`` merged over the agent's global labels; adding a name that runs already
-    replaces nothing and returns. ``stop`` drains the named source (what it has read is committed)
-    and stops it; its checkpoints and audit stream stay, so adding it again resumes.
+    events carry ``labels`` merged over the agent's global labels, and, once the poller of
+    ``target`` asked Prometheus, the labels redis_exporter's series of that Redis carry; adding a
+    name that runs already replaces nothing and returns. ``stop`` drains the named source (what it
+    has read is committed) and stops it; its checkpoints and audit stream stay, so adding it again resumes.
     """
 
-    async def add(self, name: str, config: dict[str, Any], labels: dict[str, str]) -> None: ...
+    async def add(self, name: str, config: dict[str, Any], labels: dict[str, str], *,
+                  target: str | None = None) -> None: ...
 
     async def stop(self, name: str) -> None: ...
 
@@ -60,16 +65,17 @@ def managed_for(cfg: KubernetesSourceConfig, t: Target) -> list[Managed]:
                            static=dict(cfg.labels))
     # the kubernetes source's drop: rules, on each of a pod's sources (absent when there are none)
     drop = {"drop": [r.model_dump(exclude_none=True) for r in cfg.drop]} if cfg.drop else {}
+    target = f"k8s:{t.key}"
     out = [Managed(f"k8s:{t.key}:file",
                    {"type": "file", "path": t.log_glob(cfg.log_root), "container_format": cfg.container_format,
                     **drop},
-                   labels)]
+                   labels, target)]
     if cfg.poll is not None:
         poll = cfg.poll.model_dump(exclude_none=True, exclude={"port", "scheme"})
         host = f"[{t.pod_ip}]" if ":" in t.pod_ip else t.pod_ip
         out.append(Managed(f"k8s:{t.key}:redis",
                            {"type": "redis", "url": f"{cfg.poll.scheme}://{host}:{cfg.poll.port}", **poll, **drop},
-                           labels))
+                           labels, target))
     return out
 
 
@@ -117,7 +123,7 @@ class KubernetesSource(Source):
                 if name in self.running or self.refused.get(name) == m:
                     continue
                 try:
-                    await self._control.add(name, m.config, m.labels)
+                    await self._control.add(name, m.config, m.labels, target=m.target)
                 except Exception as e:  # a config the schema refuses: said once, the others go on
                     self.refused[name] = m
                     log.error("kubernetes source %s: cannot follow %s: %s", self.name, name, e,
