@@ -89,8 +89,8 @@ def test_connect_lists_and_watches_the_nodes_pods_with_the_service_accounts_toke
 
     rc, out = check(tmp_path, capsys, kube_source(node, kc), "--connect")
     assert rc == 0, out
-    assert (f"OK   sources[0] kubernetes node {node}: list pods: allowed; 1 pod(s) on node {node} now, "
-            f"1 Redis container(s) to follow: {ns}/cache-0/redis") in out
+    assert (f"OK   sources[0] kubernetes node {node}: list pods: allowed; 1 pod(s) matching the selector on node "
+            f"{node} now, 1 Redis container(s) to follow: {ns}/cache-0/redis") in out
     assert f"OK   sources[0] kubernetes node {node}: watch pods: allowed" in out
     assert token not in out
 

@@ -130,7 +130,8 @@ async def probe(cfg: KubernetesSourceConfig, timeout: float, result: Result) -> 
         targets = [t for pod in seen.values() for t in targets_of(pod, cfg.images, cfg.exclude_images)]
         shown = ", ".join(f"{t.namespace}/{t.pod}/{t.container}" for t in targets[:10])
         more = f" and {len(targets) - 10} more" if len(targets) > 10 else ""
-        result("ok", f"list pods: allowed; {len(seen)} pod(s) on node {cfg.node} now, "
+        matching = " matching the selector" if cfg.selector else ""
+        result("ok", f"list pods: allowed; {len(seen)} pod(s){matching} on node {cfg.node} now, "
                f"{len(targets)} Redis container(s) to follow" + (f": {shown}{more}" if targets else ""))
         try:
             async with asyncio.timeout(timeout):
