@@ -152,6 +152,15 @@ sinks:
     assert "hunter2-secret" not in out and "inline-pass" not in out
 
 
+def test_the_summary_lists_every_poll_kind_a_redis_source_runs(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out = run_check(tmp_path, f"state_dir: {tmp_path}/state\nsources:\n  - type: redis\n"
+                        "    url: redis://10.0.0.9:6380\n    latency: {enabled: false}\n", capsys)
+    assert rc == 0, out
+    assert ("sources[0] redis redis://10.0.0.9:6380 (polls: slowlog, commandlog, acl_log, config, cluster, "
+            "info)") in out
+
+
 @pytest.mark.integration
 def test_connect_reports_version_role_and_acl_denied_commands(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,26 +21,26 @@ import asyncio
 import socket
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from ..audit import readers
+from ..audit import readers, trails
 from ..audit.anchor import heads_snapshot, parse_heads_file
 from ..audit.verify import Report, StreamReport, Verifier
 from ..config import AgentConfig, ConfigError, LocalSinkConfig, load_config, named_sinks, parse_config, parse_duration
+from ..registry import SINKS
 from ..util.tz import parse_when
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_READ = 0, 1, 2, 3
-#: without --since, Loki is asked about this much history (its max_query_length is 721 h)
-LOKI_DEFAULT_LOOKBACK = 30 * 86400.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", help="agent config (sinks' connection settings, state_dir)")
     parser.add_argument("--state-dir", help="override the config's state_dir")
-    parser.add_argument("--from", dest="source", choices=["local", "loki", "elasticsearch", "file"], default="local",
+    parser.add_argument("--from", dest="source", choices=SINKS.names(), default="local",
                         help="which sink to read the trail back from (default: local)")
     parser.add_argument("--sink", help="the sink's name when several of that type are configured (loki2...)")
     parser.add_argument("--input", nargs="+", metavar="FILE",
@@ -177,32 +177,17 @@ def _read_trail(v: Verifier, cfg: AgentConfig, args: argparse.Namespace, sink_cf
     if args.input:
         v.add_lines(readers.read_files(args.input))
         return
-    kind = args.source
-    if kind == "local":
-        v.add_lines(readers.read_local(readers_local_dir(sink_cfg, cfg.state_dir), on_unfinished=unfinished))
-    elif kind == "file":
-        v.add_lines(readers.read_files([sink_cfg.path], on_unfinished=unfinished))
-    elif kind == "loki":
-        start = (since if since is not None else int((now - LOKI_DEFAULT_LOOKBACK) * 1e9)) - margin
-        end = (until if until is not None else int(now * 1e9)) + margin
-        discovered = cfg.discover_labels.copy_labels if cfg.discover_labels else []
-        selector = args.selector or readers.default_loki_selector(dict(cfg.labels), discovered)
-        asyncio.run(_drain(v, readers.read_loki(sink_cfg, selector=selector, start_ns=start, end_ns=end,
-                                                limit=args.loki_limit)))
-    elif kind == "elasticsearch":
-        es_start = since - margin if since is not None else None
-        es_end = until + margin if until is not None else None
-        asyncio.run(_drain(v, readers.read_elasticsearch(sink_cfg, start_ns=es_start, end_ns=es_end,
-                                                         page=args.es_page, on_invalid=v.add_invalid)))
+    query = trails.TrailQuery(sink_cfg, cfg, since, until, margin, now, selector=args.selector,
+                               loki_limit=args.loki_limit, es_page=args.es_page, on_unfinished=unfinished,
+                               on_invalid=v.add_invalid)
+    lines = SINKS.get(args.source).read(query)
+    if isinstance(lines, AsyncIterator):
+        asyncio.run(_drain(v, lines))
+    else:
+        v.add_lines(lines)
 
 
-def readers_local_dir(sink_cfg: Any, state_dir: str) -> Path:
-    from ..sinks.local import local_dir
-
-    return local_dir(sink_cfg, state_dir)
-
-
-async def _drain(v: Verifier, lines: Any) -> None:
+async def _drain(v: Verifier, lines: AsyncIterator[trails.Line]) -> None:
     async for raw, where in lines:
         v.add(raw, where)
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import Field, ValidationError
 
+from ..registry import SINKS, SOURCES
+from ..registry import sinks as _builtin_sinks  # noqa: F401 - registers the built-in sink types
+from ..registry import sources as _builtin_sources  # noqa: F401 - registers the built-in source types
 from .base import Duration, Size, Strict, parse_duration, parse_size, read_secret
 from .conflicts import duplicate_redis_sources
 from .env import expand_env  # ${VAR} semantics: shipper/config/env.py
@@ -53,11 +56,14 @@ __all__ = [
     "read_secret",
 ]
 
-SourceConfig = Annotated[FileSourceConfig | RedisSourceConfig | KubernetesSourceConfig, Field(discriminator="type")]
-SinkConfig = Annotated[
-    FileSinkConfig | LocalSinkConfig | LokiSinkConfig | ElasticsearchSinkConfig,
-    Field(discriminator="type"),
-]
+def _union(models: tuple[type[Strict], ...]) -> Any:
+    """The discriminated union (on ``type:``) of a registry's config models."""
+    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007 - a tuple of models
+
+
+#: every registered source/sink type's config (shipper/registry/): the union the config validates
+SourceConfig: Any = _union(SOURCES.models())
+SinkConfig: Any = _union(SINKS.models())
 
 
 class SpoolConfig(Strict):
@@ -160,13 +166,34 @@ def _model_for(loc: tuple[Any, ...]) -> type[Strict] | None:
     return model
 
 
-_TAGS: dict[str, Any] = {
-    "file": lambda loc: FileSourceConfig if loc and loc[0] == "sources" else FileSinkConfig,
-    "redis": lambda loc: RedisSourceConfig,
-    "loki": lambda loc: LokiSinkConfig,
-    "elasticsearch": lambda loc: ElasticsearchSinkConfig,
-    "local": lambda loc: LocalSinkConfig,
-}
+class _Tags:
+    """``type:`` tag -> the model at an error location under ``sources:`` or ``sinks:``."""
+
+    def __contains__(self, tag: object) -> bool:
+        return isinstance(tag, str) and (tag in SOURCES.names() or tag in SINKS.names())
+
+    def __getitem__(self, tag: str) -> Any:
+        def model(loc: tuple[Any, ...]) -> Any:
+            family = SOURCES if loc and loc[0] == "sources" else SINKS
+            return family.get(tag).config if tag in family.names() else None
+        return model
+
+
+_TAGS = _Tags()
+
+
+def _rebuild_unions() -> None:
+    """A type registered after start-up (a test's toy sink): the config accepts it from now on."""
+    global SourceConfig, SinkConfig
+    SourceConfig, SinkConfig = _union(SOURCES.models()), _union(SINKS.models())
+    for field, union in (("sources", SourceConfig), ("sinks", SinkConfig)):
+        AgentConfig.__annotations__[field] = list[union]
+        AgentConfig.model_fields[field].annotation = list[union]
+    AgentConfig.model_rebuild(force=True)
+
+
+SOURCES.on_change(_rebuild_unions)
+SINKS.on_change(_rebuild_unions)
 
 
 def _unwrap_model(ann: Any) -> Any:

@@ -123,13 +123,10 @@ class Agent:
     async def start(self) -> None:
         Path(self.cfg.state_dir).mkdir(parents=True, exist_ok=True)
         await self.spool.open()
-        try:
-            from .labels import Labeler
+        from .labels import Labeler
 
-            self.labeler = Labeler(self.cfg)
-            await self.labeler.start()
-        except ImportError:
-            self.labeler = None
+        self.labeler = Labeler(self.cfg)
+        await self.labeler.start()
         for sink in self.sinks:
             await self.spool.register_sink(sink.name)
         await self.spool.forget_sinks(s.name for s in self.sinks)
