@@ -113,6 +113,7 @@ class PodWatcher:
 
     async def _watch_once(self) -> None:
         """One watch request, until the server ends it; raises WatchExpired on 410."""
+        import httpx2
         from lightkube.core.exceptions import ApiError
 
         try:
@@ -131,8 +132,12 @@ class PodWatcher:
                 else:
                     self.pods[k] = d
                 await self.on_pods(dict(self.pods))
-        except ApiError as e:
+        except ApiError as e:  # a 410 the server sends inside the watch stream
             if getattr(e.status, "code", None) == 410:
+                raise WatchExpired(str(e)) from e
+            raise
+        except httpx2.HTTPStatusError as e:  # a 410 as the HTTP status: lightkube's watch raises
+            if e.response.status_code == 410:  # its HTTP client's error for it, not ApiError
                 raise WatchExpired(str(e)) from e
             raise
 
