@@ -39,8 +39,9 @@ from typing import Any, TypeVar
 
 import orjson
 
-from parsers.events import Event, dumps, event_id, format_epoch, make_event
+from parsers.events import Event, dumps, event_id
 
+from ..agent_events import agent_event
 from ..api import Position, SpooledEvent
 from ..audit.verify import seq_ranges_field
 from ..observe import metrics
@@ -142,9 +143,8 @@ class Spool:
     async def _report_reset(self, reset: dict[str, Any]) -> None:
         """Log lost state and ship it as a ``state_reset`` agent event."""
         log.error("state_reset: %s", reset["message"], extra={"state_reset": reset["fields"]})
-        await self.append(f"{self.host}/agent", [make_event(
-            timestamp=format_epoch(time.time()), source="agent", category="other", event="state_reset",
-            level="error", message=reset["message"], fields=reset["fields"])], {})
+        await self.append(f"{self.host}/agent", [agent_event("state_reset", reset["message"], level="error",
+                                                             **reset["fields"])], {})
 
     def _open_or_reset(self) -> dict[str, Any] | None:
         """Open the spool and check it against the last run's stamp (shipper/pipeline/spool_stamp.py).
@@ -497,16 +497,10 @@ class Spool:
             row = db.execute("SELECT value FROM meta WHERE key = 'dropped_total'").fetchone()
             total = (int(row[0]) if row else 0) + dropped
             db.execute("INSERT OR REPLACE INTO meta VALUES ('dropped_total', ?)", (str(total),))
-            gap = make_event(
-                timestamp=format_epoch(time.time()),
-                source="agent",
-                category="other",
-                event="spool_overflow",
-                level="warning",
-                message=f"spool full: dropped {dropped} oldest events (spool rows {first}..{last})",
-                fields={"dropped_events": dropped, "dropped_bytes": freed, "first_row": first, "last_row": last,
-                        "dropped_total": total, "seqs": seq_ranges_field(pairs)},
-            )
+            gap = agent_event(
+                "spool_overflow", f"spool full: dropped {dropped} oldest events (spool rows {first}..{last})",
+                level="warning", dropped_events=dropped, dropped_bytes=freed, first_row=first, last_row=last,
+                dropped_total=total, seqs=seq_ranges_field(pairs))
             raw = self._seal(f"{self.host}/agent", gap, heads_changed)
             top = self._insert_rows(time.time(), [raw], top)
             self._bytes += len(raw)
