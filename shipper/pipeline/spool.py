@@ -46,7 +46,7 @@ from ..api import Position, SpooledEvent
 from ..audit.verify import seq_ranges_field
 from ..observe import metrics
 from ..sinks import limits
-from . import spool_rows, spool_stamp, state_guard
+from . import spool_reset, spool_rows, spool_stamp, state_guard
 
 log = logging.getLogger("shipper.spool")
 
@@ -140,26 +140,20 @@ class Spool:
         if reset is not None:
             await self._report_reset(reset)
 
-    async def _report_reset(self, reset: dict[str, Any]) -> None:
+    async def _report_reset(self, reset: spool_reset.Reset) -> None:
         """Log lost state and ship it as a ``state_reset`` agent event."""
-        log.error("state_reset: %s", reset["message"], extra={"state_reset": reset["fields"]})
-        await self.append(f"{self.host}/agent", [agent_event("state_reset", reset["message"], level="error",
-                                                             **reset["fields"])], {})
+        log.error("state_reset: %s", reset.message, extra={"state_reset": reset.fields})
+        await self.append(f"{self.host}/agent", [reset.event()], {})
 
-    def _open_or_reset(self) -> dict[str, Any] | None:
-        """Open the spool and check it against the last run's stamp (shipper/pipeline/spool_stamp.py).
-
-        A spool SQLite cannot read, an empty one or a missing one is moved aside and a fresh one
-        started, resuming from ``positions.json`` when it is valid; a spool that lost its newest
-        rows (its WAL deleted, an older copy restored) is kept: its older positions make the
-        sources read again what they had read since. Returns the reset's description, or None.
-        """
+    def _open_or_reset(self) -> spool_reset.Reset | None:
+        """Open the spool and check it against the last run's stamp (shipper/pipeline/spool_reset.py
+        says what is done when state was lost, and why). Returns the reset, or None."""
         stamp = spool_stamp.read(self.dir)
         reason = spool_stamp.missing_or_empty(self.path, stamp)
         if reason is None:
             try:
                 self._open()
-                return self._opened(self._rows_lost(stamp))
+                return self._opened(spool_reset.rows_lost(self.path, self._top, stamp))
             except sqlite3.DatabaseError as exc:
                 if isinstance(exc, sqlite3.OperationalError) and state_guard.is_disk_error(exc):
                     raise
@@ -168,48 +162,17 @@ class Spool:
             if db is not None:
                 db.close()
         self._db = self._ack_db = None
-        when = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        moved: Path | None = self.dir / f"spool.sqlite.corrupt-{when}"
-        if not self.path.exists():
-            moved = None
-        for suffix in ("", "-wal", "-shm"):
-            src = Path(str(self.path) + suffix)
-            if src.exists():
-                os.replace(src, str(self.dir / f"spool.sqlite.corrupt-{when}") + suffix)
+        moved = spool_reset.set_aside(self.path)
         self._open()
-        positions = _read_positions_mirror(self.dir / "positions.json")
+        positions = spool_reset.read_positions_mirror(self.dir / "positions.json")
         if positions:
             assert self._db is not None
             self._db.executemany("INSERT OR REPLACE INTO positions VALUES (?, ?)",
                                  [(k, orjson.dumps(v)) for k, v in positions.items()])
-        resumed = "positions.json" if positions else "nothing (sources start over)"
-        lost = stamp.unshipped_after(0) if stamp is not None else None
-        counted = (f"up to {lost} event(s) it held had not reached every sink and cannot be recovered"
-                   if lost is not None
-                   else "what it held and had not shipped cannot be recovered (no spool.stamp to count it)")
-        return self._opened({
-            "message": f"{reason}: " + (f"moved to {moved.name}, " if moved else "")
-                       + f"started a fresh spool resuming from {resumed}; {counted}",
-            "fields": {"reason": reason, "file": str(self.path), "moved_to": str(moved) if moved else None,
-                       "resumed_from": resumed, "positions_restored": len(positions),
-                       "unrecoverable_events": lost}})
+        return self._opened(spool_reset.fresh_start(self.path, reason, moved=moved,
+                                                    positions_restored=len(positions), stamp=stamp))
 
-    def _rows_lost(self, stamp: spool_stamp.Stamp | None) -> dict[str, Any] | None:
-        """The reset of a spool that opened fine but holds fewer rows than it had written."""
-        if stamp is None or stamp.top <= self._top:
-            return None
-        wal = Path(str(self.path) + "-wal")
-        reason = (f"{self.path.name} ends at row {self._top} but had written up to row {stamp.top}: its "
-                  f"write-ahead log ({wal.name}) was deleted, or an older copy was restored")
-        lost = stamp.unshipped_after(self._top)
-        return {"message": f"{reason}; resuming from the positions the spool still holds (older: what the "
-                           f"sources read since is read and shipped again); up to {lost} event(s) had not reached "
-                           "every sink: those a file source wrote are read again, the others cannot be recovered",
-                "fields": {"reason": reason, "file": str(self.path), "moved_to": None,
-                           "resumed_from": "the spool's own (older) positions",
-                           "rows_lost": stamp.top - self._top, "unrecoverable_events": lost}}
-
-    def _opened(self, reset: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _opened(self, reset: spool_reset.Reset | None) -> spool_reset.Reset | None:
         self._stamp.opened()
         self._stamp.write(self._top, self._cursors, force=True)
         return reset
@@ -672,13 +635,9 @@ class Spool:
         """The spool file was deleted or replaced under the running agent: SQLite goes on in the
         unlinked file, so nothing stops now, but all of it is lost when the agent exits. Said
         once: logged, a state_reset event (shipped from the file still open), /ready 503."""
-        message = (f"{reason}: the agent goes on with the file it has open, but everything in it (positions, "
-                   f"{self._events} unshipped event(s)) is lost when it exits; restart it once the sinks caught up "
-                   "to start a new spool")
-        state_guard.record_problem("spool_file", message)
-        self._vanish_reported = asyncio.ensure_future(self._report_reset({"message": message, "fields": {
-            "reason": reason, "file": str(self.path), "moved_to": None, "resumed_from": "the open file",
-            "unrecoverable_events": self._events}}))
+        reset = spool_reset.vanished(self.path, reason, unshipped=self._events)
+        state_guard.record_problem("spool_file", reset.message)
+        self._vanish_reported = asyncio.ensure_future(self._report_reset(reset))
 
     # ---- human-readable positions (promtail-style) ---------------------------------------
     def _write_positions_mirror(self, force: bool = False) -> None:
@@ -710,15 +669,6 @@ class Spool:
             self._positions_mirror_due = 0.0
             return
         state_guard.record_success("positions")
-
-
-def _read_positions_mirror(path: Path) -> dict[str, Position]:
-    """``positions.json`` when it is a valid mapping, else {} (garbage never stops a start)."""
-    try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _rollback(db: sqlite3.Connection) -> None:
