@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shipper.pipeline import spool_reset
+from shipper.pipeline import positions_mirror, spool_reset
 from shipper.pipeline.spool_stamp import Stamp
 
 
@@ -60,8 +60,8 @@ def test_a_reset_is_shipped_as_a_state_reset_agent_event_at_error_level(tmp_path
 def test_a_positions_mirror_that_is_not_a_mapping_restores_nothing(tmp_path: Path) -> None:
     mirror = tmp_path / "positions.json"
     mirror.write_bytes(b'[1, 2]')
-    assert spool_reset.read_positions_mirror(mirror) == {}
+    assert positions_mirror.read(mirror) == {}
     mirror.write_bytes(b'{"file:1": {"offset": 500}')
-    assert spool_reset.read_positions_mirror(mirror) == {}
+    assert positions_mirror.read(mirror) == {}
     mirror.write_bytes(b'{"file:1": {"offset": 500}}')
-    assert spool_reset.read_positions_mirror(mirror) == {"file:1": {"offset": 500}}
+    assert positions_mirror.read(mirror) == {"file:1": {"offset": 500}}

@@ -20,12 +20,16 @@ a replay after a crash reproduces the same numbers (nothing leaves the agent bef
 
 All database work runs on one dedicated thread: SQLite connections are not shared across
 threads, and one writer is all SQLite allows anyway.
+
+This module is the queue and its transactions. Around it: the SQLite file's tables and
+connection settings (spool_db.py), the layout of the event rows (spool_rows.py), the witness of
+what the spool held (spool_stamp.py) and what is done when that state was lost (spool_reset.py),
+and ``positions.json`` for humans (positions_mirror.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -46,18 +50,11 @@ from ..api import Position, SpooledEvent
 from ..audit.verify import seq_ranges_field
 from ..observe import metrics
 from ..sinks import limits
-from . import spool_reset, spool_rows, spool_stamp, state_guard
+from . import positions_mirror, spool_db, spool_reset, spool_rows, spool_stamp, state_guard
 
 log = logging.getLogger("shipper.spool")
 
 T = TypeVar("T")
-
-SCHEMA = spool_rows.TABLE + """
-CREATE TABLE IF NOT EXISTS positions (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS sink_cursors (sink TEXT PRIMARY KEY, acked INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS chain (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 
 GENESIS = "0" * 64
 
@@ -117,7 +114,7 @@ class Spool:
         self._room = asyncio.Event()
         self._cursors: dict[str, int] = {}
         self._heads: dict[str, tuple[int, str]] = {}
-        self._positions_mirror_due = 0.0
+        self._positions_mirror = positions_mirror.PositionsMirror(self.dir)
         self._top = 0
         #: acknowledged rows are deleted in runs of at least this many (see _gc)
         self.gc_rows = gc_rows
@@ -164,7 +161,7 @@ class Spool:
         self._db = self._ack_db = None
         moved = spool_reset.set_aside(self.path)
         self._open()
-        positions = spool_reset.read_positions_mirror(self.dir / "positions.json")
+        positions = positions_mirror.read(self._positions_mirror.path)
         if positions:
             assert self._db is not None
             self._db.executemany("INSERT OR REPLACE INTO positions VALUES (?, ?)",
@@ -179,51 +176,16 @@ class Spool:
 
     def _open(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        db = self._connect(self.synchronous)
-        db.executescript(SCHEMA)
+        db = spool_db.connect(self.path, self.synchronous)
+        db.executescript(spool_db.SCHEMA)
         self._db = db
-        self._ack_db = self._connect("NORMAL")
-        self._migrate_event_rows()
+        self._ack_db = spool_db.connect(self.path, "NORMAL")
+        spool_db.migrate_event_rows(db)
         row = db.execute("SELECT COALESCE(SUM(n), 0), COALESCE(SUM(size), 0) FROM batches").fetchone()
         self._events, self._bytes = int(row[0]), int(row[1])
         self._cursors = dict(db.execute("SELECT sink, acked FROM sink_cursors").fetchall())
         self._heads = {s: (q, h) for s, q, h in db.execute("SELECT stream, seq, hash FROM chain")}
         self._top = self._max_seq()
-
-    def _migrate_event_rows(self) -> None:
-        """Move a spool written by an agent before rows of many events (table ``events``, one
-        row per event) to ``batches``: same row numbers, nothing re-sent, nothing lost."""
-        db = self._db
-        assert db is not None
-        if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'").fetchone():
-            return
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute("INSERT INTO batches (last, n, added, size, raw) "
-                       "SELECT seq, 1, added, size, raw FROM events ORDER BY seq")
-            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-            old_top = int(row[0]) if row else 0
-            if old_top > spool_rows.top_of(db):  # the newest rows were already collected
-                if db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'batches'", (old_top,)).rowcount == 0:
-                    db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('batches', ?)", (old_top,))
-            db.execute("DROP TABLE events")
-            db.execute("COMMIT")
-        except BaseException:
-            _rollback(db)
-            raise
-
-    def _connect(self, synchronous: str) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={synchronous}")
-        db.execute("PRAGMA busy_timeout=5000")
-        # Freed pages are not overwritten with zeros. Some builds (Debian's libsqlite3) turn
-        # secure_delete on, and then every DELETE of acknowledged rows writes the whole deleted
-        # volume again (to the WAL, then to the file): +7-8 % end to end when off
-        # (measured in interleaved pairs). The deleted events are copies of what the sinks
-        # already hold, in a file only the agent's user can read (state_dir).
-        db.execute("PRAGMA secure_delete=OFF")
-        return db
 
     async def close(self) -> None:
         def _close() -> None:
@@ -387,7 +349,7 @@ class Spool:
                 db.execute("INSERT OR REPLACE INTO chain VALUES (?, ?, ?)", (s, q, h))
             db.execute("COMMIT")
         except BaseException:
-            _rollback(db)
+            spool_db.rollback(db)
             self._cursors, self._bytes = cursors, size
             # the chain heads in memory were only staged in heads_changed: nothing to undo
             raise
@@ -532,7 +494,7 @@ class Spool:
                     freed = self._collect(db)
                     db.execute("COMMIT")
                 except BaseException:
-                    _rollback(db)
+                    spool_db.rollback(db)
                     raise
             except BaseException:
                 self._cursors[sink] = old
@@ -639,40 +601,8 @@ class Spool:
         state_guard.record_problem("spool_file", reset.message)
         self._vanish_reported = asyncio.ensure_future(self._report_reset(reset))
 
-    # ---- human-readable positions (promtail-style) ---------------------------------------
     def _write_positions_mirror(self, force: bool = False) -> None:
-        """Write ``positions.json`` (temp, fsync, rename) at most once a second, for humans.
-
-        The source of truth is the ``positions`` table, committed with the events; this file
-        only lets an operator see where every file and cursor stands without opening SQLite.
-        """
-        now = time.monotonic()
-        if not force and now < self._positions_mirror_due:
-            return
-        self._positions_mirror_due = now + 1.0
+        """``positions.json`` for humans (shipper/pipeline/positions_mirror.py), at most once a second."""
         assert self._db is not None
-        data = {k: orjson.loads(v) for k, v in self._db.execute("SELECT key, value FROM positions ORDER BY key")}
-        tmp = self.dir / "positions.json.tmp"
-        try:
-            with open(tmp, "wb") as f:
-                f.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.dir / "positions.json")
-        except OSError as e:
-            # a mirror for humans: the positions table stays the truth, the next write catches up
-            if not state_guard.is_disk_error(e):
-                raise
-            state_guard.record_failure("positions", str(self.dir / "positions.json"), e)
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-            self._positions_mirror_due = 0.0
-            return
-        state_guard.record_success("positions")
+        self._positions_mirror.write(self._db, force=force)
 
-
-def _rollback(db: sqlite3.Connection) -> None:
-    """ROLLBACK unless SQLite already did: a COMMIT that failed on a full disk rolls back by
-    itself, and a second ROLLBACK raises "cannot rollback - no transaction is active"."""
-    if db.in_transaction:
-        db.execute("ROLLBACK")

@@ -25,12 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from parsers.events import Event
 
 from ..agent_events import agent_event
-from ..api import Position
 from .spool_stamp import Stamp
 
 #: the agent event every reset is shipped as
@@ -105,11 +102,3 @@ def vanished(spool: Path, reason: str, *, unshipped: int) -> Reset:
         {"reason": reason, "file": str(spool), "moved_to": None, "resumed_from": "the open file",
          "unrecoverable_events": unshipped})
 
-
-def read_positions_mirror(path: Path) -> dict[str, Position]:
-    """``positions.json`` when it is a valid mapping, else {} (garbage never stops a start)."""
-    try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
