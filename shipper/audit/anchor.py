@@ -24,7 +24,9 @@ from typing import Any
 
 import orjson
 
-from parsers.events import Event, format_epoch, make_event
+from parsers.events import Event, format_epoch
+
+from ..agent_events import agent_event
 
 Heads = dict[str, tuple[int, str]]
 
@@ -42,16 +44,8 @@ def anchor_event(heads: Heads, *, now: float | None = None) -> Event:
     Appended to the agent stream like any agent event, so it is itself chained: deleting an
     anchor leaves a gap in the agent stream, and rewriting one breaks the chain.
     """
-    t = time.time() if now is None else now
-    return make_event(
-        timestamp=format_epoch(t),
-        source="agent",
-        category="other",
-        event=ANCHOR_EVENT,
-        level="notice",
-        message=f"audit chain heads of {len(heads)} stream(s)",
-        fields={"heads": heads_json(heads)},
-    )
+    return agent_event(ANCHOR_EVENT, f"audit chain heads of {len(heads)} stream(s)", level="notice", at=now,
+                       heads=heads_json(heads))
 
 
 def heads_snapshot(heads: Heads, *, host: str, now: float | None = None) -> dict[str, Any]:

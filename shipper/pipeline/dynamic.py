@@ -26,6 +26,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -39,7 +40,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("redis_shipper.runtime")
 
-_SOURCE = TypeAdapter(SourceConfig)
+
+@cache
+def _source_adapter() -> TypeAdapter[SourceConfig]:
+    """The validator of one ``sources:`` entry, built on first use (not at import): only a source
+    added at run time (SIGHUP reload, pod discovery) needs it, and every import would pay for it."""
+    return TypeAdapter(SourceConfig)
 
 
 @dataclass
@@ -74,7 +80,7 @@ class DynamicSources:
         if name in self.running or self._stopping:
             return
         try:
-            sc = _SOURCE.validate_python(config)
+            sc = _source_adapter().validate_python(config)
         except ValidationError as e:
             # loc[0] is the union's tag (the type): the key path starts after it
             raise ConfigError([(".".join(map(str, err["loc"][1:])) or "type", err["msg"]) for err in e.errors()],

@@ -20,12 +20,16 @@ a replay after a crash reproduces the same numbers (nothing leaves the agent bef
 
 All database work runs on one dedicated thread: SQLite connections are not shared across
 threads, and one writer is all SQLite allows anyway.
+
+This module is the queue and its transactions. Around it: the SQLite file's tables and
+connection settings (spool_db.py), the layout of the event rows (spool_rows.py), the witness of
+what the spool held (spool_stamp.py) and what is done when that state was lost (spool_reset.py),
+and ``positions.json`` for humans (positions_mirror.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -39,24 +43,18 @@ from typing import Any, TypeVar
 
 import orjson
 
-from parsers.events import Event, dumps, event_id, format_epoch, make_event
+from parsers.events import Event, dumps, event_id
 
+from ..agent_events import agent_event
 from ..api import Position, SpooledEvent
 from ..audit.verify import seq_ranges_field
 from ..observe import metrics
 from ..sinks import limits
-from . import spool_rows, spool_stamp, state_guard
+from . import positions_mirror, spool_db, spool_reset, spool_rows, spool_stamp, state_guard
 
 log = logging.getLogger("shipper.spool")
 
 T = TypeVar("T")
-
-SCHEMA = spool_rows.TABLE + """
-CREATE TABLE IF NOT EXISTS positions (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS sink_cursors (sink TEXT PRIMARY KEY, acked INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS chain (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 
 GENESIS = "0" * 64
 
@@ -116,7 +114,7 @@ class Spool:
         self._room = asyncio.Event()
         self._cursors: dict[str, int] = {}
         self._heads: dict[str, tuple[int, str]] = {}
-        self._positions_mirror_due = 0.0
+        self._positions_mirror = positions_mirror.PositionsMirror(self.dir)
         self._top = 0
         #: acknowledged rows are deleted in runs of at least this many (see _gc)
         self.gc_rows = gc_rows
@@ -139,27 +137,20 @@ class Spool:
         if reset is not None:
             await self._report_reset(reset)
 
-    async def _report_reset(self, reset: dict[str, Any]) -> None:
+    async def _report_reset(self, reset: spool_reset.Reset) -> None:
         """Log lost state and ship it as a ``state_reset`` agent event."""
-        log.error("state_reset: %s", reset["message"], extra={"state_reset": reset["fields"]})
-        await self.append(f"{self.host}/agent", [make_event(
-            timestamp=format_epoch(time.time()), source="agent", category="other", event="state_reset",
-            level="error", message=reset["message"], fields=reset["fields"])], {})
+        log.error("state_reset: %s", reset.message, extra={"state_reset": reset.fields})
+        await self.append(f"{self.host}/agent", [reset.event()], {})
 
-    def _open_or_reset(self) -> dict[str, Any] | None:
-        """Open the spool and check it against the last run's stamp (shipper/pipeline/spool_stamp.py).
-
-        A spool SQLite cannot read, an empty one or a missing one is moved aside and a fresh one
-        started, resuming from ``positions.json`` when it is valid; a spool that lost its newest
-        rows (its WAL deleted, an older copy restored) is kept: its older positions make the
-        sources read again what they had read since. Returns the reset's description, or None.
-        """
+    def _open_or_reset(self) -> spool_reset.Reset | None:
+        """Open the spool and check it against the last run's stamp (shipper/pipeline/spool_reset.py
+        says what is done when state was lost, and why). Returns the reset, or None."""
         stamp = spool_stamp.read(self.dir)
         reason = spool_stamp.missing_or_empty(self.path, stamp)
         if reason is None:
             try:
                 self._open()
-                return self._opened(self._rows_lost(stamp))
+                return self._opened(spool_reset.rows_lost(self.path, self._top, stamp))
             except sqlite3.DatabaseError as exc:
                 if isinstance(exc, sqlite3.OperationalError) and state_guard.is_disk_error(exc):
                     raise
@@ -168,99 +159,33 @@ class Spool:
             if db is not None:
                 db.close()
         self._db = self._ack_db = None
-        when = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        moved: Path | None = self.dir / f"spool.sqlite.corrupt-{when}"
-        if not self.path.exists():
-            moved = None
-        for suffix in ("", "-wal", "-shm"):
-            src = Path(str(self.path) + suffix)
-            if src.exists():
-                os.replace(src, str(self.dir / f"spool.sqlite.corrupt-{when}") + suffix)
+        moved = spool_reset.set_aside(self.path)
         self._open()
-        positions = _read_positions_mirror(self.dir / "positions.json")
+        positions = positions_mirror.read(self._positions_mirror.path)
         if positions:
             assert self._db is not None
             self._db.executemany("INSERT OR REPLACE INTO positions VALUES (?, ?)",
                                  [(k, orjson.dumps(v)) for k, v in positions.items()])
-        resumed = "positions.json" if positions else "nothing (sources start over)"
-        lost = stamp.unshipped_after(0) if stamp is not None else None
-        counted = (f"up to {lost} event(s) it held had not reached every sink and cannot be recovered"
-                   if lost is not None
-                   else "what it held and had not shipped cannot be recovered (no spool.stamp to count it)")
-        return self._opened({
-            "message": f"{reason}: " + (f"moved to {moved.name}, " if moved else "")
-                       + f"started a fresh spool resuming from {resumed}; {counted}",
-            "fields": {"reason": reason, "file": str(self.path), "moved_to": str(moved) if moved else None,
-                       "resumed_from": resumed, "positions_restored": len(positions),
-                       "unrecoverable_events": lost}})
+        return self._opened(spool_reset.fresh_start(self.path, reason, moved=moved,
+                                                    positions_restored=len(positions), stamp=stamp))
 
-    def _rows_lost(self, stamp: spool_stamp.Stamp | None) -> dict[str, Any] | None:
-        """The reset of a spool that opened fine but holds fewer rows than it had written."""
-        if stamp is None or stamp.top <= self._top:
-            return None
-        wal = Path(str(self.path) + "-wal")
-        reason = (f"{self.path.name} ends at row {self._top} but had written up to row {stamp.top}: its "
-                  f"write-ahead log ({wal.name}) was deleted, or an older copy was restored")
-        lost = stamp.unshipped_after(self._top)
-        return {"message": f"{reason}; resuming from the positions the spool still holds (older: what the "
-                           f"sources read since is read and shipped again); up to {lost} event(s) had not reached "
-                           "every sink: those a file source wrote are read again, the others cannot be recovered",
-                "fields": {"reason": reason, "file": str(self.path), "moved_to": None,
-                           "resumed_from": "the spool's own (older) positions",
-                           "rows_lost": stamp.top - self._top, "unrecoverable_events": lost}}
-
-    def _opened(self, reset: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _opened(self, reset: spool_reset.Reset | None) -> spool_reset.Reset | None:
         self._stamp.opened()
         self._stamp.write(self._top, self._cursors, force=True)
         return reset
 
     def _open(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        db = self._connect(self.synchronous)
-        db.executescript(SCHEMA)
+        db = spool_db.connect(self.path, self.synchronous)
+        db.executescript(spool_db.SCHEMA)
         self._db = db
-        self._ack_db = self._connect("NORMAL")
-        self._migrate_event_rows()
+        self._ack_db = spool_db.connect(self.path, "NORMAL")
+        spool_db.migrate_event_rows(db)
         row = db.execute("SELECT COALESCE(SUM(n), 0), COALESCE(SUM(size), 0) FROM batches").fetchone()
         self._events, self._bytes = int(row[0]), int(row[1])
         self._cursors = dict(db.execute("SELECT sink, acked FROM sink_cursors").fetchall())
         self._heads = {s: (q, h) for s, q, h in db.execute("SELECT stream, seq, hash FROM chain")}
         self._top = self._max_seq()
-
-    def _migrate_event_rows(self) -> None:
-        """Move a spool written by an agent before rows of many events (table ``events``, one
-        row per event) to ``batches``: same row numbers, nothing re-sent, nothing lost."""
-        db = self._db
-        assert db is not None
-        if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'").fetchone():
-            return
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute("INSERT INTO batches (last, n, added, size, raw) "
-                       "SELECT seq, 1, added, size, raw FROM events ORDER BY seq")
-            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-            old_top = int(row[0]) if row else 0
-            if old_top > spool_rows.top_of(db):  # the newest rows were already collected
-                if db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'batches'", (old_top,)).rowcount == 0:
-                    db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('batches', ?)", (old_top,))
-            db.execute("DROP TABLE events")
-            db.execute("COMMIT")
-        except BaseException:
-            _rollback(db)
-            raise
-
-    def _connect(self, synchronous: str) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={synchronous}")
-        db.execute("PRAGMA busy_timeout=5000")
-        # Freed pages are not overwritten with zeros. Some builds (Debian's libsqlite3) turn
-        # secure_delete on, and then every DELETE of acknowledged rows writes the whole deleted
-        # volume again (to the WAL, then to the file): +7-8 % end to end when off
-        # (measured in interleaved pairs). The deleted events are copies of what the sinks
-        # already hold, in a file only the agent's user can read (state_dir).
-        db.execute("PRAGMA secure_delete=OFF")
-        return db
 
     async def close(self) -> None:
         def _close() -> None:
@@ -424,7 +349,7 @@ class Spool:
                 db.execute("INSERT OR REPLACE INTO chain VALUES (?, ?, ?)", (s, q, h))
             db.execute("COMMIT")
         except BaseException:
-            _rollback(db)
+            spool_db.rollback(db)
             self._cursors, self._bytes = cursors, size
             # the chain heads in memory were only staged in heads_changed: nothing to undo
             raise
@@ -497,16 +422,10 @@ class Spool:
             row = db.execute("SELECT value FROM meta WHERE key = 'dropped_total'").fetchone()
             total = (int(row[0]) if row else 0) + dropped
             db.execute("INSERT OR REPLACE INTO meta VALUES ('dropped_total', ?)", (str(total),))
-            gap = make_event(
-                timestamp=format_epoch(time.time()),
-                source="agent",
-                category="other",
-                event="spool_overflow",
-                level="warning",
-                message=f"spool full: dropped {dropped} oldest events (spool rows {first}..{last})",
-                fields={"dropped_events": dropped, "dropped_bytes": freed, "first_row": first, "last_row": last,
-                        "dropped_total": total, "seqs": seq_ranges_field(pairs)},
-            )
+            gap = agent_event(
+                "spool_overflow", f"spool full: dropped {dropped} oldest events (spool rows {first}..{last})",
+                level="warning", dropped_events=dropped, dropped_bytes=freed, first_row=first, last_row=last,
+                dropped_total=total, seqs=seq_ranges_field(pairs))
             raw = self._seal(f"{self.host}/agent", gap, heads_changed)
             top = self._insert_rows(time.time(), [raw], top)
             self._bytes += len(raw)
@@ -575,7 +494,7 @@ class Spool:
                     freed = self._collect(db)
                     db.execute("COMMIT")
                 except BaseException:
-                    _rollback(db)
+                    spool_db.rollback(db)
                     raise
             except BaseException:
                 self._cursors[sink] = old
@@ -678,57 +597,12 @@ class Spool:
         """The spool file was deleted or replaced under the running agent: SQLite goes on in the
         unlinked file, so nothing stops now, but all of it is lost when the agent exits. Said
         once: logged, a state_reset event (shipped from the file still open), /ready 503."""
-        message = (f"{reason}: the agent goes on with the file it has open, but everything in it (positions, "
-                   f"{self._events} unshipped event(s)) is lost when it exits; restart it once the sinks caught up "
-                   "to start a new spool")
-        state_guard.record_problem("spool_file", message)
-        self._vanish_reported = asyncio.ensure_future(self._report_reset({"message": message, "fields": {
-            "reason": reason, "file": str(self.path), "moved_to": None, "resumed_from": "the open file",
-            "unrecoverable_events": self._events}}))
+        reset = spool_reset.vanished(self.path, reason, unshipped=self._events)
+        state_guard.record_problem("spool_file", reset.message)
+        self._vanish_reported = asyncio.ensure_future(self._report_reset(reset))
 
-    # ---- human-readable positions (promtail-style) ---------------------------------------
     def _write_positions_mirror(self, force: bool = False) -> None:
-        """Write ``positions.json`` (temp, fsync, rename) at most once a second, for humans.
-
-        The source of truth is the ``positions`` table, committed with the events; this file
-        only lets an operator see where every file and cursor stands without opening SQLite.
-        """
-        now = time.monotonic()
-        if not force and now < self._positions_mirror_due:
-            return
-        self._positions_mirror_due = now + 1.0
+        """``positions.json`` for humans (shipper/pipeline/positions_mirror.py), at most once a second."""
         assert self._db is not None
-        data = {k: orjson.loads(v) for k, v in self._db.execute("SELECT key, value FROM positions ORDER BY key")}
-        tmp = self.dir / "positions.json.tmp"
-        try:
-            with open(tmp, "wb") as f:
-                f.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.dir / "positions.json")
-        except OSError as e:
-            # a mirror for humans: the positions table stays the truth, the next write catches up
-            if not state_guard.is_disk_error(e):
-                raise
-            state_guard.record_failure("positions", str(self.dir / "positions.json"), e)
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-            self._positions_mirror_due = 0.0
-            return
-        state_guard.record_success("positions")
+        self._positions_mirror.write(self._db, force=force)
 
-
-def _read_positions_mirror(path: Path) -> dict[str, Position]:
-    """``positions.json`` when it is a valid mapping, else {} (garbage never stops a start)."""
-    try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _rollback(db: sqlite3.Connection) -> None:
-    """ROLLBACK unless SQLite already did: a COMMIT that failed on a full disk rolls back by
-    itself, and a second ROLLBACK raises "cannot rollback - no transaction is active"."""
-    if db.in_transaction:
-        db.execute("ROLLBACK")

@@ -13,7 +13,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from parsers.events import Event, event_id, format_epoch, make_event
+from parsers.events import Event, event_id
+from shipper.agent_events import agent_event
 from shipper.api import Batch, SourceContext
 from shipper.observe.metrics import DATA_GAP_BYTES, DATA_GAPS
 
@@ -185,15 +186,9 @@ class RunState:
         nbytes = end - start
         if nbytes <= 0:
             return
-        ev = make_event(
-            timestamp=format_epoch(time.time()),
-            source="agent",
-            category="other",
-            event="data_gap",
-            level="warning",
-            message=f"{nbytes} bytes of {path} (offsets {start}..{end}) were lost before they were read: {reason}",
-            fields={"file": path, "start": start, "end": end, "bytes": nbytes, "reason": reason},
-        )
+        ev = agent_event(
+            "data_gap", f"{nbytes} bytes of {path} (offsets {start}..{end}) were lost before they were read: {reason}",
+            level="warning", file=path, start=start, end=end, bytes=nbytes, reason=reason)
         ev["file"] = path
         ev["origin"] = origin
         ev["id"] = event_id(origin or f"{path}", f"gap:{start}")

@@ -33,7 +33,8 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from parsers.events import Event, event_id, format_epoch, make_event
+from parsers.events import Event, event_id
+from shipper.agent_events import Category, Level, agent_event
 from shipper.api import Batch, Source, SourceContext
 from shipper.config import RedisSourceConfig
 from shipper.observe import metrics
@@ -124,11 +125,10 @@ class RedisSource(Source):
         except Exception:  # noqa: BLE001 - only used to scrub error texts
             return None
 
-    def _agent_event(self, event: str, message: str, *, level: str = "warning", category: str = "connection",
-                     **fields: Any) -> Event:
+    def _agent_event(self, event: str, message: str, *, level: Level = "warning",
+                     category: Category = "connection", **fields: Any) -> Event:
         t = now_ms()
-        ev = make_event(timestamp=format_epoch(t / 1000), source="agent", category=category, event=event,
-                        level=level, message=message, fields={"redis": self.address, **fields})
+        ev = agent_event(event, message, level=level, category=category, at=t / 1000, redis=self.address, **fields)
         ev["origin"] = self._agent_origin
         ev["id"] = event_id(self._agent_origin, f"{event}:{t}")
         return ev
