@@ -8,6 +8,7 @@
     python bench/promtail_compare.py --json /tmp/cmp.json
     python bench/promtail_compare.py --only backlog --pairs 3 --baseline /tmp/main  # before/after, same run
     python bench/promtail_compare.py --only backlog --pairs 3 --baseline-tuning -gc # a tuning setting's worth
+    python bench/promtail_compare.py --only backlog --pairs 3 --baseline-yaml 'offload: {mode: "off"}'
 
 What runs: the real Loki and promtail 3.4.6 (``../shared/tools/loki/unpack``, into a cache
 directory), ONE Loki for the whole run, and for each scenario pairs of runs interleaved
@@ -44,7 +45,8 @@ Every figure is printed with promtail's from the same pair and the ratio (redis-
 promtail: for CPU and RSS lower is better, for lines/s higher), then the median and range over
 the pairs, with the machine's calibration (bench/calibrate.py) before and after. With a baseline
 (``--baseline`` another checkout, e.g. ``git worktree add /tmp/main main``; ``--baseline-tuning``
-this checkout with some of shipper/util/tuning.py's settings off), each backlog and steady pair
+this checkout with some of shipper/util/tuning.py's settings off; ``--baseline-yaml`` with a
+config setting added), each backlog and steady pair
 runs it third, and its ratios to promtail and redis-shipper / baseline are printed too.
 """
 
@@ -84,6 +86,8 @@ AGENTS = ("promtail", "redis-shipper")
 #: third agent run in every backlog and steady pair (before/after, or with/without a setting)
 BASELINE: list[Path] = []
 BASELINE_ENV: dict[str, str] = {}
+#: ``--baseline-yaml TEXT``: top-level YAML appended to the baseline agent's config
+BASELINE_YAML: list[str] = []
 
 
 def agents() -> tuple[str, ...]:
@@ -140,6 +144,8 @@ class Run:
         tree, env = ROOT, None
         if agent == "baseline":  # the other checkout's packages first on the path (its offload child too)
             tree = BASELINE[0]
+            if BASELINE_YAML:
+                cfg.write_text(cfg.read_text() + "".join(f"{y}\n" for y in BASELINE_YAML))
             env = {**os.environ, "PYTHONPATH": str(tree), **BASELINE_ENV}
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(command("promtail" if agent == "promtail" else "redis-shipper", bindir, cfg,
@@ -433,8 +439,12 @@ def main() -> None:
     ap.add_argument("--baseline-tuning", metavar="SPEC",
                     help="REDIS_SHIPPER_TUNING of the baseline (off, -gc, -switch, -malloc: shipper/util/tuning.py); "
                          "without --baseline the baseline is this checkout")
+    ap.add_argument("--baseline-yaml", action="append", default=[], metavar="TEXT",
+                    help="top-level YAML added to the baseline's config, e.g. 'offload: {mode: \"off\"}'; "
+                         "without --baseline the baseline is this checkout")
     args = ap.parse_args()
-    if args.baseline or args.baseline_tuning is not None:
+    BASELINE_YAML.extend(args.baseline_yaml)
+    if args.baseline or args.baseline_tuning is not None or args.baseline_yaml:
         BASELINE.append(Path(args.baseline or ROOT).resolve())
     if args.baseline_tuning is not None:
         BASELINE_ENV["REDIS_SHIPPER_TUNING"] = args.baseline_tuning
