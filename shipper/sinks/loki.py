@@ -240,7 +240,8 @@ class LokiEncoder:
         metadata_of = _metadata_of
         # the streams of the values of ``keys`` seen since the labels last changed: events of a
         # source share their labels, and their levels alternate (a third of the events of the
-        # promtail_compare backlog change level), so a lookup by value beats recomputing
+        # promtail_compare backlog change level), so a lookup by value beats recomputing (group +
+        # encode_json of that backlog: 6.2-6.8 against 6.5-7.6 µs per event, 3 rounds, same run)
         last_labels: Any = _NOTHING
         by_vals: dict[tuple[Any, ...], tuple[_Stream, dict[str, str]]] = {}
         st: _Stream
