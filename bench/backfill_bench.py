@@ -44,7 +44,7 @@ wall and CPU seconds, lines/s and MB/s (wall), and its ratio to two references:
 * with ``--default-gc-row``: the target's pipeline again with CPython's default GC thresholds.
 
 The follower rows run with the garbage-collector settings of ``redis-shipper run``
-(``shipper/commands/run.py``: ``gc.freeze()`` after start-up, ``gc.set_threshold(50_000, 20,
+(``shipper/util/tuning.py``: ``gc.freeze()`` after start-up, ``gc.set_threshold(50_000, 20,
 100)``), since that is the process they model; the in-process rows keep CPython's defaults
 (their events die at once, so the collector barely runs).
 
@@ -92,7 +92,7 @@ from parsers.events import dumps as _dumps  # noqa: E402,F401  (imported before 
 from parsers.logfile import LogParser as _LogParser  # noqa: E402,F401
 from shipper.config import parse_size  # noqa: E402
 
-#: gc.set_threshold of `redis-shipper run` (shipper/commands/run.py), which also freezes start-up
+#: gc.set_threshold of `redis-shipper run` (shipper/util/tuning.py), which also freezes start-up
 AGENT_GC_THRESHOLDS = (50_000, 20, 100)
 
 #: the code a follower row runs: the files the follower's owner changes between refs

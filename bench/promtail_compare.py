@@ -6,6 +6,9 @@
     python bench/promtail_compare.py --only steady --pairs 2     # CPU per line at 1,000 lines/s + freshness p99
     python bench/promtail_compare.py --only outage --outage 600  # the issue's 10-minute outage (slow)
     python bench/promtail_compare.py --json /tmp/cmp.json
+    python bench/promtail_compare.py --only backlog --pairs 3 --baseline /tmp/main  # before/after, same run
+    python bench/promtail_compare.py --only backlog --pairs 3 --baseline-tuning -gc # a tuning setting's worth
+    python bench/promtail_compare.py --only backlog --pairs 3 --baseline-yaml 'offload: {mode: "off"}'
 
 What runs: the real Loki and promtail 3.4.6 (``../shared/tools/loki/unpack``, into a cache
 directory), ONE Loki for the whole run, and for each scenario pairs of runs interleaved
@@ -40,7 +43,11 @@ Scenarios:
 
 Every figure is printed with promtail's from the same pair and the ratio (redis-shipper /
 promtail: for CPU and RSS lower is better, for lines/s higher), then the median and range over
-the pairs, with the machine's calibration (bench/calibrate.py) before and after.
+the pairs, with the machine's calibration (bench/calibrate.py) before and after. With a baseline
+(``--baseline`` another checkout, e.g. ``git worktree add /tmp/main main``; ``--baseline-tuning``
+this checkout with some of shipper/util/tuning.py's settings off; ``--baseline-yaml`` with a
+config setting added), each backlog and steady pair
+runs it third, and its ratios to promtail and redis-shipper / baseline are printed too.
 """
 
 from __future__ import annotations
@@ -75,6 +82,17 @@ from calibrate import calibration_ns  # noqa: E402
 from realloki import Loki, Tail, agent_config, command, json_dump, promtail_config, selector, unpack  # noqa: E402
 
 AGENTS = ("promtail", "redis-shipper")
+#: ``--baseline DIR`` / ``--baseline-tuning SPEC``: the checkout and REDIS_SHIPPER_TUNING of a
+#: third agent run in every backlog and steady pair (before/after, or with/without a setting)
+BASELINE: list[Path] = []
+BASELINE_ENV: dict[str, str] = {}
+#: ``--baseline-yaml TEXT``: top-level YAML appended to the baseline agent's config
+BASELINE_YAML: list[str] = []
+
+
+def agents() -> tuple[str, ...]:
+    """The agents of a pair: promtail, this checkout's redis-shipper, and the baseline if any."""
+    return (*AGENTS, "baseline") if BASELINE else AGENTS
 SIGNAL_HANDLER = re.compile(rb"signal-handler \(\d+\)")
 STARTED: list[subprocess.Popen[bytes]] = []
 
@@ -123,8 +141,15 @@ class Run:
         self.selector = selector({"run": name})
         cfg = (promtail_config if agent == "promtail" else agent_config)(self.dir, loki.url, files, self.labels)
         self.err = open(self.dir / "stderr", "wb")  # noqa: SIM115 - closed in stop()
+        tree, env = ROOT, None
+        if agent == "baseline":  # the other checkout's packages first on the path (its offload child too)
+            tree = BASELINE[0]
+            if BASELINE_YAML:
+                cfg.write_text(cfg.read_text() + "".join(f"{y}\n" for y in BASELINE_YAML))
+            env = {**os.environ, "PYTHONPATH": str(tree), **BASELINE_ENV}
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(command(agent, bindir, cfg, sys.executable), cwd=ROOT,
+        self.proc = subprocess.Popen(command("promtail" if agent == "promtail" else "redis-shipper", bindir, cfg,
+                                             sys.executable), cwd=tree, env=env,
                                      stdout=subprocess.DEVNULL, stderr=self.err)
         STARTED.append(self.proc)
         self.tree = TreeSampler(self.proc.pid)
@@ -194,13 +219,13 @@ def backlog(args: argparse.Namespace, tmp: Path, loki: Loki, bindir: Path) -> di
     log = tmp / "backlog.log"
     n = build_backlog_file(log, args.lines)
     events = len(parse_file(log))
-    expected = {"promtail": n, "redis-shipper": events}
+    expected = {"promtail": n, "redis-shipper": events, "baseline": events}
     print(f"\n1. backlog: {n:,} lines ({log.stat().st_size / 1e6:.1f} MB, sample-logs/ Redis 6.2, 7.0, Sentinel 7.0, "
           f"crash reports included) = {events:,} redis-shipper events; spawn -> every entry in Loki")
     rows: list[dict[str, Any]] = []
     for i in range(1, args.pairs + 1):
         row: dict[str, Any] = {}
-        for agent in AGENTS:
+        for agent in agents():
             r0 = loki.lines_received()
             run = Run(agent, f"backlog-{agent}-{i}", tmp, loki, [log], bindir)
             wall = wait_all_in(loki, run, expected[agent], r0, args.timeout)
@@ -221,7 +246,7 @@ def steady(args: argparse.Namespace, tmp: Path, loki: Loki, bindir: Path) -> dic
     rows: list[dict[str, Any]] = []
     for i in range(1, args.pairs + 1):
         row: dict[str, Any] = {}
-        for agent in AGENTS:
+        for agent in agents():
             d = tmp / f"steady-{agent}-{i}-log"
             d.mkdir()
             log = d / "redis-server.log"
@@ -363,21 +388,36 @@ def report_pair(i: int, row: dict[str, Any], cols: list[tuple[str, str, str, boo
     for title, key, fmt, _ in cols:
         p, s = row["promtail"][key], row["redis-shipper"][key]
         ratio = s / p if p else float("nan")
-        parts.append(f"{title}: promtail {fmt.format(p)}, redis-shipper {fmt.format(s)} ({ratio:.2f}x)")
+        text = f"{title}: promtail {fmt.format(p)}, redis-shipper {fmt.format(s)} ({ratio:.2f}x)"
+        if "baseline" in row:
+            b = row["baseline"][key]
+            text += f", baseline {fmt.format(b)} ({b / p if p else float('nan'):.2f}x; redis-shipper/baseline " \
+                    f"{s / b if b else float('nan'):.2f}x)"
+        parts.append(text)
     print(f"   pair {i}: " + "; ".join(parts), flush=True)
 
 
 def summarize(name: str, rows: list[dict[str, Any]], keys: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"pairs": rows, "median": {}}
+    names = [a for a in agents() if all(a in r for r in rows)]
     for k in keys:
         ratios = [r["redis-shipper"][k] / r["promtail"][k] for r in rows if r["promtail"][k]]
-        med = {a: statistics.median(r[a][k] for r in rows) for a in AGENTS}
+        med = {a: statistics.median(r[a][k] for r in rows) for a in names}
         out["median"][k] = {**med, "ratio_median": statistics.median(ratios) if ratios else None,
                             "ratio_range": [min(ratios), max(ratios)] if ratios else None}
         if ratios:
             print(f"   {name} {k}: medians promtail {med['promtail']:,.3g}, redis-shipper {med['redis-shipper']:,.3g}; "
                   f"ratio median {statistics.median(ratios):.2f}x, range {min(ratios):.2f}-{max(ratios):.2f}x "
                   f"over {len(ratios)} pair(s)")
+        if "baseline" in names:
+            base = [r["baseline"][k] / r["promtail"][k] for r in rows if r["promtail"][k]]
+            own = [r["redis-shipper"][k] / r["baseline"][k] for r in rows if r["baseline"][k]]
+            out["median"][k]["baseline_ratio_median"] = statistics.median(base) if base else None
+            out["median"][k]["vs_baseline_median"] = statistics.median(own) if own else None
+            if base and own:
+                print(f"   {name} {k}: baseline {med['baseline']:,.3g}, ratio to promtail median "
+                      f"{statistics.median(base):.2f}x ({min(base):.2f}-{max(base):.2f}); redis-shipper/baseline "
+                      f"median {statistics.median(own):.2f}x ({min(own):.2f}-{max(own):.2f})")
     return out
 
 
@@ -394,7 +434,20 @@ def main() -> None:
     ap.add_argument("--outage", type=float, default=120.0, help="outage: seconds Loki is paused (the issue's: 600)")
     ap.add_argument("--loki-dir", help="where to unpack the binaries (default: ~/.cache/loki-3.4.6)")
     ap.add_argument("--json", help="also write every result to this JSON file")
+    ap.add_argument("--baseline", help="another checkout of redis-shipper (e.g. `git worktree add /tmp/base main`), "
+                                       "run as a third agent of each backlog and steady pair: before/after, same run")
+    ap.add_argument("--baseline-tuning", metavar="SPEC",
+                    help="REDIS_SHIPPER_TUNING of the baseline (off, -gc, -switch, -malloc: shipper/util/tuning.py); "
+                         "without --baseline the baseline is this checkout")
+    ap.add_argument("--baseline-yaml", action="append", default=[], metavar="TEXT",
+                    help="top-level YAML added to the baseline's config, e.g. 'offload: {mode: \"off\"}'; "
+                         "without --baseline the baseline is this checkout")
     args = ap.parse_args()
+    BASELINE_YAML.extend(args.baseline_yaml)
+    if args.baseline or args.baseline_tuning is not None or args.baseline_yaml:
+        BASELINE.append(Path(args.baseline or ROOT).resolve())
+    if args.baseline_tuning is not None:
+        BASELINE_ENV["REDIS_SHIPPER_TUNING"] = args.baseline_tuning
     only = args.only or ["backlog", "steady", "idle"]
     bindir = unpack(args.loki_dir)
     load = os.getloadavg()
@@ -402,6 +455,11 @@ def main() -> None:
           f"python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
           f"Loki and promtail 3.4.6 from {bindir}")
     print(f"bytecode: {ensure_bytecode()}")
+    if BASELINE:
+        import compileall
+
+        ok = all(compileall.compile_dir(BASELINE[0] / d, quiet=1) for d in ("shipper", "parsers"))
+        print(f"baseline: redis-shipper from {BASELINE[0]} (bytecode {'compiled' if ok else 'NOT compiled'})")
     before = calibration_ns()
     print(f"calibration: one empty Python function call = {before:.1f} ns (lower is faster)")
     tmp = Path(tempfile.mkdtemp(prefix="promtail-compare-"))

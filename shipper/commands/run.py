@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -20,7 +19,8 @@ from typing import Any
 from ..config import AgentConfig, ConfigError, load_config, parse_config
 from ..observe.logs import setup_logging
 from ..observe.server import ObserveServer, agent_status
-from ..util.memory import release_free_memory, tune_for_batches
+from ..util.memory import release_free_memory
+from ..util.tuning import tune_agent
 
 log = logging.getLogger("redis_shipper")
 
@@ -55,10 +55,6 @@ def default_config(state_dir: str | None = None) -> tuple[AgentConfig, list[str]
     return parse_config(data, "defaults"), found
 
 
-#: seconds a thread may hold the GIL while another waits for it (Python's default: 0.005)
-SWITCH_INTERVAL = 0.0005
-
-
 def main(args: argparse.Namespace) -> int:
     try:
         if args.config:
@@ -74,17 +70,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"redis-shipper: invalid config\n{e}", file=sys.stderr)
         return 2
     setup_logging(cfg.log_level, fmt=args.log_format)
-    # The agent keeps few long-lived objects but makes many short ones per event: freeze what
-    # start-up allocated and collect less often (-5% CPU per event, measured in bench/agent_bench.py)
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-    # The spool thread releases the GIL around every SQLite step and fsync; taking it back waits
-    # until the thread holding it (the follower parsing) reaches the switch interval, 5 ms by
-    # default. 0.5 ms shortens those waits: +2-8 % end to end over 5 interleaved pairs against
-    # 5 ms and 1 ms; 0.2 ms was no better.
-    sys.setswitchinterval(SWITCH_INTERVAL)
-    tune_for_batches()
+    tune_agent()  # the interpreter and allocator settings, with their measurements: shipper/util/tuning.py
     if found is not None:
         where = ", ".join(found) if found else "nothing (no Debian Redis log, no Redis on 127.0.0.1:6379)"
         sinks = "the local sink under " + os.path.join(cfg.state_dir, "events")

@@ -244,14 +244,12 @@ class _Worker:
 
 def main() -> int:
     """Serve requests on stdin until it closes (the agent stopped or died)."""
-    import gc
     import signal
 
-    from ..util.memory import tune_for_batches
+    from ..util.tuning import tune_offload
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the agent, which stops us
-    gc.set_threshold(50_000, 20, 100)  # short-lived batches of dicts: fewer collections
-    tune_for_batches()  # a batch's memory serves the next one (shipper/util/memory.py)
+    tune_offload()  # fewer collections, a batch's memory serves the next one (shipper/util/tuning.py)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format='{"level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s","process":"offload"}')
     inp, out = sys.stdin.buffer, sys.stdout.buffer

@@ -149,7 +149,7 @@ class Agent:
 
     async def _release_memory_when_idle(self, every: float = 60.0) -> None:
         """After a burst, give the freed heap back to the kernel once nothing moved for ``every``
-        seconds (the allocator keeps freed memory for the next batch while busy: shipper/util/memory.py)."""
+        seconds (the allocator keeps freed memory for the next batch while busy: shipper/util/tuning.py)."""
         from ..util.memory import release_free_memory
 
         last, released = self.spool.newest_seq, True

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 
 import orjson
 
-from ..api import SpooledEvent
+from ..api import Event, SpooledEvent
 
 TABLE = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -108,19 +108,40 @@ def read_after(db: sqlite3.Connection, after: int, max_bytes: int,
                max_events: int) -> tuple[list[SpooledEvent], int, float]:
     """The events after row number ``after``, up to ``max_bytes`` (at least one) and
     ``max_events``, parsed; with their total size and the ``added`` time of the first."""
-    out: list[SpooledEvent] = []
+    nums: list[int] = []
+    raws: list[bytes] = []
     total = 0
     first_added = 0.0
     rows = events_after(db, after)
     try:
         for num, added, raw in rows:
             size = len(raw)
-            if out and (total + size > max_bytes or len(out) >= max_events):
+            if raws and (total + size > max_bytes or len(raws) >= max_events):
                 break
-            if not out:
+            if not raws:
                 first_added = added
-            out.append(SpooledEvent(num, orjson.loads(raw), raw))
+            nums.append(num)
+            raws.append(raw)
             total += size
     finally:
         rows.close()
-    return out, total, first_added
+    return [SpooledEvent(*t) for t in zip(nums, loads_all(raws), raws, strict=True)], total, first_added
+
+
+def loads_all(raws: list[bytes]) -> list[Event]:
+    """``[orjson.loads(r) for r in raws]`` as one call on the bytes joined into an array.
+
+    Why: one call per batch instead of one per event saves orjson's per-call work: 3.00 instead
+    of 3.19 µs per event on the promtail_compare backlog (bench/stage_costs.py, same run). The
+    result is the same list;
+    if the joined text does not parse into exactly one value per event (a corrupt row), each
+    event is parsed alone, so the error is the one of the event at fault."""
+    if not raws:
+        return []
+    try:
+        events = orjson.loads(b"[" + b",".join(raws) + b"]")
+    except orjson.JSONDecodeError:
+        events = None
+    if type(events) is not list or len(events) != len(raws):
+        events = [orjson.loads(r) for r in raws]
+    return events

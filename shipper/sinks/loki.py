@@ -230,17 +230,21 @@ class LokiEncoder:
         events that cannot be sent at all (no usable timestamp) with the reason.
 
         The hot loop of the sink (bench/loki_bench.py, bench/agent_bench.py): consecutive events
-        usually share their labels, so the last (labels, stream values) -> stream lookup is
-        reused when equal; a stream is sorted only if its entries arrived out of order.
+        usually share their labels, so while they do, the stream of each tuple of stream values
+        is looked up by value; a stream is sorted only if its entries arrived out of order.
         """
         streams: dict[str, _Stream] = {}
         rejected: list[tuple[int, str]] = []
         keys = self.stream_labels
         md_on = self.structured_metadata
         metadata_of = _metadata_of
+        # the streams of the values of ``keys`` seen since the labels last changed: events of a
+        # source share their labels, and their levels alternate (a third of the events of the
+        # promtail_compare backlog change level), so a lookup by value beats recomputing (group +
+        # encode_json of that backlog: 6.2-6.8 against 6.5-7.6 µs per event, 3 rounds, same run)
         last_labels: Any = _NOTHING
-        last_vals: list[Any] = []
-        st: _Stream | None = None
+        by_vals: dict[tuple[Any, ...], tuple[_Stream, dict[str, str]]] = {}
+        st: _Stream
         overflow: dict[str, str] = {}
         epoch = _EPOCH_CACHE
         for i, se in enumerate(batch):
@@ -258,13 +262,21 @@ class LokiEncoder:
                     rejected.append((i, f"loki: event has no usable timestamp: {e}"))
                     continue
             raw_labels = get("labels")
-            vals = list(map(get, keys))
-            if st is None or raw_labels != last_labels or vals != last_vals:
+            vals = tuple(map(get, keys))
+            if raw_labels != last_labels:
+                by_vals.clear()
+                last_labels = raw_labels
+            try:
+                st, overflow = by_vals[vals]
+            except (KeyError, TypeError):  # a new stream value, or an unhashable one
                 labels, overflow, sel = self.stream_labels_of(ev)
                 st = streams.get(sel)
                 if st is None:
                     st = streams[sel] = _Stream(labels)
-                last_labels, last_vals = raw_labels, vals
+                try:
+                    by_vals[vals] = (st, overflow)
+                except TypeError:
+                    pass
             if md_on:
                 md = metadata_of(get)
                 if overflow:
