@@ -62,14 +62,16 @@ class Startup(Truncation):
                     and f.st.st_size >= rec.offset):
                 matched[key] = f
                 used.add(f.ident)
-        # 2. content: the same first bytes on another inode (a copytruncate copy)
+        # 2. content: the same first bytes on another inode (a copytruncate copy). A copy shorter
+        # than the offset was taken before lines we had read: it is ours, with nothing left to
+        # read (step 4 moves the record to it), as `Truncation._truncated` decides while running.
         for key, rec in self.records.items():
             if key in matched or not rec.head_len:
                 continue
             for f in files:
                 if f.ident in used or f.is_live:
                     continue
-                if rec.holds_start_of(f.head) and f.st.st_size >= rec.offset:
+                if rec.holds_start_of(f.head):
                     matched[key] = f
                     used.add(f.ident)
                     ROTATIONS.labels(rec.live, "copytruncate").inc()
