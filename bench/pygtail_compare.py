@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from pygtail import Pygtail  # noqa: E402
 
-from shipper.sources.files.fingerprint import Head  # noqa: E402
+from shipper.sources.files.checkpoint import Record  # noqa: E402
 from shipper.sources.files.follower import Stream  # noqa: E402
 
 
@@ -130,8 +130,8 @@ def pygtail_offsets(path: Path, tmp: Path) -> int:
 def follower(path: Path) -> int:
     fd = os.open(path, os.O_RDONLY)
     parser = NoParser()
-    s = Stream(key="k", origin="o", live=str(path), path=str(path), fd=fd, dev=0, ino=0, head=Head(0, ""),
-               offset=0, parser=parser, max_line_bytes=1 << 20, read_chunk=1 << 20, fingerprint_bytes=256)
+    s = Stream(key="k", record=Record("o", str(path), str(path), 0, 0, 0, "", 0, 0), fd=fd,
+               parser=parser, max_line_bytes=1 << 20, read_chunk=1 << 20, fingerprint_bytes=256)
     try:
         while True:
             r = s.read_batch(1 << 30, now=0.0, partial_timeout=5, idle_flush=1)
@@ -167,7 +167,7 @@ def invalid_utf8(tmp: Path) -> None:
             events.append(line.decode("utf-8", "replace")[-10:])
             return []
 
-    s = Stream(key="k", origin="o", live=str(p), path=str(p), fd=fd, dev=0, ino=0, head=Head(0, ""), offset=0,
+    s = Stream(key="k", record=Record("o", str(p), str(p), 0, 0, 0, "", 0, 0), fd=fd,
                parser=Collect(), max_line_bytes=1 << 20, read_chunk=1 << 20, fingerprint_bytes=256)
     s.read_batch(100, now=0.0, partial_timeout=5, idle_flush=1)
     os.close(fd)

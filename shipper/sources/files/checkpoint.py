@@ -6,9 +6,12 @@ how far it is durable. A second kind of key, ``file:<source hash>:live:<path has
 live path this source has followed: after a restart, an unknown rotated sibling of such a
 path is new data, while at the very first start it is history from before the agent.
 
-A :class:`Record` is the single owner of a stream's identity (origin, live path, path, dev,
-inode): the open :class:`~shipper.sources.files.follower.Stream` reads and moves it there,
-so what is checkpointed is always where the stream really is.
+A :class:`Record` is the single owner of a stream's identity and place (origin, live path,
+path, dev, inode, head): the open :class:`~shipper.sources.files.follower.Stream` holds a
+reference to its record and reads and moves these fields there, so what is checkpointed is
+always where the stream really is. The stream owns what only an open file has (descriptor,
+splitter, parser, the head's bytes as read); ``offset`` and ``size`` are written into the
+record from the stream just before each emit (``RunState._sync_record``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .fingerprint import Head
+from .fingerprint import Head, head_hash
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,17 @@ class Record:
     #: checksum cannot recognise a copytruncate copy shorter than the head (we had read lines
     #: written after the copy); these bytes can, after a restart too.
     start: str = ""
+
+    def set_head(self, head: bytes) -> None:
+        """The stream's first bytes are now ``head``: its length, checksum and bytes together."""
+        self.head_len = len(head)
+        self.head = head_hash(head)
+        self.start = head.hex()
+
+    def progress(self) -> tuple[int, str, int, int, int, str]:
+        """What of this record must reach the spool even in a batch without events: the
+        offset, where the stream is (path, dev, inode), how long its known head is, its origin."""
+        return (self.offset, self.path, self.dev, self.ino, self.head_len, self.origin)
 
     def start_bytes(self) -> bytes | None:
         if len(self.start) != 2 * self.head_len:
@@ -83,7 +97,6 @@ class Record:
     @property
     def fingerprint(self) -> Head:
         return Head(self.head_len, self.head)
-
 
 
 def live_marker_key(prefix: str, live: str) -> str:

@@ -61,7 +61,7 @@ class Discovery(Truncation):
                 ident = (st.st_dev, st.st_ino)
                 s = by_ident.get(ident)
                 if s is not None:
-                    s.path = path  # a rename of a rotated file (.1 -> .2) while we drain it
+                    s.record.path = path  # a rename of a rotated file (.1 -> .2) while we drain it
                     continue
                 key = closed.get(ident)
                 if key is not None:
@@ -149,7 +149,7 @@ class Discovery(Truncation):
                     self._truncated(s, now)
                 else:
                     if st.st_size != s.last_size:
-                        FILE_LAG_BYTES.labels(live).set(max(0, st.st_size - s.committed))
+                        FILE_LAG_BYTES.labels(live).set(max(0, st.st_size - s.record.offset))
                     return
             else:
                 self._rotated_away(s, now)

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from parsers.events import Event
 
+from .checkpoint import Record
 from .fingerprint import Head, make_origin, read_head
 from .reader import LineSplitter
 
@@ -61,14 +62,8 @@ class Stream:
         self,
         *,
         key: str,
-        origin: str,
-        live: str,
-        path: str,
+        record: Record,
         fd: int,
-        dev: int,
-        ino: int,
-        head: Head,
-        offset: int,
         parser: LineParser,
         max_line_bytes: int,
         read_chunk: int,
@@ -76,31 +71,57 @@ class Stream:
         head_bytes: bytes | None = None,
     ):
         self.key = key
-        self.origin = origin
-        self.live = live
-        self.path = path
+        #: the checkpoint record, owner of the stream's identity and place (origin, live, path,
+        #: dev, ino, head); reading starts at its ``offset``
+        self.record = record
         self.fd = fd
-        self.dev = dev
-        self.ino = ino
-        self.head = head
         #: the first bytes of the stream as we read them (``head``'s bytes), grown from the very
         #: bytes read; None when unknown (then the head is never extended)
-        self.head_bytes: bytes | None = head_bytes if head_bytes is not None else (b"" if not head.length else None)
+        self.head_bytes: bytes | None = head_bytes if head_bytes is not None else (
+            b"" if not record.head_len else None)
         self.parser = parser
+        offset = record.offset
         self.splitter = LineSplitter(offset, max_line_bytes)
         self.read_chunk = read_chunk
         self.fingerprint_bytes = fingerprint_bytes
-        self.committed = offset  # durable in the spool (the source updates it after emit)
         self.last_size = offset  # file size last seen by stat/fstat
         self.last_mtime_ns = 0  # modification time last seen by the source's stat
         self.rotated_at: float | None = None  # monotonic time it was renamed/copied away
         self.last_data: float = 0.0  # monotonic time bytes last arrived
         self.partial_since: float | None = None
         self._partial_at: int = -1  # offset of the partial line partial_since refers to
+        #: ``record.progress()`` when the record was last brought up to date: a difference
+        #: is a checkpoint to emit even without events
+        self.synced = record.progress()
         #: labels the file's path gives (kubelet / Docker layout: shipper/sources/files/layout.py)
         self.labels: dict[str, str] | None = None
         self._id_origin: str | None = None
         self._id_base: Any = None
+
+    # the stream's identity and place, as its record holds them
+    @property
+    def origin(self) -> str:
+        return self.record.origin
+
+    @property
+    def live(self) -> str:
+        return self.record.live
+
+    @property
+    def path(self) -> str:
+        return self.record.path
+
+    @property
+    def dev(self) -> int:
+        return self.record.dev
+
+    @property
+    def ino(self) -> int:
+        return self.record.ino
+
+    @property
+    def head(self) -> Head:
+        return self.record.fingerprint
 
     def position(self) -> int:
         """Offset before which every byte's events have been returned by read_batch: the
@@ -175,7 +196,7 @@ class Stream:
                 if not data:
                     eof = True
                     break
-                if self.head.length and not self._head_unchanged():
+                if self.record.head_len and not self._head_unchanged():
                     # rewritten under us (truncated and regrown): these bytes are not our stream
                     res.truncated = True
                     break
@@ -217,7 +238,8 @@ class Stream:
         return res
 
     def _head_unchanged(self) -> bool:
-        return self.head.matches(read_head(self.fd, self.head.length))
+        head = self.record.fingerprint
+        return head.matches(read_head(self.fd, head.length))
 
     def _extend_head(self) -> None:
         """Grow the remembered head (up to fingerprint_bytes) as the file grows, so a later
@@ -231,10 +253,11 @@ class Stream:
         head = self.head_bytes
         if head is None:
             return
-        if not self.origin and head:
-            self.origin = make_origin(self.dev, self.ino, head)
-        if len(head) > self.head.length:
-            self.head = Head.of(head)
+        rec = self.record
+        if not rec.origin and head:
+            rec.origin = make_origin(rec.dev, rec.ino, head)
+        if len(head) > rec.head_len:
+            rec.set_head(head)
 
     def close(self) -> None:
         if self.fd >= 0:

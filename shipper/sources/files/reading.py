@@ -10,7 +10,6 @@ bytes are gone) ships what it holds.
 from __future__ import annotations
 
 import asyncio
-import time
 
 from shipper.observe.metrics import BYTES_READ, FILE_LAG_BYTES, LINES_READ
 
@@ -49,17 +48,16 @@ class Reading(Truncation):
                 BYTES_READ.labels(s.live).inc(res.bytes)
             if res.lines:
                 LINES_READ.labels(s.live).inc(res.lines)
-            rec = self.records[s.key]
-            before = (rec.offset, rec.path, rec.dev, rec.ino, rec.head_len, rec.origin)
-            self._sync_record(s)
-            changed = before != (rec.offset, rec.path, rec.dev, rec.ino, rec.head_len, rec.origin)
+            rec = self._sync_record(s)
+            progress = rec.progress()
+            changed = progress != s.synced
+            s.synced = progress
             if res.events or changed:
                 await self.emit(res.events, {s.key: rec.value()})
-                s.committed = rec.offset
                 if self.live.get(s.live) == s.key:
                     FILE_LAG_BYTES.labels(s.live).set(max(0, res.size - rec.offset))
             if res.truncated and not sealed:
-                self._truncated(s, time.monotonic())
+                self._truncated(s, self.clock())
                 more = True
                 continue
             if finishing and not res.more:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 
@@ -121,21 +120,30 @@ class _Run(Startup, Discovery, Reading):
         await self.startup()
         stop = self.ctx.stop
         while not stop.is_set():
-            now = time.monotonic()
-            if self.watcher.structure.is_set() or now - self.last_discovery >= self.cfg.poll_interval:
-                self.watcher.structure.clear()
-                self.discover(now)
-                self.last_discovery = now
-                self.watcher.retry()
-            self.watcher.wake.clear()
-            more = await self.read_all(now)
-            if self.pending_events or self.pending_positions:
-                await self.emit([], {})
-            if more:
+            if await self.step(self.clock()):
                 await asyncio.sleep(0)
                 continue
-            if await self._wait(self.next_timeout(time.monotonic())):
+            if await self._wait(self.next_timeout(self.clock())):
                 await asyncio.sleep(WAKE_COALESCE)
+
+    async def step(self, now: float) -> bool:
+        """One pass of the loop: discovery when due (or hinted by inotify), one read per
+        stream, then what waits (``data_gap`` events, moved checkpoints). True when a stream
+        has more ready at once."""
+        w = self.watcher
+        if (w is not None and w.structure.is_set()) or now - self.last_discovery >= self.cfg.poll_interval:
+            if w is not None:
+                w.structure.clear()
+            self.discover(now)
+            self.last_discovery = now
+            if w is not None:
+                w.retry()
+        if w is not None:
+            w.wake.clear()
+        more = await self.read_all(now)
+        if self.pending_events or self.pending_positions:
+            await self.emit([], {})
+        return more
 
     async def _wait(self, timeout: float) -> bool:
         """Wait for an inotify hint, stop, or the timeout; True when woken by inotify."""

@@ -10,7 +10,6 @@ present at the very first start is history from before the agent and is not read
 from __future__ import annotations
 
 import logging
-import time
 
 from shipper.observe.metrics import ROTATIONS
 
@@ -47,7 +46,7 @@ class Startup(Truncation):
         return files
 
     async def startup(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         first_start = not self.records and not self.marked
         lives = paths.expand(self.cfg.path, self.src.patterns)
         files = self._scan(lives)
@@ -63,14 +62,16 @@ class Startup(Truncation):
                     and f.st.st_size >= rec.offset):
                 matched[key] = f
                 used.add(f.ident)
-        # 2. content: the same first bytes on another inode (a copytruncate copy)
+        # 2. content: the same first bytes on another inode (a copytruncate copy). A copy shorter
+        # than the offset was taken before lines we had read: it is ours, with nothing left to
+        # read (step 4 moves the record to it), as `Truncation._truncated` decides while running.
         for key, rec in self.records.items():
             if key in matched or not rec.head_len:
                 continue
             for f in files:
                 if f.ident in used or f.is_live:
                     continue
-                if rec.holds_start_of(f.head) and f.st.st_size >= rec.offset:
+                if rec.holds_start_of(f.head):
                     matched[key] = f
                     used.add(f.ident)
                     ROTATIONS.labels(rec.live, "copytruncate").inc()
@@ -103,17 +104,21 @@ class Startup(Truncation):
             else:
                 self.missing_since[key] = now
         # 4. open streams for what we know, decide for what we do not
+        # A record whose file moved while we were down (renamed, or continued in its copytruncate
+        # copy) says where it is now at once, in the first batch: a gap found later is then
+        # reported under the file's present name, and the next start matches it exactly.
         for key, f in matched.items():
             rec = self.records[key]
+            moved = (rec.path, rec.dev, rec.ino) != (f.path, f.st.st_dev, f.st.st_ino)
             if not f.is_live and f.st.st_size <= rec.offset:
-                if (rec.path, rec.dev, rec.ino) != (f.path, f.st.st_dev, f.st.st_ino):
+                if moved:
                     rec.path, rec.dev, rec.ino = f.path, f.st.st_dev, f.st.st_ino
                     self.pending_positions[key] = rec.value()
                 close_fd(f.fd)
                 continue
-            s = self._new_stream(f, rec.offset, key=key, origin=rec.origin, draining=not f.is_live)
-            if (rec.path, rec.dev, rec.ino) != (s.path, s.dev, s.ino):
-                self.pending_positions[key] = self._sync_record(s).value()
+            self._new_stream(f, rec.offset, key=key, origin=rec.origin, draining=not f.is_live)
+            if moved:
+                self.pending_positions[key] = rec.value()
         for f in files:
             if f.ident in used:
                 continue

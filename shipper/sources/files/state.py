@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from parsers.events import Event, event_id
@@ -19,7 +20,7 @@ from shipper.api import Batch, SourceContext
 from shipper.observe.metrics import DATA_GAP_BYTES, DATA_GAPS
 
 from .checkpoint import Record, live_marker_key, load_checkpoints
-from .fingerprint import Head, head_hash, make_origin, read_head
+from .fingerprint import head_hash, make_origin, read_head
 from .follower import LineParser, Stream
 from .handles import OpenedFile, close_fd
 from .layout import labels_from_path
@@ -68,7 +69,8 @@ class RunState:
         self.ignored: dict[tuple[int, int], tuple[int, int]] = {}
         self.last_discovery = float("-inf")
         self.watcher: Watcher | None = None
-
+        #: the monotonic clock of this run (a model test drives the run with its own)
+        self.clock: Callable[[], float] = time.monotonic
 
     def close(self) -> None:
         if self.watcher is not None:
@@ -92,20 +94,23 @@ class RunState:
     def _new_stream(
         self, f: OpenedFile, offset: int, *, key: str | None = None, origin: str | None = None, draining: bool = False
     ) -> Stream:
+        """Open a stream on ``f`` from ``offset``: under ``key`` (its record then moves to ``f``),
+        or under a fresh key with a fresh record."""
         if key is None:
             key = self._fresh_key(f)
         if origin is None:
             origin = make_origin(f.st.st_dev, f.st.st_ino, f.head) if f.head else ""
+        rec = self.records.get(key)
+        if rec is None:
+            rec = self.records[key] = Record(origin, f.live, f.path, f.st.st_dev, f.st.st_ino, 0, "", offset, 0)
+        rec.origin, rec.live, rec.path, rec.dev, rec.ino = origin, f.live, f.path, f.st.st_dev, f.st.st_ino
+        rec.set_head(f.head)
+        rec.offset = offset
+        rec.size = max(f.st.st_size, offset)
         s = Stream(
             key=key,
-            origin=origin,
-            live=f.live,
-            path=f.path,
+            record=rec,
             fd=f.fd,
-            dev=f.st.st_dev,
-            ino=f.st.st_ino,
-            head=Head.of(f.head),
-            offset=offset,
             parser=self._parser(f),
             max_line_bytes=self.cfg.max_line_bytes,
             read_chunk=self.cfg.read_chunk,
@@ -114,18 +119,11 @@ class RunState:
         )
         s.labels = labels_from_path(f.live) or None
         s.last_size = f.st.st_size
-        s.last_data = time.monotonic()
+        s.last_data = self.clock()
         if draining:
-            s.rotated_at = time.monotonic()
+            s.rotated_at = self.clock()
         self.streams[key] = s
         log.debug("following %s (%s) from offset %d", f.path, key, offset)
-        rec = self.records.get(key)
-        if rec is None:
-            self.records[key] = Record(
-                origin, f.live, f.path, f.st.st_dev, f.st.st_ino, len(f.head), s.head.digest, offset, f.st.st_size,
-                f.head.hex(),
-            )
-        self._sync_record(s)
         self.missing_since.pop(key, None)
         if f.is_live:
             self.live[f.live] = key
@@ -154,12 +152,9 @@ class RunState:
         return key
 
     def _sync_record(self, s: Stream) -> Record:
-        rec = self.records[s.key]
-        rec.origin, rec.live, rec.path = s.origin, s.live, s.path
-        rec.dev, rec.ino = s.dev, s.ino
-        rec.head_len, rec.head = s.head.length, s.head.digest
-        if s.head_bytes is not None and len(s.head_bytes) == s.head.length:
-            rec.start = s.head_bytes.hex()
+        """Write the stream's reading position into its record (the rest of the record is the
+        stream's own identity and place, kept there as they change)."""
+        rec = s.record
         rec.offset = s.position()
         rec.size = max(s.last_size, rec.offset)
         return rec

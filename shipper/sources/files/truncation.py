@@ -47,11 +47,14 @@ class Truncation(RunState):
             self._gap(origin=s.origin, live=live, path=s.path, start=max(st.st_size, end), end=s.last_size,
                       reason="copytruncate")
             os.close(s.fd)
-            s.fd, s.path, s.dev, s.ino = fd, path, st.st_dev, st.st_ino
+            s.fd = fd
+            rec = s.record
+            rec.path, rec.dev, rec.ino = path, st.st_dev, st.st_ino
             s.last_size = st.st_size  # the rest of the live file is reported above
             s.rotated_at = now
-            if len(head) < s.head.length:  # a copy of less than our head: describe the file we now point at
-                s.head, s.head_bytes = Head.of(head), head
+            if len(head) < rec.head_len:  # a copy of less than our head: describe the file we now point at
+                rec.set_head(head)
+                s.head_bytes = head
             if st.st_size < end:  # we had read past the copy point: nothing more to take from it
                 self.sealed.add(s.key)
         else:
