@@ -24,7 +24,9 @@ threads, and one writer is all SQLite allows anyway.
 This module is the queue and its transactions. Around it: the SQLite file's tables and
 connection settings (spool_db.py), the layout of the event rows (spool_rows.py), the witness of
 what the spool held (spool_stamp.py) and what is done when that state was lost (spool_reset.py),
-and ``positions.json`` for humans (positions_mirror.py).
+and ``positions.json`` for humans (positions_mirror.py). It stays one file of ~600 lines
+because append, seal, read, ack and collection share one transaction discipline on one thread;
+cut apart, each piece would have to re-establish what the others assume.
 """
 
 from __future__ import annotations
