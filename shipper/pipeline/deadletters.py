@@ -1,13 +1,29 @@
-"""Where events a sink refused for good go: one JSON Lines file per sink, fsynced."""
+"""Where events a sink refused for good go: one JSON Lines file per sink, fsynced; and what the
+``dead_lettered`` agent event that declares them says.
+
+That agent event goes to the same sink, which can refuse it too (a Loki tenant whose
+``max_line_size`` is under the event: its ``ids`` list alone can be several KB). The refusal of a
+``dead_lettered`` event must neither lose the declaration it carried (``verify`` explains the
+missing events by it) nor start a loop of events about events: the event about refused
+``dead_lettered`` events (:func:`note_fields`) carries their ``seqs`` and no ``ids``, so it is
+small, and if even that one is refused, no further event is made (the refusal is logged and
+counted, and the events are in the dead-letter file).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from ..api import SpooledEvent
+from ..audit.verify import seq_ranges_field
+
+#: at most this many event ids in a ``dead_lettered`` event (``seqs`` covers all of them)
+MAX_IDS = 1000
 
 
 class DeadLetters:
@@ -28,3 +44,65 @@ class DeadLetters:
             os.fsync(f.fileno())
         return path
 
+
+def is_note(ev: dict[str, Any]) -> bool:
+    """Whether ``ev`` is a ``dead_lettered`` agent event."""
+    return ev.get("source") == "agent" and ev.get("event") == "dead_lettered"
+
+
+def note_fields(sink: str, items: list[tuple[SpooledEvent, str]], path: Path) -> dict[str, Any] | None:
+    """The fields of the ``dead_lettered`` event declaring ``items`` (refused by ``sink``, written
+    to ``path``), or None when every item is itself an event about refused ``dead_lettered``
+    events: declaring those again could go on for ever (see the module docstring)."""
+    notes = [s.event for s, _ in items if is_note(s.event)]
+    if notes and len(notes) == len(items) and all(_fields(n).get("refused_notes") for n in notes):
+        return None
+    fields: dict[str, Any] = {
+        "sink": sink,
+        "events": len(items),
+        "reason": items[0][1][:500],
+        "first_spool_row": min(s.seq for s, _ in items),
+        "last_spool_row": max(s.seq for s, _ in items),
+        "deadletter_file": str(path),
+    }
+    pairs = [(s.event.get("stream"), s.event.get("seq")) for s, _ in items]
+    if notes:
+        # carry what the refused events declared, in the compact form only: no ids (``seqs`` covers
+        # every item, and ids are what made the refused event too large)
+        fields["refused_notes"] = len(notes)
+        fields["reason"] = fields["reason"][:200]
+        fields["seqs"] = merge_seqs([seq_ranges_field(pairs), *(_fields(n).get("seqs") for n in notes)])
+    else:
+        fields["ids"] = [s.event.get("id") for s, _ in items][:MAX_IDS]
+        fields["seqs"] = seq_ranges_field(pairs)
+    return fields
+
+
+def merge_seqs(values: Iterable[Any]) -> dict[str, list[list[int]]]:
+    """One ``seqs`` field (``{stream: [[first, last], ...]}``) covering every one of ``values``;
+    anything not of that form is ignored."""
+    by: dict[str, list[tuple[int, int]]] = {}
+    for v in values:
+        if not isinstance(v, dict):
+            continue
+        for stream, ranges in v.items():
+            if not isinstance(ranges, list):
+                continue
+            for r in ranges:
+                if isinstance(r, list | tuple) and len(r) == 2 and all(type(x) is int for x in r):
+                    by.setdefault(str(stream), []).append((r[0], r[1]))
+    out: dict[str, list[list[int]]] = {}
+    for stream, rs in sorted(by.items()):
+        merged: list[list[int]] = []
+        for lo, hi in sorted(rs):
+            if merged and lo <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        out[stream] = merged
+    return out
+
+
+def _fields(ev: dict[str, Any]) -> dict[str, Any]:
+    f = ev.get("fields")
+    return f if isinstance(f, dict) else {}
