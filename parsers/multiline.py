@@ -389,8 +389,7 @@ class Assembler:
         report is over (``in_crash`` False, the line is for the caller's other rules)."""
         prev = self.split_report
         self.split_report = None
-        assert prev is not None
-        if header is not None and (
+        if prev is None or header is not None and (
             (prev.pid is not None and header[1] != prev.pid) or _is_startup_banner(header[8])
         ):
             self.in_crash = False
