@@ -2,12 +2,13 @@
 ``dead_lettered`` agent event that declares them says.
 
 That agent event goes to the same sink, which can refuse it too (a Loki tenant whose
-``max_line_size`` is under the event: its ``ids`` list alone can be several KB). The refusal of a
-``dead_lettered`` event must neither lose the declaration it carried (``verify`` explains the
-missing events by it) nor start a loop of events about events: the event about refused
-``dead_lettered`` events (:func:`note_fields`) carries their ``seqs`` and no ``ids``, so it is
-small, and if even that one is refused, no further event is made (the refusal is logged and
-counted, and the events are in the dead-letter file).
+``max_line_size`` is small, or a 400 that refuses a whole push, the event included). So one
+``dead_lettered`` event declares at most :data:`IDS_PER_EVENT` events, and the refusal of a
+``dead_lettered`` event neither loses the declaration it carried (``verify`` explains the missing
+events by it) nor starts a loop of events about events: the event about refused ``dead_lettered``
+events (:func:`note_fields`, ``refused_notes``) carries their ``seqs``, and if that one is refused
+in turn, no further event is made (the refusal is logged and counted, and the events are in the
+dead-letter file).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import orjson
 from ..api import SpooledEvent
 from ..audit.verify import seq_ranges_field
 
-#: at most this many event ids in a ``dead_lettered`` event (``seqs`` covers all of them)
-MAX_IDS = 1000
+#: items declared by one ``dead_lettered`` event: its ids then take about 2 KB, so the event fits
+#: a Loki tenant with a ``max_line_size`` of a few KB
+IDS_PER_EVENT = 50
 
 
 class DeadLetters:
@@ -50,32 +52,36 @@ def is_note(ev: dict[str, Any]) -> bool:
     return ev.get("source") == "agent" and ev.get("event") == "dead_lettered"
 
 
-def note_fields(sink: str, items: list[tuple[SpooledEvent, str]], path: Path) -> dict[str, Any] | None:
-    """The fields of the ``dead_lettered`` event declaring ``items`` (refused by ``sink``, written
-    to ``path``), or None when every item is itself an event about refused ``dead_lettered``
-    events: declaring those again could go on for ever (see the module docstring)."""
+def note_fields(sink: str, items: list[tuple[SpooledEvent, str]], path: Path) -> list[dict[str, Any]]:
+    """The fields of the ``dead_lettered`` events declaring ``items`` (refused by ``sink``, written
+    to ``path``): one per :data:`IDS_PER_EVENT` items, each naming its items by id and seq range,
+    so that no declaration is itself too large for a sink with a small entry limit. Nothing when
+    every item is itself an event about refused ``dead_lettered`` events: declaring those again
+    could go on for ever (see the module docstring)."""
     notes = [s.event for s, _ in items if is_note(s.event)]
     if notes and len(notes) == len(items) and all(_fields(n).get("refused_notes") for n in notes):
-        return None
-    fields: dict[str, Any] = {
-        "sink": sink,
-        "events": len(items),
-        "reason": items[0][1][:500],
-        "first_spool_row": min(s.seq for s, _ in items),
-        "last_spool_row": max(s.seq for s, _ in items),
-        "deadletter_file": str(path),
-    }
-    pairs = [(s.event.get("stream"), s.event.get("seq")) for s, _ in items]
-    if notes:
-        # carry what the refused events declared, in the compact form only: no ids (``seqs`` covers
-        # every item, and ids are what made the refused event too large)
-        fields["refused_notes"] = len(notes)
-        fields["reason"] = fields["reason"][:200]
-        fields["seqs"] = merge_seqs([seq_ranges_field(pairs), *(_fields(n).get("seqs") for n in notes)])
-    else:
-        fields["ids"] = [s.event.get("id") for s, _ in items][:MAX_IDS]
-        fields["seqs"] = seq_ranges_field(pairs)
-    return fields
+        return []
+    out: list[dict[str, Any]] = []
+    for k in range(0, len(items), IDS_PER_EVENT):
+        chunk = items[k : k + IDS_PER_EVENT]
+        pairs = [(s.event.get("stream"), s.event.get("seq")) for s, _ in chunk]
+        fields: dict[str, Any] = {
+            "sink": sink,
+            "events": len(chunk),
+            "reason": chunk[0][1][:500],
+            "ids": [s.event.get("id") for s, _ in chunk],
+            "first_spool_row": min(s.seq for s, _ in chunk),
+            "last_spool_row": max(s.seq for s, _ in chunk),
+            "seqs": seq_ranges_field(pairs),
+            "deadletter_file": str(path),
+        }
+        if notes:
+            fields["refused_notes"] = len(notes)
+            fields["reason"] = fields["reason"][:200]
+            if k == 0:  # what the refused declarations declared, in the compact form
+                fields["seqs"] = merge_seqs([fields["seqs"], *(_fields(n).get("seqs") for n in notes)])
+        out.append(fields)
+    return out
 
 
 def merge_seqs(values: Iterable[Any]) -> dict[str, list[list[int]]]:

@@ -215,13 +215,13 @@ class SinkWorker:
             metrics.SINK_DEAD_LETTERED.labels(name).inc(len(items))
             log.error("sink %s refused %d events for good (%s); written to %s", name, len(items),
                       items[0][1][:200], path)
-            fields = note_fields(name, items, path)
-            if fields is None:
+            notes = note_fields(name, items, path)
+            if not notes:
                 log.error("sink %s refused the events declaring refused dead_lettered events: they are in %s, "
                           "and not declared again (that could go on for ever)", name, path)
-            else:
+            for fields in notes:
                 await self.record_agent(agent_event(
-                    "dead_lettered", f"sink {name} refused {len(items)} events; they are in {path}",
+                    "dead_lettered", f"sink {name} refused {fields['events']} events; they are in {path}",
                     level="warning", **fields))
         if delivery.duplicates:
             metrics.SINK_DUPLICATES.labels(name).inc(delivery.duplicates)
