@@ -23,10 +23,24 @@ Rules, in order:
   only become part of its text if more text follows; blank lines just before a crash banner
   or the logo move into that block, where they belong;
 * the first line of the logo (``_._`` for Redis, ``.+^+.`` for Valkey) starts a logo block;
-* any other raw line continues the current block, or starts a raw block if there is none.
+* any other raw line continues the current block only if that block is one of the multi-line forms
+  Redis writes: the logo, the help text after a report's END (at most :data:`AFTER_END_MAX_LINES`
+  lines), or a prefixed line whose text goes on below it (a signal-handler line: the watchdog and
+  SIGALRM stack traces; a line with an empty message: ``serverLog(..., "\n...")``). Otherwise it
+  is its own raw event: a line of garbage after a valid line must not hide in that line's event,
+  and 3,000 such lines must not become one event no sink accepts.
 
-A block never grows without bound: past ``max_lines`` lines or ``max_chars`` characters it is
-completed (flagged ``split``) and the rest starts a new raw block.
+A block never grows without bound. A crash report past ``max_lines`` lines or ``max_chars``
+characters is completed (flagged ``split``, ``part: 1``) and its next lines open the next part of
+the same report (``part: 2``, ..., each with ``report_offset``, where part 1 starts): a long
+report is cut into events a sink accepts, never dropped. Any other block past its cap is completed
+(flagged ``split``) and the raw lines after it are events of their own.
+
+The caps are sized on the real reports in sample-logs/: the longest crash report there is 439
+lines and 18,068 characters (Valkey 9, segfault), the logo 20 lines and 1,313 characters, the
+help text after END 10 lines, the longest watchdog trace 68 lines. A crash event carries its
+text twice (``report`` and most of it again in ``stack_trace``), so :data:`MAX_BLOCK_CHARS` keeps
+one part well inside Loki's default 256 KB entry limit.
 """
 
 from __future__ import annotations
@@ -44,8 +58,15 @@ KIND_LOGO = 2  # the ASCII-art logo
 KIND_CRASH = 3  # a bug report
 KIND_BLANK = 4  # blank lines only (start of input, or left over at flush)
 
-MAX_BLOCK_LINES = 50_000
-MAX_BLOCK_CHARS = 16 << 20
+#: caps of a crash report part and of a stack trace after a signal-handler line (about 4 times
+#: the longest real report)
+MAX_BLOCK_LINES = 2_000
+MAX_BLOCK_CHARS = 64 << 10
+#: caps of the ASCII-art logo (twice the real one)
+LOGO_MAX_LINES = 40
+LOGO_MAX_CHARS = 4 << 10
+#: lines after ``=== ... BUG REPORT END`` that still join the report (its help text: 10 lines)
+AFTER_END_MAX_LINES = 30
 
 
 class Block:
@@ -68,6 +89,7 @@ class Block:
         "chars",
         "pid",
         "text",
+        "part",
     )
 
     def __init__(self, kind: int, offset: int, header: Header | None, ts: str | None, prev_ts: str | None):
@@ -87,6 +109,8 @@ class Block:
         #: the raw text of a prefixed line whose message is empty (kept only for those: Redis <= 3.0
         #: logs the crash-report banner as such a line followed by the banner on a raw line)
         self.text: str | None = None
+        #: which part of a crash report split at the cap this block is (0: not split)
+        self.part = 0
 
 
 def merge_flags(block: Block, flags: dict[str, Any]) -> None:
@@ -112,6 +136,22 @@ def is_crash_end(text: str) -> bool:
 def is_logo_start(text: str) -> bool:
     s = text.strip()
     return s == "_._" or s == ".+^+."
+
+
+def _takes_raw_lines(b: Block) -> bool:
+    """Whether a raw line after block ``b`` (outside a crash report) is part of it: the multi-line
+    forms Redis writes without a prefix on the lines after the first."""
+    kind = b.kind
+    if kind == KIND_LINE:
+        # the text of a signal-handler line (watchdog, SIGALRM) or of an empty message goes on below
+        return b.text is not None or (b.header is not None and b.header[0] == FMT_SIGNAL)
+    if kind == KIND_LOGO:
+        return True
+    if kind == KIND_CRASH and b.complete and b.more:
+        # the help text after END: only while END is among the last lines (the fast path of
+        # LogParser.feed completes reports too, so the END line is looked for, not remembered)
+        return any(t[:4] == "=== " and is_crash_end(t) for t in b.more[-AFTER_END_MAX_LINES:])
+    return False
 
 
 def _is_startup_banner(message: str) -> bool:
@@ -152,6 +192,9 @@ class Assembler:
         self.last_ts: str | None = None  # timestamp of the last prefixed line
         self.max_lines = max_lines
         self.max_chars = max_chars
+        #: the last part of a crash report split at the cap, while its next line is awaited (then
+        #: ``in_crash`` is True and ``cur`` None)
+        self.split_report: Block | None = None
 
     def _materialise(self) -> None:
         """Turn the pending :data:`PendingLine` or :data:`PendingHeaderLine` into the equivalent
@@ -218,7 +261,12 @@ class Assembler:
         if self.line is not None or self.hline is not None:
             self._materialise()
         cur = self.cur
-        if self.in_crash and cur is not None:
+        if self.in_crash and cur is None:
+            done = self._next_part(text, header, ts, offset, flags)
+            if self.in_crash:
+                return done
+            cur = None  # a line from someone else: the split report ended without END
+        elif self.in_crash and cur is not None:
             absorb = header is None or (
                 (cur.pid is None or header[1] == cur.pid) and not _is_startup_banner(header[8])
             )
@@ -323,14 +371,45 @@ class Assembler:
                 merge_flags(b, flags)
             self.cur = b
             return cur
-        if cur is None:
-            b = self._open(KIND_RAW, offset, None, None, text)
-            if flags:
-                merge_flags(b, flags)
-            self.cur = b
+        if cur is not None and _takes_raw_lines(cur):
+            self._append(cur, text, flags)
+            return self._split_if_big(cur)
+        # a raw line of its own; blank lines before it stay (counted) with the block before
+        b = self._open(KIND_RAW, offset, None, None, text)
+        if flags:
+            merge_flags(b, flags)
+        self.cur = b
+        return cur
+
+    def _next_part(
+        self, text: str, header: Header | None, ts: str | None, offset: int, flags: dict[str, Any] | None
+    ) -> Block | None:
+        """The first line after a crash report part that reached the cap: the next part of the
+        same report if the report would have absorbed it (``in_crash`` stays True), else the
+        report is over (``in_crash`` False, the line is for the caller's other rules)."""
+        prev = self.split_report
+        self.split_report = None
+        if prev is None or header is not None and (
+            (prev.pid is not None and header[1] != prev.pid) or _is_startup_banner(header[8])
+        ):
+            self.in_crash = False
             return None
-        self._append(cur, text, flags)
-        return self._split_if_big(cur)
+        b = Block(KIND_CRASH, offset, prev.header, prev.ts, prev.prev_ts)
+        b.pid = prev.pid
+        b.part = prev.part + 1
+        b.more = [text]
+        b.chars = len(text)
+        b.flags = {"part": b.part, "report_offset": (prev.flags or {}).get("report_offset", prev.offset)}
+        if flags:
+            merge_flags(b, flags)
+        if header is None:
+            if text[:4] == "=== " and is_crash_end(text):
+                b.complete = True
+                self.in_crash = False
+        elif ts is not None:
+            self.last_ts = ts
+        self.cur = b
+        return self._split_if_big(b)
 
     def _append(self, cur: Block, text: str, flags: dict[str, Any] | None) -> None:
         more = cur.more
@@ -346,15 +425,25 @@ class Assembler:
             merge_flags(cur, flags)
 
     def _split_if_big(self, cur: Block) -> Block | None:
-        if cur.lines < self.max_lines and cur.chars < self.max_chars:
+        if cur.kind == KIND_LOGO:
+            if cur.lines < LOGO_MAX_LINES and cur.chars < LOGO_MAX_CHARS:
+                return None
+        elif cur.lines < self.max_lines and cur.chars < self.max_chars:
             return None
         return self.split(cur)
 
     def split(self, cur: Block) -> Block:
-        """Complete ``cur``, the open block, because it reached ``max_lines`` or ``max_chars``."""
-        merge_flags(cur, {"split": True})
+        """Complete ``cur``, the open block, because it reached its cap. A crash report still
+        open goes on in a next part (see :meth:`_next_part`)."""
         self.cur = None
-        self.in_crash = False
+        if cur.kind == KIND_CRASH and self.in_crash:
+            if not cur.part:
+                cur.part = 1
+                merge_flags(cur, {"part": 1, "report_offset": cur.offset})
+            self.split_report = cur
+        else:
+            self.in_crash = False
+        merge_flags(cur, {"split": True})
         return cur
 
     def flush(self) -> Block | None:
@@ -365,6 +454,7 @@ class Assembler:
         cur = self.cur
         self.cur = None
         self.in_crash = False
+        self.split_report = None
         if cur is not None:
             return cur
         if self.lead_blanks:

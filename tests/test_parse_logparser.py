@@ -3,7 +3,7 @@ crash reports, bad input. Real lines from sample-logs/ wherever they exist."""
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 import pytest
 
@@ -67,14 +67,22 @@ def test_events_have_exactly_the_keys_of_make_event_in_the_same_order():
     assert list(ev) == list(ref)
 
 
-def test_continuation_lines_join_the_message_of_their_line():
+def test_a_raw_line_after_a_plain_line_is_an_event_of_its_own_not_part_of_that_line():
     data = (
-        b"1:M 25 Nov 2026 17:36:54.151 # Something went wrong:\nfirst detail\n\nsecond detail\n"
+        b"1:M 25 Nov 2026 17:36:54.151 * DB saved on disk\nfirst detail\n\nsecond detail\n"
         b"1:M 25 Nov 2026 17:36:55.000 * Server initialized\n"
     )
     evs = parse_lines(data, tz=UTC)
-    assert evs[0]["message"] == "Something went wrong:\nfirst detail\n\nsecond detail"
-    assert evs[0]["lines"] == 4 and evs[1]["offset"] == data.index(b"1:M 25 Nov 2026 17:36:55")
+    assert [(e["event"], e["message"], e["lines"]) for e in evs] == [
+        ("db_saved", "DB saved on disk", 1),
+        ("unrecognized", "first detail", 2),  # the blank line after it is counted into it
+        ("unrecognized", "second detail", 1),
+        ("server_initialized", "Server initialized", 1),
+    ]
+    for e in evs[1:3]:
+        assert e["fields"]["raw"] is True and e["category"] == "other"
+        assert e["timestamp"] == evs[0]["timestamp"] and e["fields"]["timestamp_from"] == "previous_line"
+    assert evs[2]["offset"] == data.index(b"second detail")
 
 
 def test_trailing_blank_lines_count_but_do_not_change_the_message():
@@ -83,13 +91,21 @@ def test_trailing_blank_lines_count_but_do_not_change_the_message():
     assert evs[0]["message"] == "Server initialized" and evs[0]["lines"] == 3
 
 
-def test_raw_lines_at_the_start_are_one_unrecognized_event_with_the_next_line_s_time():
+def test_raw_lines_at_the_start_are_one_unrecognized_event_each_the_last_with_the_next_line_s_time():
     data = b"garbage one\ngarbage two\n1:M 25 Nov 2026 17:36:55.000 * Server initialized\n"
-    evs = parse_lines(data, tz=UTC)
-    assert evs[0]["event"] == "unrecognized" and evs[0]["category"] == "other"
-    assert evs[0]["message"] == "garbage one\ngarbage two" and evs[0]["lines"] == 2
-    assert evs[0]["timestamp"] == evs[1]["timestamp"]
-    assert evs[0]["fields"]["timestamp_from"] == "next_line"
+    ref = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
+    evs = parse_lines(data, tz=UTC, reference_time=ref)
+    assert [(e["event"], e["message"], e["lines"]) for e in evs] == [
+        ("unrecognized", "garbage one", 1),
+        ("unrecognized", "garbage two", 1),
+        ("server_initialized", "Server initialized", 1),
+    ]
+    assert all(e["category"] == "other" and e["fields"]["raw"] is True for e in evs[:2])
+    # nothing before the first line has a time: the file's reference time (its mtime, for the follower)
+    assert evs[0]["timestamp"] == "2026-11-25T17:00:00.000000Z"
+    assert evs[0]["fields"]["timestamp_from"] == "reference_time"
+    assert evs[1]["timestamp"] == evs[2]["timestamp"]
+    assert evs[1]["fields"]["timestamp_from"] == "next_line"
 
 
 def test_unknown_prefixed_line_is_unrecognized_and_kept_whole():

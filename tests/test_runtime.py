@@ -213,3 +213,46 @@ def test_freed_memory_goes_back_to_the_kernel_once_per_idle_spell(tmp_path, monk
         return seen
 
     assert asyncio.run(go()) == [0, 1, 1]
+
+
+class FlakySource(Source):
+    """Crashes at once on its first ``quick`` runs, then runs ``steady_for`` seconds before crashing,
+    then stays up."""
+
+    key_prefix = "flaky:"
+
+    def __init__(self, quick: int, steady_for: float) -> None:
+        self.name, self.quick, self.steady_for, self.runs = "flaky", quick, steady_for, 0
+
+    async def run(self, ctx: SourceContext) -> None:
+        self.runs += 1
+        if self.runs <= self.quick:
+            raise RuntimeError(f"quick crash {self.runs}")
+        if self.runs == self.quick + 1:
+            await asyncio.sleep(self.steady_for)
+            raise RuntimeError("crash after a steady run")
+        await ctx.stop.wait()
+
+
+def test_a_source_that_ran_steadily_for_the_longest_backoff_restarts_after_the_shortest_wait_again(tmp_path):
+    cfg = parse_config({"state_dir": str(tmp_path), "timezone": "UTC", "shutdown_timeout": 5})
+    src = FlakySource(quick=4, steady_for=1.5)
+    agent = Agent(cfg, sources=[src], sinks=[RecordingSink()])
+    agent.source_restart_initial, agent.source_restart_max = 0.05, 0.5
+    waits: list[float] = []
+    crashed = agent.health.source_crashed
+    agent.health.source_crashed = lambda name, error, delay: (waits.append(delay), crashed(name, error, delay))
+
+    async def go() -> None:
+        await agent.start()
+        for _ in range(1500):
+            if src.runs >= 6:
+                break
+            await asyncio.sleep(0.02)
+        await agent.shutdown()
+
+    asyncio.run(go())
+    assert src.runs == 6
+    # four crashes in a row double the wait up to the cap; a crash after 1.5 s of steady running
+    # (longer than the cap) starts again from the shortest wait
+    assert waits == [0.05, 0.1, 0.2, 0.4, 0.05]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 import traceback
 from collections import Counter
 from datetime import tzinfo
@@ -162,10 +163,20 @@ class Agent:
                 release_free_memory()
                 released = True
 
+    #: first and longest wait before a crashed source is restarted (doubling in between)
+    source_restart_initial = 1.0
+    source_restart_max = 60.0
+
     async def _supervise(self, src: Source, ctx: SourceContext, emitter: Emitter) -> None:
-        """Run a source; if it crashes (a bug), log it and restart it from its committed positions."""
-        delay = 1.0
+        """Run a source; if it crashes (a bug), log it and restart it from its committed positions.
+
+        The wait doubles from one crash to the next, so a source that fails at once does not spin;
+        a source that ran for ``source_restart_max`` or longer before crashing is not in a crash
+        loop, and its next restart waits ``source_restart_initial`` again rather than the wait its
+        crashes of hours ago had built up."""
+        delay = self.source_restart_initial
         while not ctx.stop.is_set():
+            started = time.monotonic()
             try:
                 await src.run(ctx)
                 await emitter.settle()
@@ -173,6 +184,8 @@ class Agent:
             except asyncio.CancelledError:
                 raise
             except Exception as e:
+                if time.monotonic() - started >= self.source_restart_max:
+                    delay = self.source_restart_initial
                 log.error("source %s crashed (restarting in %.0fs): %s\n%s", src.name, delay, e,
                           traceback.format_exc())
                 self.health.source_crashed(src.name, e, delay)
@@ -182,7 +195,7 @@ class Agent:
                 except Exception:
                     pass
                 await wait_or_stop(ctx.stop, delay)
-                delay = min(delay * 2, 60.0)
+                delay = min(delay * 2, self.source_restart_max)
                 await emitter.settle(quiet=True)  # positions are read after the last commit
                 ctx.positions = await self.spool.positions(src.key_prefix)
                 self.health.source_restarted(src.name)

@@ -14,11 +14,10 @@ from parsers.events import Event
 
 from ..agent_events import agent_event
 from ..api import Delivery, Encoded, RetryableError, Sink, SpooledEvent, TooLarge
-from ..audit.verify import seq_ranges_field
 from ..observe import metrics
 from ..util.backoff import Backoff
 from ..util.waits import wait_or_stop
-from .deadletters import DeadLetters
+from .deadletters import DeadLetters, note_fields
 from .offload import Offloader, OffloadUnavailable, Prepared
 from .spool import Spool
 
@@ -214,17 +213,16 @@ class SinkWorker:
             items = [(batch[i], reason) for i, reason in delivery.rejected if 0 <= i < len(batch)]
             path = self.dead.write(name, items)
             metrics.SINK_DEAD_LETTERED.labels(name).inc(len(items))
-            first = min(s.seq for s, _ in items)
-            last = max(s.seq for s, _ in items)
             log.error("sink %s refused %d events for good (%s); written to %s", name, len(items),
                       items[0][1][:200], path)
-            await self.record_agent(agent_event(
-                "dead_lettered", f"sink {name} refused {len(items)} events; they are in {path}",
-                level="warning", sink=name, events=len(items), reason=items[0][1][:500],
-                ids=[s.event.get("id") for s, _ in items][:1000], first_spool_row=first, last_spool_row=last,
-                seqs=seq_ranges_field((s.event.get("stream"), s.event.get("seq")) for s, _ in items),
-                deadletter_file=str(path),
-            ))
+            notes = note_fields(name, items, path)
+            if not notes:
+                log.error("sink %s refused the events declaring refused dead_lettered events: they are in %s, "
+                          "and not declared again (that could go on for ever)", name, path)
+            for fields in notes:
+                await self.record_agent(agent_event(
+                    "dead_lettered", f"sink {name} refused {fields['events']} events; they are in {path}",
+                    level="warning", **fields))
         if delivery.duplicates:
             metrics.SINK_DUPLICATES.labels(name).inc(delivery.duplicates)
         ok = out.count - len(delivery.rejected)
