@@ -30,6 +30,10 @@ Redis connection, so a node whose pods come and go does not accumulate tasks or 
 
 :meth:`Labeler.apply` runs once per event, so it only copies a prepared dict; everything else
 happens in :meth:`Labeler.start` and a background refresh task.
+
+This module schedules the targets and merges their labels; the config checks are in
+:mod:`.label_rules`, the Prometheus query and series choice in :mod:`.label_prometheus`, a
+target's record and Redis client in :mod:`.label_target`.
 """
 
 from __future__ import annotations
@@ -38,97 +42,42 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import socket
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from parsers.events import Event
 from shipper.config import AgentConfig, ConfigError, KubernetesSourceConfig, RedisSourceConfig
-from shipper.observe import metrics
 from shipper.util.urls import redact_url
 
 from .label_presets import expand_template, parse_redis_url, preset_instance
+from .label_prometheus import choose_series, promql_string, query_vector, series_identity
+from .label_rules import (
+    LABEL_NAME,
+    MAX_LABELS,
+    MAX_STREAM_LABELS,
+    MAX_VALUE_LENGTH,
+    METRIC_NAME,
+    PINNING_LABELS,
+    SINK_LABELS,
+    check_label_budget,
+    copied_label_names,
+    static_labels,
+)
+from .label_target import LABELS_CLIENT_NAME, LabelTarget, describe_error, redis_client
+
+#: what importers find here, wherever it is defined
+__all__ = [
+    "LABELS_CLIENT_NAME", "LABEL_NAME", "MAX_LABELS", "MAX_STREAM_LABELS", "MAX_VALUE_LENGTH", "METRIC_NAME",
+    "PINNING_LABELS", "SINK_LABELS", "Labeler", "choose_series", "expand_template", "parse_redis_url",
+    "preset_instance", "promql_string", "redact_url",
+]
 
 log = logging.getLogger("shipper.labels")
 
-#: Prometheus and Loki accept the same label names; ``__*`` names are reserved for internal use.
-LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-#: labels the Loki sink adds per stream; a user label of the same name would be overwritten there
-SINK_LABELS = ("source", "level")
-#: Loki's default ``max_label_names_per_series``
-MAX_STREAM_LABELS = 15
-MAX_LABELS = MAX_STREAM_LABELS - len(SINK_LABELS)
-#: Loki's default ``max_label_value_length``
-MAX_VALUE_LENGTH = 2048
-# Labels a user sets in `labels:` to say which scrape job's series discovery must adopt.
-PINNING_LABELS = ("job", "instance")
 #: fastest and slowest retry after a failed discovery (the slowest is also capped by ``refresh``)
 _RETRY_MIN = 0.5
-
-
-# --- metrics: defined in shipper/observe/metrics.py once the lead adds them; until then None
-_M_ERRORS = getattr(metrics, "LABEL_DISCOVERY_ERRORS", None)
-_M_LAST_SUCCESS = getattr(metrics, "LABEL_DISCOVERY_LAST_SUCCESS", None)
-_M_UP = getattr(metrics, "LABEL_DISCOVERY_UP", None)
-
-
-def promql_string(value: str) -> str:
-    """A PromQL double-quoted string literal (escapes backslash, quote, newline)."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def choose_series(
-    series: list[dict[str, Any]], prefer: Mapping[str, str], current: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """Pick one series when several share the run_id (two jobs scrape the same Redis).
-
-    First the one agreeing most with the configured labels (static + preset: the user's way of
-    saying which job they mean), then the one agreeing with what we adopted last time (a
-    stream must not flip between two equally good series on every refresh), then the smallest
-    label set in sorted order -- deterministic, so two agents on one host choose alike.
-    Sample timestamps are deliberately not used: both jobs are scraped continuously, and the
-    freshest one changes from one query to the next.
-    """
-    current = current or {}
-
-    def key(s: dict[str, Any]) -> tuple[int, int, list[tuple[str, str]]]:
-        labels = s.get("metric") or {}
-        agree = sum(1 for k, v in prefer.items() if labels.get(k) == v)
-        same = sum(1 for k, v in current.items() if labels.get(k) == v)
-        return (-agree, -same, sorted(labels.items()))
-
-    return min(series, key=key)
-
-
-@dataclass
-class _Target:
-    """One polled Redis: its fallback labels, what discovery found, and the merged result."""
-
-    index: int  # position in cfg.sources; -1 for a target added at run time
-    source: RedisSourceConfig | None
-    base: dict[str, str]
-    merged: dict[str, str]
-    name: str = ""  # redacted URL, for logs and metric labels
-    run_id: str | None = None
-    discovered: dict[str, str] = field(default_factory=dict)
-    last_success: float | None = None
-    errors: int = 0
-    last_error: str | None = None
-    warned: set[str] = field(default_factory=set)
-    # job/instance set in `labels:` by the user; once a series has carried one of them it is
-    # the user's choice of job, and a series without it is not adopted (see refresh)
-    pinned: dict[str, str] = field(default_factory=dict)
-    seen: set[tuple[str, str]] = field(default_factory=set)
-    #: its refresh loop, and its redis.asyncio client for INFO (both made by start/add_target)
-    task: asyncio.Task[None] | None = None
-    client: Any = None
-    #: the error kinds counted for it (their metric series go when the target goes)
-    error_kinds: set[str] = field(default_factory=set)
 
 
 class Labeler:
@@ -156,38 +105,8 @@ class Labeler:
         self._secrets: set[str] = set()
         problems: list[tuple[str, str]] = []
 
-        static: dict[str, str] = {}
-        for name, value in cfg.labels.items():
-            key = f"labels.{name}"
-            try:
-                self._check_name(name, key)
-                value = expand_template(str(value), self._env, self._hostname, key)
-            except ValueError as e:
-                problems.append((key, str(e).removeprefix(f"{key}: ")))
-                continue
-            if value == "":
-                # Prometheus treats an empty value as "label absent"; so do we (and say so)
-                log.warning("label %s has an empty value and is not shipped", name)
-                continue
-            if len(value) > MAX_VALUE_LENGTH:
-                problems.append((key, f"value is {len(value)} characters; Loki accepts at most {MAX_VALUE_LENGTH}"))
-                continue
-            static[name] = value
-
-        copy: list[str] = []
-        if self._discover is not None:
-            for i, name in enumerate(self._discover.copy_labels):
-                key = f"discover_labels.copy[{i}]"
-                try:
-                    self._check_name(name, key)
-                except ValueError as e:
-                    problems.append((key, str(e).removeprefix(f"{key}: ")))
-                    continue
-                copy.append(name)
-            if not METRIC_NAME.match(self._discover.metric):
-                problems.append(("discover_labels.metric", f"{self._discover.metric!r} is not a metric name"))
-            if not self._discover.prometheus_url.startswith(("http://", "https://")):
-                problems.append(("discover_labels.prometheus_url", "must start with http:// or https://"))
+        static = static_labels(cfg.labels, self._env, self._hostname, problems)
+        copy = copied_label_names(self._discover, problems)
         self._copy = copy
         #: the global static labels: the base of a target added at run time, under its own labels
         self._static = static
@@ -203,31 +122,9 @@ class Labeler:
                 "Redis's run_id (INFO server) selects the Prometheus series",
             ))
 
-        names = set(static) | set(copy)
-        if cfg.instance_preset and "instance" not in static:
-            names.add("instance")
-        if len(names) > MAX_LABELS:
-            problems.append((
-                "labels",
-                f"{len(names)} labels ({', '.join(sorted(names))}); at most {MAX_LABELS} fit in a Loki stream "
-                f"next to {' and '.join(SINK_LABELS)} (limit {MAX_STREAM_LABELS}): keep high-cardinality "
-                "values in the event, not in labels",
-            ))
+        check_label_budget(cfg, static, copy, problems)
 
-        for i, src in enumerate(cfg.sources):
-            if isinstance(src, KubernetesSourceConfig):
-                from shipper.sources.kubernetes.pods import POD_LABELS, sanitize_label_name
-
-                pod = set(static) | set(copy) | set(POD_LABELS) | set(src.labels) | {
-                    sanitize_label_name(k) for k in src.pod_labels}
-                if len(pod) > MAX_LABELS:
-                    problems.append((
-                        f"sources[{i}]",
-                        f"a discovered pod's events would carry {len(pod)} labels ({', '.join(sorted(pod))}); "
-                        f"at most {MAX_LABELS} fit in a Loki stream next to {' and '.join(SINK_LABELS)}",
-                    ))
-
-        self._targets: list[_Target] = []
+        self._targets: list[LabelTarget] = []
         targets_in = redis_sources or [(-1, None)]
         for index, src in targets_in:
             base = dict(static)
@@ -239,12 +136,12 @@ class Labeler:
                     problems.append(("instance_preset", str(e)))
             name = redact_url(src.url, drop_query=True) if src is not None else "static"
             pinned = {k: static[k] for k in PINNING_LABELS if k in static}
-            self._targets.append(_Target(index, src, base, dict(base), name, pinned=pinned))
+            self._targets.append(LabelTarget(index, src, base, dict(base), name, pinned=pinned))
         if problems:
             raise ConfigError(problems)
 
         # lookup for labels_for_source: index, URL as configured, redacted URL
-        self._by_key: dict[Any, _Target] = {}
+        self._by_key: dict[Any, LabelTarget] = {}
         for t in self._targets:
             if t.source is not None:
                 self._by_key[t.index] = t
@@ -252,16 +149,7 @@ class Labeler:
                 self._by_key[t.name] = t
         self._default = self._targets[0]
         #: targets added at run time (a discovered pod's poller), by the key given to add_target
-        self._dynamic: dict[str, _Target] = {}
-
-    @staticmethod
-    def _check_name(name: str, key: str) -> None:
-        if not LABEL_NAME.match(name) or name.startswith("__"):
-            raise ValueError(
-                f"{key}: {name!r} is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"
-            )
-        if name in SINK_LABELS:
-            raise ValueError(f"{key}: {name!r} is set per stream by the Loki sink; choose another name")
+        self._dynamic: dict[str, LabelTarget] = {}
 
     # --- the hot path
 
@@ -299,8 +187,8 @@ class Labeler:
         if key in self._by_key:
             raise ValueError(f"label target {key!r} would shadow a configured Redis source")
         base = {**self._static, **{k: v for k, v in labels.items() if v != ""}}
-        t = _Target(-1, source, base, dict(base), key,
-                    pinned={k: base[k] for k in PINNING_LABELS if k in base})
+        t = LabelTarget(-1, source, base, dict(base), key,
+                        pinned={k: base[k] for k in PINNING_LABELS if k in base})
         self._dynamic[key] = t
         self._by_key[key] = t
         if self._started and self._closed is not None and not self._closed.is_set():
@@ -314,27 +202,8 @@ class Labeler:
             return
         if self._by_key.get(key) is t:
             del self._by_key[key]
-        await self._release(t)
-        for gauge in (_M_UP, _M_LAST_SUCCESS):
-            if gauge is not None:
-                with contextlib.suppress(KeyError):
-                    gauge.remove(t.name)
-        if _M_ERRORS is not None:
-            for kind in t.error_kinds:
-                with contextlib.suppress(KeyError):
-                    _M_ERRORS.remove(t.name, kind)
-
-    @staticmethod
-    async def _release(t: _Target) -> None:
-        task, t.task = t.task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        client, t.client = t.client, None
-        if client is not None:
-            with contextlib.suppress(Exception):
-                await client.aclose()
+        await t.release()
+        t.forget_metrics()
 
     def status(self) -> list[dict[str, Any]]:
         """Per Redis (configured ones first, then those added at run time): run_id, discovered
@@ -379,7 +248,7 @@ class Labeler:
             if t.task is None:
                 t.task = asyncio.create_task(self._loop(t, None), name=f"labels:{t.name}")
 
-    async def _bounded_refresh(self, t: _Target) -> bool:
+    async def _bounded_refresh(self, t: LabelTarget) -> bool:
         """One round with a hard bound, so a black-holed Redis or Prometheus (no RST, no
         answer) can hold up neither the agent's start nor the refresh schedule."""
         assert self._discover is not None and t.source is not None
@@ -396,12 +265,12 @@ class Labeler:
         for t in targets:
             if t.task is not None:
                 t.task.cancel()
-        await asyncio.gather(*(self._release(t) for t in targets))
+        await asyncio.gather(*(t.release() for t in targets))
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    async def _loop(self, t: _Target, ok: bool | None) -> None:
+    async def _loop(self, t: LabelTarget, ok: bool | None) -> None:
         """Refresh ``t`` every ``refresh``, sooner after a failure; ``ok`` is the outcome of the
         first round, or None when the first round is still to do (a target added at run time)."""
         assert self._discover is not None and self._closed is not None
@@ -422,16 +291,12 @@ class Labeler:
                 return
             ok = await self._guarded_refresh(t)
 
-    async def _guarded_refresh(self, t: _Target) -> bool:
+    async def _guarded_refresh(self, t: LabelTarget) -> bool:
         try:
             return await self._bounded_refresh(t)
         except Exception:  # a bug must not kill the loop and freeze labels forever
             log.exception("label discovery for %s failed unexpectedly", t.name)
             return False
-
-    @staticmethod
-    def _identity(series: dict[str, Any]) -> dict[str, str]:
-        return {k: v for k, v in (series.get("metric") or {}).items() if k in PINNING_LABELS}
 
     async def refresh(self, source: int | str | None = None) -> bool:
         """One discovery round for one Redis: read its run_id, query Prometheus, adopt the copied
@@ -440,41 +305,41 @@ class Labeler:
         t = self._default if source is None else self._by_key.get(source, self._default)
         return await self._refresh(t)
 
-    async def _refresh(self, t: _Target) -> bool:
+    async def _refresh(self, t: LabelTarget) -> bool:
         if self._discover is None or t.source is None or self._session is None:
             return False
         try:
             run_id = await self._read_run_id(t)
         except Exception as e:  # any failure to reach Redis has the same outcome
-            return self._failed(t, "redis", f"cannot read run_id from {t.name}: {_describe(e)}")
+            return self._failed(t, "redis", f"cannot read run_id from {t.name}: {describe_error(e)}")
         if run_id != t.run_id:
             if t.run_id is not None:
                 log.info("run_id of %s changed (%s -> %s): rediscovering labels", t.name, t.run_id, run_id)
             t.run_id = run_id
         query = f"{self._discover.metric}{{run_id={promql_string(run_id)}}}"
         try:
-            series = await self._query(query)
+            series = await query_vector(self._session, self._discover.prometheus_url, query)
         except Exception as e:
-            return self._failed(t, "prometheus", f"query {query} failed: {_describe(e)}")
+            return self._failed(t, "prometheus", f"query {query} failed: {describe_error(e)}")
         if not series:
             return self._failed(
                 t, "no_series",
                 f"Prometheus has no {query} yet (not scraped yet, or redis_exporter does not scrape {t.name})",
             )
         for s_ in series:
-            t.seen.update((k, v) for k, v in self._identity(s_).items() if t.pinned.get(k) == v)
+            t.seen.update((k, v) for k, v in series_identity(s_).items() if t.pinned.get(k) == v)
         pins = {k: v for k, v in t.pinned.items() if (k, v) in t.seen}
         if pins:
             # The static job/instance has been seen on a series: it names one of several jobs
             # scraping this Redis, not a fallback. Right after a restart the other job may be
             # scraped first; adopting its series would flip the labels to the wrong job.
-            agreeing = [s_ for s_ in series if all(self._identity(s_).get(k) == v for k, v in pins.items())]
+            agreeing = [s_ for s_ in series if all(series_identity(s_).get(k) == v for k, v in pins.items())]
             if not agreeing:
                 wanted = ", ".join(f"{k}={v!r}" for k, v in sorted(pins.items()))
                 return self._failed(
                     t, "no_series",
                     f"{len(series)} series match {query} but none has {wanted} from `labels:` yet "
-                    f"(found {[self._identity(s_) for s_ in series]})",
+                    f"(found {[series_identity(s_) for s_ in series]})",
                 )
             series = agreeing
         if len(series) > 1 and f"many:{run_id}" not in t.warned:
@@ -483,7 +348,7 @@ class Labeler:
                 "%d series match %s (%s); using the one agreeing most with the configured labels "
                 "(set labels.job or labels.instance to choose)",
                 len(series), query,
-                [self._identity(s) for s in series],
+                [series_identity(s) for s in series],
             )
         chosen = choose_series(series, t.base, t.discovered)
         labels = chosen.get("metric") or {}
@@ -503,36 +368,17 @@ class Labeler:
             log.info("labels for %s are now %s", t.name, merged)
         t.discovered = found
         t.merged = merged  # replaced, not mutated: apply() may be copying the old one
-        t.last_success = time.time()
-        if t.last_error is not None:
-            log.info("label discovery for %s recovered", t.name)
-        t.last_error = None
-        if _M_LAST_SUCCESS is not None:
-            _M_LAST_SUCCESS.labels(t.name).set(t.last_success)
-        if _M_UP is not None:
-            _M_UP.labels(t.name).set(1)
+        t.record_success()
         return True
 
-    def _failed(self, t: _Target, kind: str, message: str) -> bool:
-        """Keep the last good labels; log once per change of trouble, count every time."""
-        t.errors += 1
-        t.error_kinds.add(kind)
-        for secret in self._secrets:
-            message = message.replace(secret, "***")
-        if message != t.last_error:
-            log.warning("%s; keeping labels %s", message, t.merged)
-        t.last_error = message
-        if _M_ERRORS is not None:
-            _M_ERRORS.labels(t.name, kind).inc()
-        if _M_UP is not None:
-            _M_UP.labels(t.name).set(0)
-        return False
+    def _failed(self, t: LabelTarget, kind: str, message: str) -> bool:
+        return t.record_failure(kind, message, self._secrets)
 
-    async def _read_run_id(self, t: _Target) -> str:
+    async def _read_run_id(self, t: LabelTarget) -> str:
         client = t.client
         if client is None:
             assert t.source is not None
-            client = t.client = _redis_client(t.source)
+            client = t.client = redis_client(t.source)
             password = client.connection_pool.connection_kwargs.get("password")
             if password:
                 self._secrets.add(password)
@@ -542,44 +388,6 @@ class Labeler:
             raise RuntimeError("INFO server has no run_id")
         return run_id
 
-    async def _query(self, query: str) -> list[dict[str, Any]]:
-        """Prometheus instant query (``GET /api/v1/query``); the vector's series."""
-        assert self._discover is not None and self._session is not None
-        url = self._discover.prometheus_url.rstrip("/") + "/api/v1/query"
-        async with self._session.get(url, params={"query": query}) as resp:
-            text = await resp.text()
-            try:
-                body = await resp.json(content_type=None)
-            except ValueError:
-                raise RuntimeError(f"HTTP {resp.status}, not JSON: {text[:200]!r}") from None
-        if not isinstance(body, dict) or body.get("status") != "success":
-            err = body.get("error") if isinstance(body, dict) else None
-            raise RuntimeError(f"HTTP {resp.status}: {err or text[:200]!r}")
-        data = body.get("data") or {}
-        if data.get("resultType") != "vector":
-            raise RuntimeError(f"expected a vector, got {data.get('resultType')!r}")
-        result = data.get("result") or []
-        return [s for s in result if isinstance(s, dict)]
 
-
-#: the client name of the label discovery's INFO connection (CLIENT LIST, SLOWLOG)
-LABELS_CLIENT_NAME = "redis-shipper-labels"
-
-
-def _describe(e: BaseException) -> str:
-    """An exception as one short line (timeouts have an empty str())."""
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
-def _redis_client(src: RedisSourceConfig) -> Any:
-    """A redis.asyncio client with the source's auth, TLS and timeout (the poller's rules).
-
-    Why not the poller's connection: labels must work (and be tested) on their own, and a second
-    connection for one INFO per ``refresh`` costs nothing.
-    """
-    import redis.asyncio as aioredis
-
-    from shipper.sources.redis.client import connection_pool
-
-    return aioredis.Redis.from_pool(connection_pool(src, client_name=LABELS_CLIENT_NAME, decode_responses=True))
+#: :func:`.label_target.redis_client` under the name tests/test_poller_client.py imports
+_redis_client = redis_client
