@@ -9,6 +9,9 @@ the assembler holds the current block until a line shows that it is over. This i
 parser returns an event one line late, and why :attr:`Assembler.pending_offset` exists: the
 follower must not checkpoint past a block that is still open.
 
+It is one module of ~500 lines because the rules below are one state machine: each rule's exit
+is another's entry, and the caps decide between them, so they are read together.
+
 Rules, in order:
 
 * inside a crash report (after ``=== REDIS|VALKEY BUG REPORT START``) every raw line and every
