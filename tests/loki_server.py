@@ -15,6 +15,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +144,14 @@ class LokiServer:
         r = requests.post(self.url + "/loki/api/v1/delete", params={"query": query, "start": start_s, "end": end_s},
                           headers={"X-Scope-OrgID": tenant}, timeout=30)
         assert r.status_code == 204, f"delete: HTTP {r.status_code}: {r.text}"
+
+
+def wait_for(what: str, cond: Callable[[], Any], timeout: float = 90) -> Any:
+    """Poll ``cond`` until it returns something truthy (and return that), or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.3)

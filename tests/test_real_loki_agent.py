@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import pytest
 import yaml
+from loki_server import wait_for
 
 from shipper.sinks.loki import timestamp_ns
 
@@ -76,15 +77,6 @@ class Agent:
     def dead_letters(self) -> list[dict[str, Any]]:
         return [orjson.loads(x) for x in self.dead.read_bytes().splitlines()] if self.dead.exists() else []
 
-
-def wait_for(what: str, cond: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.3)
 
 
 def parse(data: bytes, tmp: Path) -> list[dict[str, Any]]:

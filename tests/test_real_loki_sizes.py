@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import orjson
 import pytest
 import requests
 import yaml
+from loki_server import wait_for
 
 from shipper.cli import main as cli
 from shipper.sinks.limits import LOKI_MAX_ENTRY_BYTES
@@ -35,15 +36,6 @@ DB_SAVED = b"12345:M 25 Nov 2026 18:57:04.076 * DB saved on disk"
 def end_ns() -> int:
     return int((time.time() + 600) * 1e9)
 
-
-def wait_for(what: str, cond: Callable[[], Any], timeout: float = 90) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.3)
 
 
 class Agent:
