@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import shutil
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -42,19 +43,36 @@ def is_disk_error(exc: BaseException) -> bool:
     return False
 
 
-def describe(exc: BaseException) -> str:
+def describe(exc: BaseException, path: str = "") -> str:
     if isinstance(exc, OSError) and exc.errno is not None:
         return f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror}"
+    if path and isinstance(exc, sqlite3.OperationalError) and "disk i/o error" in str(exc).lower():
+        probe = _probe_write(path)
+        if probe is not None and probe.errno in _DISK_ERRNOS:
+            return f"{exc} ({describe(probe)})"
     return str(exc)
+
+
+def _probe_write(path: str) -> OSError | None:
+    """SQLite reports a read-only remount only as "disk I/O error"; the kernel's errno (EROFS)
+    comes from setting the directory's times to their own values, a write that changes nothing."""
+    directory = os.path.dirname(path) or "."
+    try:
+        st = os.stat(directory)
+        os.utime(directory, ns=(st.st_atime_ns, st.st_mtime_ns))
+    except OSError as e:
+        return e
+    return None
 
 
 def record_failure(component: str, path: str, exc: BaseException) -> None:
     """Count a failed write; log it when it starts an episode (once, not per retry)."""
     metrics.STATE_WRITE_ERRORS.labels(component).inc()
+    reason = describe(exc, path)
     if component not in _episodes:
         log.error("%s cannot write %s: %s; retrying until the disk accepts writes again",
-                  component, path, describe(exc))
-    _episodes[component] = f"cannot write {path}: {describe(exc)}"
+                  component, path, reason)
+    _episodes[component] = f"cannot write {path}: {reason}"
 
 
 def record_success(component: str) -> None:
