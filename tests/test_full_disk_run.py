@@ -3,10 +3,10 @@ while 30,000 lines arrive, ``/ready`` names the failing write, and once space re
 resumes without a restart, nothing lost, duplicates at most one batch. SIGTERM while the disk is
 still full exits cleanly.
 
-A read-only remount is not reproduced here: ``mount -o remount,ro`` is refused (EBUSY) while the
-agent holds the spool open for writing, on tmpfs as on ext4; only the kernel forces it (an I/O
-error under ``errors=remount-ro``). Its errno (EROFS) takes the same retry path as ENOSPC
-(shipper/pipeline/state_guard.py).
+A read-only remount is tested in tests/test_readonly_state.py: ``mount -o remount,ro`` is refused
+(EBUSY) while the agent holds the spool open for writing, so that test has the kernel force it
+(an ext4 error under ``errors=remount-ro``). Its errno (EROFS) takes the same retry path as
+ENOSPC (shipper/pipeline/state_guard.py).
 
 These tests need root (they mount a small tmpfs): skipped locally when not root, a failure in
 CI (CI runs as root).
