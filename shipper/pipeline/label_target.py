@@ -23,10 +23,6 @@ log = logging.getLogger("shipper.labels")
 #: the client name of the label discovery's INFO connection (CLIENT LIST, SLOWLOG)
 LABELS_CLIENT_NAME = "redis-shipper-labels"
 
-# --- metrics per target; None when shipper/observe/metrics.py does not define them
-_M_ERRORS = getattr(metrics, "LABEL_DISCOVERY_ERRORS", None)
-_M_LAST_SUCCESS = getattr(metrics, "LABEL_DISCOVERY_LAST_SUCCESS", None)
-_M_UP = getattr(metrics, "LABEL_DISCOVERY_UP", None)
 
 
 @dataclass
@@ -60,10 +56,8 @@ class LabelTarget:
         if self.last_error is not None:
             log.info("label discovery for %s recovered", self.name)
         self.last_error = None
-        if _M_LAST_SUCCESS is not None:
-            _M_LAST_SUCCESS.labels(self.name).set(self.last_success)
-        if _M_UP is not None:
-            _M_UP.labels(self.name).set(1)
+        metrics.LABEL_DISCOVERY_LAST_SUCCESS.labels(self.name).set(self.last_success)
+        metrics.LABEL_DISCOVERY_UP.labels(self.name).set(1)
 
     def record_failure(self, kind: str, message: str, secrets: set[str]) -> bool:
         """Keep the last good labels; log once per change of trouble, count every time.
@@ -75,10 +69,8 @@ class LabelTarget:
         if message != self.last_error:
             log.warning("%s; keeping labels %s", message, self.merged)
         self.last_error = message
-        if _M_ERRORS is not None:
-            _M_ERRORS.labels(self.name, kind).inc()
-        if _M_UP is not None:
-            _M_UP.labels(self.name).set(0)
+        metrics.LABEL_DISCOVERY_ERRORS.labels(self.name, kind).inc()
+        metrics.LABEL_DISCOVERY_UP.labels(self.name).set(0)
         return False
 
     async def release(self) -> None:
@@ -95,14 +87,12 @@ class LabelTarget:
 
     def forget_metrics(self) -> None:
         """Remove this target's metric series (a pod that is gone has no health to report)."""
-        for gauge in (_M_UP, _M_LAST_SUCCESS):
-            if gauge is not None:
-                with contextlib.suppress(KeyError):
-                    gauge.remove(self.name)
-        if _M_ERRORS is not None:
-            for kind in self.error_kinds:
-                with contextlib.suppress(KeyError):
-                    _M_ERRORS.remove(self.name, kind)
+        for gauge in (metrics.LABEL_DISCOVERY_UP, metrics.LABEL_DISCOVERY_LAST_SUCCESS):
+            with contextlib.suppress(KeyError):
+                gauge.remove(self.name)
+        for kind in self.error_kinds:
+            with contextlib.suppress(KeyError):
+                metrics.LABEL_DISCOVERY_ERRORS.remove(self.name, kind)
 
 
 def redis_client(src: RedisSourceConfig) -> Any:
