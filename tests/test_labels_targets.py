@@ -162,3 +162,66 @@ def test_pod_labels_that_would_not_fit_in_a_loki_stream_are_a_config_error_namin
                  "sources": [{"type": "kubernetes", "node": "n", "pod_labels": many}]})
     assert [k for k, _ in e.value.problems] == ["sources[0]"]
     labeler({"labels": {"job": "redis"}, "sources": [{"type": "kubernetes", "node": "n", "pod_labels": many[:7]}]})
+
+
+class _RecordingSpool:
+    """Stands in for the spool: what the emitter appends is what was labelled."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    async def append(self, stream: str, events: list[dict[str, Any]], positions: dict[str, Any]) -> None:
+        self.events.extend(events)
+
+
+def test_a_pods_log_without_a_poller_carries_the_global_and_pod_labels_not_a_configured_redis_discoveries(
+        tmp_path: Path) -> None:
+    from shipper.api import Batch
+    from shipper.config import parse_config
+    from shipper.pipeline.runtime import Agent
+
+    rp = start_server("redis7", tmp_path)
+    run_id = rp.client().info("server")["run_id"]
+    try:
+        async def run() -> None:
+            answer = ok(series(run_id, instance="redis://db1:6379", job="vm-redis"))
+            async with FakePrometheus(lambda q: answer) as prom:
+                cfg = parse_config({
+                    "state_dir": str(tmp_path / "state"),
+                    "labels": {"env": "prod"},
+                    "sources": [{"type": "redis", "url": rp.url},
+                                {"type": "kubernetes", "node": "worker-1"}],   # pods' logs, no poll
+                    "discover_labels": {"prometheus_url": prom.url, "copy": ["instance", "job"],
+                                        "timeout": "2s"},
+                })
+                agent = Agent(cfg)
+                agent.labeler = labeler_of(cfg)
+                spool = _RecordingSpool()
+                agent.spool = spool  # type: ignore[assignment]
+                await agent.labeler.start()
+                try:
+                    await until(lambda: agent.labeler.status()[0]["last_success"] is not None)
+                    host_file = agent._emitter("host/redis.log", None)
+                    pod_file = agent._emitter("host/k8s:cache/redis-0/redis:file", None, dict(POD))
+                    pod_file.labels_target = KEY  # what DynamicSources sets; no poller registers it
+                    line = "1:M 07 Dec 2026 10:00:00.000 * Ready to accept connections tcp"
+                    for emit in (host_file, pod_file):
+                        await emit(Batch(events=[{"message": line}], positions={}))
+                        await emit.settle()
+                    host_ev, pod_ev = spool.events
+                    assert host_ev["labels"] == {"env": "prod", "instance": "redis://db1:6379", "job": "vm-redis"}, \
+                        "a host file's events carry the configured Redis's discovered labels"
+                    assert pod_ev["labels"] == {"env": "prod", **POD}, \
+                        "a pod's log is not the configured Redis's: no job discovered for that one"
+                finally:
+                    await agent.labeler.close()
+
+        asyncio.run(run())
+    finally:
+        rp.stop()
+
+
+def labeler_of(cfg: Any) -> Any:
+    from shipper.pipeline.labels import Labeler
+
+    return Labeler(cfg, env={}, hostname="host")

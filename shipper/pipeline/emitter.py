@@ -59,7 +59,9 @@ class Emitter:
                     for k, v in path_labels.items():
                         labels.setdefault(k, v)
         else:
-            self.agent._label(kept, self.source_index)
+            # a pod's sources without a poller (target set, never registered) are of no configured
+            # Redis: the global labels and the pod's, not the default Redis source's discoveries
+            self.agent._label(kept, self.source_index, global_only=target is not None)
             extra = self.extra_labels
             for ev in kept:
                 path_labels = ev.pop("_labels", None)  # a container log's path (kubelet / Docker layout)

@@ -159,6 +159,12 @@ class Labeler:
         t = self._default if source is None else self._by_key.get(source, self._default)
         event["labels"] = t.merged.copy()
 
+    def apply_global(self, event: Event) -> None:
+        """Set ``event["labels"]`` to a new dict of the global static labels only: for a source
+        that belongs to no polled Redis (a discovered pod whose Redis is not polled), whose
+        events must not carry what discovery found for a configured Redis, a different server."""
+        event["labels"] = self._static.copy()
+
     def labels_for_source(self, source: int | str | None = None) -> dict[str, str]:
         """The labels for a configured source: its index in ``sources``, its URL (as configured
         or redacted), or None for the default (the first ``type: redis`` source; file sources

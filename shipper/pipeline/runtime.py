@@ -91,11 +91,17 @@ class Agent:
             self.offloader = Offloader(str(self.spool.path), idle_stop=cfg.offload.idle_stop)
 
     # ---- the labels stage ------------------------------------------------------------------
-    def _label(self, events: list[Event], source_index: int | None = None) -> None:
+    def _label(self, events: list[Event], source_index: int | str | None = None, *,
+               global_only: bool = False) -> None:
+        """Label ``events`` as those of ``source_index`` (see :meth:`Labeler.apply`), or with the
+        global labels only (``global_only``: a source of no polled Redis)."""
         counts: Counter[tuple[str, str]] = Counter()
         for ev in events:
             if self.labeler is not None:
-                self.labeler.apply(ev, source_index)
+                if global_only:
+                    self.labeler.apply_global(ev)
+                else:
+                    self.labeler.apply(ev, source_index)
             elif "labels" not in ev:
                 ev["labels"] = dict(self.cfg.labels)
             counts[(ev.get("source", "?"), ev.get("category", "?"))] += 1
