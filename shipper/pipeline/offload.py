@@ -85,15 +85,16 @@ class Offloader:
         return self._proc is not None and self._proc.returncode is None
 
     async def prepare(self, spec: tuple[str, dict[str, Any]], after: int, max_bytes: int,
-                      max_events: int = 100_000) -> Prepared | None:
-        """Read the events after spool row ``after`` (up to ``max_bytes``) and encode them with
-        the encoder named by ``spec``; None when there is no row. Raises OffloadUnavailable."""
+                      max_events: int = 100_000, annexed: bool = False) -> Prepared | None:
+        """Read the events after spool row ``after`` (up to ``max_bytes``; with their annexes when
+        ``annexed``: the spool stores them for this sink) and encode them with the encoder named
+        by ``spec``; None when there is no row. Raises OffloadUnavailable."""
         from ..observe import metrics
 
         if self._closed or time.monotonic() < self._down_until:
             raise OffloadUnavailable("offload process not available")
         req = orjson.dumps({"factory": spec[0], "kwargs": spec[1], "db": self.db_path, "after": after,
-                            "max_bytes": max_bytes, "max_events": max_events}) + b"\n"
+                            "max_bytes": max_bytes, "max_events": max_events, "annexed": annexed}) + b"\n"
         async with self._lock:
             try:
                 proc = await self._ensure()
@@ -231,8 +232,8 @@ class _Worker:
         enc = self.encoder(req["factory"], req["kwargs"])
         # read_after closes its cursor, which ends the read transaction: the next request sees
         # newer commits
-        batch, total, first_added = spool_rows.read_after(db, int(req["after"]), int(req["max_bytes"]),
-                                                          int(req["max_events"]))
+        read = spool_rows.annexed_after if req.get("annexed") else spool_rows.read_after
+        batch, total, first_added = read(db, int(req["after"]), int(req["max_bytes"]), int(req["max_events"]))
         if not batch:
             return {"ok": True, "count": 0}, b""
         e: Encoded = enc.encode(batch)

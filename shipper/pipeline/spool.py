@@ -61,15 +61,14 @@ T = TypeVar("T")
 GENESIS = "0" * 64
 
 
-def _annex_of(annexer: Annexer, ev: Event, raw: bytes) -> bytes:
-    """The annex of a sealed event, or b"" (the sink's ordinary path) if the annexer fails or
-    breaks its contract: an annex is a shortcut, never a reason to refuse an event."""
+def _annex_of(annex: Callable[[Event, bytes], bytes], ev: Event, raw: bytes) -> bytes:
+    """The annex of a sealed event, or b"" (the sink's ordinary path) if the annexer fails: an
+    annex is a shortcut, never a reason to refuse an event."""
     try:
-        annex = annexer.annex(ev, raw)
+        return annex(ev, raw)
     except Exception:  # noqa: BLE001 - a bug in an annexer must not stop the spool
         log.exception("annex of an event failed; its batch is built from the event")
         return b""
-    return b"" if spool_rows.SEP in annex else annex
 
 
 def chain_hash(raw: bytes) -> str:
@@ -146,6 +145,11 @@ class Spool:
         #: the one sink whose annexes are stored beside the events (see use_annexer)
         self._annex_sink: str | None = None
         self._annexer: Annexer | None = None
+
+    @property
+    def annex_sink(self) -> str | None:
+        """The sink whose annexes are stored beside the events, if any."""
+        return self._annex_sink
 
     def use_annexer(self, sink: str, annexer: Annexer) -> None:
         """Store ``annexer``'s annex of every event sealed from now on, for ``sink`` (shipper/api.py
@@ -327,8 +331,8 @@ class Spool:
         max_event = self.max_event_bytes
         raws: list[bytes] = []
         append = raws.append
-        annexer = self._annexer
-        annexes: list[bytes] | None = [] if annexer is not None else None
+        annex = self._annexer.annex if self._annexer is not None else None
+        annexes: list[bytes] | None = [] if annex is not None else None
         for ev in events:
             seq += 1
             ev["stream"] = stream
@@ -341,10 +345,13 @@ class Spool:
             raw = dumps(ev)
             if max_event is not None and len(raw) > max_event:
                 raw = limits.fit(ev, raw, max_event)
-                if annexes is not None:
-                    annexes.append(_annex_of(annexer, orjson.loads(raw), raw))  # what the sink reads
-            elif annexes is not None:
-                annexes.append(_annex_of(annexer, ev, raw))
+                if annex is not None:
+                    annexes.append(_annex_of(annex, orjson.loads(raw), raw))  # type: ignore[union-attr]
+            elif annex is not None:
+                try:
+                    annexes.append(annex(ev, raw))  # type: ignore[union-attr]
+                except Exception:  # noqa: BLE001 - a bug in an annexer must not stop the spool
+                    annexes.append(_annex_of(annex, ev, raw))  # type: ignore[union-attr]
             prev = chain_hash(raw)
             append(raw)
         return _Sealed(base, (seq, prev), raws, annexes)

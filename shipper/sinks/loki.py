@@ -36,7 +36,6 @@ from shipper.api import Delivery, Encoded, Sink, SpooledEvent
 from shipper.sinks.loki_annex import LokiAnnexer
 from shipper.sinks.loki_encoder import (  # noqa: F401 - re-exported: the sink's public names
     FALLBACK_LABELS,
-    JSON_HEADERS,
     MAX_LABELS,
     METADATA_KEYS,
     LokiEncoder,
@@ -113,20 +112,10 @@ class LokiSink(Sink):
         """The JSON encoding's annex (shipper/sinks/loki_annex.py); protobuf has none."""
         return self._annexer
 
-    def _payload(self, batch: list[SpooledEvent]) -> tuple[bytes, dict[str, str], list[tuple[int, str]], int]:
-        """(uncompressed payload, headers, pre-rejected events, entries): from the annexes when
-        every event of the batch has one (the same bytes, see shipper/sinks/loki_annex.py)."""
-        annexer = self._annexer
-        if annexer is not None and all(se.annex for se in batch):
-            payload, n = annexer.payload(batch)
-            return payload, dict(JSON_HEADERS), [], n
-        return self.encoder.build(batch)
-
     def encode(self, batch: list[SpooledEvent]) -> Encoded:
         """The body :meth:`send` would post for ``batch``. Pure: the bench and the tests call it
         without a server."""
-        payload, headers, rejected, n = self._payload(batch)
-        return Encoded(self.encoder.compress(payload), headers, rejected, n)
+        return self.encoder.encode(batch)
 
     def encoder_spec(self) -> tuple[str, dict[str, Any]]:
         enc = self.encoder
@@ -140,7 +129,7 @@ class LokiSink(Sink):
         if not batch:
             return Delivery()
         enc = self.encoder
-        payload, headers, rejected, n = self._payload(batch)
+        payload, headers, rejected, n = enc.build(batch)
         if n == 0:  # everything was unusable; Loki would answer 422 to zero streams
             return Delivery(rejected=rejected)
         if len(payload) >= OFFLOAD_BYTES:

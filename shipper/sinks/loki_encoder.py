@@ -300,7 +300,14 @@ class LokiEncoder:
         return snappy.compress(payload)
 
     def build(self, batch: list[SpooledEvent]) -> tuple[bytes, dict[str, str], list[tuple[int, str]], int]:
-        """(uncompressed payload, headers, pre-rejected events, number of entries)."""
+        """(uncompressed payload, headers, pre-rejected events, number of entries); from the
+        annexes when every event of the batch has one (the spool hands them to the sink whose
+        annexer made them: the same bytes, shipper/sinks/loki_annex.py)."""
+        if self.encoding == "json" and batch and all(se.annex for se in batch):
+            from shipper.sinks.loki_annex import payload_of_annexes
+
+            payload, n = payload_of_annexes(batch)
+            return payload, dict(JSON_HEADERS), [], n
         streams, rejected = self.group(batch)
         n = sum(len(st.entries) for st in streams)
         if self.encoding == "json":
