@@ -19,14 +19,16 @@ Data flows one way (see docs/architecture.md)::
 from __future__ import annotations
 
 import abc
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from parsers.events import Event
+
+if TYPE_CHECKING:  # the offload process imports this module and never runs an event loop
+    import asyncio
 
 Position = Any  # JSON-able value: a source's checkpoint for one key
 
