@@ -6,6 +6,7 @@ its batch down the ordinary path."""
 from __future__ import annotations
 
 import asyncio
+import calendar
 import gzip
 import sqlite3
 from datetime import UTC, datetime
@@ -279,3 +280,44 @@ def test_another_sink_reads_the_events_without_annexes(tmp_path: Path) -> None:
     assert all(se.annex for se in mine) and all(se.annex is None for se in other)
     assert [se.raw for se in mine] == [se.raw for se in other]
     assert [se.event for se in mine] == [se.event for se in other]
+
+
+# ---------------------------------------------------------------------------- timestamps
+def reference_ns(ts: str) -> int:
+    """A canonical timestamp's nanoseconds by the plain route: the six fields through timegm."""
+    tt = (int(ts[0:4]), int(ts[5:7]), int(ts[8:10]), int(ts[11:13]), int(ts[14:16]), int(ts[17:19]))
+    if not (1 <= tt[1] <= 12 and 1 <= tt[2] <= 31 and tt[3] < 24 and tt[4] < 60 and tt[5] < 61):
+        raise ValueError(ts)
+    if not ts[20:26].isdigit():
+        raise ValueError(ts)
+    return calendar.timegm(tt + (0, 0, 0)) * 1_000_000_000 + int(ts[20:26]) * 1000
+
+
+_digit_or_odd = st.sampled_from(list("0123456789") * 4 + [" ", "-", "+", "x", "٣", "_"])
+_canonical_shape = st.tuples(*[_digit_or_odd] * 19).map(
+    lambda c: "{}{}{}{}-{}{}-{}{}T{}{}:{}{}:{}{}.{}{}{}{}{}Z".format(*c[:4], *c[4:6], *c[6:8], *c[8:10], *c[10:12],
+                                                                *c[12:14], *c[14:19]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(ts=st.one_of(_canonical_ts, _canonical_shape.map(lambda t: t[:26] + "0Z")))
+def test_the_timestamp_fast_paths_agree_with_the_plain_computation(ts: str) -> None:
+    from shipper.sinks.loki import timestamp_ns
+
+    try:
+        want: int | None = reference_ns(ts)
+    except ValueError:
+        want = None
+    for _ in range(2):  # the minute's first (cache miss) and a later (cache hit) timestamp
+        try:
+            got: int | None = timestamp_ns(ts)
+        except ValueError:
+            got = None
+        assert got == want
+    if want is not None:
+        ev = {"timestamp": ts, "labels": {"job": "t"}, "source": "redis"}
+        raw = dumps(ev)
+        annex = loki().annexer().annex(ev, raw)  # type: ignore[union-attr]
+        assert annex.split(b"\t")[0] == str(want).encode()
+        batch = [SpooledEvent(1, orjson.loads(raw), raw)]
+        assert loki().encode(batch).entries == 1

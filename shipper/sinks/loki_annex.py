@@ -110,8 +110,9 @@ class LokiAnnexer(Annexer):
         if type(ts) is not str:
             return b""
         if len(ts) == 27 and ts[19] == "." and ts[26] == "Z" and ts[10] == "T" \
-                and (secs := _EPOCH.get(ts[:19])) is not None and (frac := ts[20:26]).isdigit():
-            ns = secs * 1_000_000_000 + int(frac) * 1000
+                and (base := _EPOCH.get(ts[:16])) is not None and (sec := ts[17:19]).isdigit() \
+                and (frac := ts[20:26]).isdigit() and (secs := int(sec)) < 61:
+            ns = (base + secs) * 1_000_000_000 + int(frac) * 1000
         else:
             try:
                 ns = timestamp_ns(ts)

@@ -52,33 +52,38 @@ def selector(labels: dict[str, str]) -> str:
     return "{" + ", ".join(f"{k}={quote_label_value(v)}" for k, v in sorted(labels.items())) + "}"
 
 
+#: epoch seconds of each minute ``YYYY-MM-DDTHH:MM`` seen (a backlog spans few minutes, many seconds)
 _EPOCH_CACHE: dict[str, int] = {}
 
 
 def timestamp_ns(ts: str) -> int:
     """Nanoseconds since the epoch of an event timestamp; ValueError if it is not one.
 
-    The fast path handles the canonical ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` with a per-second
-    cache (consecutive log lines share seconds); anything else goes through fromisoformat.
+    The fast path handles the canonical ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` with a per-minute
+    cache (consecutive log lines share minutes); anything else goes through fromisoformat.
     """
     if len(ts) == 27 and ts[19] == "." and ts[26] == "Z" and ts[10] == "T":
-        base = ts[:19]
-        secs = _EPOCH_CACHE.get(base)
-        if secs is None:
+        minute = ts[:16]
+        base = _EPOCH_CACHE.get(minute)
+        if base is None:
             try:
-                tt = (int(ts[0:4]), int(ts[5:7]), int(ts[8:10]), int(ts[11:13]), int(ts[14:16]), int(ts[17:19]))
+                tt = (int(ts[0:4]), int(ts[5:7]), int(ts[8:10]), int(ts[11:13]), int(ts[14:16]))
             except ValueError:
                 raise ValueError(f"not a timestamp: {ts!r}") from None
-            if not (1 <= tt[1] <= 12 and 1 <= tt[2] <= 31 and tt[3] < 24 and tt[4] < 60 and tt[5] < 61):
+            if not (1 <= tt[1] <= 12 and 1 <= tt[2] <= 31 and tt[3] < 24 and tt[4] < 60):
                 raise ValueError(f"not a timestamp: {ts!r}")
-            secs = calendar.timegm(tt + (0, 0, 0))
+            base = calendar.timegm(tt + (0, 0, 0, 0))
             if len(_EPOCH_CACHE) > 4096:
                 _EPOCH_CACHE.clear()
-            _EPOCH_CACHE[base] = secs
+            _EPOCH_CACHE[minute] = base
+        try:
+            sec = int(ts[17:19])
+        except ValueError:
+            raise ValueError(f"not a timestamp: {ts!r}") from None
         frac = ts[20:26]
-        if not frac.isdigit():
+        if not (sec < 61 and frac.isdigit()):
             raise ValueError(f"not a timestamp: {ts!r}")
-        return secs * 1_000_000_000 + int(frac) * 1000
+        return (base + sec) * 1_000_000_000 + int(frac) * 1000
     dt = parse_timestamp(ts)  # raises ValueError on garbage
     if dt.tzinfo is None:
         raise ValueError(f"timestamp without a zone: {ts!r}")
@@ -222,8 +227,9 @@ class LokiEncoder:
             ts = get("timestamp")
             # timestamp_ns's fast path, inlined: it runs once per event
             if type(ts) is str and len(ts) == 27 and ts[19] == "." and ts[26] == "Z" and ts[10] == "T" \
-                    and (secs := epoch.get(ts[:19])) is not None and (frac := ts[20:26]).isdigit():
-                ns = secs * 1_000_000_000 + int(frac) * 1000
+                    and (base := epoch.get(ts[:16])) is not None and (sec := ts[17:19]).isdigit() \
+                    and (frac := ts[20:26]).isdigit() and (secs := int(sec)) < 61:
+                ns = (base + secs) * 1_000_000_000 + int(frac) * 1000
             else:
                 try:
                     ns = timestamp_ns(ts)  # type: ignore[arg-type]
