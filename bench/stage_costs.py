@@ -13,7 +13,10 @@ shared). Beside a stage, its baseline from the same run and the ratio (stage / b
   ``dumps`` does (what the key order costs);
 * read-back: :func:`shipper.pipeline.spool_rows.loads_all` (one call per batch) against one
   ``orjson.loads`` per event;
-* Loki encode and gzip: no alternative; their share of the sum is printed.
+* seal with the Loki annex (shipper/sinks/loki_annex.py) against the seal without it;
+* the Loki body from the annexes (split of the stored rows, stream lookup, one ``orjson.dumps``)
+  against the read-back + group + encode_json it replaces;
+* gzip: no alternative; its share of the sum is printed.
 
 bench/profile_backlog.py says which of these dominate in the running agent (threads, SQLite
 and the offload process included).
@@ -43,6 +46,7 @@ from shipper.pipeline.spool import chain_hash  # noqa: E402
 from shipper.pipeline.spool_rows import loads_all  # noqa: E402
 from shipper.sinks.compress import gzip_body  # noqa: E402
 from shipper.sinks.loki import LokiEncoder  # noqa: E402
+from shipper.sinks.loki_annex import LokiAnnexer, payload_of_annexes  # noqa: E402
 from shipper.util.tuning import tune_offload  # noqa: E402
 
 BATCH = 2000  # events per batch, as the spool and the Loki sink see them at a backlog
@@ -97,6 +101,22 @@ def main() -> None:
         return raws
 
     t_seal, raws = best(seal, args.repeat)
+    annexer = LokiAnnexer(LokiEncoder())
+
+    def seal_annexed() -> tuple[list[bytes], list[bytes]]:
+        prev, raws, annexes = "0" * 64, [], []
+        annex = annexer.annex
+        for i, ev in enumerate(evs):
+            ev["stream"], ev["seq"], ev["prev_hash"] = "h/redis", i + 1, prev
+            ev["id"] = event_id("h/redis", f"seq:{i + 1}")
+            raw = dumps(ev)
+            prev = chain_hash(raw)
+            raws.append(raw)
+            annexes.append(annex(ev, raw))
+        return raws, annexes
+
+    t_seal_annex, (_raws, annexes) = best(seal_annexed, args.repeat)
+    assert all(annexes), "every event of the backlog has an annex"
     t_dumps, _ = best(lambda: [dumps(x) for x in evs], args.repeat)
     t_unsorted, _ = best(lambda: [memoryview(orjson.dumps(x)).tobytes() for x in evs], args.repeat)
     batches = [raws[k:k + BATCH] for k in range(0, e, BATCH)]
@@ -107,6 +127,18 @@ def main() -> None:
     t_group, grouped = best(lambda: [enc.group(spooled[k:k + BATCH])[0] for k in range(0, e, BATCH)], args.repeat)
     t_json, bodies = best(lambda: [enc.encode_json(g) for g in grouped], args.repeat)
     t_gzip, packed = best(lambda: [gzip_body(b) for b in bodies], args.repeat)
+    # the spool stores each row's raws and annexes joined by \n; the annex sink's read splits both
+    rows = [(b"\n".join(raws[k:k + BATCH]), b"\n".join(annexes[k:k + BATCH])) for k in range(0, e, BATCH)]
+
+    def body_from_annexes() -> list[bytes]:
+        out = []
+        for raw, annex in rows:
+            batch = [SpooledEvent(0, None, r, a) for r, a in zip(raw.split(b"\n"), annex.split(b"\n"), strict=True)]
+            out.append(payload_of_annexes(batch)[0])
+        return out
+
+    t_annexed, annexed_bodies = best(body_from_annexes, args.repeat)
+    assert annexed_bodies == bodies, "the bodies from annexes are the encoder's bytes"
 
     def row(label: str, dt: float, base: float | None = None, base_label: str = "") -> None:
         text = f"   {label:<52} {dt / e * 1e6:6.2f} µs/event {dt / n * 1e6:6.2f} µs/line"
@@ -121,9 +153,14 @@ def main() -> None:
     row("read-back: spool_rows.loads_all, 2,000-event batches", t_read, t_read_each, "one orjson.loads per event")
     row("Loki group (labels, metadata, order)", t_group)
     row("Loki encode_json", t_json)
+    row("seal with the Loki annex", t_seal_annex, t_seal, "the seal without")
+    row("Loki body from the annexes (split rows, streams, dumps)", t_annexed, t_read + t_group + t_json,
+        "read-back + group + encode_json")
     row("gzip of the bodies (shipper.sinks.compress)", t_gzip)
     total = t_parse + t_seal + t_read + t_group + t_json + t_gzip
     row("sum of the stages", total, t_split, "the split into lines")
+    annexed_total = t_parse + t_seal_annex + t_annexed + t_gzip
+    row("sum of the stages with annexes", annexed_total, total, "the sum without")
     for label, dt in (("parse", t_parse), ("seal", t_seal), ("read-back", t_read), ("group", t_group),
                       ("encode_json", t_json), ("gzip", t_gzip)):
         print(f"   {label:<12} {dt / total * 100:5.1f} % of the sum")

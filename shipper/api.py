@@ -19,12 +19,16 @@ Data flows one way (see docs/architecture.md)::
 from __future__ import annotations
 
 import abc
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from parsers.events import Event
+
+if TYPE_CHECKING:  # the offload process imports this module and never runs an event loop
+    import asyncio
 
 Position = Any  # JSON-able value: a source's checkpoint for one key
 
@@ -125,13 +129,70 @@ class Delivery:
     duplicates: int = 0
 
 
-@dataclass
 class SpooledEvent:
-    """An event as the spool hands it to a sink: the parsed dict and its canonical bytes."""
+    """An event as the spool hands it to a sink: its canonical bytes, the parsed dict, and the
+    annex the spool stored beside the bytes for this sink (see :class:`Annexer`), if any.
 
-    seq: int  # spool row id, increasing
-    event: Event
-    raw: bytes  # canonical JSON (parsers.events.dumps) -- send these bytes, never re-serialise
+    The dict is parsed from ``raw`` on first use when the spool handed out bytes only: a sink
+    that builds its body from annexes never pays for the ``orjson.loads``.
+    """
+
+    __slots__ = ("seq", "raw", "annex", "_event")
+
+    def __init__(self, seq: int, event: Event | None, raw: bytes, annex: bytes | None = None) -> None:
+        self.seq = seq  # spool row id, increasing
+        self.raw = raw  # canonical JSON (parsers.events.dumps) -- send these bytes, never re-serialise
+        self.annex = annex
+        self._event = event
+
+    @property
+    def event(self) -> Event:
+        ev = self._event
+        if ev is None:
+            ev = self._event = orjson.loads(self.raw)
+        return ev
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SpooledEvent):
+            return NotImplemented
+        return (self.seq, self.raw, self.annex) == (other.seq, other.raw, other.annex)
+
+    __hash__ = None  # type: ignore[assignment] - mutable, as the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return f"SpooledEvent(seq={self.seq!r}, raw={self.raw!r}, annex={self.annex!r})"
+
+
+class Annexer(abc.ABC):
+    """A sink's per-event precomputation, made once when the spool seals the event and stored
+    beside its canonical bytes, so that building a request body needs no parsing of the bytes.
+
+    Why: the agent has the event's dict in hand when it seals it; a sink that re-derives its
+    view of the event (Loki: stream, timestamp in ns, structured metadata) from the stored bytes
+    parses every event a second time. The contract:
+
+    * :meth:`annex` is a pure function of the event and of the settings named by
+      :attr:`fingerprint`; it returns ``b""`` when it cannot promise the contract for this event
+      (the batch holding it then takes the sink's ordinary path);
+    * an annex never contains ``b"\\n"`` (the spool joins an event row's annexes with it);
+    * :meth:`encode_annexed` of a batch whose every event has an annex returns exactly the
+      :class:`Encoded` the sink's ordinary path builds from the events (same bytes: a replay must
+      be one the receiver recognises).
+
+    The spool keeps the annexes of one sink (recorded with the fingerprint; annexes written under
+    another fingerprint are discarded when it opens) and hands them to that sink only.
+    """
+
+    #: changes whenever a setting the annex depends on changes (and with the annex's format)
+    fingerprint: str = ""
+
+    @abc.abstractmethod
+    def annex(self, event: Event, raw: bytes) -> bytes:
+        """The annex of a sealed event (``raw`` its canonical bytes), or ``b""``."""
+
+    @abc.abstractmethod
+    def encode_annexed(self, batch: list[SpooledEvent]) -> Encoded:
+        """The body of ``batch`` built from its events' annexes (each one non-empty)."""
 
 
 @dataclass
@@ -178,6 +239,10 @@ class Sink(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release resources."""
+
+    def annexer(self) -> Annexer | None:
+        """The sink's :class:`Annexer`, or None (the default: bodies are built from the events)."""
+        return None
 
     def encoder_spec(self) -> tuple[str, dict[str, Any]] | None:
         """``("module:factory", kwargs)`` of a picklable-by-name pure encoder whose

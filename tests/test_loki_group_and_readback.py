@@ -64,7 +64,7 @@ def test_an_unhashable_stream_value_is_still_grouped_by_its_labels() -> None:
 def spool_with(raws: list[bytes]) -> sqlite3.Connection:
     db = sqlite3.connect(":memory:")
     db.executescript(spool_rows.TABLE)
-    for last, n, size, raw in spool_rows.pack(raws, 0):
+    for last, n, size, raw, _annex in spool_rows.pack(raws, 0):
         db.execute("INSERT INTO batches (last, n, added, size, raw) VALUES (?, ?, ?, ?, ?)", (last, n, 1.0, size, raw))
     return db
 

@@ -105,23 +105,28 @@ async def until(pred: Any, timeout: float = 60.0) -> None:
         await asyncio.sleep(0.05)
 
 
-def test_the_offload_process_builds_the_body_the_sink_would_build(tmp_path: Path) -> None:
+@pytest.mark.parametrize("annexed", [False, True], ids=["from-the-events", "from-the-annexes"])
+def test_the_offload_process_builds_the_body_the_sink_would_build(tmp_path: Path, annexed: bool) -> None:
     events = real_events(2)
     sink = loki_sink("http://127.0.0.1:9", max_bytes=64 << 10)
 
     async def go() -> tuple[Prepared | None, Encoded, list[SpooledEvent]]:
         spool = Spool(tmp_path, host="h")
+        if annexed:
+            spool.use_annexer("loki", sink.annexer())  # type: ignore[arg-type]
         await spool.open()
         await spool.register_sink("loki")
         await spool.append("h/file:x", [dict(e, labels={"job": "redis"}) for e in events], {})
         off = Offloader(str(spool.path), idle_stop=5)
         try:
-            prepared = await off.prepare(sink.encoder_spec(), 0, sink.max_batch_bytes)
+            prepared = await off.prepare(sink.encoder_spec(), 0, sink.max_batch_bytes, annexed=annexed)
         finally:
             await off.close()
         batch, _ = await spool.read("loki", sink.max_batch_bytes)
+        assert all(se.annex for se in batch) is annexed
         await spool.close()
-        return prepared, sink.encode(batch), batch
+        # the agent's own body from the parsed events: the ordinary path
+        return prepared, sink.encode([SpooledEvent(se.seq, se.event, se.raw) for se in batch]), batch
 
     prepared, local, batch = asyncio.run(go())
     assert prepared is not None
@@ -243,7 +248,7 @@ class FakeOffloader:
     def __init__(self) -> None:
         self.asked: list[int] = []
 
-    async def prepare(self, spec: Any, after: int, max_bytes: int) -> Prepared:
+    async def prepare(self, spec: Any, after: int, max_bytes: int, annexed: bool = False) -> Prepared:
         self.asked.append(after)
         return Prepared(after + 1, after + 3, 3, 300, 0.0, Encoded(b"", {}, [], 3))
 

@@ -19,8 +19,9 @@ Started on the first full batch, stopped after ``offload.idle_stop`` without wor
 lightly loaded agent stays one small process. If the child cannot start or dies, the worker
 builds the body itself (logged and counted), so the offload can only make things faster.
 
-The agent's side imports ``shipper.observe.metrics`` inside the methods that count: the child
-imports this module too and must not load prometheus_client.
+The child is shipper/pipeline/offload_child.py: it imports neither asyncio nor the agent's
+metrics (prometheus_client), so that it starts in a fraction of the agent's time. This side
+imports ``shipper.observe.metrics`` inside the methods that count.
 
 Wire protocol (parent -> child, child -> parent), one exchange at a time:
 ``<request JSON>\\n`` then ``<reply JSON>\\n<body bytes, reply["body_len"] long>``.
@@ -29,9 +30,7 @@ Wire protocol (parent -> child, child -> parent), one exchange at a time:
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
-import sqlite3
 import sys
 import time
 from dataclasses import dataclass
@@ -40,7 +39,6 @@ from typing import Any
 import orjson
 
 from ..api import Encoded
-from . import spool_rows
 
 log = logging.getLogger("redis_shipper.offload")
 
@@ -85,15 +83,16 @@ class Offloader:
         return self._proc is not None and self._proc.returncode is None
 
     async def prepare(self, spec: tuple[str, dict[str, Any]], after: int, max_bytes: int,
-                      max_events: int = 100_000) -> Prepared | None:
-        """Read the events after spool row ``after`` (up to ``max_bytes``) and encode them with
-        the encoder named by ``spec``; None when there is no row. Raises OffloadUnavailable."""
+                      max_events: int = 100_000, annexed: bool = False) -> Prepared | None:
+        """Read the events after spool row ``after`` (up to ``max_bytes``; with their annexes when
+        ``annexed``: the spool stores them for this sink) and encode them with the encoder named
+        by ``spec``; None when there is no row. Raises OffloadUnavailable."""
         from ..observe import metrics
 
         if self._closed or time.monotonic() < self._down_until:
             raise OffloadUnavailable("offload process not available")
         req = orjson.dumps({"factory": spec[0], "kwargs": spec[1], "db": self.db_path, "after": after,
-                            "max_bytes": max_bytes, "max_events": max_events}) + b"\n"
+                            "max_bytes": max_bytes, "max_events": max_events, "annexed": annexed}) + b"\n"
         async with self._lock:
             try:
                 proc = await self._ensure()
@@ -135,7 +134,7 @@ class Offloader:
             assert self._proc is not None
             return self._proc
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shipper.pipeline.offload",
+            sys.executable, "-m", "shipper.pipeline.offload_child",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )
         metrics.OFFLOAD_RUNNING.set(1)
@@ -195,78 +194,3 @@ async def _reap(proc: asyncio.subprocess.Process, *, kill: bool) -> None:
             proc.kill()
         except ProcessLookupError:
             pass
-
-
-# ---------------------------------------------------------------------------- the child side
-class _Worker:
-    """The child's state: one read-only spool connection and one encoder per sink spec."""
-
-    def __init__(self) -> None:
-        self.db: sqlite3.Connection | None = None
-        self.db_path = ""
-        self.encoders: dict[bytes, Any] = {}
-
-    def encoder(self, factory: str, kwargs: dict[str, Any]) -> Any:
-        key = orjson.dumps([factory, kwargs], option=orjson.OPT_SORT_KEYS)
-        enc = self.encoders.get(key)
-        if enc is None:
-            module, _, name = factory.partition(":")
-            if not module.startswith("shipper."):  # only the agent's own encoders
-                raise ValueError(f"not an encoder of this agent: {factory!r}")
-            enc = self.encoders[key] = getattr(importlib.import_module(module), name)(**kwargs)
-        return enc
-
-    def connect(self, path: str) -> sqlite3.Connection:
-        if self.db is None or path != self.db_path:
-            if self.db is not None:
-                self.db.close()
-            # read-only: this process never changes the spool; WAL lets it read beside the writer
-            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-            self.db.execute("PRAGMA busy_timeout=5000")
-            self.db_path = path
-        return self.db
-
-    def handle(self, req: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-        db = self.connect(req["db"])
-        enc = self.encoder(req["factory"], req["kwargs"])
-        # read_after closes its cursor, which ends the read transaction: the next request sees
-        # newer commits
-        batch, total, first_added = spool_rows.read_after(db, int(req["after"]), int(req["max_bytes"]),
-                                                          int(req["max_events"]))
-        if not batch:
-            return {"ok": True, "count": 0}, b""
-        e: Encoded = enc.encode(batch)
-        head = {"ok": True, "first": batch[0].seq, "last": batch[-1].seq, "count": len(batch), "size": total,
-                "first_added": first_added, "headers": e.headers, "rejected": e.rejected, "entries": e.entries,
-                "part_sizes": e.part_sizes, "body_len": len(e.body)}
-        return head, e.body
-
-
-def main() -> int:
-    """Serve requests on stdin until it closes (the agent stopped or died)."""
-    import signal
-
-    from ..util.tuning import tune_offload
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the agent, which stops us
-    tune_offload()  # fewer collections, a batch's memory serves the next one (shipper/util/tuning.py)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format='{"level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s","process":"offload"}')
-    inp, out = sys.stdin.buffer, sys.stdout.buffer
-    worker = _Worker()
-    while True:
-        line = inp.readline()
-        if not line:
-            return 0
-        try:
-            head, body = worker.handle(orjson.loads(line))
-        except Exception as e:  # report, keep serving: the agent falls back for this batch
-            head, body = {"ok": False, "error": f"{type(e).__name__}: {e}"[:2000]}, b""
-        out.write(orjson.dumps(head) + b"\n")
-        if body:
-            out.write(body)
-        out.flush()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -129,6 +129,10 @@ class Agent:
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         Path(self.cfg.state_dir).mkdir(parents=True, exist_ok=True)
+        for sink in self.sinks:  # the first sink with an annex has it stored beside each event
+            if (annexer := sink.annexer()) is not None:
+                self.spool.use_annexer(sink.name, annexer)
+                break
         await self.spool.open()
         from .labels import Labeler
 

@@ -135,7 +135,8 @@ class SinkWorker:
     def _prepare(self, after: int) -> Awaitable[Prepared | None]:
         """The offload process's next batch after spool row ``after``."""
         assert self.offloader is not None and self.spec is not None
-        return self.offloader.prepare(self.spec, after, self.sink.max_batch_bytes)
+        return self.offloader.prepare(self.spec, after, self.sink.max_batch_bytes,
+                                      annexed=self.spool.annex_sink == self.sink.name)
 
     def _prefetch_after(self, prepared: Prepared) -> None:
         rest = self._pending() - prepared.count

@@ -48,7 +48,7 @@ import orjson
 from parsers.events import Event, dumps, event_id
 
 from ..agent_events import agent_event
-from ..api import Position, SpooledEvent
+from ..api import Annexer, Position, SpooledEvent
 from ..audit.verify import seq_ranges_field
 from ..observe import metrics
 from ..sinks import limits
@@ -59,6 +59,16 @@ log = logging.getLogger("shipper.spool")
 T = TypeVar("T")
 
 GENESIS = "0" * 64
+
+
+def _annex_of(annex: Callable[[Event, bytes], bytes], ev: Event, raw: bytes) -> bytes:
+    """The annex of a sealed event, or b"" (the sink's ordinary path) if the annexer fails: an
+    annex is a shortcut, never a reason to refuse an event."""
+    try:
+        return annex(ev, raw)
+    except Exception:  # noqa: BLE001 - a bug in an annexer must not stop the spool
+        log.exception("annex of an event failed; its batch is built from the event")
+        return b""
 
 
 def chain_hash(raw: bytes) -> str:
@@ -73,6 +83,8 @@ class _Sealed:
     base: tuple[int, str]
     head: tuple[int, str]
     raws: list[bytes]
+    #: the annex sink's annex of each event, None without an annex sink
+    annexes: list[bytes] | None = None
 
 
 @dataclass
@@ -130,6 +142,20 @@ class Spool:
         self._vanish_reported: asyncio.Task[None] | None = None
         #: per sink, when (monotonic) it last made progress: acknowledged, or had nothing to send
         self._progress_at: dict[str, float] = {}
+        #: the one sink whose annexes are stored beside the events (see use_annexer)
+        self._annex_sink: str | None = None
+        self._annexer: Annexer | None = None
+
+    @property
+    def annex_sink(self) -> str | None:
+        """The sink whose annexes are stored beside the events, if any."""
+        return self._annex_sink
+
+    def use_annexer(self, sink: str, annexer: Annexer) -> None:
+        """Store ``annexer``'s annex of every event sealed from now on, for ``sink`` (shipper/api.py
+        ``Annexer``). One per spool: called before :meth:`open`, which drops the annexes stored
+        for another sink or another fingerprint."""
+        self._annex_sink, self._annexer = sink, annexer
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
@@ -183,6 +209,9 @@ class Spool:
         self._db = db
         self._ack_db = spool_db.connect(self.path, "NORMAL")
         spool_db.migrate_event_rows(db)
+        spool_db.migrate_annex_column(db)
+        owner = orjson.dumps([self._annex_sink, self._annexer.fingerprint]).decode() if self._annexer else ""
+        spool_db.keep_annexes_of(db, owner)
         row = db.execute("SELECT COALESCE(SUM(n), 0), COALESCE(SUM(size), 0) FROM batches").fetchone()
         self._events, self._bytes = int(row[0]), int(row[1])
         self._cursors = dict(db.execute("SELECT sink, acked FROM sink_cursors").fetchall())
@@ -302,6 +331,8 @@ class Spool:
         max_event = self.max_event_bytes
         raws: list[bytes] = []
         append = raws.append
+        annex = self._annexer.annex if self._annexer is not None else None
+        annexes: list[bytes] | None = [] if annex is not None else None
         for ev in events:
             seq += 1
             ev["stream"] = stream
@@ -314,9 +345,16 @@ class Spool:
             raw = dumps(ev)
             if max_event is not None and len(raw) > max_event:
                 raw = limits.fit(ev, raw, max_event)
+                if annex is not None:
+                    annexes.append(_annex_of(annex, orjson.loads(raw), raw))  # type: ignore[union-attr]
+            elif annex is not None:
+                try:
+                    annexes.append(annex(ev, raw))  # type: ignore[union-attr]
+                except Exception:  # noqa: BLE001 - a bug in an annexer must not stop the spool
+                    annexes.append(_annex_of(annex, ev, raw))  # type: ignore[union-attr]
             prev = chain_hash(raw)
             append(raw)
-        return _Sealed(base, (seq, prev), raws)
+        return _Sealed(base, (seq, prev), raws, annexes)
 
     def _append(self, stream: str, events: list[Event], positions: dict[str, Position],
                 sealed: _Sealed | None = None) -> None:
@@ -329,14 +367,15 @@ class Spool:
         try:
             heads_changed: dict[str, tuple[int, str]] = {}
             raws: list[bytes] = []
+            annexes: list[bytes] | None = None
             if events:
                 if sealed is None or sealed.base != (self._heads.get(stream) or (0, GENESIS)):
                     # not sealed yet, or the head moved meanwhile (a drop_oldest gap event): seal now
                     sealed = self._seal_batch(stream, events)
-                raws = sealed.raws
+                raws, annexes = sealed.raws, sealed.annexes
                 heads_changed[stream] = sealed.head
             added_bytes = sum(map(len, raws))
-            top = self._insert_rows(now, raws, self._top) if raws else self._top
+            top = self._insert_rows(now, raws, self._top, annexes) if raws else self._top
             for key, value in positions.items():
                 if value is None:
                     db.execute("DELETE FROM positions WHERE key = ?", (key,))
@@ -362,7 +401,7 @@ class Spool:
         self._write_positions_mirror()
         self._stamp.write(self._top, self._cursors)
 
-    def _insert_rows(self, added: float, raws: list[bytes], top: int) -> int:
+    def _insert_rows(self, added: float, raws: list[bytes], top: int, annexes: list[bytes] | None = None) -> int:
         """INSERT ``raws`` as the events after row number ``top`` (rows of many events, see
         shipper/pipeline/spool_rows.py); returns the new top.
 
@@ -372,20 +411,24 @@ class Spool:
         row of many instead of one for all: 10-15 % slower end to end; docs/performance-agent.md)."""
         db = self._db
         assert db is not None
-        rows = spool_rows.pack(raws, top)
-        for i in range(0, len(rows), 150):  # 5 variables a row: within SQLite's 999 before 3.32
+        rows = spool_rows.pack(raws, top, annexes)
+        for i in range(0, len(rows), 150):  # 6 variables a row: within SQLite's 999 before 3.32
             chunk = rows[i:i + 150]
-            params = [v for last, n, size, raw in chunk for v in (last, n, added, size, raw)]
-            db.execute("INSERT INTO batches (last, n, added, size, raw) VALUES "
-                       + ",".join(["(?, ?, ?, ?, ?)"] * len(chunk)), params)
+            params = [v for last, n, size, raw, annex in chunk for v in (last, n, added, size, raw, annex)]
+            db.execute("INSERT INTO batches (last, n, added, size, raw, annex) VALUES "
+                       + ",".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk)), params)
         return rows[-1][0] if rows else top
 
     def _seal(self, stream: str, ev: Event, heads_changed: dict[str, tuple[int, str]]) -> bytes:
+        """:meth:`_seal_one`'s canonical bytes."""
+        return self._seal_one(stream, ev, heads_changed).raws[0]
+
+    def _seal_one(self, stream: str, ev: Event, heads_changed: dict[str, tuple[int, str]]) -> _Sealed:
         """:meth:`_seal_batch` for one event after ``heads_changed``'s head of ``stream`` (staged in
-        the caller's transaction), which it moves on; returns the event's canonical bytes."""
+        the caller's transaction), which it moves on."""
         sealed = self._seal_batch(stream, [ev], heads_changed.get(stream))
         heads_changed[stream] = sealed.head
-        return sealed.raws[0]
+        return sealed
 
     def _drop_oldest(self, need: int, heads_changed: dict[str, tuple[int, str]], top: int) -> tuple[int, int]:
         """Delete the oldest rows to make ``need`` bytes of room; record the gap in the chain.
@@ -428,9 +471,9 @@ class Spool:
                 "spool_overflow", f"spool full: dropped {dropped} oldest events (spool rows {first}..{last})",
                 level="warning", dropped_events=dropped, dropped_bytes=freed, first_row=first, last_row=last,
                 dropped_total=total, seqs=seq_ranges_field(pairs))
-            raw = self._seal(f"{self.host}/agent", gap, heads_changed)
-            top = self._insert_rows(time.time(), [raw], top)
-            self._bytes += len(raw)
+            sealed = self._seal_one(f"{self.host}/agent", gap, heads_changed)
+            top = self._insert_rows(time.time(), sealed.raws, top, sealed.annexes)
+            self._bytes += len(sealed.raws[0])
             dropped -= 1  # the gap event itself is a new event
         return dropped, top
 
@@ -444,7 +487,10 @@ class Spool:
         def _read() -> tuple[list[SpooledEvent], float]:
             assert self._db is not None
             start = self._cursors[sink] if after is None else max(after, self._cursors[sink])
-            out, _total, first_added = spool_rows.read_after(self._db, start, max_bytes, max_events)
+            if sink == self._annex_sink:  # the events come parsed when the sink asks for them
+                out, _total, first_added = spool_rows.annexed_after(self._db, start, max_bytes, max_events)
+            else:
+                out, _total, first_added = spool_rows.read_after(self._db, start, max_bytes, max_events)
             return out, first_added
 
         return await self._run(_read)

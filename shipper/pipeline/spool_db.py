@@ -56,6 +56,32 @@ def migrate_event_rows(db: sqlite3.Connection) -> None:
         raise
 
 
+def migrate_annex_column(db: sqlite3.Connection) -> None:
+    """Add ``batches.annex`` to a spool written by an agent without it: its rows have none (NULL),
+    and their batches are built from the events, as they were when written."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(batches)")}
+    if "annex" not in columns:
+        db.execute("ALTER TABLE batches ADD COLUMN annex BLOB")
+
+
+def keep_annexes_of(db: sqlite3.Connection, owner: str) -> None:
+    """Record whose annexes the spool stores (``owner``: the sink's name and the annexer's
+    fingerprint, "" for none); when that changed since the rows were written (another sink, a
+    setting the annex depends on), the stored annexes are dropped: those rows take the sink's
+    ordinary path, so an annex is only ever read under the settings it was made with."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'annex_owner'").fetchone()
+    if (row[0] if row else "") == owner:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("UPDATE batches SET annex = NULL WHERE annex IS NOT NULL")
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('annex_owner', ?)", (owner,))
+        db.execute("COMMIT")
+    except BaseException:
+        rollback(db)
+        raise
+
+
 def rollback(db: sqlite3.Connection) -> None:
     """ROLLBACK unless SQLite already did: a COMMIT that failed on a full disk rolls back by
     itself, and a second ROLLBACK raises "cannot rollback - no transaction is active"."""

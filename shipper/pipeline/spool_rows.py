@@ -4,7 +4,10 @@ Every event has a **row number** (the numbers sink cursors count in; ``SpooledEv
 given in append order and never reused. A row of the ``batches`` table holds the events
 ``last - n + 1 .. last``: their canonical JSON bytes joined by ``\\n`` (canonical JSON never
 contains that byte: orjson escapes control characters and writes no whitespace), ``size`` is
-the sum of the events' lengths, ``added`` the wall time of the append.
+the sum of the events' lengths, ``added`` the wall time of the append. ``annex`` (NULL when
+there is none) holds the events' annexes for one sink joined the same way (shipper/api.py
+``Annexer``: what that sink would otherwise re-derive from each event's bytes); only that sink's
+reads take it (:func:`annexed_after`), every other reader reads ``raw`` only.
 
 Why rows of many events and not one row per event: SQLite's work is per row (a B-tree cell to
 insert, then to delete once every sink acknowledged it), and the spool thread's inserts and
@@ -33,7 +36,8 @@ CREATE TABLE IF NOT EXISTS batches (
     n       INTEGER NOT NULL,                    -- events in the row: last - n + 1 .. last
     added   REAL NOT NULL,                       -- wall time of the append (batch max_wait)
     size    INTEGER NOT NULL,                    -- sum of the events' lengths
-    raw     BLOB NOT NULL                        -- canonical JSON of each event, joined by \\n
+    raw     BLOB NOT NULL,                       -- canonical JSON of each event, joined by \\n
+    annex   BLOB                                 -- one sink's annex of each event, joined by \\n
 );
 """
 
@@ -46,20 +50,23 @@ class CorruptRow(sqlite3.DatabaseError):
     """A row whose bytes do not split into its number of events."""
 
 
-def pack(raws: list[bytes], top: int) -> list[tuple[int, int, int, bytes]]:
-    """The rows ``(last, n, size, raw)`` that store ``raws``, numbered after row number ``top``."""
+Row = tuple[int, int, int, bytes, bytes | None]
+
+
+def pack(raws: list[bytes], top: int, annexes: list[bytes] | None = None) -> list[Row]:
+    """The rows ``(last, n, size, raw, annex)`` that store ``raws`` (and their ``annexes``, one per
+    event, if any), numbered after row number ``top``."""
     row_bytes = ROW_BYTES
-    rows: list[tuple[int, int, int, bytes]] = []
+    rows: list[Row] = []
     start = size = 0
+    end = len(raws)
     for i, raw in enumerate(raws):
         size += len(raw)
-        if size >= row_bytes:
+        if size >= row_bytes or i + 1 == end:
             top += i + 1 - start
-            rows.append((top, i + 1 - start, size, SEP.join(raws[start:i + 1])))
+            annex = SEP.join(annexes[start:i + 1]) if annexes is not None else None
+            rows.append((top, i + 1 - start, size, SEP.join(raws[start:i + 1]), annex))
             start, size = i + 1, 0
-    if start < len(raws):
-        top += len(raws) - start
-        rows.append((top, len(raws) - start, size, SEP.join(raws[start:])))
     return rows
 
 
@@ -102,6 +109,38 @@ def stored_raws_after(db: sqlite3.Connection, after: int) -> list[bytes]:
     if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batches'").fetchone():
         return [raw for _num, _added, raw in events_after(db, after)]
     return [bytes(r[0]) for r in db.execute("SELECT raw FROM events WHERE seq > ? ORDER BY seq", (after,))]
+
+
+def annexed_after(db: sqlite3.Connection, after: int,
+                  max_bytes: int, max_events: int) -> tuple[list[SpooledEvent], int, float]:
+    """:func:`read_after` for the sink whose annexes the spool stores: each event with its annex
+    (None for a row stored without: that event's batch is built from the parsed event) and its
+    dict parsed only if the sink asks for it."""
+    out: list[SpooledEvent] = []
+    total = 0
+    first_added = 0.0
+    cur = db.execute("SELECT last, n, added, raw, annex FROM batches WHERE last > ? ORDER BY last", (after,))
+    try:
+        for last, n, added, raw, annex in cur:
+            first = last - n + 1
+            parts = raw.split(SEP) if n > 1 else [raw]
+            if len(parts) != n:
+                raise CorruptRow(f"spool row {last} holds {len(parts)} events, not {n}")
+            annexes = annex.split(SEP) if annex is not None else None
+            if annexes is not None and len(annexes) != n:
+                annexes = None  # the bytes are what counts: a damaged annex only costs the fast path
+            for i in range(after - first + 1 if after >= first else 0, n):
+                one = parts[i]
+                size = len(one)
+                if out and (total + size > max_bytes or len(out) >= max_events):
+                    return out, total, first_added
+                if not out:
+                    first_added = added
+                out.append(SpooledEvent(first + i, None, one, annexes[i] if annexes is not None else None))
+                total += size
+    finally:
+        cur.close()
+    return out, total, first_added
 
 
 def read_after(db: sqlite3.Connection, after: int, max_bytes: int,
