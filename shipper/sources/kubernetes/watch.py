@@ -70,18 +70,24 @@ def api_error(code: int, body: bytes | str) -> ApiError:
 
 
 def make_client(cfg: KubernetesSourceConfig) -> Any:
-    """An ``httpx2.AsyncClient`` for the API server, built by lightkube's configuration layer: the
-    kubeconfig when one is configured, else the pod's service account (token re-read on 401, as
-    client-go does: bound tokens rotate), else ``$KUBECONFIG``; the cluster's CA, client
-    certificates and exec plugins as kubectl uses them. The requests and their decoding are ours
-    (:class:`PodWatcher`): lightkube's typed models cost memory for fields the agent never reads
-    (docs/dependencies.md)."""
+    """An ``httpx2.AsyncClient`` for the API server: the kubeconfig when one is configured (through
+    lightkube's configuration layer: contexts, client certificates, exec plugins as kubectl uses
+    them), else the pod's service account (:mod:`.incluster`; token re-read on 401, as client-go
+    does: bound tokens rotate), else ``$KUBECONFIG`` (lightkube again). The requests and their
+    decoding are ours (:class:`PodWatcher`): lightkube's typed models cost memory and CPU for fields
+    the agent never reads (docs/dependencies.md)."""
     import httpx2 as httpx
-    from lightkube.config.client_adapter import AsyncClient, ConnectionParams
-    from lightkube.config.kubeconfig import KubeConfig
 
     # httpx logs every request at INFO: a watch's reconnects every few minutes are not news
     logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+    if not cfg.kubeconfig:
+        from . import incluster
+
+        if incluster.available(cfg.service_account_dir):
+            return incluster.client(cfg.service_account_dir, cfg.timeout)
+    from lightkube.config.client_adapter import AsyncClient, ConnectionParams
+    from lightkube.config.kubeconfig import KubeConfig
 
     if cfg.kubeconfig:
         import os
