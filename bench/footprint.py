@@ -15,7 +15,9 @@ and a sink:
 - **loki**: the real Loki 3.4.6 (``../shared/tools/loki/unpack``, started once for the whole run);
 - **loki+kubernetes**: the same and a ``type: kubernetes`` source against the real kube-apiserver
   (``../shared/tools/kube/start-envtest``, started once): one Redis pod on the source's node, listed
-  and then watched, its kubelet-layout log file (CRI lines) followed.
+  and then watched, its kubelet-layout log file (CRI lines) followed; the agent authenticates as a
+  DaemonSet's pod does (a service account's token minted by the server, allowed get/list/watch on
+  pods, the cluster's CA, ``KUBERNETES_SERVICE_HOST``/``PORT``).
 
 Measured for each run: **start-up CPU** (utime + stime of the agent's process tree from spawn to
 the first line shipped: the local sink's first event file, or Loki's distributor counting the
@@ -43,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -95,6 +98,27 @@ class Kube:
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "redis-0", "labels": {"app": "redis"}},
             "spec": {"nodeName": NODE, "containers": [{"name": "redis", "image": "redis:7.0"}]}})
         self.uid = pod["metadata"]["uid"]
+        # the agent's credentials as a DaemonSet's pod has them: a service account allowed
+        # get/list/watch on pods, its token minted by the server (TokenRequest), the cluster's CA
+        call("POST", "/api/v1/namespaces/cache/serviceaccounts",
+             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "agent"}})
+        call("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "agent"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]})
+        call("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "agent"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "agent"},
+            "subjects": [{"kind": "ServiceAccount", "name": "agent", "namespace": "cache"}]})
+        token = call("POST", "/api/v1/namespaces/cache/serviceaccounts/agent/token", {
+            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 7200}})
+        self.sa_dir = workdir / "serviceaccount"
+        self.sa_dir.mkdir()
+        (self.sa_dir / "token").write_text(token["status"]["token"])
+        (self.sa_dir / "namespace").write_text("cache")
+        shutil.copy(env["KUBE_CA"], self.sa_dir / "ca.crt")
+        u = urllib.parse.urlsplit(self.url)
+        #: what the kubelet puts in every pod's environment
+        self.env = {"KUBERNETES_SERVICE_HOST": str(u.hostname), "KUBERNETES_SERVICE_PORT": str(u.port)}
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         call("PATCH", "/api/v1/namespaces/cache/pods/redis-0/status", {"status": {
             "phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
@@ -126,7 +150,7 @@ def agent_config(d: Path, sink: str, loki_url: str | None, kube: Kube | None, na
     srcs = "".join(f"  - type: file\n    path: {p}\n    start_at: beginning\n" for p in logs)
     if kube is not None:
         kube.write_pod_log(d / "pods")
-        srcs += (f"  - type: kubernetes\n    node: {NODE}\n    kubeconfig: {kube.kubeconfig}\n"
+        srcs += (f"  - type: kubernetes\n    node: {NODE}\n    service_account_dir: {kube.sa_dir}\n"
                  f"    log_root: {d / 'pods'}\n")
     out = "  - type: local\n" if sink == "local" else f"  - type: loki\n    url: {loki_url}\n"
     cfg = (f"state_dir: {d / 'state'}\ntimezone: UTC\nlabels: {{job: footprint, run: {name}}}\n"
@@ -161,7 +185,8 @@ def run_agent(args: argparse.Namespace, tmp: Path, config: str, variant: str, i:
     d = tmp / name
     d.mkdir(parents=True)
     cfg = agent_config(d, "local" if config == "local" else "loki", loki.url if loki else None, kube, name)
-    tree, env = ROOT, dict(os.environ)
+    tree, env = ROOT, {**os.environ, **(kube.env if kube else {})}
+    env.pop("KUBECONFIG", None)
     if variant == "baseline":
         if args.baseline:
             tree = Path(args.baseline)
