@@ -314,28 +314,26 @@ def test_the_api_server_away_for_20_seconds_keeps_the_pods_followed_and_changes_
 
 def test_a_410_given_as_the_http_status_of_the_watch_also_relists() -> None:
     """A server (or proxy) may refuse a too-old resourceVersion with HTTP 410 before the stream
-    starts; lightkube raises its HTTP client's error for that, not an ApiError. The watcher must
-    still relist, not retry the same version forever."""
+    starts, rather than as an ERROR event inside it. The watcher must still relist, not retry the
+    same version forever."""
     import httpx2
 
     from shipper.config.kubernetes import KubernetesSourceConfig
     from shipper.sources.kubernetes.watch import PodWatcher, WatchExpired
 
-    class Gone:
-        def prepare_request(self, *a: Any, **kw: Any) -> None:
-            return None
+    asked: list[dict[str, str]] = []
 
-        async def watch(self, req: Any) -> Any:
-            request = httpx2.Request("GET", "https://api/api/v1/pods?watch=true")
-            response = httpx2.Response(410, request=request, text="Gone")
-            raise httpx2.HTTPStatusError("410 Gone", request=request, response=response)
-            yield  # an async generator, like lightkube's
-
-    class Client:
-        _client = Gone()
+    def gone(request: httpx2.Request) -> httpx2.Response:
+        asked.append(dict(request.url.params))
+        return httpx2.Response(410, json={"kind": "Status", "code": 410, "reason": "Expired",
+                                          "message": "too old resource version: 5 (17)"})
 
     cfg = KubernetesSourceConfig.model_validate({"type": "kubernetes", "node": "n1"})
-    w = PodWatcher(cfg, lambda pods: asyncio.sleep(0), name="k8s", client_factory=lambda c: Client())
-    w._client = Client()
-    with pytest.raises(WatchExpired):
+    w = PodWatcher(cfg, lambda pods: asyncio.sleep(0), name="k8s",
+                   client_factory=lambda c: httpx2.AsyncClient(base_url="https://api",
+                                                               transport=httpx2.MockTransport(gone)))
+    w.resource_version = "5"
+    with pytest.raises(WatchExpired, match="too old resource version"):
         asyncio.run(w._watch_once())
+    assert asked == [{"fieldSelector": "spec.nodeName=n1", "watch": "true", "allowWatchBookmarks": "true",
+                      "timeoutSeconds": "300", "resourceVersion": "5"}]

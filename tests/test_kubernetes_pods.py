@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shipper.config.kubernetes import KubernetesSourceConfig
-from shipper.sources.kubernetes.pods import sanitize_label_name, target_labels, targets_of
+from shipper.sources.kubernetes.pods import essentials, sanitize_label_name, target_labels, targets_of
 from shipper.sources.kubernetes.source import managed_for
 
 IMAGES = ["*redis*", "*valkey*"]
@@ -123,3 +123,33 @@ def test_a_container_list_of_any_shape_is_no_exception(field: str, value: Any) -
     p = pod()
     p["spec" if field == "containers" else "status"][field] = value
     assert isinstance(targets_of(p, IMAGES, EXCLUDE), list)
+
+
+def test_the_watcher_keeps_only_what_targets_of_reads_and_the_targets_are_the_same() -> None:
+    """A pod as the API server sends it (managed fields, env, probes, volumes) is ~30 KiB as a
+    dict; the watcher keeps the few fields that decide what is followed (docs/dependencies.md)."""
+    full = pod()
+    full["metadata"].update(resourceVersion="4711", creationTimestamp="2026-12-07T03:00:00Z",
+                            annotations={"checksum/config": "a" * 64},
+                            managedFields=[{"manager": "kube-controller-manager", "operation": "Update",
+                                            "fieldsV1": {"f:spec": {"f:containers": {}}}}])
+    full["spec"]["containers"][0].update(env=[{"name": "REDIS_PASSWORD_FILE", "value": "/run/secrets/redis"}],
+                                         livenessProbe={"exec": {"command": ["redis-cli", "ping"]}})
+    full["spec"]["volumes"] = [{"name": "data", "emptyDir": {}}]
+    full["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    kept = essentials(full)
+    assert targets_of(kept, IMAGES, EXCLUDE) == targets_of(full, IMAGES, EXCLUDE)
+    assert kept["metadata"]["resourceVersion"] == "4711"
+    assert "managedFields" not in kept["metadata"] and "volumes" not in kept["spec"]
+    assert kept["spec"]["containers"][0] == {"name": "redis", "image": "docker.io/bitnami/redis:7.2.4"}
+    assert "conditions" not in kept["status"]
+
+
+@given(st.dictionaries(st.sampled_from(["metadata", "spec", "status"]), pod_values, max_size=3))
+def test_what_the_watcher_keeps_of_any_pod_shaped_value_gives_the_same_targets(value: dict[str, Any]) -> None:
+    assert targets_of(essentials(value), IMAGES, EXCLUDE) == targets_of(value, IMAGES, EXCLUDE)
+
+
+@given(json_values)
+def test_what_the_watcher_keeps_of_any_json_value_is_no_exception(value: Any) -> None:
+    assert targets_of(essentials(value), IMAGES, EXCLUDE) == targets_of(value, IMAGES, EXCLUDE)

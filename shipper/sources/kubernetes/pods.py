@@ -70,6 +70,30 @@ def _running_containers(status: dict[str, Any]) -> set[str]:
     return running
 
 
+def _pick(d: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: d[k] for k in keys if k in d} if isinstance(d, dict) else {}
+
+
+def essentials(pod: Any) -> dict[str, Any]:
+    """The fields of a pod that :func:`targets_of` reads (and the watch's ``resourceVersion``),
+    without the rest of the object: a pod as the API server sends it is 5-20 KB of JSON (managed
+    fields, volumes, probes, env), kept per pod for as long as it runs."""
+    if not isinstance(pod, dict):
+        return {}
+    meta = _pick(pod.get("metadata"), ("namespace", "name", "uid", "labels", "deletionTimestamp", "resourceVersion"))
+    spec = pod.get("spec")
+    containers = spec.get("containers") if isinstance(spec, dict) else None
+    status = pod.get("status")
+    out_status = _pick(status, ("phase", "podIP"))
+    statuses = status.get("containerStatuses") if isinstance(status, dict) else None
+    if isinstance(statuses, list):
+        out_status["containerStatuses"] = [_pick(cs, ("name", "state")) for cs in statuses]
+    out_spec = _pick(spec, ("nodeName",))
+    if isinstance(containers, list):
+        out_spec["containers"] = [_pick(c, ("name", "image")) for c in containers]
+    return {"metadata": meta, "spec": out_spec, "status": out_status}
+
+
 def targets_of(pod: Any, images: list[str], exclude: list[str] | None = None) -> list[Target]:
     """The Redis containers of ``pod`` that are worth following now.
 

@@ -20,7 +20,7 @@ from typing import Any
 from shipper.config import KubernetesSourceConfig
 
 from .pods import targets_of
-from .watch import PodWatcher, make_client
+from .watch import ApiError, PodWatcher, WatchExpired
 
 #: ``result(status, text)``: one line of the ``--connect`` report (status ok / warn / fail)
 Result = Callable[[str, str], None]
@@ -70,39 +70,24 @@ def offline_problems(cfg: KubernetesSourceConfig) -> tuple[list[tuple[str, str]]
     return errors, warnings
 
 
-def _forbidden(verb: str, e: Any) -> str:
-    message = str(getattr(getattr(e, "status", None), "message", "") or e)
+def _forbidden(verb: str, e: ApiError) -> str:
+    message = e.message or str(e)
     return (f"{verb} pods: HTTP 403: {message[:300]} (the agent's role needs verb {verb!r} on resource "
             "'pods' in API group \"\" at the cluster scope: deploy/kubernetes has the ClusterRole)")
 
 
 def _api_failure(verb: str, e: BaseException) -> str:
-    from lightkube.core.exceptions import ApiError
-
     if isinstance(e, ApiError):
-        code = getattr(e.status, "code", None)
-        if code == 403:
+        if e.code == 403:
             return _forbidden(verb, e)
-        if code == 401:
+        if e.code == 401:
             return f"{verb} pods: HTTP 401: the token is not accepted (expired, or for another cluster?)"
-        return f"{verb} pods: HTTP {code}: {str(getattr(e.status, 'message', '') or e)[:300]}"
+        return f"{verb} pods: HTTP {e.code}: {(e.message or str(e))[:300]}"
+    if isinstance(e, WatchExpired):
+        return f"{verb} pods: HTTP 410: {str(e)[:300]}"
     if isinstance(e, TimeoutError):
         return f"{verb} pods: no answer in time"
     return f"{verb} pods: {type(e).__name__}: {str(e)[:300]}"
-
-
-async def _open_watch(watcher: PodWatcher) -> None:
-    """Open the agent's watch request and close it once the server has accepted it (HTTP 200: the
-    event stream begins); an HTTP error is raised as lightkube's ApiError, with the server's
-    Status (its message names the user, verb and resource refused)."""
-    generic = watcher._client._client
-    resp = await generic.send(generic.build_adapter_request(watcher._request(watch=True)), stream=True)
-    try:
-        if resp.is_error:
-            await resp.aread()
-            generic.raise_for_status(resp)
-    finally:
-        await resp.aclose()
 
 
 async def probe(cfg: KubernetesSourceConfig, timeout: float, result: Result) -> None:
@@ -117,13 +102,13 @@ async def probe(cfg: KubernetesSourceConfig, timeout: float, result: Result) -> 
     watcher = PodWatcher(short, keep, name=f"kubernetes:{cfg.node}")
     try:
         try:
-            watcher._client = make_client(short)
+            watcher.connect()
         except Exception as e:  # noqa: BLE001 - a bad kubeconfig, no service account: one line
             result("fail", f"cannot build the API client: {type(e).__name__}: {str(e)[:300]}")
             return
         try:
             async with asyncio.timeout(timeout):
-                await watcher._list()
+                await watcher.list_once()
         except Exception as e:  # noqa: BLE001 - every failure is a line of the report
             result("fail", _api_failure("list", e))
             return
@@ -135,7 +120,8 @@ async def probe(cfg: KubernetesSourceConfig, timeout: float, result: Result) -> 
                f"{len(targets)} Redis container(s) to follow" + (f": {shown}{more}" if targets else ""))
         try:
             async with asyncio.timeout(timeout):
-                await _open_watch(watcher)
+                async with watcher.open_watch():
+                    pass  # accepted: the event stream began
         except Exception as e:  # noqa: BLE001
             result("fail", _api_failure("watch", e))
             return

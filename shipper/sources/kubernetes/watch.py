@@ -1,4 +1,4 @@
-"""The pods of one node, kept current by list + watch against the Kubernetes API (lightkube).
+"""The pods of one node, kept current by list + watch against the Kubernetes API.
 
 The informer pattern of client-go, reduced to what the agent needs:
 
@@ -22,31 +22,72 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
+
+import orjson
 
 from shipper.config import KubernetesSourceConfig
 from shipper.observe import metrics
 from shipper.util.backoff import Backoff
 from shipper.util.waits import wait_or_stop
 
+from .pods import essentials
+
 log = logging.getLogger("redis_shipper.kubernetes")
 
 OnPods = Callable[[dict[str, dict[str, Any]]], Awaitable[None]]
+
+#: the pods of every namespace (the node's field selector narrows them)
+PODS_PATH = "/api/v1/pods"
 
 
 class WatchExpired(Exception):
     """The server answered 410 Gone: the resourceVersion is too old; relist."""
 
 
+class ApiError(Exception):
+    """The API server refused a request: its HTTP status code and the message of the ``Status`` it
+    sent (which names the user, verb and resource refused)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"HTTP {code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def api_error(code: int, body: bytes | str) -> ApiError:
+    """An :class:`ApiError` from a refused request's status and body (a ``Status`` object, or text)."""
+    try:
+        status = orjson.loads(body)
+        message = str(status.get("message") or "") if isinstance(status, dict) else ""
+    except orjson.JSONDecodeError:
+        message = ""
+    if not message:
+        message = (body.decode("utf-8", "replace") if isinstance(body, bytes) else body).strip()[:300]
+    return ApiError(code, message)
+
+
 def make_client(cfg: KubernetesSourceConfig) -> Any:
-    """A lightkube ``AsyncClient``: the kubeconfig when one is configured, else the pod's service
-    account (token re-read on 401, as client-go does: bound tokens rotate), else ``$KUBECONFIG``."""
+    """An ``httpx2.AsyncClient`` for the API server: the kubeconfig when one is configured (through
+    lightkube's configuration layer: contexts, client certificates, exec plugins as kubectl uses
+    them), else the pod's service account (:mod:`.incluster`; token re-read on 401, as client-go
+    does: bound tokens rotate), else ``$KUBECONFIG`` (lightkube again). The requests and their
+    decoding are ours (:class:`PodWatcher`): lightkube's typed models cost memory and CPU for fields
+    the agent never reads (docs/dependencies.md)."""
     import httpx2 as httpx
-    from lightkube import AsyncClient, KubeConfig
 
     # httpx logs every request at INFO: a watch's reconnects every few minutes are not news
     logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+    if not cfg.kubeconfig:
+        from . import incluster
+
+        if incluster.available(cfg.service_account_dir):
+            return incluster.client(cfg.service_account_dir, cfg.timeout)
+    from lightkube.config.client_adapter import AsyncClient, ConnectionParams
+    from lightkube.config.kubeconfig import KubeConfig
 
     if cfg.kubeconfig:
         import os
@@ -54,7 +95,7 @@ def make_client(cfg: KubernetesSourceConfig) -> Any:
         kc = KubeConfig.from_file(os.path.expanduser(cfg.kubeconfig))
     else:
         kc = KubeConfig.from_env(service_account=cfg.service_account_dir)
-    return AsyncClient(kc, timeout=httpx.Timeout(cfg.timeout), trust_env=False)
+    return AsyncClient(kc.get(), ConnectionParams(timeout=httpx.Timeout(cfg.timeout), trust_env=False))
 
 
 def _key(pod: dict[str, Any]) -> str | None:
@@ -64,7 +105,8 @@ def _key(pod: dict[str, Any]) -> str | None:
 
 
 class PodWatcher:
-    """Keeps ``pods`` (``namespace/name`` -> pod dict) equal to the API server's view of the node."""
+    """Keeps ``pods`` (``namespace/name`` -> the pod's :func:`.pods.essentials`) equal to the API
+    server's view of the node."""
 
     def __init__(self, cfg: KubernetesSourceConfig, on_pods: OnPods, *, name: str,
                  client_factory: Callable[[KubernetesSourceConfig], Any] = make_client) -> None:
@@ -81,49 +123,82 @@ class PodWatcher:
         self.expired = 0
         self.failures = 0
 
-    def _request(self, *, watch: bool) -> Any:
-        """A list or watch request of the node's pods. Built with lightkube's generic client: its
-        public ``list``/``watch`` take label selectors as dicts only (a user's ``in (...)`` selector
-        is kubectl syntax) and cannot ask for bookmarks."""
-        from lightkube import ALL_NS
-        from lightkube.core.selector import build_selector
-        from lightkube.resources.core_v1 import Pod
+    def connect(self) -> None:
+        """Build the API client if there is none yet (the credentials are read then)."""
+        if self._client is None:
+            self._client = self._client_factory(self.cfg)
 
-        params: dict[str, Any] = {
-            "fieldSelector": build_selector({"spec.nodeName": self.cfg.node}, for_fields=True),
-            "labelSelector": self.cfg.selector or None,
-        }
+    def _params(self, *, watch: bool) -> dict[str, str]:
+        """The query of the node's pods: ``fieldSelector=spec.nodeName=<node>``, the user's label
+        selector as written (kubectl syntax, ``in (...)`` included), and for a watch the version to
+        resume from, bookmarks and the server-side timeout."""
+        params = {"fieldSelector": f"spec.nodeName={self.cfg.node}"}
+        if self.cfg.selector:
+            params["labelSelector"] = self.cfg.selector
         if watch:
-            params.update(timeoutSeconds=int(self.cfg.watch_timeout), resourceVersion=self.resource_version,
-                          allowWatchBookmarks="true")
-        return self._client._client.prepare_request("list", res=Pod, namespace=ALL_NS, watch=watch, params=params)
+            params.update(watch="true", allowWatchBookmarks="true", timeoutSeconds=str(int(self.cfg.watch_timeout)))
+            if self.resource_version:
+                params["resourceVersion"] = self.resource_version
+        return params
 
-    async def _list(self) -> None:
-        it = self._client._client.list(self._request(watch=False))
+    async def list_once(self) -> None:
+        """List the node's pods: ``pods`` becomes that set whole, ``resource_version`` the version it
+        was read at, and ``on_pods`` is called. Raises :class:`ApiError` when the server refuses."""
+        self.connect()
+        resp = await self._client.get(PODS_PATH, params=self._params(watch=False))
+        if resp.status_code != 200:
+            raise api_error(resp.status_code, resp.content)
+        body = orjson.loads(resp.content)
         pods: dict[str, dict[str, Any]] = {}
-        async for obj in it:
-            d = obj.to_dict()
+        for item in body.get("items") or []:
+            d = essentials(item)
             k = _key(d)
             if k is not None:
                 pods[k] = d
-        self.resource_version = it.resourceVersion
+        rv = (body.get("metadata") or {}).get("resourceVersion")
+        self.resource_version = rv if isinstance(rv, str) and rv else None
         self.pods = pods
         self.relists += 1
         await self.on_pods(dict(self.pods))
 
+    @asynccontextmanager
+    async def open_watch(self) -> AsyncIterator[Any]:
+        """The watch request of the node's pods from ``resource_version``, open once the server has
+        accepted it (HTTP 200: the event stream begins); yields the streaming response, closed on
+        exit. Raises :class:`WatchExpired` on 410 Gone, :class:`ApiError` on any other refusal."""
+        import httpx2 as httpx
+
+        self.connect()
+        # no read timeout: a watch of a quiet node is silent until a bookmark or the server's timeout
+        timeout = httpx.Timeout(self.cfg.timeout, read=None)
+        async with self._client.stream("GET", PODS_PATH, params=self._params(watch=True), timeout=timeout) as resp:
+            if resp.status_code != 200:
+                body = await resp.aread()
+                if resp.status_code == 410:  # a too-old version refused before the stream starts
+                    raise WatchExpired(api_error(410, body).message)
+                raise api_error(resp.status_code, body)
+            yield resp
+
     async def _watch_once(self) -> None:
         """One watch request, until the server ends it; raises WatchExpired on 410."""
-        import httpx2
-        from lightkube.core.exceptions import ApiError
-
-        try:
-            async for kind, obj in self._client._client.watch(self._request(watch=True)):
-                d = obj.to_dict()
-                rv = (d.get("metadata") or {}).get("resourceVersion")
+        async with self.open_watch() as resp:
+            async for line in resp.aiter_lines():
+                if not line.strip():
+                    continue
+                event = orjson.loads(line)
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":  # a Status inside the stream: 410 when the version expired meanwhile
+                    code = obj.get("code") if isinstance(obj, dict) else None
+                    message = str(obj.get("message") or "") if isinstance(obj, dict) else str(obj)
+                    if code == 410:
+                        raise WatchExpired(message)
+                    raise ApiError(code if isinstance(code, int) else 500, message)
+                rv = (obj.get("metadata") or {}).get("resourceVersion")
                 if isinstance(rv, str) and rv:
                     self.resource_version = rv
                 if kind == "BOOKMARK":
                     continue
+                d = essentials(obj)
                 k = _key(d)
                 if k is None:
                     continue
@@ -132,14 +207,6 @@ class PodWatcher:
                 else:
                     self.pods[k] = d
                 await self.on_pods(dict(self.pods))
-        except ApiError as e:  # a 410 the server sends inside the watch stream
-            if getattr(e.status, "code", None) == 410:
-                raise WatchExpired(str(e)) from e
-            raise
-        except httpx2.HTTPStatusError as e:  # a 410 as the HTTP status: lightkube's watch raises
-            if e.response.status_code == 410:  # its HTTP client's error for it, not ApiError
-                raise WatchExpired(str(e)) from e
-            raise
 
     async def run(self, stop: asyncio.Event) -> None:
         """List, then watch; resume a broken watch from the last version seen (as client-go's
@@ -149,10 +216,9 @@ class PodWatcher:
         need_list = True
         while not stop.is_set():
             try:
-                if self._client is None:
-                    self._client = self._client_factory(self.cfg)
+                self.connect()
                 if need_list:
-                    await self._until_stopped(self._list(), stop)
+                    await self._until_stopped(self.list_once(), stop)
                     need_list = False
                     self._recovered()
                 await self._until_stopped(self._watch_once(), stop)
@@ -208,6 +274,6 @@ class PodWatcher:
         if self._client is not None:
             client, self._client = self._client, None
             try:
-                await client.close()
+                await client.aclose()
             except Exception:
                 pass
