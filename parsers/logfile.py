@@ -29,7 +29,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from parsers.catalogue import _BUCKETS, classify
+from parsers.catalogue import BUCKETS as _BUCKETS
+from parsers.catalogue import classify
 from parsers.cluster_failover import ClusterFailoverCorrelator
 from parsers.events import LEVEL_BY_CHAR, ROLE_BY_CHAR, Event
 from parsers.failover import FailoverCorrelator

@@ -290,7 +290,7 @@ def test_every_catalogue_event_has_a_known_category_and_a_snake_case_name():
 # ``classify`` runs generated code (one function per first word: memo, wrapper, prefix tests, guards,
 # fields built inline). These tests hold it to the catalogue's plain definition, written here as the
 # interpreted loop: first word -> that word's rules in order (else the rules of a leading number),
-# the wrappers, the generic rules; fields by ``_fields``. No memo, no prefix test, no guard: those
+# the wrappers, the generic rules; fields by ``fields_of``. No memo, no prefix test, no guard: those
 # may only skip work, never change a result, and this is what shows it.
 
 import random  # noqa: E402
@@ -300,7 +300,8 @@ from typing import Any  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from parsers import catalogue  # noqa: E402
+from parsers import catalogue_build as catalogue  # noqa: E402
+from parsers.catalogue_support import fields_of  # noqa: E402
 from parsers.line import parse_header  # noqa: E402
 
 
@@ -319,7 +320,7 @@ def reference_classify(message: str) -> tuple[str, str, dict[str, Any]] | None:
     for rule in [*(rules or []), *catalogue._GENERIC]:
         m = rule.regex.match(message)
         if m is not None:
-            return rule.category, rule.event, catalogue._fields(m, rule)
+            return rule.category, rule.event, fields_of(m, rule.groups, rule.has_client)
     return None
 
 
@@ -414,3 +415,34 @@ def damaged_messages(draw: st.DrawFn) -> str:
 @given(message=damaged_messages())
 def test_the_compiled_classifier_gives_the_catalogue_loops_result_on_damaged_real_messages(message: str) -> None:
     same_as_reference(message)
+
+
+def test_the_checked_in_compiled_catalogue_is_what_the_rules_give() -> None:
+    """parsers/catalogue_compiled.py is generated from parsers/rules/: a rule changed without
+    running ``python -m parsers.catalogue_build`` would not be used by the parser."""
+    assert catalogue.TARGET.read_text(encoding="utf-8") == catalogue.render(), (
+        "parsers/catalogue_compiled.py is out of date: run python -m parsers.catalogue_build"
+    )
+
+
+def test_importing_the_classifier_compiles_no_rule_until_a_message_needs_it() -> None:
+    """Start-up cost: the generated module holds each rule's regex as a stand-in that compiles it
+    on first use; a fresh process that classified nothing has compiled none, and after one message
+    only the rules that message was tried against are compiled."""
+    import subprocess
+    import sys
+
+    code = (
+        "import re, parsers.catalogue_compiled as c\n"
+        "names = [n for n in vars(c) if '_match' in n]\n"
+        "def compiled():\n"
+        "    return sum(1 for n in names if not getattr(c, n).__qualname__.startswith('lazy_match'))\n"
+        "print(len(names), compiled())\n"
+        "c.classify('Background saving started by pid 28669')\n"
+        "print(compiled())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    total, before, after = int(out[0]), int(out[1]), int(out[2])
+    assert total > 200
+    assert before == 0
+    assert 1 <= after <= 5

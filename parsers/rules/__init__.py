@@ -13,7 +13,9 @@ Order matters only between rules that share a first word: the first match wins. 
 keeps the areas in a fixed order so it never changes by accident.
 
 To add a message: put its rule in the module of its area (a new area is a new module listed
-here), run ``tests/test_parse_catalogue.py``, and list the event in docs/events.md.
+here), regenerate the classifier (``python -m parsers.catalogue_build``, which rewrites
+parsers/catalogue_compiled.py), run ``tests/test_parse_catalogue.py``, and list the event in
+docs/events.md.
 """
 
 from __future__ import annotations

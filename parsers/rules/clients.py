@@ -1,6 +1,6 @@
 """Memory limits, client connections and periodic statistics (redis-log-formats.md §2.8, §2.10).
 
-Rule data only (the format is in :mod:`parsers.rules`); :mod:`parsers.catalogue` compiles it.
+Rule data only (the format is in :mod:`parsers.rules`); :mod:`parsers.catalogue_build` compiles it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Redis Cluster messages (redis-log-formats.md §2.7; cluster.c in 7.0, cluster_legacy.c from 7.2 and
 in Valkey).
 
-Rule data only (the format is in :mod:`parsers.rules`); :mod:`parsers.catalogue` compiles it.
+Rule data only (the format is in :mod:`parsers.rules`); :mod:`parsers.catalogue_build` compiles it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """RDB, AOF and fork messages (redis-log-formats.md §2.4).
 
-Rule data only (the format is in :mod:`parsers.rules`); :mod:`parsers.catalogue` compiles it.
+Rule data only (the format is in :mod:`parsers.rules`); :mod:`parsers.catalogue_build` compiles it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """ACL and attack messages (redis-log-formats.md §2.9).
 
-Rule data only (the format is in :mod:`parsers.rules`); :mod:`parsers.catalogue` compiles it.
+Rule data only (the format is in :mod:`parsers.rules`); :mod:`parsers.catalogue_build` compiles it.
 """
 
 from __future__ import annotations

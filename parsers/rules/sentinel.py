@@ -1,7 +1,7 @@
 """Sentinel lines that are not ``+event`` messages (redis-log-formats.md §2.6); the events
 themselves are parsed by :mod:`parsers.sentinel`.
 
-Rule data only (the format is in :mod:`parsers.rules`); :mod:`parsers.catalogue` compiles it.
+Rule data only (the format is in :mod:`parsers.rules`); :mod:`parsers.catalogue_build` compiles it.
 """
 
 from __future__ import annotations

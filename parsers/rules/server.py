@@ -1,6 +1,6 @@
 """Startup, shutdown and configuration messages (redis-log-formats.md §1.5, §2.1-§2.3).
 
-Rule data only (the format is in :mod:`parsers.rules`); :mod:`parsers.catalogue` compiles it.
+Rule data only (the format is in :mod:`parsers.rules`); :mod:`parsers.catalogue_build` compiles it.
 """
 
 from __future__ import annotations
