@@ -157,7 +157,7 @@ class SpooledEvent:
             return NotImplemented
         return (self.seq, self.raw, self.annex) == (other.seq, other.raw, other.annex)
 
-    __hash__ = None  # type: ignore[assignment] - mutable, as the dataclass it replaces
+    __hash__ = None  # type: ignore[assignment] - mutable: not a dict key
 
     def __repr__(self) -> str:
         return f"SpooledEvent(seq={self.seq!r}, raw={self.raw!r}, annex={self.annex!r})"
