@@ -29,7 +29,7 @@ COMMANDS = {
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; with ``only``, just that command's module is imported.
 
-    Importing a command module pulls in what it needs (the parsers' compiled catalogue, aiohttp,
+    Importing a command module pulls in what it needs (the parsers' compiled catalogue, the HTTP client,
     prometheus-client...), so `redis-shipper version` or `parse` must not pay for `run`'s imports.
     """
     parser = argparse.ArgumentParser(

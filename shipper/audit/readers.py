@@ -276,17 +276,14 @@ async def _loki_window(session: Any, url: str, selector: str, start: int, end: i
 
 async def _loki_page(session: Any, url: str, selector: str, start: int, end: int,
                      limit: int) -> list[tuple[int, tuple[tuple[str, str], ...], str]]:
-    import aiohttp
-
     from ..sinks.http import redact_url
 
     params = {"query": selector, "start": str(start), "end": str(end), "limit": str(limit),
               "direction": "forward"}
     try:
-        async with session.get(url, params=params) as r:
-            body = await r.read()
-            status = r.status
-    except (aiohttp.ClientError, TimeoutError, OSError) as e:
+        r = await session.get(url, params=params)
+        body, status = r.body, r.status
+    except (TimeoutError, OSError) as e:
         raise ReadError(f"loki: cannot query {redact_url(url)}: {type(e).__name__}: {e}") from None
     if status != 200:
         raise ReadError(f"loki: HTTP {status} from {redact_url(url)}: {body[:300].decode('utf-8', 'replace')}")
@@ -340,8 +337,6 @@ async def read_elasticsearch(
     on_invalid: Callable[[str, str], None] | None = None,
 ) -> AsyncIterator[Line]:
     """Every document of the sink's index (or data stream) in the window, as ``event.original``."""
-    import aiohttp
-
     from ..sinks import http
 
     headers = {
@@ -360,10 +355,9 @@ async def read_elasticsearch(
             if after is not None:
                 body["search_after"] = after
             try:
-                async with session.post(url, data=orjson.dumps(body)) as r:
-                    data = await r.read()
-                    status = r.status
-            except (aiohttp.ClientError, TimeoutError, OSError) as e:
+                r = await session.post(url, orjson.dumps(body))
+                data, status = r.body, r.status
+            except (TimeoutError, OSError) as e:
                 raise ReadError(f"elasticsearch: cannot search {http.redact_url(url)}: {type(e).__name__}: {e}") \
                     from None
             if status != 200:

@@ -127,8 +127,8 @@ async def check_kubernetes(key: str, sc: KubernetesSourceConfig, timeout: float,
 
 async def _http_get(session: Any, url: str, timeout: float) -> tuple[int, bytes]:
     async with asyncio.timeout(timeout):
-        async with session.get(url) as resp:
-            return resp.status, await resp.read()
+        resp = await session.get(url)
+        return resp.status, resp.body
 
 
 async def check_sink(key: str, sk: LokiSinkConfig | ElasticsearchSinkConfig, timeout: float,
@@ -206,25 +206,26 @@ async def check_sink(key: str, sk: LokiSinkConfig | ElasticsearchSinkConfig, tim
                               f"_index_template/{ES_TEMPLATE_NAME} with {template}/index-template.json")
             else:
                 report.result("warn", subject, f"could not read the index template (HTTP {status})")
-    except (TimeoutError, OSError, Exception) as e:  # noqa: BLE001 - aiohttp, ssl, DNS: all one line
+    except (TimeoutError, OSError, Exception) as e:  # noqa: BLE001 - HTTP, ssl, DNS: all one line
         report.result("fail", subject, _err_text(e))
     finally:
         await session.close()
 
 
 async def check_prometheus(cfg: AgentConfig, run_ids: list[str | None], timeout: float, report: Report) -> None:
-    import aiohttp
+    import orjson
+
+    from ..sinks.http import redact_url
+    from ..util.httpclient import HTTPClient
 
     d = cfg.discover_labels
     assert d is not None
-    from ..sinks.http import redact_url
 
     subject = f"discover_labels {redact_url(d.prometheus_url)}"
     url = d.prometheus_url.rstrip("/") + "/api/v1/query"
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as s:
-            async with s.get(url, params={"query": d.metric}) as resp:
-                body = await resp.json(content_type=None)
+        async with HTTPClient(timeout=timeout) as s:
+            body = orjson.loads((await s.get(url, params={"query": d.metric})).body)
     except Exception as e:  # noqa: BLE001
         report.result("fail", subject, _err_text(e))
         return

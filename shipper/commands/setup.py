@@ -97,12 +97,12 @@ async def _request(session: Any, method: str, url: str, body: Any = None, *,
                    params: dict[str, str] | None = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Content-Type": "application/json"} if data is not None else {}
-    async with session.request(method, url, data=data, headers=headers, params=params) as resp:
-        raw = await resp.read()
-        try:
-            return resp.status, json.loads(raw) if raw else {}
-        except ValueError:
-            return resp.status, raw[:200].decode("utf-8", "replace")
+    resp = await session.request(method, url, body=data, headers=headers, params=params)
+    raw = resp.body
+    try:
+        return resp.status, json.loads(raw) if raw else {}
+    except ValueError:
+        return resp.status, raw[:200].decode("utf-8", "replace")
 
 
 def _reason(body: Any) -> str:
@@ -190,7 +190,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"FAIL {subject}: {e}", file=sys.stderr)
             failed = True
             continue
-        except Exception as e:  # noqa: BLE001 - aiohttp, ssl, DNS: one line each
+        except Exception as e:  # noqa: BLE001 - HTTP, ssl, DNS: one line each
             print(f"FAIL {subject}: {type(e).__name__}: {e}", file=sys.stderr)
             failed = True
             continue

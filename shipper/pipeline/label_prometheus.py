@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from .label_rules import PINNING_LABELS
 
 
@@ -48,15 +50,16 @@ def series_identity(series: dict[str, Any]) -> dict[str, str]:
 
 
 async def query_vector(session: Any, prometheus_url: str, query: str) -> list[dict[str, Any]]:
-    """Prometheus instant query (``GET /api/v1/query``) through an aiohttp ``session``; the
-    vector's series. Anything but a successful vector answer raises RuntimeError."""
+    """Prometheus instant query (``GET /api/v1/query``) through an
+    :class:`~shipper.util.httpclient.HTTPClient`; the vector's series. Anything but a successful
+    vector answer raises RuntimeError."""
     url = prometheus_url.rstrip("/") + "/api/v1/query"
-    async with session.get(url, params={"query": query}) as resp:
-        text = await resp.text()
-        try:
-            body = await resp.json(content_type=None)
-        except ValueError:
-            raise RuntimeError(f"HTTP {resp.status}, not JSON: {text[:200]!r}") from None
+    resp = await session.get(url, params={"query": query})
+    text = resp.text(200)
+    try:
+        body = orjson.loads(resp.body)
+    except orjson.JSONDecodeError:
+        raise RuntimeError(f"HTTP {resp.status}, not JSON: {text!r}") from None
     if not isinstance(body, dict) or body.get("status") != "success":
         err = body.get("error") if isinstance(body, dict) else None
         raise RuntimeError(f"HTTP {resp.status}: {err or text[:200]!r}")

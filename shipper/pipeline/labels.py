@@ -98,7 +98,7 @@ class Labeler:
         self._env: Mapping[str, str] = os.environ if env is None else env
         self._hostname = hostname if hostname is not None else socket.gethostname()
         self._discover = cfg.discover_labels
-        self._session: Any = None  # aiohttp.ClientSession, created in start()
+        self._session: Any = None  # an HTTPClient, created in start()
         self._started = False
         self._closed: asyncio.Event | None = None  # created in start(), inside the running loop
         #: passwords that must never reach a log line or status(), even inside an exception text
@@ -236,14 +236,14 @@ class Labeler:
         if self._discover is None or self._started:
             return
         self._started = True
-        import aiohttp  # imported here: a config without discovery never needs it
+        from ..util.httpclient import HTTPClient
 
         self._closed = asyncio.Event()
         prom_password = urlsplit(self._discover.prometheus_url).password
         if prom_password:
             self._secrets.update({prom_password, unquote(prom_password)})
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self._discover.timeout),
+        self._session = HTTPClient(
+            timeout=self._discover.timeout,
             headers={"Accept": "application/json", "User-Agent": "redis-shipper"},
         )
         configured = [t for t in self._targets if t.source is not None]

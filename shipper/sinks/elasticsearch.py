@@ -49,7 +49,7 @@ from shipper.sinks.compress import gzip_body
 if TYPE_CHECKING:
     from shipper.config import ElasticsearchSinkConfig
 
-# The HTTP client (aiohttp) is imported where requests are made: the encoder also runs in the
+# The HTTP client is imported where requests are made: the encoder also runs in the
 # offload process (shipper/pipeline/offload.py), which never sends one.
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""What every HTTP sink shares: one pooled aiohttp session, TLS, and the reading of answers.
+"""What every HTTP sink shares: one pooled client (shipper.util.httpclient), TLS, and the reading of answers.
 
 Why one module: Loki and Elasticsearch disagree on bodies but agree on transport. Both need the
 same TLS (CA, mTLS client certificate), the same bounded timeouts (python-logging-loki has none,
@@ -28,19 +28,11 @@ import email.utils
 import ssl
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from shipper.api import RetryableError, TooLarge
 from shipper.config import BasicAuth, TLSConfig, read_secret
+from shipper.util.httpclient import ClientError, HTTPClient, Response
 from shipper.util.urls import redact_url
-
-if TYPE_CHECKING:
-    import aiohttp
-
-# aiohttp (~0.16 s of imports) is imported by the functions that use it, at a sink's first
-# request: the agent starts reading its sources meanwhile (sinks' start() only checks secrets
-# and TLS files).
 
 #: statuses worth retrying besides 5xx: 408 request timeout, 429 too many requests
 RETRYABLE_4XX = frozenset({408, 429})
@@ -63,20 +55,8 @@ class PermanentError(Exception):
         self.body = body
 
 
-@dataclass
-class Response:
-    """An HTTP answer, read whole (bodies of push/bulk answers are small)."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-    def text(self, limit: int = MAX_REASON_CHARS) -> str:
-        return self.body[:limit].decode("utf-8", "replace")
-
-
 def build_ssl_context(tls: TLSConfig | None) -> ssl.SSLContext | None:
-    """An SSL context from the sink's ``tls`` block, or ``None`` for aiohttp's default.
+    """An SSL context from the sink's ``tls`` block, or ``None`` for the system's CA store.
 
     ``cert_file`` + ``key_file`` give mutual TLS; ``insecure_skip_verify`` is allowed for test
     rigs, never the default. Errors (missing file, bad PEM) surface at ``start()``, not mid-run.
@@ -97,51 +77,35 @@ def make_session(
     tls: TLSConfig | None,
     timeout: float,
     headers: Mapping[str, str] | None = None,
-    limit: int = 4,
     ssl_context: ssl.SSLContext | None = None,
-) -> aiohttp.ClientSession:
-    """One pooled keep-alive session per sink.
+) -> HTTPClient:
+    """One pooled keep-alive client per sink (or per command).
 
-    ``timeout`` bounds the whole request (connect + send + read); a sink does one request at a
-    time, so a small connection pool is enough. ``auto_decompress`` stays on for answers;
-    request bodies are compressed by the sinks themselves. ``ssl_context``: one already built
-    from ``tls`` (by the sink's ``start()``).
+    ``timeout`` bounds the whole request (connect + send + read), the connection itself at most
+    10 s. Request bodies are compressed by the sinks themselves; compressed answers are
+    decompressed. ``ssl_context``: one already built from ``tls`` (by the sink's ``start()``).
     """
-    import aiohttp
-
     ssl_ctx = ssl_context if ssl_context is not None else build_ssl_context(tls)
-    connector = aiohttp.TCPConnector(
-        limit=limit,
-        ssl=ssl_ctx if ssl_ctx is not None else True,
-        enable_cleanup_closed=True,
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0)),
-        headers=dict(headers or {}),
-        raise_for_status=False,
-        skip_auto_headers=("User-Agent",),
-    )
+    return HTTPClient(timeout=timeout, connect_timeout=10.0, ssl_context=ssl_ctx, headers=headers)
 
 
 class LazySession:
-    """A sink's pooled session, opened at its first request.
+    """A sink's pooled client, built at its first request.
 
     :meth:`prepare` (called by the sink's ``start()``) builds the TLS context, so missing or bad
-    TLS files fail at start; :meth:`get` opens the aiohttp session when a request needs it (see
-    the note on aiohttp's imports above).
+    TLS files fail at start; :meth:`get` makes the client when a request needs it.
     """
 
     def __init__(self, tls: TLSConfig | None, timeout: float) -> None:
         self.tls = tls
         self.timeout = timeout
         self._ssl: ssl.SSLContext | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._session: HTTPClient | None = None
 
     def prepare(self) -> None:
         self._ssl = build_ssl_context(self.tls)
 
-    def get(self) -> aiohttp.ClientSession:
+    def get(self) -> HTTPClient:
         if self._session is None:
             self._session = make_session(tls=self.tls, timeout=self.timeout, ssl_context=self._ssl)
         return self._session
@@ -213,9 +177,9 @@ def classify(resp: Response, what: str) -> None:
     """Raise for a non-2xx answer: :class:`RetryableError`, :class:`TooLarge` or :class:`PermanentError`."""
     if 200 <= resp.status < 300:
         return
-    reason = f"{what}: HTTP {resp.status}: {resp.text()}"
+    reason = f"{what}: HTTP {resp.status}: {resp.text(MAX_REASON_CHARS)}"
     if resp.status == 413:
-        raise TooLarge(reason, status=resp.status, body=resp.text())
+        raise TooLarge(reason, status=resp.status, body=resp.text(MAX_REASON_CHARS))
     if is_retryable_status(resp.status):
         raise RetryableError(
             reason, retry_after=parse_retry_after(resp.headers.get("Retry-After")), status=resp.status,
@@ -226,11 +190,11 @@ def classify(resp: Response, what: str) -> None:
             reason + " (check the sink's url and credentials)",
             retry_after=max(after or 0.0, CONFIG_RETRY_AFTER), status=resp.status,
         )
-    raise PermanentError(reason, status=resp.status, body=resp.text())
+    raise PermanentError(reason, status=resp.status, body=resp.text(MAX_REASON_CHARS))
 
 
 async def post(
-    session: aiohttp.ClientSession,
+    session: HTTPClient,
     url: str,
     body: bytes,
     headers: Mapping[str, str],
@@ -238,20 +202,13 @@ async def post(
     what: str,
     server_hostname: str | None = None,
 ) -> Response:
-    """POST once. Transport trouble (refused, reset, DNS, timeout) becomes a RetryableError.
+    """POST once. Transport trouble (refused, reset, DNS, TLS, timeout) becomes a RetryableError.
 
     The error message names the URL without credentials and never echoes a header.
     """
-    import aiohttp
-
     try:
-        kw = {"server_hostname": server_hostname} if server_hostname else {}
-        async with session.post(url, data=body, headers=headers, **kw) as r:
-            data = await r.read()
-            return Response(r.status, r.headers, data)
+        return await session.post(url, body, headers=headers, server_hostname=server_hostname)
     except TimeoutError as e:
         raise RetryableError(f"{what}: timeout posting to {redact_url(url)}") from e
-    except aiohttp.ClientError as e:
-        raise RetryableError(f"{what}: {type(e).__name__} posting to {redact_url(url)}: {e}") from e
-    except OSError as e:  # e.g. SSL errors surfacing as OSError
+    except (ClientError, OSError) as e:  # ClientError is one; ssl errors are too
         raise RetryableError(f"{what}: {type(e).__name__} posting to {redact_url(url)}: {e}") from e

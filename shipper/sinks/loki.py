@@ -49,7 +49,7 @@ from shipper.sinks.loki_encoder import (  # noqa: F401 - re-exported: the sink's
 if TYPE_CHECKING:
     from shipper.config import LokiSinkConfig
 
-# The HTTP client (aiohttp) and the protobuf classes are imported where they are used: most
+# The HTTP client and the protobuf classes are imported where they are used: most
 # agents use the JSON encoding, and the tests and benches build bodies without a server.
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class LokiSink(Sink):
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         """Read secrets and build the TLS context: bad secrets or TLS files fail here. The
-        pooled session (and aiohttp) comes with the first request."""
+        pooled connection comes with the first request."""
         from shipper.sinks import http
 
         cfg = self.cfg
@@ -156,7 +156,8 @@ class LokiSink(Sink):
             return Delivery(rejected=rejected)
         sent = sorted(set(range(count)) - {i for i, _ in rejected})
         if 200 <= resp.status < 300:
-            reason = f"loki discarded the batch (HTTP {resp.status}, ingestion blocked?): {resp.text()}"
+            reason = (f"loki discarded the batch (HTTP {resp.status}, ingestion blocked?): "
+                      f"{resp.text(http.MAX_REASON_CHARS)}")
             log.error("loki sink %s: %s", self.name, reason)
             return Delivery(rejected=rejected + [(i, reason) for i in sent])
         try:
