@@ -245,3 +245,31 @@ def test_a_closed_client_refuses_requests():
             await c.get("http://127.0.0.1:1/")
 
     run(main())
+
+
+def test_a_streamed_answer_gives_its_lines_as_they_arrive_without_a_time_bound_on_the_body():
+    release = asyncio.Event()
+
+    async def watch(reader, writer, head, body) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for part in (b'{"type":"ADDED"}\n{"type":', b'"MODIFIED"}\n'):
+            writer.write(b"%x\r\n%s\r\n" % (len(part), part))
+            await writer.drain()
+            await asyncio.sleep(0.3)  # longer than the client's timeout: a quiet watch is not an error
+        await release.wait()
+        writer.write(b'8\r\n{"x":1}\n\r\n0\r\n\r\n')
+        await writer.drain()
+        return False
+
+    async def main():
+        async with RawServer(watch) as srv, HTTPClient(timeout=0.2) as c:
+            got = []
+            async with c.stream("GET", srv.url + "/api/v1/pods", params={"watch": "true"}) as r:
+                assert r.status == 200
+                async for line in r.iter_lines():
+                    got.append(line)
+                    if len(got) == 2:
+                        release.set()
+            return got
+
+    assert run(main()) == [b'{"type":"ADDED"}', b'{"type":"MODIFIED"}', b'{"x":1}']

@@ -6,14 +6,16 @@ counted. aiohttp costs 13.5 MB of RSS and 0.15 s of CPU to import and make its f
 httpx2 11.4 MB; h11 on asyncio's streams 0.6 MB and 0.02 s (docs/dependencies.md has the
 measurement). h11 (python-hyper, also the core of httpcore and uvicorn) does the part that is easy
 to get wrong, the HTTP/1.1 framing: chunked or sized bodies, keep-alive, the end of a message.
-This module only opens connections, keeps idle ones and applies timeouts.
+This module only opens connections, keeps idle ones and applies timeouts
+(:mod:`shipper.util.http_connection` is one connection).
 
 The contract:
 
 * :meth:`HTTPClient.request` sends one request and reads the whole answer; any status is a
   :class:`Response`, never an exception. Transport trouble (refused, reset, DNS, TLS, a
   malformed answer) raises :class:`ClientError`, an :class:`OSError`; the ``timeout`` (connect,
-  send and read together) raises :class:`TimeoutError`.
+  send and read together) raises :class:`TimeoutError`. :meth:`HTTPClient.stream` bounds only
+  the connection and the answer's head, and hands over the body as it comes (a watch).
 * A request on a kept-alive connection that the server closed meanwhile is sent once more on a
   new connection, but only when no byte of an answer came back: the senders here deliver at least
   once, and their receivers (Loki, Elasticsearch with ids) deduplicate a repeat.
@@ -28,13 +30,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import ssl
-import time
-import zlib
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, unquote, urlencode, urlsplit
 
-import h11
+from .http_connection import ClientError, Connection, Headers, StaleConnection
+
+__all__ = ["ClientError", "Headers", "HTTPClient", "Response", "StreamedResponse", "default_ssl_context"]
 
 #: how long an idle kept-alive connection is kept (servers close theirs after 60-120 s; a
 #: connection the server closed first costs one resend, see the module docstring)
@@ -43,24 +46,8 @@ KEEPALIVE_S = 15.0
 MAX_IDLE = 4
 #: the largest answer read (Loki query pages and Elasticsearch search pages are the big ones)
 MAX_BODY = 256 * 1024 * 1024
-_READ = 65536
 
-
-class ClientError(OSError):
-    """The request did not get an answer: connection refused or reset, DNS, TLS, a bad answer."""
-
-
-class Headers(dict[str, str]):
-    """An answer's headers, looked up without regard to case (names are stored lower-case)."""
-
-    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        return super().get(key.lower(), default)
-
-    def __getitem__(self, key: str) -> str:
-        return super().__getitem__(key.lower())
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and super().__contains__(key.lower())
+_Key = tuple[str, str, int, str | None]
 
 
 @dataclass
@@ -75,19 +62,31 @@ class Response:
         return (self.body if limit is None else self.body[:limit]).decode("utf-8", "replace")
 
 
-@dataclass
-class _Conn:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    h11: h11.Connection
-    idle_since: float = 0.0
+class StreamedResponse:
+    """An answer whose body is read as it arrives (:meth:`HTTPClient.stream`)."""
 
-    def usable(self) -> bool:
-        return not self.writer.is_closing() and not self.reader.at_eof() \
-            and time.monotonic() - self.idle_since < KEEPALIVE_S
+    def __init__(self, conn: Connection, status: int, headers: Headers, max_body: int) -> None:
+        self._conn = conn
+        self.status = status
+        self.headers = headers
+        self.max_body = max_body
 
-    def close(self) -> None:
-        self.writer.close()
+    async def read(self) -> bytes:
+        """The rest of the body, whole."""
+        return await self._conn.read_body(self.headers, self.max_body)
+
+    async def iter_lines(self) -> AsyncIterator[bytes]:
+        """The body's lines as they arrive, without their ``\\n``; a line over ``max_body`` is an error."""
+        pending = b""
+        while (chunk := await self._conn.next_chunk()) is not None:
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                yield line
+            if len(pending) > self.max_body:
+                raise ClientError(f"a line of the answer is longer than {self.max_body} bytes")
+        if pending:
+            yield pending
 
 
 _default_ssl: ssl.SSLContext | None = None
@@ -116,7 +115,7 @@ class HTTPClient:
         self.ssl_context = ssl_context
         self.headers = dict(headers or {})
         self.max_body = max_body
-        self._idle: dict[tuple[str, str, int, str | None], list[_Conn]] = {}
+        self._idle: dict[_Key, list[Connection]] = {}
         self._closed = False
 
     async def __aenter__(self) -> HTTPClient:
@@ -137,37 +136,29 @@ class HTTPClient:
                       params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None,
                       server_hostname: str | None = None) -> Response:
         """Send one request and read its whole answer (see the module docstring for the errors)."""
-        if self._closed:
-            raise ClientError("the HTTP client is closed")
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname:
-            raise ClientError(f"not an http(s) URL: {parts.scheme}://{parts.hostname or ''}")
-        try:
-            port = parts.port or (443 if scheme == "https" else 80)
-        except ValueError as e:
-            raise ClientError(f"bad port in URL: {e}") from None
-        host = parts.hostname
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        if params:
-            target += ("&" if parts.query else "?") + urlencode(params)
-        head = self._head(method, host, port, scheme, parts, body, headers)
-        key = (scheme, host, port, server_hostname)
+        key, target, head = self._prepare(method, url, params, headers, body, server_hostname)
         async with asyncio.timeout(self.timeout):
-            while True:
-                conn, reused = await self._connection(key)
-                try:
-                    resp = await self._exchange(conn, method, target, head, body)
-                except _StaleConnection:
-                    conn.close()
-                    if reused:
-                        continue  # the server closed an idle connection: once more on a new one
-                    raise ClientError("the server closed the connection without answering") from None
-                except BaseException:
-                    conn.close()
-                    raise
-                self._release(key, conn)
-                return resp
+            conn, status, resp_headers = await self._send(key, method, target, head, body)
+            try:
+                data = await conn.read_body(resp_headers, self.max_body)
+            except BaseException:
+                conn.close()
+                raise
+        self._release(key, conn)
+        return Response(status, resp_headers, data)
+
+    @asynccontextmanager
+    async def stream(self, method: str, url: str, *, params: Mapping[str, str] | None = None,
+                     headers: Mapping[str, str] | None = None) -> AsyncIterator[StreamedResponse]:
+        """Send one request; yield its answer once the head arrived (within ``timeout``), its
+        body to be read as it comes, without a time bound. The connection closes on exit."""
+        key, target, head = self._prepare(method, url, params, headers, None, None)
+        async with asyncio.timeout(self.timeout):
+            conn, status, resp_headers = await self._send(key, method, target, head, None)
+        try:
+            yield StreamedResponse(conn, status, resp_headers, self.max_body)
+        finally:
+            conn.close()
 
     async def close(self) -> None:
         """Close every idle connection; the client refuses new requests afterwards."""
@@ -180,6 +171,24 @@ class HTTPClient:
             await asyncio.wait([asyncio.ensure_future(_closed(c)) for c in conns], timeout=1.0)
 
     # --- internals
+
+    def _prepare(self, method: str, url: str, params: Mapping[str, str] | None, headers: Mapping[str, str] | None,
+                 body: bytes | None, server_hostname: str | None) -> tuple[_Key, str, list[tuple[str, str]]]:
+        if self._closed:
+            raise ClientError("the HTTP client is closed")
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise ClientError(f"not an http(s) URL: {parts.scheme}://{parts.hostname or ''}")
+        try:
+            port = parts.port or (443 if scheme == "https" else 80)
+        except ValueError as e:
+            raise ClientError(f"bad port in URL: {e}") from None
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if params:
+            target += ("&" if parts.query else "?") + urlencode(params)
+        head = self._head(method, parts.hostname, port, scheme, parts, body, headers)
+        return (scheme, parts.hostname, port, server_hostname), target, head
 
     def _head(self, method: str, host: str, port: int, scheme: str, parts: SplitResult, body: bytes | None,
               headers: Mapping[str, str] | None) -> list[tuple[str, str]]:
@@ -201,11 +210,30 @@ class HTTPClient:
             out.append(("Content-Length", str(len(body or b""))))
         return out
 
-    async def _connection(self, key: tuple[str, str, int, str | None]) -> tuple[_Conn, bool]:
+    async def _send(self, key: _Key, method: str, target: str, head: list[tuple[str, str]],
+                    body: bytes | None) -> tuple[Connection, int, Headers]:
+        """Send on an idle or a new connection and read the answer's head; a kept-alive connection
+        the server had closed (no byte of an answer) is replaced once."""
+        while True:
+            conn, reused = await self._connection(key)
+            try:
+                await conn.send(method, target, head, body)
+                status, headers = await conn.read_head()
+            except StaleConnection:
+                conn.close()
+                if reused:
+                    continue
+                raise ClientError("the server closed the connection without answering") from None
+            except BaseException:
+                conn.close()
+                raise
+            return conn, status, headers
+
+    async def _connection(self, key: _Key) -> tuple[Connection, bool]:
         idle = self._idle.get(key)
         while idle:
             conn = idle.pop()
-            if conn.usable():
+            if conn.usable(KEEPALIVE_S):
                 return conn, True
             conn.close()
         scheme, host, port, server_hostname = key
@@ -215,117 +243,26 @@ class HTTPClient:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 reader, writer = await asyncio.open_connection(
-                    host, port, ssl=ctx, server_hostname=(server_hostname or host) if ctx else None,
-                    limit=_READ)
+                    host, port, ssl=ctx, server_hostname=(server_hostname or host) if ctx else None)
         except TimeoutError:
             raise TimeoutError(f"connecting to {host}:{port} took longer than {self.connect_timeout:g}s") from None
         except OSError as e:  # refused, DNS (socket.gaierror), TLS (ssl.SSLError)
             raise ClientError(f"cannot connect to {host}:{port}: {type(e).__name__}: {e}") from e
-        return _Conn(reader, writer, h11.Connection(h11.CLIENT)), False
+        return Connection(reader, writer), False
 
-    def _release(self, key: tuple[str, str, int, str | None], conn: _Conn) -> None:
-        c = conn.h11
-        if self._closed or conn.writer.is_closing() or c.our_state is not h11.DONE or c.their_state is not h11.DONE:
-            conn.close()
-            return
-        try:
-            c.start_next_cycle()
-        except h11.LocalProtocolError:
+    def _release(self, key: _Key, conn: Connection) -> None:
+        if self._closed or not conn.reusable():
             conn.close()
             return
         idle = self._idle.setdefault(key, [])
         if len(idle) >= MAX_IDLE:
             conn.close()
             return
-        conn.idle_since = time.monotonic()
         idle.append(conn)
 
-    async def _exchange(self, conn: _Conn, method: str, target: str, head: list[tuple[str, str]],
-                        body: bytes | None) -> Response:
-        c = conn.h11
-        try:
-            data = [c.send(h11.Request(method=method, target=target, headers=head))]
-            if body:
-                data.extend(c.send_with_data_passthrough(h11.Data(data=body)))
-            data.append(c.send(h11.EndOfMessage()))
-        except h11.LocalProtocolError as e:
-            raise ClientError(f"cannot send this request: {e}") from None
-        unsent: BaseException | None = None
-        try:
-            conn.writer.writelines(data)
-            await conn.writer.drain()
-        except (ConnectionError, ssl.SSLError) as e:
-            # a server may answer (413, 401) and close before reading a large body: its answer,
-            # if there is one, is still to be read; if there is none, the connection was stale
-            unsent = e
-        resp = await self._read_response(conn)
-        if unsent is not None:
-            conn.close()
-        return resp
 
-    async def _read_response(self, conn: _Conn) -> Response:
-        c = conn.h11
-        status = 0
-        headers = Headers()
-        chunks: list[bytes] = []
-        size = 0
-        got_any = False
-        while True:
-            try:
-                ev = c.next_event()
-            except h11.RemoteProtocolError as e:
-                if not got_any:
-                    raise _StaleConnection() from e
-                raise ClientError(f"malformed HTTP answer: {e}") from None
-            if ev is h11.NEED_DATA:
-                try:
-                    data = await conn.reader.read(_READ)
-                except (ConnectionError, ssl.SSLError) as e:
-                    if not got_any:
-                        raise _StaleConnection() from e
-                    raise ClientError(f"connection lost while reading the answer: {type(e).__name__}: {e}") from e
-                if data:
-                    got_any = True
-                c.receive_data(data)  # b"" tells h11 the server closed
-                continue
-            if isinstance(ev, h11.InformationalResponse):
-                continue
-            if isinstance(ev, h11.Response):
-                status = ev.status_code
-                for k, v in ev.headers:
-                    name = k.decode("latin-1").lower()
-                    value = v.decode("latin-1")
-                    headers[name] = f"{headers[name]}, {value}" if name in headers else value
-            elif isinstance(ev, h11.Data):
-                size += len(ev.data)
-                if size > self.max_body:
-                    raise ClientError(f"answer larger than {self.max_body} bytes")
-                chunks.append(bytes(ev.data))
-            elif isinstance(ev, h11.EndOfMessage):
-                break
-            elif isinstance(ev, h11.ConnectionClosed):
-                if not got_any:
-                    raise _StaleConnection()
-                raise ClientError("the server closed the connection mid-answer")
-        body = b"".join(chunks)
-        encoding = (headers.get("content-encoding") or "").strip().lower()
-        if encoding in ("gzip", "x-gzip", "deflate") and body:
-            try:
-                d = zlib.decompressobj(wbits=47 if encoding != "deflate" else 15)
-                body = d.decompress(body, self.max_body)
-                if d.unconsumed_tail:
-                    raise ClientError(f"answer larger than {self.max_body} bytes once decompressed")
-            except zlib.error as e:
-                raise ClientError(f"cannot decompress a {encoding} answer: {e}") from None
-        return Response(status, headers, body)
-
-
-async def _closed(conn: _Conn) -> None:
+async def _closed(conn: Connection) -> None:
     try:
         await conn.writer.wait_closed()
     except (OSError, ssl.SSLError):
         pass
-
-
-class _StaleConnection(Exception):
-    """The connection ended before any byte of an answer."""
