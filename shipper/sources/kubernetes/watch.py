@@ -70,22 +70,22 @@ def api_error(code: int, body: bytes | str) -> ApiError:
 
 
 def make_client(cfg: KubernetesSourceConfig) -> Any:
-    """An ``httpx2.AsyncClient`` for the API server: the kubeconfig when one is configured (through
+    """A client for the API server: the kubeconfig when one is configured (through
     lightkube's configuration layer: contexts, client certificates, exec plugins as kubectl uses
-    them), else the pod's service account (:mod:`.incluster`; token re-read on 401, as client-go
-    does: bound tokens rotate), else ``$KUBECONFIG`` (lightkube again). The requests and their
-    decoding are ours (:class:`PodWatcher`): lightkube's typed models cost memory and CPU for fields
-    the agent never reads (docs/dependencies.md)."""
-    import httpx2 as httpx
-
-    # httpx logs every request at INFO: a watch's reconnects every few minutes are not news
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
-
+    them, an ``httpx2.AsyncClient``), else the pod's service account (:mod:`.incluster`, on the
+    agent's own HTTP client; token re-read on 401, as client-go does: bound tokens rotate), else
+    ``$KUBECONFIG`` (lightkube again). The requests and their decoding are ours
+    (:class:`PodWatcher`): lightkube's typed models cost memory and CPU for fields the agent never
+    reads (docs/dependencies.md)."""
     if not cfg.kubeconfig:
         from . import incluster
 
         if incluster.available(cfg.service_account_dir):
             return incluster.client(cfg.service_account_dir, cfg.timeout)
+    import httpx2 as httpx
+
+    # httpx logs every request at INFO: a watch's reconnects every few minutes are not news
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     from lightkube.config.client_adapter import AsyncClient, ConnectionParams
     from lightkube.config.kubeconfig import KubeConfig
 
@@ -166,12 +166,17 @@ class PodWatcher:
         """The watch request of the node's pods from ``resource_version``, open once the server has
         accepted it (HTTP 200: the event stream begins); yields the streaming response, closed on
         exit. Raises :class:`WatchExpired` on 410 Gone, :class:`ApiError` on any other refusal."""
-        import httpx2 as httpx
+        from .incluster import InClusterClient
 
         self.connect()
         # no read timeout: a watch of a quiet node is silent until a bookmark or the server's timeout
-        timeout = httpx.Timeout(self.cfg.timeout, read=None)
-        async with self._client.stream("GET", PODS_PATH, params=self._params(watch=True), timeout=timeout) as resp:
+        # (the in-cluster client never bounds a streamed body; httpx's must be told)
+        kw: dict[str, Any] = {}
+        if not isinstance(self._client, InClusterClient):
+            import httpx2 as httpx
+
+            kw["timeout"] = httpx.Timeout(self.cfg.timeout, read=None)
+        async with self._client.stream("GET", PODS_PATH, params=self._params(watch=True), **kw) as resp:
             if resp.status_code != 200:
                 body = await resp.aread()
                 if resp.status_code == 410:  # a too-old version refused before the stream starts
