@@ -61,6 +61,19 @@ def test_an_unhashable_stream_value_is_still_grouped_by_its_labels() -> None:
     assert by_index[0]["level"] == evs[0]["level"]
 
 
+def test_label_values_equal_in_python_but_not_as_text_get_their_own_streams() -> None:
+    """1 == True == 1.0 in Python (one dict key), but they are the labels "1", "true" and "1.0"."""
+    evs = real_events("redis-7.0/replication-master.log", {"job": "redis"})[:4]
+    for ev, value in zip(evs, [1, True, 1.0, "1"], strict=True):
+        ev["labels"] = {"job": "redis", "shard": value}
+    batch = [SpooledEvent(i + 1, ev, dumps(ev)) for i, ev in enumerate(evs)]
+    encoder = LokiEncoder()
+    for _ in range(2):  # the second time from the encoder's cache
+        streams, _ = encoder.group(batch)
+        by_index = {i: st.labels["shard"] for st in streams for _ns, i, _line, _md in st.entries}
+        assert by_index == {0: "1", 1: "true", 2: "1.0", 3: "1"}
+
+
 def spool_with(raws: list[bytes]) -> sqlite3.Connection:
     db = sqlite3.connect(":memory:")
     db.executescript(spool_rows.TABLE)

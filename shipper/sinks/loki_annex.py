@@ -28,7 +28,14 @@ import orjson
 from parsers.events import Event
 from shipper.api import Annexer, Encoded, SpooledEvent
 from shipper.sinks.loki_encoder import _EPOCH_CACHE as _EPOCH
-from shipper.sinks.loki_encoder import JSON_HEADERS, METADATA_KEYS, LokiEncoder, timestamp_ns
+from shipper.sinks.loki_encoder import (
+    JSON_HEADERS,
+    METADATA_KEYS,
+    LokiEncoder,
+    plain_labels,
+    plain_values,
+    timestamp_ns,
+)
 
 #: the annex's layout; part of the fingerprint, so a spool written by another layout is rebuilt
 FORMAT = "loki-json-annex-1"
@@ -72,19 +79,6 @@ def _compile_vals_of(keys: tuple[str, ...]) -> Any:
     return namespace["vals_of"]
 
 
-def _plain_labels(labels: Any) -> bool:
-    """Labels whose names and values are str (or absent): the same after a JSON round trip, and
-    never equal to a value of another type in the encoder's caches (``1 == True``)."""
-    if labels is None:
-        return True
-    if type(labels) is not dict:
-        return False
-    for k, v in labels.items():
-        if type(k) is not str or (type(v) is not str and v is not None):
-            return False
-    return True
-
-
 class LokiAnnexer(Annexer):
     """The annex of :class:`LokiEncoder`'s JSON bodies (see the module docstring)."""
 
@@ -121,7 +115,7 @@ class LokiAnnexer(Annexer):
         labels = get("labels")
         last, by_vals = self._state
         if labels != last:
-            if not _plain_labels(labels):
+            if not plain_labels(labels):
                 return b""
             by_vals = {}
             self._state = (labels, by_vals)
@@ -131,9 +125,8 @@ class LokiAnnexer(Annexer):
         except TypeError:  # an unhashable value (a dict, a list): not plain
             return b""
         if hit is None:
-            for v in vals:
-                if type(v) is not str and v is not None:
-                    return b""
+            if not plain_values(vals):
+                return b""
             stream, overflow, _sel = self.encoder.stream_labels_of(event)
             hit = by_vals[vals] = (orjson.dumps(stream), overflow)
         labels_json, overflow = hit
