@@ -11,7 +11,8 @@ from __future__ import annotations
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.metrics import Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.registry import CollectorRegistry
 
 # no ``*_created`` series: one per labelled counter doubles what is scraped and stored for a
 # value nobody queries (Prometheus 2.x keeps them as ordinary series)

@@ -46,12 +46,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
-from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 
 from ..config import ConfigError
 from ..pipeline import state_guard
 from . import metrics
+from .exposition import choose_encoder
 from .health import DEFAULT_STALL_AFTER
 
 log = logging.getLogger(__name__)
