@@ -34,7 +34,7 @@ import orjson
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from agent_bench import ROOT, Writer, pct  # noqa: E402  (bench/ is the script's directory)
+from agent_bench import ROOT, Writer, pct, proc_children, proc_cpu_split, proc_mem  # noqa: E402  (bench/ is the script's directory)
 from realloki import Loki, Tail, agent_config, command, selector, unpack  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
@@ -66,6 +66,8 @@ def agent_part(args: argparse.Namespace, tmp: Path) -> list[float]:
         log = tmp / "redis-server.log"
         log.touch()
         cfg = agent_config(tmp, rec.url, [log], {"job": "budget"})
+        if args.max_wait:
+            cfg.write_text(cfg.read_text() + f"    batch: {{max_wait: {args.max_wait}}}\n")
         err = open(tmp / "stderr", "wb")  # noqa: SIM115 - closed below
         proc = subprocess.Popen(command("redis-shipper", Path(), cfg, sys.executable), cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=err)
@@ -74,9 +76,15 @@ def agent_part(args: argparse.Namespace, tmp: Path) -> list[float]:
             w = Writer(log, args.rate)
             w.start()
             time.sleep(args.warmup)
-            n0 = len(rec.latencies)
+            n0, p0, w0 = len(rec.latencies), len(rec.pushes), len(w.written)
+            c0 = sum(proc_cpu_split(proc.pid))
             time.sleep(args.seconds)
             lat = rec.latencies[n0:len(rec.latencies)]
+            cpu = sum(proc_cpu_split(proc.pid)) - c0
+            rss = sum(proc_mem(p)["VmRSS"] for p in [proc.pid, *proc_children(proc.pid)])
+            print(f"   {(len(rec.pushes) - p0) / args.seconds:.1f} pushes/s; agent CPU "
+                  f"{cpu / (len(w.written) - w0) * 1e6:.1f} µs per line (main process); RSS {rss / 1e6:.1f} MB "
+                  f"(with its children)", flush=True)
             w.stop_ev.set()
             w.join()
         finally:
@@ -120,6 +128,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--probes", type=int, default=40)
     ap.add_argument("--loki-dir")
+    ap.add_argument("--max-wait", help="the Loki sink's batch.max_wait (default: the agent's)")
     args = ap.parse_args()
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {time.strftime('%H:%M UTC', time.gmtime())}")
@@ -128,6 +137,9 @@ def main() -> None:
         (tmp / "agent").mkdir()
         (tmp / "loki").mkdir()
         lat = agent_part(args, tmp / "agent")
+        if args.probes <= 0:
+            print(show(f"1. agent, line written -> push decoded ({args.rate:.0f} lines/s)", lat))
+            return
         print(show(f"1. agent, line written -> push decoded ({args.rate:.0f} lines/s)", lat), flush=True)
         tail, acks = tail_part(args, tmp / "loki")  # type: ignore[misc]
         print(show("2. Loki: direct push, timestamp -> 204", acks))
