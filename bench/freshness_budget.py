@@ -2,6 +2,7 @@
 
     python bench/freshness_budget.py                 # 1,000 lines/s for 30 s, 40 tail probes
     python bench/freshness_budget.py --seconds 60 --probes 80
+    python bench/freshness_budget.py --probes 0 --max-wait 0.5s   # the agent's part only, another max_wait
 
 The yardstick of issue 16 is Loki's live tail: arrival over the websocket - the line's own
 timestamp (its write time). That figure is the sum of two parts, measured here apart:
@@ -10,7 +11,8 @@ timestamp (its write time). That figure is the sum of two parts, measured here a
    sink) follows a file a writer appends to at ``--rate`` lines/s (bench/agent_bench.py's Writer:
    one ``write()`` per line, timestamps = the time of writing); a push endpoint
    (tests/receivers/loki.py, the real Loki's contract) stamps each entry with the time its push
-   body was decoded: arrival - the line's timestamp, p50 / p99 / max.
+   body was decoded: arrival - the line's timestamp, p50 / p99 / max; pushes/s, CPU per line of the
+   agent's main process (utime + stime) and the RSS of its tree, over the same window.
 2. **Loki's tail**: the real Loki 3.4.6; a probe entry is pushed (JSON, one entry, timestamp = just
    before the POST) at random moments; the tail's arrival - the push's 204, p50 / p99 / max. This is
    the delay the live tail adds to any agent's figure (its querier sleeps when it has nothing to
@@ -96,7 +98,8 @@ def agent_part(args: argparse.Namespace, tmp: Path) -> list[float]:
         rec.stop()
 
 
-def tail_part(args: argparse.Namespace, tmp: Path) -> list[float]:
+def tail_part(args: argparse.Namespace, tmp: Path) -> tuple[list[float], list[float]]:
+    """(204 -> tail arrival, timestamp -> 204) of each probe (one entry in flight at a time)."""
     loki = Loki(unpack(args.loki_dir), tmp)
     try:
         labels = {"job": "probe"}
@@ -116,7 +119,9 @@ def tail_part(args: argparse.Namespace, tmp: Path) -> list[float]:
         time.sleep(1.5)
         tail.stop()
         # tail.latencies = arrival - the entry's timestamp; minus the push's own time = the tail's part
-        return [t - a for t, a in zip(tail.latencies, acks, strict=False)], acks  # type: ignore[return-value]
+        if len(tail.latencies) != len(acks):
+            raise SystemExit(f"the tail saw {len(tail.latencies)} of {len(acks)} probes")
+        return [t - a for t, a in zip(tail.latencies, acks, strict=True)], acks
     finally:
         loki.stop()
 
@@ -141,7 +146,7 @@ def main() -> None:
             print(show(f"1. agent, line written -> push decoded ({args.rate:.0f} lines/s)", lat))
             return
         print(show(f"1. agent, line written -> push decoded ({args.rate:.0f} lines/s)", lat), flush=True)
-        tail, acks = tail_part(args, tmp / "loki")  # type: ignore[misc]
+        tail, acks = tail_part(args, tmp / "loki")
         print(show("2. Loki: direct push, timestamp -> 204", acks))
         print(show("2. Loki: 204 -> live-tail arrival", tail))
 
