@@ -22,9 +22,12 @@ EntrySize = Annotated[Size, Field(ge=MIN_ENTRY_BYTES)]
 
 class BatchConfig(Strict):
     max_bytes: Size = 1 << 20
-    #: 0.5 s, not 1 s: with 1 s the p99 freshness is max_wait + ~40 ms, over the 1 s target
-    #: (docs/performance-agent.md); the extra requests cost no measurable CPU at 1,000 lines/s
-    max_wait: Duration = 0.5
+    #: the agent's p99 freshness at a steady rate is max_wait + ~45 ms (bench/freshness_budget.py),
+    #: and Loki's live tail adds up to 0.5 s of its own (its querier sleeps 0.5 s when it has
+    #: nothing to send): 0.25 s keeps the tail's p99 under 1 s. The price: up to 4 requests/s
+    #: instead of 2 while batches do not fill (docs/performance.md). A quiet input does not wait
+    #: this long (shipper/pipeline/sink_worker.py, ``SinkWorker.QUIET``)
+    max_wait: Duration = 0.25
 
 
 class RetryConfig(Strict):

@@ -72,6 +72,10 @@ class SinkWorker:
     #: after a 413 a sink's ``max_batch_bytes`` comes down, but never below this: a limit smaller
     #: than this is a gateway misconfiguration to fix, not a reason for thousands of tiny requests
     MIN_ADAPTED_BATCH_BYTES = 16 << 10
+    #: a batch that is not full leaves before ``max_wait`` once no event has been appended for this
+    #: long: the input has gone quiet, and waiting longer would add latency and no events. Costs
+    #: at most one request per quiet spell; a steady input (appends every few ms) never triggers it
+    QUIET = 0.1
 
     def __init__(self, sink: Sink, spool: Spool, dead: DeadLetters, record_agent: Callable[[Event], Any],
                  backoff: Backoff | None = None, offloader: Offloader | None = None) -> None:
@@ -154,8 +158,10 @@ class SinkWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Send batches until stopped; when draining, until the spool is empty for this sink.
 
-        A batch leaves when it is full (``max_batch_bytes``) or when its oldest event has
-        waited ``max_wait`` in the spool: the latency bound that freshness depends on.
+        A batch leaves when it is full (``max_batch_bytes``), when its oldest event has waited
+        ``max_wait`` in the spool (the latency bound that freshness depends on), or when no event
+        was appended for ``QUIET`` s (the input has gone quiet: a lone line does not wait
+        ``max_wait``).
         """
         try:
             await self._run(stop)
@@ -166,6 +172,7 @@ class SinkWorker:
     async def _run(self, stop: asyncio.Event) -> None:
         name = self.sink.name
         wake = self.spool.subscribe()
+        quiet = False  # the input went quiet while a batch waited: send it without waiting more
         while True:
             pending = self._pending()
             metrics.SINK_LAG_EVENTS.labels(name).set(pending)
@@ -188,18 +195,30 @@ class SinkWorker:
                 continue
             size = sum(len(e.raw) for e in batch)
             full = size >= self.sink.max_batch_bytes * 0.9 or len(batch) < self._pending()
-            if not full and not stop.is_set() and time.time() - first_added < self.sink.max_wait:
-                # Wait for the batch's deadline. An append only wakes us to check, from the pending
-                # count, whether a full batch is there: re-reading every row on each append was
-                # O(n^2) and half the agent's CPU at 1,000 lines/s (bench/agent_bench.py).
-                per_event = size / len(batch)
-                deadline = first_added + self.sink.max_wait
-                while (not stop.is_set() and time.time() < deadline
-                       and self._pending() * per_event < self.sink.max_batch_bytes * 0.9):
-                    wake.clear()
-                    await wait_or_stop(wake, deadline - time.time())
+            if not full and not quiet and not stop.is_set() and time.time() - first_added < self.sink.max_wait:
+                quiet = await self._wait_for_batch(wake, stop, first_added, size / len(batch))
                 continue
+            quiet = False
             await self._deliver(Outgoing.of_batch(batch, size), stop)
+
+    async def _wait_for_batch(self, wake: asyncio.Event, stop: asyncio.Event, first_added: float,
+                              per_event: float) -> bool:
+        """Wait until the batch is full, its oldest event has waited ``max_wait``, or the input
+        has gone quiet (no append for ``QUIET`` s); True for the last: send what is there now.
+
+        An append only wakes the worker to check, from the pending count, whether a full batch is
+        there: re-reading every row on each append was O(n^2) and half the agent's CPU at 1,000
+        lines/s (bench/agent_bench.py)."""
+        deadline = first_added + self.sink.max_wait
+        limit = self.sink.max_batch_bytes * 0.9
+        while not stop.is_set() and self._pending() * per_event < limit:
+            left = deadline - time.time()
+            if left <= 0:
+                return False
+            wake.clear()
+            if not await wait_or_stop(wake, min(left, self.QUIET)) and left > self.QUIET:
+                return True  # QUIET s without an append, before the deadline
+        return False
 
     async def _deliver(self, out: Outgoing, stop: asyncio.Event) -> None:
         name = self.sink.name
