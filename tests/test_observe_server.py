@@ -270,7 +270,8 @@ def test_agent_status_reads_a_running_agent_without_touching_it() -> None:
 
     st = asyncio.run(go())
     assert st["started"] is True
-    assert st["sinks"]["loki"] == {"healthy": False, "failing_since": 1000.0, "pending": 7, "stalled_for": 0.0}
+    assert st["sinks"]["loki"] == {"healthy": False, "failing_since": 1000.0, "pending": 7, "stalled_for": 0.0,
+                                   "last_error": None}
     assert st["sinks"]["local"]["pending"] == 0
     assert st["sources"] == {"redis:a": "crashed", "file:b": "running", "file:c": "not started"}
 

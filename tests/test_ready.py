@@ -91,11 +91,12 @@ def _get(url: str) -> tuple[int, str]:
 
 async def _probe(state_dir: Path, sources: list[Source], sink: Sink,
                  until: Callable[[dict[str, Any]], bool], *, stall_after: float = 60.0,
-                 before: Callable[[], None] | None = None) -> tuple[list[tuple[int, dict]], int]:
+                 before: Callable[[], None] | None = None,
+                 sink_failure_grace: float = 60.0) -> tuple[list[tuple[int, dict]], int]:
     """Run an agent behind a real ObserveServer; poll /ready until ``until(body)`` (20 s at most);
     return every /ready answer and the last /healthz status."""
     cfg = parse_config({"state_dir": str(state_dir), "timezone": "UTC", "shutdown_timeout": 1,
-                        "ready": {"stall_after": stall_after}})
+                        "ready": {"stall_after": stall_after, "sink_failure_grace": sink_failure_grace}})
     agent = Agent(cfg, sources=sources, sinks=[sink])
     server = ObserveServer("127.0.0.1:0", lambda: agent_status(agent))
     await server.start()
@@ -164,6 +165,17 @@ def test_ready_is_503_naming_a_sink_that_never_succeeds(tmp_path: Path) -> None:
     code, body = answers[-1]
     assert code == 503 and "stuck" in (_part(body, "sink:rec") or "")
     assert sink.calls >= 2, "the worker kept retrying"
+
+
+def test_ready_names_a_failing_sinks_last_error_once_its_failure_grace_has_passed(tmp_path: Path) -> None:
+    sink = Sink_("down")
+    answers, _ = asyncio.run(_probe(tmp_path, [SteadySource()], sink,
+                                    lambda body: _part(body, "sink:rec") is not None, sink_failure_grace=0.5))
+    code, body = answers[-1]
+    reason = _part(body, "sink:rec") or ""
+    assert code == 503
+    assert reason.startswith("failing for ") and "(more than 0.5s)" in reason, reason
+    assert reason.endswith("; last error: connection refused"), reason
 
 
 def test_ready_is_503_naming_a_sink_worker_that_died(tmp_path: Path) -> None:

@@ -81,6 +81,9 @@ class MetricsConfig(Strict):
 class ReadyConfig(Strict):
     #: /ready is 503 naming a sink that has had events waiting this long without acknowledging any
     stall_after: Annotated[Duration, Field(gt=0)] = 60.0
+    #: /ready is 503 naming a sink whose deliveries have failed for this long (rides out a restart
+    #: of Loki or Elasticsearch); the reason names the last error
+    sink_failure_grace: Annotated[Duration, Field(ge=0)] = 60.0
 
 
 class AuditConfig(Strict):

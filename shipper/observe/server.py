@@ -1,11 +1,11 @@
 """The agent's own HTTP endpoints: ``/metrics``, ``/healthz`` and ``/ready``.
 
-The standard library's ``ThreadingHTTPServer`` on a thread of its own, and not aiohttp: an
-agent with the default local sink then never imports aiohttp (12 MB of an idle agent's RSS,
-docs/performance-agent.md). ``/healthz`` and ``/ready`` still prove that *the event loop*
-answers: their handlers run a coroutine on the loop and wait for it (5 s at most), so a stuck
-loop -- the one that runs every source and sink -- fails them and Kubernetes / systemd can
-restart the agent; a thread answering on its own would keep saying "ok".
+The standard library's ``ThreadingHTTPServer`` on a thread of its own, not an asyncio HTTP
+server: it costs no more than http.server's imports (docs/performance-footprint.md).
+``/healthz`` and ``/ready`` still prove that *the event loop* answers: their handlers run a
+coroutine on the loop and wait for it (5 s at most), so a stuck loop -- the one that runs every
+source and sink -- fails them and Kubernetes / systemd can restart the agent; a thread answering
+on its own would keep saying "ok".
 
 * ``/metrics``: ``shipper.observe.metrics.REGISTRY`` in the Prometheus text format (or
   OpenMetrics when the scraper asks for it), plus the process and platform collectors
@@ -139,10 +139,12 @@ def readiness(status: Status, *, now: float | None = None,
         failing_for = max(0.0, now - float(since))
         if failing_for > sink_failure_grace:
             pending = s.get("pending")
+            error = s.get("last_error")
             problems.append({
                 "part": f"sink:{name}",
-                "reason": f"failing for {failing_for:.0f}s (more than {sink_failure_grace:.0f}s)"
-                          + (f"; {pending} events waiting in the spool" if pending is not None else ""),
+                "reason": f"failing for {failing_for:.0f}s (more than {sink_failure_grace:g}s)"
+                          + (f"; {pending} events waiting in the spool" if pending is not None else "")
+                          + (f"; last error: {error}" if error else ""),
             })
     named = {p["part"] for p in problems}
     stall_after = float(status.get("stall_after") or DEFAULT_STALL_AFTER)
@@ -151,6 +153,8 @@ def readiness(status: Status, *, now: float | None = None,
             continue
         pending = s.get("pending")
         waiting = f"; {pending} events waiting in the spool" if pending is not None else ""
+        if s.get("last_error"):
+            waiting += f"; last error: {s['last_error']}"
         if s.get("dead"):
             problems.append({"part": f"sink:{name}", "reason": f"worker stopped: {s['dead']}{waiting}"})
         elif float(s.get("stalled_for") or 0.0) > stall_after:
@@ -185,6 +189,9 @@ def agent_status(agent: Any) -> Status:
     status: Status = {"started": bool(started is not None and started.is_set()), "sinks": {}, "sources": {}}
     ready_cfg = getattr(getattr(agent, "cfg", None), "ready", None)
     status["stall_after"] = float(getattr(ready_cfg, "stall_after", DEFAULT_STALL_AFTER))
+    grace = getattr(ready_cfg, "sink_failure_grace", None)
+    if grace is not None:
+        status["sink_failure_grace"] = float(grace)
     spool = getattr(agent, "spool", None)
     stopping = getattr(agent, "stop_sinks", None)
     sink_tasks = list(getattr(agent, "sink_tasks", []) or [])
@@ -200,7 +207,7 @@ def agent_status(agent: Any) -> Status:
         except Exception:  # noqa: BLE001 - same
             stalled = 0.0
         entry: dict[str, Any] = {"healthy": bool(w.healthy), "failing_since": w.failing_since, "pending": pending,
-                                 "stalled_for": stalled}
+                                 "stalled_for": stalled, "last_error": getattr(w, "last_error", None)}
         task = sink_tasks[i] if i < len(sink_tasks) else None
         if task is not None and task.done() and not (stopping is not None and stopping.is_set()):
             entry["dead"] = _ended(task)
@@ -352,7 +359,8 @@ class ObserveServer:
             st = self.status()
             if inspect.isawaitable(st):
                 st = await st
-            return readiness(st, sink_failure_grace=self.sink_failure_grace)
+            grace = st.get("sink_failure_grace")
+            return readiness(st, sink_failure_grace=self.sink_failure_grace if grace is None else float(grace))
         except Exception as e:  # noqa: BLE001 - a broken status() means "not ready", not a 500
             log.warning("/ready: status() failed: %s", e)
             return False, {"ready": False, "not_ready": [{"part": "agent", "reason": f"status error: {e}"}]}

@@ -88,6 +88,9 @@ class SinkWorker:
         self.draining = False
         self.healthy = True
         self.failing_since: float | None = None
+        #: why the last delivery failed (shown by /ready; the sinks' messages carry no secret and
+        #: name URLs without credentials), None once a delivery succeeds
+        self.last_error: str | None = None
         self.offloader = offloader
         self.spec = sink.encoder_spec() if offloader is not None else None
         #: the next body, being built by the offload process while this one is sent: (task, after)
@@ -279,6 +282,7 @@ class SinkWorker:
                 metrics.SINK_FAILED.labels(name).inc()
                 metrics.SINK_RETRIED.labels(name).inc()
                 delay = self.backoff.next(e.retry_after)
+                self.last_error = " ".join(str(e).split())[:300]
                 if self.healthy:
                     self.healthy = False
                     self.failing_since = time.time()
@@ -300,6 +304,10 @@ class SinkWorker:
                 raise
             except Exception as e:  # a bug or an unexpected client error: never lose the batch
                 metrics.SINK_FAILED.labels(name).inc()
+                self.last_error = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+                if self.healthy:
+                    self.healthy = False
+                    self.failing_since = time.time()
                 log.error("sink %s: unexpected error, will retry: %s\n%s", name, e, traceback.format_exc())
                 await asyncio.sleep(self.backoff.next())
                 if stop.is_set() and not self.draining:
@@ -312,6 +320,7 @@ class SinkWorker:
                      time.time() - (self.failing_since or time.time()))
         self.healthy = True
         self.failing_since = None
+        self.last_error = None
         self.backoff.reset()
         return delivery
 
