@@ -362,8 +362,12 @@ def outage(args: argparse.Namespace, tmp: Path, loki: Loki, bindir: Path) -> dic
         while time.monotonic() - t_rec < max(600.0, args.outage * 2):
             time.sleep(0.5)
             run.rss()
-            if loki.count(run.selector) >= len(w.written) - int(args.rate):  # within 1 s of the writer
-                caught = time.monotonic() - t_rec
+            # within 1 s of what the writer had written when the count was asked: a count over an
+            # outage's million lines takes Loki tens of seconds, while the writer goes on
+            written = len(w.written)
+            asked = time.monotonic()
+            if loki.count(run.selector) >= written - int(args.rate):
+                caught = asked - t_rec
                 break
         held1 = loki.count(run.selector)
         w.stop_ev.set()
