@@ -268,7 +268,8 @@ class LokiEncoder:
                 # the lookup by value is for str labels: 1, True and 1.0 are one dict key but three
                 # label values ("1", "true", "1.0"), and {"a": 1} == {"a": True}
                 shortcut = plain_labels(raw_labels)
-            hit = by_vals.get(vals) if shortcut and plain_values(vals) else None
+            by_value = shortcut and plain_values(vals)
+            hit = by_vals.get(vals) if by_value else None
             if hit is not None:
                 st, overflow = hit
             else:
@@ -276,7 +277,7 @@ class LokiEncoder:
                 st = streams.get(sel)
                 if st is None:
                     st = streams[sel] = _Stream(labels)
-                if shortcut and plain_values(vals):
+                if by_value:
                     by_vals[vals] = (st, overflow)
             if md_on:
                 md = metadata_of(get)

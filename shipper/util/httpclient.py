@@ -187,14 +187,15 @@ class HTTPClient:
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         if params:
             target += ("&" if parts.query else "?") + urlencode(params)
-        head = self._head(method, parts.hostname, port, scheme, parts, body, headers)
+        head = self._head(method, parts, port, body, headers)
         return (scheme, parts.hostname, port, server_hostname), target, head
 
-    def _head(self, method: str, host: str, port: int, scheme: str, parts: SplitResult, body: bytes | None,
+    def _head(self, method: str, parts: SplitResult, port: int, body: bytes | None,
               headers: Mapping[str, str] | None) -> list[tuple[str, str]]:
+        host = parts.hostname or ""
         merged = {k.lower(): (k, v) for k, v in self.headers.items()}
         merged.update({k.lower(): (k, v) for k, v in (headers or {}).items()})
-        default_port = 443 if scheme == "https" else 80
+        default_port = 443 if parts.scheme.lower() == "https" else 80
         name = f"[{host}]" if ":" in host else host
         out = [("Host", name if port == default_port else f"{name}:{port}")]
         if parts.username is not None and "authorization" not in merged:
