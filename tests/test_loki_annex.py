@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +22,7 @@ from parsers.events import dumps
 from parsers.logfile import LogParser
 from shipper.api import SpooledEvent
 from shipper.config import LokiSinkConfig
+from shipper.pipeline import spool_rows
 from shipper.pipeline.spool import Spool
 from shipper.sinks.loki import LokiSink
 
@@ -219,9 +221,11 @@ def _dumpable(ev: dict[str, Any]) -> bool:
     return True
 
 
-def test_a_spool_without_the_annex_column_is_migrated_and_its_rows_take_the_ordinary_path(tmp_path: Path) -> None:
+def test_a_spool_without_the_annex_column_is_migrated_and_its_rows_take_the_ordinary_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     events = sample_events()[:40]
     sink = loki()
+    monkeypatch.setattr(spool_rows, "WRITE_CODEC", spool_rows.PLAIN)  # that agent stored rows plain
 
     async def write_old() -> None:
         sp = Spool(tmp_path, host="h1")  # no annexer: rows without annexes

@@ -77,8 +77,9 @@ def test_label_values_equal_in_python_but_not_as_text_get_their_own_streams() ->
 def spool_with(raws: list[bytes]) -> sqlite3.Connection:
     db = sqlite3.connect(":memory:")
     db.executescript(spool_rows.TABLE)
-    for last, n, size, raw, _annex in spool_rows.pack(raws, 0):
-        db.execute("INSERT INTO batches (last, n, added, size, raw) VALUES (?, ?, ?, ?, ?)", (last, n, 1.0, size, raw))
+    for last, n, size, raw, _annex, codec in spool_rows.pack(raws, 0):
+        db.execute("INSERT INTO batches (last, n, added, size, raw, codec) VALUES (?, ?, ?, ?, ?, ?)",
+                   (last, n, 1.0, size, raw, codec))
     return db
 
 

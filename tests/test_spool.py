@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from parsers.events import make_event
+from shipper.pipeline import spool_rows
 from shipper.pipeline.spool import GENESIS, Spool
 
 
@@ -198,8 +199,8 @@ def test_deleting_acknowledged_rows_does_not_overwrite_their_pages(tmp_path):
 
 
 def _chain_of(sp: Spool, stream: str):  # type: ignore[no-untyped-def]
-    rows = sqlite3.connect(sp.path).execute("SELECT raw FROM batches ORDER BY last").fetchall()
-    evs = [(orjson.loads(raw), raw) for r in rows for raw in bytes(r[0]).split(b"\n")]
+    rows = sqlite3.connect(sp.path).execute("SELECT raw, codec FROM batches ORDER BY last").fetchall()
+    evs = [(orjson.loads(raw), raw) for r in rows for raw in spool_rows.unpack(r[0], r[1]).split(b"\n")]
     return [(e, raw) for e, raw in evs if e["stream"] == stream]
 
 

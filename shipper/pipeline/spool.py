@@ -210,6 +210,7 @@ class Spool:
         self._ack_db = spool_db.connect(self.path, "NORMAL")
         spool_db.migrate_event_rows(db)
         spool_db.migrate_annex_column(db)
+        spool_db.migrate_codec_column(db)
         owner = orjson.dumps([self._annex_sink, self._annexer.fingerprint]).decode() if self._annexer else ""
         spool_db.keep_annexes_of(db, owner)
         row = db.execute("SELECT COALESCE(SUM(n), 0), COALESCE(SUM(size), 0) FROM batches").fetchone()
@@ -412,11 +413,12 @@ class Spool:
         db = self._db
         assert db is not None
         rows = spool_rows.pack(raws, top, annexes)
-        for i in range(0, len(rows), 150):  # 6 variables a row: within SQLite's 999 before 3.32
-            chunk = rows[i:i + 150]
-            params = [v for last, n, size, raw, annex in chunk for v in (last, n, added, size, raw, annex)]
-            db.execute("INSERT INTO batches (last, n, added, size, raw, annex) VALUES "
-                       + ",".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk)), params)
+        for i in range(0, len(rows), 140):  # 7 variables a row: within SQLite's 999 before 3.32
+            chunk = rows[i:i + 140]
+            params = [v for last, n, size, raw, annex, codec in chunk
+                      for v in (last, n, added, size, raw, annex, codec)]
+            db.execute("INSERT INTO batches (last, n, added, size, raw, annex, codec) VALUES "
+                       + ",".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk)), params)
         return rows[-1][0] if rows else top
 
     def _seal(self, stream: str, ev: Event, heads_changed: dict[str, tuple[int, str]]) -> bytes:
@@ -443,13 +445,17 @@ class Spool:
         dropped = 0
         first = last = None
         pairs: list[tuple[str, int]] = []
-        for row_last, n, size, raw in db.execute("SELECT last, n, size, raw FROM batches ORDER BY last"):
+        for row_last, n, size, raw, codec in db.execute("SELECT last, n, size, raw, codec FROM batches ORDER BY last"):
             if freed >= need:
                 break
             freed += size
             dropped += n
             first = row_last - n + 1 if first is None else first
             last = row_last
+            try:
+                raw = spool_rows.unpack(raw, codec)
+            except spool_rows.CorruptRow:
+                raw = b""  # dropped all the same; its pairs are unknown, as for a row that is not JSON
             for one in raw.split(spool_rows.SEP):
                 try:
                     sealed = orjson.loads(one)

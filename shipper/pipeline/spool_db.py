@@ -64,6 +64,14 @@ def migrate_annex_column(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE batches ADD COLUMN annex BLOB")
 
 
+def migrate_codec_column(db: sqlite3.Connection) -> None:
+    """Add ``batches.codec`` to a spool written by an agent without it: its rows are plain
+    (shipper/pipeline/spool_rows.py ``PLAIN``, the column's default)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(batches)")}
+    if "codec" not in columns:
+        db.execute("ALTER TABLE batches ADD COLUMN codec INTEGER NOT NULL DEFAULT 0")
+
+
 def keep_annexes_of(db: sqlite3.Connection, owner: str) -> None:
     """Record whose annexes the spool stores (``owner``: the sink's name and the annexer's
     fingerprint, "" for none); when that changed since the rows were written (another sink, a

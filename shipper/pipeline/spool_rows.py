@@ -17,6 +17,15 @@ process's read from 0.75 to 0.4 µs (a micro-bench). A row is deleted
 when every sink acknowledged its last event; the events before a cursor inside a row are
 skipped on reading.
 
+``codec`` says how ``raw`` and ``annex`` are stored: :data:`PLAIN` as they are, :data:`DEFLATE`
+each as one zlib stream (level 1). The agent deflates every row it writes when ISA-L's deflate
+is installed (shipper/util/deflate.py), and stores rows plain otherwise: a backlog's events cross
+the spool twice on their way out (written to SQLite's write-ahead log, then copied into the
+file) and once more on the way back (the offload process reads them), so a row ~6x smaller
+saves more kernel copying and SQLite page work than ISA-L spends on it (docs/performance.md
+has the measurement); zlib's deflate is 5x slower and would not pay. Readers inflate whatever
+a row says, so a spool written either way reads the same.
+
 Free of the agent's heavier imports: the offload process and the audit readers read through
 this module too.
 """
@@ -29,6 +38,7 @@ from collections.abc import Iterator
 import orjson
 
 from ..api import Event, SpooledEvent
+from ..util import deflate
 
 TABLE = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -37,25 +47,37 @@ CREATE TABLE IF NOT EXISTS batches (
     added   REAL NOT NULL,                       -- wall time of the append (batch max_wait)
     size    INTEGER NOT NULL,                    -- sum of the events' lengths
     raw     BLOB NOT NULL,                       -- canonical JSON of each event, joined by \\n
-    annex   BLOB                                 -- one sink's annex of each event, joined by \\n
+    annex   BLOB,                                -- one sink's annex of each event, joined by \\n
+    codec   INTEGER NOT NULL DEFAULT 0           -- how raw and annex are stored: PLAIN, DEFLATE
 );
 """
 
 SEP = b"\n"
 #: a row closes once its events reach this many bytes (one big event is a row of its own)
 ROW_BYTES = 256 << 10
+#: ``codec`` values: the row's bytes as they are, or each of raw and annex as one zlib stream
+PLAIN, DEFLATE = 0, 1
+#: the codec of the rows this process writes (see the module docstring)
+WRITE_CODEC = DEFLATE if deflate.FAST else PLAIN
+#: deflate level of the rows: ISA-L's level 1 compresses as fast as its level 0, 20 % smaller
+DEFLATE_LEVEL = 1
 
 
 class CorruptRow(sqlite3.DatabaseError):
     """A row whose bytes do not split into its number of events."""
 
 
-Row = tuple[int, int, int, bytes, bytes | None]
+#: (last, n, size, raw, annex, codec), as stored
+Row = tuple[int, int, int, bytes, bytes | None, int]
 
 
-def pack(raws: list[bytes], top: int, annexes: list[bytes] | None = None) -> list[Row]:
-    """The rows ``(last, n, size, raw, annex)`` that store ``raws`` (and their ``annexes``, one per
-    event, if any), numbered after row number ``top``."""
+def pack(raws: list[bytes], top: int, annexes: list[bytes] | None = None,
+         codec: int | None = None) -> list[Row]:
+    """The rows ``(last, n, size, raw, annex, codec)`` that store ``raws`` (and their ``annexes``,
+    one per event, if any), numbered after row number ``top``, stored by ``codec`` (default
+    :data:`WRITE_CODEC`)."""
+    codec = WRITE_CODEC if codec is None else codec
+    squeeze = _compress if codec == DEFLATE else _same
     row_bytes = ROW_BYTES
     rows: list[Row] = []
     start = size = 0
@@ -64,10 +86,44 @@ def pack(raws: list[bytes], top: int, annexes: list[bytes] | None = None) -> lis
         size += len(raw)
         if size >= row_bytes or i + 1 == end:
             top += i + 1 - start
-            annex = SEP.join(annexes[start:i + 1]) if annexes is not None else None
-            rows.append((top, i + 1 - start, size, SEP.join(raws[start:i + 1]), annex))
+            annex = squeeze(SEP.join(annexes[start:i + 1])) if annexes is not None else None
+            rows.append((top, i + 1 - start, size, squeeze(SEP.join(raws[start:i + 1])), annex, codec))
             start, size = i + 1, 0
     return rows
+
+
+def unpack(data: bytes, codec: int) -> bytes:
+    """The bytes of a stored ``raw`` or ``annex`` column; raises :class:`CorruptRow` when they do not
+    inflate or the codec is unknown (a spool written by a newer agent)."""
+    if codec == PLAIN:
+        return data
+    if codec == DEFLATE:
+        try:
+            return deflate.module.decompress(data)
+        except deflate.module.error as e:
+            raise CorruptRow(f"a spool row does not inflate: {e}") from e
+    raise CorruptRow(f"a spool row stored by an unknown codec {codec!r} (an agent newer than this one wrote it)")
+
+
+def _select(db: sqlite3.Connection, columns: str, after: int) -> sqlite3.Cursor:
+    """The rows after row number ``after``, oldest first. A spool that an agent has not opened
+    since it was written without ``codec`` (read by ``verify``, which never changes it) has
+    plain rows only."""
+    query = f"SELECT {columns} FROM batches WHERE last > ? ORDER BY last"
+    try:
+        return db.execute(query, (after,))
+    except sqlite3.OperationalError as e:
+        if "codec" not in str(e):
+            raise
+        return db.execute(query.replace("codec", f"{PLAIN} AS codec"), (after,))
+
+
+def _compress(data: bytes) -> bytes:
+    return deflate.module.compress(data, DEFLATE_LEVEL)
+
+
+def _same(data: bytes) -> bytes:
+    return data
 
 
 def top_of(db: sqlite3.Connection) -> int:
@@ -85,12 +141,14 @@ def oldest(db: sqlite3.Connection) -> int | None:
 def events_after(db: sqlite3.Connection, after: int, upto: int | None = None) -> Iterator[tuple[int, float, bytes]]:
     """``(row number, added, canonical bytes)`` of every stored event after row number ``after``
     (and up to ``upto``), oldest first. Close the generator to end the read transaction early."""
-    cur = db.execute("SELECT last, n, added, raw FROM batches WHERE last > ? ORDER BY last", (after,))
+    cur = _select(db, "last, n, added, raw, codec", after)
     try:
-        for last, n, added, raw in cur:
+        for last, n, added, raw, codec in cur:
             first = last - n + 1
             if upto is not None and first > upto:
                 return
+            if codec != PLAIN:
+                raw = unpack(raw, codec)
             parts = raw.split(SEP) if n > 1 else [raw]
             if len(parts) != n:
                 raise CorruptRow(f"spool row {last} holds {len(parts)} events, not {n}")
@@ -119,10 +177,17 @@ def annexed_after(db: sqlite3.Connection, after: int,
     out: list[SpooledEvent] = []
     total = 0
     first_added = 0.0
-    cur = db.execute("SELECT last, n, added, raw, annex FROM batches WHERE last > ? ORDER BY last", (after,))
+    cur = _select(db, "last, n, added, raw, annex, codec", after)
     try:
-        for last, n, added, raw, annex in cur:
+        for last, n, added, raw, annex, codec in cur:
             first = last - n + 1
+            if codec != PLAIN:
+                raw = unpack(raw, codec)
+                if annex is not None:
+                    try:
+                        annex = unpack(annex, codec)
+                    except CorruptRow:
+                        annex = None  # a damaged annex only costs the fast path
             parts = raw.split(SEP) if n > 1 else [raw]
             if len(parts) != n:
                 raise CorruptRow(f"spool row {last} holds {len(parts)} events, not {n}")

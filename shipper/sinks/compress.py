@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import zlib
 
-try:
-    from isal import isal_zlib as _deflate
-except ImportError:  # pragma: no cover - platforms without an isal wheel
-    _deflate = zlib  # type: ignore[assignment]
+from ..util.deflate import module as _deflate
 
 #: the fastest level: the point is fewer bytes on the wire, not the smallest possible body
 GZIP_LEVEL = 1
