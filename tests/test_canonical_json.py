@@ -3,6 +3,7 @@ every sink ships, so they must never change for the same event."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsers.events import dumps
+from parsers.events import dumps, event_id
 from parsers.logfile import LogParser
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample-logs"
@@ -51,3 +52,11 @@ json_values = st.recursive(
 def test_canonical_bytes_are_sorted_compact_json_for_any_string_keyed_event(ev):
     assert dumps(ev) == orjson.dumps(ev, option=REFERENCE)
     assert orjson.loads(dumps(ev)) == ev
+
+
+def test_an_event_id_is_blake2b_128_of_origin_nul_position_and_stays_the_same_across_releases() -> None:
+    # Elasticsearch's _id and the audit trail key on these: a new release must give the same ids
+    assert event_id("file:dev-2049-ino-1234", "81") == hashlib.blake2b(
+        b"file:dev-2049-ino-1234\0" b"81", digest_size=16).hexdigest()
+    assert event_id("h1/redis", "seq:7") == "864a994ae6e49d20b9158854372ddec8"
+    assert event_id("h\udc80", "seq:1") == hashlib.blake2b(b"h\xed\xb2\x80\0seq:1", digest_size=16).hexdigest()
