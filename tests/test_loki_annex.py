@@ -325,3 +325,40 @@ def test_the_timestamp_fast_paths_agree_with_the_plain_computation(ts: str) -> N
         assert annex.split(b"\t")[0] == str(want).encode()
         batch = [SpooledEvent(1, orjson.loads(raw), raw)]
         assert loki().encode(batch).entries == 1
+
+
+def test_a_body_built_straight_from_the_stored_rows_is_the_body_of_the_batch_read_as_events(tmp_path: Path) -> None:
+    events = sample_events()
+    sink = loki()
+    spooled_through(tmp_path, sink, events)  # rows of many events, with their annexes
+    db = sqlite3.connect(tmp_path / "spool.sqlite")
+    rows = db.execute("SELECT last, n FROM batches ORDER BY last").fetchall()
+    assert len(rows) > 2 and max(n for _l, n in rows) > 100
+    cursors = [0, 1, rows[0][0] - 1, rows[0][0], rows[0][0] + 7, rows[1][0] + 1, rows[-1][0] - 1]
+    for after in cursors:
+        for max_bytes, max_events in [(1 << 30, 1 << 30), (64 << 10, 1 << 30), (1, 1 << 30), (1 << 30, 333)]:
+            batch, total, first_added = spool_rows.annexed_after(db, after, max_bytes, max_events)
+            built = sink.encoder.encode_rows(spool_rows.annexed_rows_after(db, after), max_bytes, max_events)
+            assert built is not None
+            encoded, taken = built
+            assert (taken.first, taken.last, taken.count, taken.size, taken.first_added) == (
+                batch[0].seq, batch[-1].seq, len(batch), total, first_added)
+            annexer = sink.annexer()
+            assert annexer is not None
+            from_events = sink.encode([SpooledEvent(se.seq, orjson.loads(se.raw), se.raw) for se in batch])
+            assert gzip.decompress(encoded.body) == gzip.decompress(annexer.encode_annexed(batch).body) \
+                == gzip.decompress(from_events.body)
+    assert sink.encoder.encode_rows(spool_rows.annexed_rows_after(db, rows[-1][0]), 1 << 30, 1 << 30) is None
+    db.close()
+
+
+def test_a_batch_with_an_event_without_its_annex_is_not_built_from_the_rows(tmp_path: Path) -> None:
+    events = sample_events()[:50]
+    sink = loki()
+    events[30]["timestamp"] = 1.5  # not plain: no annex for it; its batch takes the ordinary path
+    spooled_through(tmp_path, sink, events)
+    db = sqlite3.connect(tmp_path / "spool.sqlite")
+    assert sink.encoder.encode_rows(spool_rows.annexed_rows_after(db, 0), 1 << 30, 1 << 30) is None
+    built = sink.encoder.encode_rows(spool_rows.annexed_rows_after(db, 0), 1 << 30, 30)  # before it
+    assert built is not None and built[1].count == 30
+    db.close()

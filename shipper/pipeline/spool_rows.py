@@ -169,14 +169,16 @@ def stored_raws_after(db: sqlite3.Connection, after: int) -> list[bytes]:
     return [bytes(r[0]) for r in db.execute("SELECT raw FROM events WHERE seq > ? ORDER BY seq", (after,))]
 
 
-def annexed_after(db: sqlite3.Connection, after: int,
-                  max_bytes: int, max_events: int) -> tuple[list[SpooledEvent], int, float]:
-    """:func:`read_after` for the sink whose annexes the spool stores: each event with its annex
-    (None for a row stored without: that event's batch is built from the parsed event) and its
-    dict parsed only if the sink asks for it."""
-    out: list[SpooledEvent] = []
-    total = 0
-    first_added = 0.0
+#: a row of :func:`annexed_rows_after`
+AnnexedRow = tuple[int, float, list[bytes], list[bytes] | None, int]
+
+
+def annexed_rows_after(db: sqlite3.Connection, after: int) -> Iterator[AnnexedRow]:
+    """``(first row number, added, events' bytes, their annexes or None, index of the first event
+    after row number after)`` of each row holding an event after ``after``, oldest first: the rows
+    as stored, for the sink whose annexes the spool stores (None for a row stored without, or
+    whose annexes are damaged: a damaged annex only costs the fast path). Close the generator to
+    end the read transaction early."""
     cur = _select(db, "last, n, added, raw, annex, codec", after)
     try:
         for last, n, added, raw, annex, codec in cur:
@@ -187,14 +189,30 @@ def annexed_after(db: sqlite3.Connection, after: int,
                     try:
                         annex = unpack(annex, codec)
                     except CorruptRow:
-                        annex = None  # a damaged annex only costs the fast path
+                        annex = None
             parts = raw.split(SEP) if n > 1 else [raw]
             if len(parts) != n:
                 raise CorruptRow(f"spool row {last} holds {len(parts)} events, not {n}")
-            annexes = annex.split(SEP) if annex is not None else None
+            annexes = (annex.split(SEP) if n > 1 else [annex]) if annex is not None else None
             if annexes is not None and len(annexes) != n:
-                annexes = None  # the bytes are what counts: a damaged annex only costs the fast path
-            for i in range(after - first + 1 if after >= first else 0, n):
+                annexes = None
+            yield first, added, parts, annexes, after - first + 1 if after >= first else 0
+    finally:
+        cur.close()
+
+
+def annexed_after(db: sqlite3.Connection, after: int,
+                  max_bytes: int, max_events: int) -> tuple[list[SpooledEvent], int, float]:
+    """:func:`read_after` for the sink whose annexes the spool stores: each event with its annex
+    (None for a row stored without: that event's batch is built from the parsed event) and its
+    dict parsed only if the sink asks for it."""
+    out: list[SpooledEvent] = []
+    total = 0
+    first_added = 0.0
+    rows = annexed_rows_after(db, after)
+    try:
+        for first, added, parts, annexes, start in rows:
+            for i in range(start, len(parts)):
                 one = parts[i]
                 size = len(one)
                 if out and (total + size > max_bytes or len(out) >= max_events):
@@ -204,7 +222,7 @@ def annexed_after(db: sqlite3.Connection, after: int,
                 out.append(SpooledEvent(first + i, None, one, annexes[i] if annexes is not None else None))
                 total += size
     finally:
-        cur.close()
+        rows.close()
     return out, total, first_added
 
 

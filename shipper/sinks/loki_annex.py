@@ -21,12 +21,15 @@ Only the JSON encoding has an annex: protobuf bodies are always built from the e
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from parsers.events import Event
 from shipper.api import Annexer, Encoded, SpooledEvent
+from shipper.pipeline.spool_rows import AnnexedRow
 from shipper.sinks.loki_encoder import _EPOCH_CACHE as _EPOCH
 from shipper.sinks.loki_encoder import (
     JSON_HEADERS,
@@ -162,13 +165,76 @@ def payload_of_annexes(batch: list[SpooledEvent]) -> tuple[bytes, int]:
         st[1] = ns
         line = se.raw.decode("utf-8", "replace")
         st[0].append((ns, [ns_text.decode(), line, _Fragment(md)] if md else [ns_text.decode(), line]))
+    return _payload(streams), len(batch)
+
+
+def _by_time(entry: tuple[int, Any]) -> int:
+    return entry[0]
+
+
+@dataclass
+class Taken:
+    """Which spooled events a body built by :func:`payload_of_rows` holds."""
+
+    first: int
+    last: int
+    count: int
+    #: the sum of their canonical bytes' lengths
+    size: int
+    #: the ``added`` time of the row of the first
+    first_added: float
+
+
+def payload_of_rows(rows: Iterable[AnnexedRow], max_bytes: int, max_events: int) -> tuple[bytes, Taken] | None:
+    """``payload_of_annexes`` of the batch ``spool_rows.annexed_after`` would read from ``rows``
+    (the same events, the same bytes), without a ``SpooledEvent`` per event; None when the
+    batch has an event without an annex (the caller reads it as a batch of events) or no event.
+
+    Why: the offload process builds every body of a backlog; one loop from the stored rows to
+    the entries costs 10 % less than reading a batch of events and then building from it
+    (bench/stage_costs.py)."""
+    streams: dict[bytes, list[Any]] = {}
+    total = count = 0
+    first_seq = last_seq = -1
+    first_added = 0.0
+    split, decode, fragment = bytes.split, bytes.decode, _Fragment
+    for first, added, parts, annexes, start in rows:
+        if annexes is None:
+            if start < len(parts):
+                return None
+            continue
+        for i in range(start, len(parts)):
+            one = parts[i]
+            size = len(one)
+            if count and (total + size > max_bytes or count >= max_events):
+                return _payload(streams), Taken(first_seq, last_seq, count, total, first_added)
+            annex = annexes[i]
+            if not annex:
+                return None
+            if not count:
+                first_seq, first_added = first + i, added
+            ns_text, labels_json, md = split(annex, _TAB, 2)
+            ns = int(ns_text)
+            st = streams.get(labels_json)
+            if st is None:
+                st = streams[labels_json] = [[], ns, True]
+            elif ns < st[1]:
+                st[2] = False
+            st[1] = ns
+            line = decode(one, "utf-8", "replace")
+            st[0].append((ns, [decode(ns_text), line, fragment(md)] if md else [decode(ns_text), line]))
+            total += size
+            count += 1
+            last_seq = first + i
+    if not count:
+        return None
+    return _payload(streams), Taken(first_seq, last_seq, count, total, first_added)
+
+
+def _payload(streams: dict[bytes, list[Any]]) -> bytes:
     doc = []
     for labels_json, (entries, _last, ordered) in streams.items():
         if not ordered:
             entries.sort(key=_by_time)
         doc.append({"stream": _Fragment(labels_json), "values": [e for _ns, e in entries]})
-    return orjson.dumps({"streams": doc}), len(batch)
-
-
-def _by_time(entry: tuple[int, Any]) -> int:
-    return entry[0]
+    return orjson.dumps({"streams": doc})

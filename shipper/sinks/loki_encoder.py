@@ -347,6 +347,20 @@ class LokiEncoder:
             return self.encode_json(streams), dict(JSON_HEADERS), rejected, n
         return self.encode_protobuf(streams), {"Content-Type": "application/x-protobuf"}, rejected, n
 
+    def encode_rows(self, rows: Any, max_bytes: int, max_events: int) -> tuple[Encoded, Any] | None:
+        """The body of the batch read from spool rows with annexes (shipper/sinks/loki_annex.py
+        ``payload_of_rows``) and which events it holds; None when that batch must be read as events
+        (an event without an annex, the protobuf encoding) or is empty."""
+        if self.encoding != "json":
+            return None
+        from shipper.sinks.loki_annex import payload_of_rows
+
+        built = payload_of_rows(rows, max_bytes, max_events)
+        if built is None:
+            return None
+        payload, taken = built
+        return Encoded(self.compress(payload), dict(JSON_HEADERS), [], taken.count), taken
+
     def encode(self, batch: list[SpooledEvent]) -> Encoded:
         """The compressed body of ``batch`` (what :meth:`LokiSink.send` posts)."""
         payload, headers, rejected, n = self.build(batch)
