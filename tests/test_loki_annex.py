@@ -362,3 +362,23 @@ def test_a_batch_with_an_event_without_its_annex_is_not_built_from_the_rows(tmp_
     built = sink.encoder.encode_rows(spool_rows.annexed_rows_after(db, 0), 1 << 30, 30)  # before it
     assert built is not None and built[1].count == 30
     db.close()
+
+
+def test_consecutive_bodies_that_reuse_the_row_the_last_one_ended_in_are_the_same_bodies(tmp_path: Path) -> None:
+    sink = loki()
+    spooled_through(tmp_path, sink, sample_events())
+    db = sqlite3.connect(tmp_path / "spool.sqlite")
+
+    def bodies(keep: dict[int, Any] | None) -> list[tuple[bytes, int]]:
+        out, after = [], 0
+        while (built := sink.encoder.encode_rows(spool_rows.annexed_rows_after(db, after, keep), 50_000, 1 << 30)):
+            out.append((gzip.decompress(built[0].body), built[1].count))
+            after = built[1].last
+        return out
+
+    keep: dict[int, Any] = {}
+    reused = bodies(keep)
+    assert keep and len(reused) > 10
+    assert reused == bodies(None)
+    assert sum(n for _b, n in reused) == len(sample_events())
+    db.close()

@@ -27,6 +27,8 @@ class _Worker:
         self.db: sqlite3.Connection | None = None
         self.db_path = ""
         self.encoders: dict[bytes, Any] = {}
+        #: the last spool row read, split (spool_rows.annexed_rows_after): the next batch starts in it
+        self.kept_row: dict[int, Any] = {}
 
     def encoder(self, factory: str, kwargs: dict[str, Any]) -> Any:
         key = orjson.dumps([factory, kwargs], option=orjson.OPT_SORT_KEYS)
@@ -42,6 +44,7 @@ class _Worker:
         if self.db is None or path != self.db_path:
             if self.db is not None:
                 self.db.close()
+            self.kept_row.clear()
             # read-only: this process never changes the spool; WAL lets it read beside the writer
             self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
             self.db.execute("PRAGMA busy_timeout=5000")
@@ -54,7 +57,7 @@ class _Worker:
         after, max_bytes, max_events = int(req["after"]), int(req["max_bytes"]), int(req["max_events"])
         if req.get("annexed") and hasattr(enc, "encode_rows"):
             # straight from the stored rows to the body, when every event has its annex
-            rows = spool_rows.annexed_rows_after(db, after)
+            rows = spool_rows.annexed_rows_after(db, after, self.kept_row)
             try:
                 built = enc.encode_rows(rows, max_bytes, max_events)
             finally:

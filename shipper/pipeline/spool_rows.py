@@ -173,16 +173,26 @@ def stored_raws_after(db: sqlite3.Connection, after: int) -> list[bytes]:
 AnnexedRow = tuple[int, float, list[bytes], list[bytes] | None, int]
 
 
-def annexed_rows_after(db: sqlite3.Connection, after: int) -> Iterator[AnnexedRow]:
+def annexed_rows_after(db: sqlite3.Connection, after: int,
+                       keep: dict[int, tuple[list[bytes], list[bytes] | None]] | None = None) -> Iterator[AnnexedRow]:
     """``(first row number, added, events' bytes, their annexes or None, index of the first event
     after row number after)`` of each row holding an event after ``after``, oldest first: the rows
     as stored, for the sink whose annexes the spool stores (None for a row stored without, or
     whose annexes are damaged: a damaged annex only costs the fast path). Close the generator to
-    end the read transaction early."""
+    end the read transaction early.
+
+    ``keep`` (the caller's, empty at first) holds the split bytes of the last row read: a batch
+    ends inside a row more often than not, and the next read starts in that row, which is then
+    not inflated and split again. A row never changes once written and its number is never
+    given again, so its number is its key."""
     cur = _select(db, "last, n, added, raw, annex, codec", after)
     try:
         for last, n, added, raw, annex, codec in cur:
             first = last - n + 1
+            kept = keep.get(last) if keep is not None else None
+            if kept is not None:
+                yield first, added, kept[0], kept[1], after - first + 1 if after >= first else 0
+                continue
             if codec != PLAIN:
                 raw = unpack(raw, codec)
                 if annex is not None:
@@ -196,6 +206,9 @@ def annexed_rows_after(db: sqlite3.Connection, after: int) -> Iterator[AnnexedRo
             annexes = (annex.split(SEP) if n > 1 else [annex]) if annex is not None else None
             if annexes is not None and len(annexes) != n:
                 annexes = None
+            if keep is not None:
+                keep.clear()
+                keep[last] = (parts, annexes)
             yield first, added, parts, annexes, after - first + 1 if after >= first else 0
     finally:
         cur.close()
