@@ -19,7 +19,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from parsers.events import Event
 
@@ -96,7 +96,7 @@ class Stream:
         #: labels the file's path gives (kubelet / Docker layout: shipper/sources/files/layout.py)
         self.labels: dict[str, str] | None = None
         self._id_origin: str | None = None
-        self._id_base: Any = None
+        self._id_base = b""
 
     # the stream's identity and place, as its record holds them
     @property
@@ -132,26 +132,22 @@ class Stream:
         return off if pending is None or pending > off else pending
 
     def _decorate(self, events: list[Event]) -> None:
-        """Set ``file``, ``origin`` and ``id`` (= ``parsers.events.event_id(origin, position)``,
-        computed from a cached hash of the origin: the same digest, a third of the cost)."""
+        """Set ``file``, ``origin`` and ``id`` (= ``parsers.events.event_id(origin, position)``:
+        one hash call on the origin's cached bytes and the position)."""
         origin, path = self.origin, self.path
         if self._id_origin != origin:
-            base = hashlib.blake2b(digest_size=16)
-            base.update(origin.encode("utf-8", "surrogatepass"))
-            base.update(b"\0")
-            self._id_base, self._id_origin = base, origin
-        copy = self._id_base.copy
+            self._id_base, self._id_origin = origin.encode("utf-8", "surrogatepass") + b"\0", origin
+        base = self._id_base
+        blake2b = hashlib.blake2b
         labels = self.labels
         for ev in events:
             if labels:
                 ev["_labels"] = labels
             off = ev.get("offset")
             pos = str(off) if ev.get("lines", 1) else f"{off}:{ev.get('event')}"
-            h = copy()
-            h.update(pos.encode("utf-8", "surrogatepass"))
             ev["file"] = path
             ev["origin"] = origin
-            ev["id"] = h.hexdigest()
+            ev["id"] = blake2b(base + pos.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
     def read_batch(
         self,
