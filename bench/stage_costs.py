@@ -16,7 +16,10 @@ shared). Beside a stage, its baseline from the same run and the ratio (stage / b
 * seal with the Loki annex (shipper/sinks/loki_annex.py) against the seal without it;
 * the Loki body from the annexes (split of the stored rows, stream lookup, one ``orjson.dumps``)
   against the read-back + group + encode_json it replaces;
-* gzip: no alternative; its share of the sum is printed.
+* gzip: no alternative; its share of the sum is printed;
+* the spool's rows (shipper/pipeline/spool_rows.py ``pack``) deflated against plain, their
+  inflate, and the offload process's Loki body straight from the rows (``payload_of_rows``,
+  1 MiB batches) against the body from batches of annexed events.
 
 bench/profile_backlog.py says which of these dominate in the running agent (threads, SQLite
 and the offload process included).
@@ -42,11 +45,12 @@ from promtail_compare import build_backlog_file  # noqa: E402
 from parsers.events import dumps, event_id  # noqa: E402
 from parsers.logfile import LogParser  # noqa: E402
 from shipper.api import SpooledEvent  # noqa: E402
+from shipper.pipeline import spool_rows  # noqa: E402
 from shipper.pipeline.spool import chain_hash  # noqa: E402
 from shipper.pipeline.spool_rows import loads_all  # noqa: E402
 from shipper.sinks.compress import gzip_body  # noqa: E402
 from shipper.sinks.loki import LokiEncoder  # noqa: E402
-from shipper.sinks.loki_annex import LokiAnnexer, payload_of_annexes  # noqa: E402
+from shipper.sinks.loki_annex import LokiAnnexer, payload_of_annexes, payload_of_rows  # noqa: E402
 from shipper.util.tuning import tune_offload  # noqa: E402
 
 BATCH = 2000  # events per batch, as the spool and the Loki sink see them at a backlog
@@ -138,6 +142,39 @@ def main() -> None:
     t_annexed, annexed_bodies = best(body_from_annexes, args.repeat)
     assert annexed_bodies == bodies, "the bodies from annexes are the encoder's bytes"
 
+    # the spool's rows as the agent stores them, and the offload process's body straight from them
+    t_pack_plain, plain_rows = best(lambda: spool_rows.pack(raws, 0, annexes, codec=spool_rows.PLAIN), args.repeat)
+    t_pack, stored = best(lambda: spool_rows.pack(raws, 0, annexes, codec=spool_rows.DEFLATE), args.repeat)
+    t_inflate, _ = best(lambda: [(spool_rows.unpack(r[3], r[5]), spool_rows.unpack(r[4], r[5])) for r in stored],
+                        args.repeat)
+    split_rows = [(last - k + 1, 0.0, raw.split(b"\n"), annex.split(b"\n"))
+                  for last, k, _size, raw, annex, _codec in plain_rows]
+
+    def body_from_rows() -> list[bytes]:
+        out, after = [], 0
+        while True:
+            rows_after = ((f, a, p, x, max(0, after - f + 1)) for f, a, p, x in split_rows if f + len(p) - 1 > after)
+            built = payload_of_rows(rows_after, 1 << 20, 100_000)
+            if built is None:
+                return out
+            out.append(built[0])
+            after = built[1].last
+
+    def body_from_batches() -> list[bytes]:
+        out, after = [], 0
+        while after < e:
+            batch, total = [], 0
+            while after < e and (not batch or total + len(raws[after]) <= 1 << 20):
+                batch.append(SpooledEvent(after + 1, None, raws[after], annexes[after]))
+                total += len(raws[after])
+                after += 1
+            out.append(payload_of_annexes(batch)[0])
+        return out
+
+    t_rows_body, rows_bodies = best(body_from_rows, args.repeat)
+    t_batches_body, batch_bodies = best(body_from_batches, args.repeat)
+    assert rows_bodies == batch_bodies, "the bodies straight from the rows are those of the batches"
+
     def row(label: str, dt: float, base: float | None = None, base_label: str = "") -> None:
         text = f"   {label:<52} {dt / e * 1e6:6.2f} µs/event {dt / n * 1e6:6.2f} µs/line"
         if base:
@@ -155,6 +192,10 @@ def main() -> None:
     row("Loki body from the annexes (split rows, streams, dumps)", t_annexed, t_read + t_group + t_json,
         "read-back + group + encode_json")
     row("gzip of the bodies (shipper.sinks.compress)", t_gzip)
+    row("spool rows deflated (pack, ISA-L level 1)", t_pack, t_pack_plain, "the rows plain")
+    row("inflate of the stored rows (offload process)", t_inflate)
+    row("Loki body straight from the rows (1 MiB batches)", t_rows_body, t_batches_body,
+        "from batches of annexed events")
     total = t_parse + t_seal + t_read + t_group + t_json + t_gzip
     row("sum of the stages", total, t_split, "the split into lines")
     annexed_total = t_parse + t_seal_annex + t_annexed + t_gzip
@@ -164,6 +205,10 @@ def main() -> None:
         print(f"   {label:<12} {dt / total * 100:5.1f} % of the sum")
     size = sum(map(len, bodies)) / 1e6
     print(f"   bodies {size:.1f} MB uncompressed, {sum(map(len, packed)) / 1e6:.1f} MB gzip")
+    plain_mb = sum(len(r[3]) + len(r[4] or b"") for r in plain_rows) / 1e6
+    stored_mb = sum(len(r[3]) + len(r[4] or b"") for r in stored) / 1e6
+    print(f"   spool rows {plain_mb:.1f} MB plain (events and annexes), {stored_mb:.1f} MB deflated "
+          f"({plain_mb / stored_mb:.1f}x smaller)")
 
 
 if __name__ == "__main__":
