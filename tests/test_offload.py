@@ -137,6 +137,22 @@ def test_the_offload_process_builds_the_body_the_sink_would_build(tmp_path: Path
     assert gzip.decompress(prepared.encoded.body) == gzip.decompress(local.body)
 
 
+def test_the_offload_process_builds_loki_bodies_without_importing_asyncio_or_the_http_client() -> None:
+    # the child's RSS counts in the agent's process tree during a catch-up: the Loki encoder
+    # is named by its own module, not by the sink's (asyncio, the h11 client, ssl)
+    import subprocess
+    import sys
+
+    factory, kwargs = loki_sink("http://127.0.0.1:9").encoder_spec()
+    code = ("import sys, orjson; from shipper.pipeline.offload_child import _Worker; "
+            f"_Worker().encoder({factory!r}, orjson.loads({orjson.dumps(kwargs)!r})); "
+            "print(orjson.dumps([m for m in ('asyncio', 'ssl', 'h11', 'shipper.sinks.loki', 'shipper.util.httpclient') "
+            "if m in sys.modules]).decode())")
+    root = Path(__file__).parent.parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, cwd=root)
+    assert orjson.loads(out.stdout) == []
+
+
 def test_a_backlog_is_encoded_by_the_offload_process_and_every_event_arrives_once(tmp_path: Path) -> None:
     events = real_events(6)
     before = metric(metrics.OFFLOAD_BATCHES)

@@ -198,6 +198,25 @@ def test_deleting_acknowledged_rows_does_not_overwrite_their_pages(tmp_path):
     assert run(go()) == 0
 
 
+def test_every_spool_connection_and_the_offload_reader_keep_a_small_page_cache(tmp_path):
+    # the rows are read and deleted in order, each page once: SQLite's default 2 MB cache per
+    # connection only held pages nobody read again (the catch-up's peak RSS)
+    from shipper.pipeline import spool_db
+    from shipper.pipeline.offload_child import _Worker
+
+    async def go() -> list[int]:
+        sp = Spool(tmp_path)
+        await sp.open()
+        sizes = [await sp._run(lambda db=db: db.execute("PRAGMA cache_size").fetchone()[0])
+                 for db in (sp._db, sp._ack_db)]
+        sizes.append(_Worker().connect(str(sp.path)).execute("PRAGMA cache_size").fetchone()[0])
+        await sp.close()
+        return sizes
+
+    assert run(go()) == [-spool_db.CACHE_KIB] * 3
+    assert spool_db.CACHE_KIB < 2000  # below SQLite's default
+
+
 def _chain_of(sp: Spool, stream: str):  # type: ignore[no-untyped-def]
     rows = sqlite3.connect(sp.path).execute("SELECT raw, codec FROM batches ORDER BY last").fetchall()
     evs = [(orjson.loads(raw), raw) for r in rows for raw in spool_rows.unpack(r[0], r[1]).split(b"\n")]

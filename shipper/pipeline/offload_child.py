@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from ..api import Encoded
-from . import spool_rows
+from . import spool_db, spool_rows
 
 
 class _Worker:
@@ -48,6 +48,7 @@ class _Worker:
             # read-only: this process never changes the spool; WAL lets it read beside the writer
             self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
             self.db.execute("PRAGMA busy_timeout=5000")
+            self.db.execute(f"PRAGMA cache_size=-{spool_db.CACHE_KIB}")  # read in order: why in spool_db
             self.db_path = path
         return self.db
 
