@@ -21,6 +21,7 @@ Only the JSON encoding has an annex: protobuf bodies are always built from the e
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -152,20 +153,13 @@ def payload_of_annexes(batch: list[SpooledEvent]) -> tuple[bytes, int]:
     """The uncompressed push body of ``batch`` from its annexes (each non-empty), and its number of
     entries: streams in order of first appearance, each stream's entries in time order (a stable
     sort, only when they arrived out of order), as :meth:`LokiEncoder.group` orders them."""
-    # labels JSON -> [entries (ns, entry), last ns, in order]
-    streams: dict[bytes, list[Any]] = {}
-    for se in batch:
-        ns_text, labels_json, md = se.annex.split(_TAB, 2)  # type: ignore[union-attr]
-        ns = int(ns_text)
-        st = streams.get(labels_json)
-        if st is None:
-            st = streams[labels_json] = [[], ns, True]
-        elif ns < st[1]:
-            st[2] = False
-        st[1] = ns
-        line = se.raw.decode("utf-8", "replace")
-        st[0].append((ns, [ns_text.decode(), line, _Fragment(md)] if md else [ns_text.decode(), line]))
-    return _payload(streams), len(batch)
+    if not batch:
+        return _payload({}), 0
+    built = payload_of_rows([(0, 0.0, [se.raw for se in batch], [se.annex or b"" for se in batch], 0)],
+                            sys.maxsize, sys.maxsize)
+    if built is None:
+        raise ValueError("payload_of_annexes: an event of the batch has no annex")
+    return built[0], len(batch)
 
 
 def _by_time(entry: tuple[int, Any]) -> int:
@@ -191,8 +185,9 @@ def payload_of_rows(rows: Iterable[AnnexedRow], max_bytes: int, max_events: int)
     batch has an event without an annex (the caller reads it as a batch of events) or no event.
 
     Why: the offload process builds every body of a backlog; one loop from the stored rows to
-    the entries costs 10 % less than reading a batch of events and then building from it
-    (bench/stage_costs.py)."""
+    the entries, keeping the row the last batch ended in, costs 0.72x of reading a batch of
+    events and then building from it (bench/stage_costs.py)."""
+    # labels JSON -> [entries (ns, entry), last ns, in order]
     streams: dict[bytes, list[Any]] = {}
     total = count = 0
     first_seq = last_seq = -1
