@@ -105,6 +105,16 @@ def unpack(data: bytes, codec: int) -> bytes:
     raise CorruptRow(f"a spool row stored by an unknown codec {codec!r} (an agent newer than this one wrote it)")
 
 
+def _events_of(last: int, n: int, raw: bytes, codec: int) -> list[bytes]:
+    """The ``n`` events' canonical bytes of stored row ``last``; raises :class:`CorruptRow`."""
+    if codec != PLAIN:
+        raw = unpack(raw, codec)
+    parts = raw.split(SEP) if n > 1 else [raw]
+    if len(parts) != n:
+        raise CorruptRow(f"spool row {last} holds {len(parts)} events, not {n}")
+    return parts
+
+
 def _select(db: sqlite3.Connection, columns: str, after: int) -> sqlite3.Cursor:
     """The rows after row number ``after``, oldest first. A spool that an agent has not opened
     since it was written without ``codec`` (read by ``verify``, which never changes it) has
@@ -147,11 +157,7 @@ def events_after(db: sqlite3.Connection, after: int, upto: int | None = None) ->
             first = last - n + 1
             if upto is not None and first > upto:
                 return
-            if codec != PLAIN:
-                raw = unpack(raw, codec)
-            parts = raw.split(SEP) if n > 1 else [raw]
-            if len(parts) != n:
-                raise CorruptRow(f"spool row {last} holds {len(parts)} events, not {n}")
+            parts = _events_of(last, n, raw, codec)
             for i in range(after - first + 1 if after >= first else 0, n):
                 if upto is not None and first + i > upto:
                     return
@@ -193,16 +199,12 @@ def annexed_rows_after(db: sqlite3.Connection, after: int,
             if kept is not None:
                 yield first, added, kept[0], kept[1], after - first + 1 if after >= first else 0
                 continue
-            if codec != PLAIN:
-                raw = unpack(raw, codec)
-                if annex is not None:
-                    try:
-                        annex = unpack(annex, codec)
-                    except CorruptRow:
-                        annex = None
-            parts = raw.split(SEP) if n > 1 else [raw]
-            if len(parts) != n:
-                raise CorruptRow(f"spool row {last} holds {len(parts)} events, not {n}")
+            parts = _events_of(last, n, raw, codec)
+            if annex is not None and codec != PLAIN:
+                try:
+                    annex = unpack(annex, codec)
+                except CorruptRow:
+                    annex = None
             annexes = (annex.split(SEP) if n > 1 else [annex]) if annex is not None else None
             if annexes is not None and len(annexes) != n:
                 annexes = None

@@ -9,7 +9,8 @@ from __future__ import annotations
 import calendar
 import logging
 import re
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import snappy
@@ -17,6 +18,10 @@ import snappy
 from parsers.events import parse_timestamp
 from shipper.api import Encoded, SpooledEvent
 from shipper.sinks.compress import gzip_body
+
+if TYPE_CHECKING:  # loki_annex imports this module
+    from shipper.pipeline.spool_rows import AnnexedRow
+    from shipper.sinks.loki_annex import Taken
 
 log = logging.getLogger("shipper.sinks.loki")
 
@@ -347,7 +352,8 @@ class LokiEncoder:
             return self.encode_json(streams), dict(JSON_HEADERS), rejected, n
         return self.encode_protobuf(streams), {"Content-Type": "application/x-protobuf"}, rejected, n
 
-    def encode_rows(self, rows: Any, max_bytes: int, max_events: int) -> tuple[Encoded, Any] | None:
+    def encode_rows(self, rows: Iterable[AnnexedRow], max_bytes: int,
+                    max_events: int) -> tuple[Encoded, Taken] | None:
         """The body of the batch read from spool rows with annexes (shipper/sinks/loki_annex.py
         ``payload_of_rows``) and which events it holds; None when that batch must be read as events
         (an event without an annex, the protobuf encoding) or is empty."""
