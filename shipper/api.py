@@ -29,6 +29,10 @@ from parsers.events import Event
 
 if TYPE_CHECKING:  # the offload process imports this module and never runs an event loop
     import asyncio
+    from collections.abc import Iterable
+
+    from .pipeline.spool_rows import AnnexedRow
+    from .sinks.loki_annex import Taken
 
 Position = Any  # JSON-able value: a source's checkpoint for one key
 
@@ -193,6 +197,14 @@ class Annexer(abc.ABC):
     @abc.abstractmethod
     def encode_annexed(self, batch: list[SpooledEvent]) -> Encoded:
         """The body of ``batch`` built from its events' annexes (each one non-empty)."""
+
+    def encode_rows(self, rows: Iterable[AnnexedRow], max_bytes: int,
+                    max_events: int) -> tuple[Encoded, Taken] | None:
+        """The body of the next batch (up to ``max_bytes`` of events' bytes and ``max_events``)
+        built straight from the stored rows (``spool_rows.annexed_rows_after``), and which events it
+        holds: the same body as :meth:`encode_annexed` of that batch, without an object per event.
+        None when the batch must be read as events (an event without an annex; the default)."""
+        return None
 
 
 @dataclass

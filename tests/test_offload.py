@@ -89,6 +89,9 @@ def es_sink(url: str, max_bytes: int = 32 << 10) -> ElasticsearchSink:
 
 
 def agent(tmp: Path, events: list[dict[str, Any]], sink: Any, **cfg: Any) -> Agent:
+    """An agent of ``events``; its offload process starts whenever a full batch waits
+    (``min_input_rate: 0``), whatever the input rate: these tests are about that process."""
+    cfg["offload"] = {"min_input_rate": 0, **cfg.get("offload", {})}
     conf = parse_config({"state_dir": str(tmp / "state"), "timezone": "UTC", "labels": {"job": "redis"},
                          "shutdown_timeout": 10, "audit": {"anchor_interval": 0}, **cfg})
     return Agent(conf, sources=[ListSource(events)], sinks=[sink])
@@ -264,6 +267,9 @@ class FakeOffloader:
     def __init__(self) -> None:
         self.asked: list[int] = []
 
+    def wanted(self, top: int) -> bool:
+        return True
+
     async def prepare(self, spec: Any, after: int, max_bytes: int, annexed: bool = False) -> Prepared:
         self.asked.append(after)
         return Prepared(after + 1, after + 3, 3, 300, 0.0, Encoded(b"", {}, [], 3))
@@ -314,3 +320,56 @@ def test_elasticsearch_items_built_by_the_offload_process_are_the_sinks_and_part
     # and the offloaded encoder is the sink's own: the same item pair for the same spooled event
     se = SpooledEvent(1, dict(events[0], id="x", labels={}), b'{"id":"x"}')
     assert sink.item_lines([se]) == ElasticsearchEncoder(**sink.encoder_spec()[1]).item_lines([se])
+
+
+def test_the_offload_process_is_wanted_only_while_the_sources_append_fast_or_it_already_runs(
+        tmp_path: Path) -> None:
+    off = Offloader(str(tmp_path / "spool.sqlite"), min_input_rate=5000)
+    assert not off.wanted(0, now=100.0)  # the first look only starts the window
+    assert not off.wanted(2_000, now=101.0)  # 2,000 events/s: a sink catching up alone
+    assert off.input_rate == 2_000
+    assert not off.wanted(2_100, now=101.2)  # under RATE_WINDOW: the last rate stands
+    assert off.wanted(12_000, now=102.0)  # 9,900 events in 1 s: the sources read a backlog
+    assert not off.wanted(12_000, now=110.0)  # they stopped
+    off._proc = type("Running", (), {"returncode": None})()  # type: ignore[assignment]
+    assert off.wanted(12_000, now=111.0)  # once started it serves the backlog to its end
+    off._proc = None
+    assert Offloader(str(tmp_path / "s"), min_input_rate=0).wanted(0, now=1.0)  # 0: whenever a batch waits
+
+
+def test_a_sink_catching_up_alone_is_served_from_the_stored_rows_in_the_agent(tmp_path: Path) -> None:
+    """Below offload.min_input_rate no second process starts: the worker builds the backlog's
+    bodies itself, straight from the stored rows (Spool.encode_rows), and every event arrives once."""
+    events = real_events(6)
+    offloaded = metric(metrics.OFFLOAD_BATCHES)
+    with LokiReceiver() as rx:
+        a = agent(tmp_path, events, loki_sink(rx.url), offload={"min_input_rate": 1e12})
+        built: list[int] = []
+        read_as_events: list[int] = []
+        encode_rows, read = a.spool.encode_rows, a.spool.read
+
+        async def counting_encode_rows(*args: Any, **kw: Any) -> Any:
+            out = await encode_rows(*args, **kw)
+            if out is not None:
+                built.append(out[1].count)
+            return out
+
+        async def counting_read(*args: Any, **kw: Any) -> Any:
+            out = await read(*args, **kw)
+            read_as_events.append(len(out[0]))
+            return out
+
+        a.spool.encode_rows, a.spool.read = counting_encode_rows, counting_read  # type: ignore[method-assign]
+
+        async def go() -> None:
+            await a.start()
+            await until(lambda: len(shipped(rx)) >= len(events))
+            assert a.offloader is not None and not a.offloader.running
+            await a.shutdown()
+
+        asyncio.run(go())
+        got = shipped(rx)
+    assert metric(metrics.OFFLOAD_BATCHES) == offloaded
+    assert len(built) > 1 and sum(built) > len(events) // 2, (built, read_as_events)
+    assert sorted(e["seq"] for e in got) == list(range(1, len(events) + 1))  # each once, none missing
+    assert rx.duplicates_dropped == 0

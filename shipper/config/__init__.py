@@ -67,8 +67,9 @@ SinkConfig: Any = _union(SINKS.models())
 
 
 class SpoolConfig(Strict):
-    #: at least 1 MiB: a smaller spool cannot hold one sink batch, so the agent would only block
-    max_bytes: Annotated[Size, Field(ge=1 << 20)] = 256 << 20
+    #: at least 1 MiB: a smaller spool cannot hold one sink batch, so the agent would only block.
+    #: The default holds a 10-minute sink outage at 1,000 events/s (docs/operations.md#sizing)
+    max_bytes: Annotated[Size, Field(ge=1 << 20)] = 512 << 20
     #: what a full spool does: block the sources (default, nothing lost) or drop the oldest (counted)
     when_full: Literal["block", "drop_oldest"] = "block"
 
@@ -92,10 +93,14 @@ class AuditConfig(Strict):
 
 
 class OffloadConfig(Strict):
-    #: ``auto``: while a sink has a full batch waiting (a backlog: catch-up, backfill, burst), a
-    #: second process reads it from the spool and builds the request body, so the agent uses
-    #: two cores; ``off``: one process always
+    #: ``auto``: while a sink has a full batch waiting and the sources are busy (a backfill, a
+    #: burst: see ``min_input_rate``), a second process reads it from the spool and builds the
+    #: request body, so the agent uses two cores; ``off``: one process always
     mode: Literal["auto", "off"] = "auto"
+    #: the second process starts only while the sources append at least this many events/s
+    #: (0: whenever a full batch waits). Below it, a sink catching up alone (after an outage) is
+    #: served by the agent itself, which one core is enough for, at ~30 MB less RSS
+    min_input_rate: float = Field(default=5000.0, ge=0)
     #: the second process exits after this long without work (an idle agent is one process)
     idle_stop: Duration = 30.0
 

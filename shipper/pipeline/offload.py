@@ -15,9 +15,15 @@ resource-tracker process, no pickling of live objects; the child dies with its s
 agent exiting or killed closes it), and one request in flight is all the pipelining needed
 (the body of batch k+1 is built while batch k is on the wire).
 
-Started on the first full batch, stopped after ``offload.idle_stop`` without work: an idle or
-lightly loaded agent stays one small process. If the child cannot start or dies, the worker
-builds the body itself (logged and counted), so the offload can only make things faster.
+When: a full batch is waiting for a sink AND the sources are appending at least
+``offload.min_input_rate`` events/s (:meth:`Offloader.wanted`): the agent is then reading a
+backlog of logs and sending one, and parsing and encoding compete for its one core. A sink that
+catches up alone (after an outage, at an ordinary input rate) is served in the agent, from the
+stored rows without an object per event (``Spool.encode_rows``): one core is enough for that
+(docs/performance.md: the outage catch-up), and the child's interpreter would be ~30 MB more at
+the peak of the catch-up. Stopped after ``offload.idle_stop`` without work: an idle or lightly
+loaded agent stays one small process. If the child cannot start or dies, the worker builds the
+body itself (logged and counted), so the offload can only make things faster.
 
 The child is shipper/pipeline/offload_child.py: it imports neither asyncio nor the agent's
 metrics (prometheus_client), so that it starts in a fraction of the agent's time. This side
@@ -46,6 +52,8 @@ log = logging.getLogger("redis_shipper.offload")
 RESTART_PAUSE = 30.0
 #: a reply must come within this long (a 1 MiB batch takes ~50 ms); else the child is killed
 REPLY_TIMEOUT = 60.0
+#: the input rate is measured over at least this long
+RATE_WINDOW = 0.5
 
 
 @dataclass
@@ -67,9 +75,13 @@ class OffloadUnavailable(Exception):
 class Offloader:
     """The agent's handle on the offload process (one per agent, shared by the sink workers)."""
 
-    def __init__(self, db_path: str, *, idle_stop: float = 30.0) -> None:
+    def __init__(self, db_path: str, *, idle_stop: float = 30.0, min_input_rate: float = 0.0) -> None:
         self.db_path = db_path
         self.idle_stop = idle_stop
+        self.min_input_rate = min_input_rate
+        #: (monotonic time, spool top) at the start of the current rate window, and the last rate
+        self._rate_mark: tuple[float, int] | None = None
+        self.input_rate = 0.0
         self._proc: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
         self._last_used = 0.0
@@ -81,6 +93,22 @@ class Offloader:
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
+
+    def wanted(self, top: int, now: float | None = None) -> bool:
+        """Whether the batch waiting should be built in this process rather than in the agent:
+        the child is running already (it stops by itself when idle), or the sources appended at
+        least ``min_input_rate`` events/s over the last ``RATE_WINDOW`` s or more. ``top`` is the
+        spool's last row number (rows are numbered by event, so its growth is the input rate)."""
+        now = time.monotonic() if now is None else now
+        mark = self._rate_mark
+        if mark is None:
+            self._rate_mark = (now, top)
+        elif now - mark[0] >= RATE_WINDOW:
+            self.input_rate = max(0, top - mark[1]) / (now - mark[0])
+            self._rate_mark = (now, top)
+        if self._closed or now < self._down_until:
+            return False
+        return self.running or self.input_rate >= self.min_input_rate
 
     async def prepare(self, spec: tuple[str, dict[str, Any]], after: int, max_bytes: int,
                       max_events: int = 100_000, annexed: bool = False) -> Prepared | None:
@@ -138,7 +166,8 @@ class Offloader:
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )
         metrics.OFFLOAD_RUNNING.set(1)
-        log.info("offload process started (pid %d): a backlog is being sent", self._proc.pid)
+        log.info("offload process started (pid %d): a backlog is being sent while the sources append "
+                 "%.0f events/s", self._proc.pid, self.input_rate)
         if self._idle_task is None or self._idle_task.done():
             self._idle_task = asyncio.create_task(self._stop_when_idle(), name="offload-idle")
         return self._proc

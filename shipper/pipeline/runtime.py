@@ -88,7 +88,8 @@ class Agent:
         self.dynamic = DynamicSources(self)
         self.offloader: Offloader | None = None
         if cfg.offload.mode == "auto":
-            self.offloader = Offloader(str(self.spool.path), idle_stop=cfg.offload.idle_stop)
+            self.offloader = Offloader(str(self.spool.path), idle_stop=cfg.offload.idle_stop,
+                                       min_input_rate=cfg.offload.min_input_rate)
 
     # ---- the labels stage ------------------------------------------------------------------
     def _label(self, events: list[Event], source_index: int | str | None = None, *,

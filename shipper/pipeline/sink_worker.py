@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from parsers.events import Event
@@ -25,8 +25,8 @@ log = logging.getLogger("redis_shipper.runtime")
 
 
 class Outgoing:
-    """One batch on its way to a sink: either the events (built and sent here) or a body the
-    offload process built from the spool rows ``first_seq..last_seq``."""
+    """One batch on its way to a sink: either the events (built and sent here) or a body built
+    ahead (by the offload process or from the stored rows) from the spool rows ``first_seq..last_seq``."""
 
     __slots__ = ("first_seq", "last_seq", "count", "size", "batch", "encoded")
 
@@ -93,6 +93,9 @@ class SinkWorker:
         self.last_error: str | None = None
         self.offloader = offloader
         self.spec = sink.encoder_spec() if offloader is not None else None
+        annexer = sink.annexer()
+        #: a backlog's bodies straight from the stored rows, in this process (Spool.encode_rows)
+        self._encode_rows = annexer.encode_rows if annexer is not None else None
         #: the next body, being built by the offload process while this one is sent: (task, after)
         self._prefetch: tuple[asyncio.Task[Prepared | None], int] | None = None
         #: an idempotent sink's last acknowledgement, being committed while the next batch goes out
@@ -118,32 +121,41 @@ class SinkWorker:
         return pending * self.spool.mean_event_bytes() >= self.sink.max_batch_bytes * 0.9
 
     async def _take_prepared(self) -> Prepared | None:
-        """The next batch built by the offload process (the prefetched one if it is still the
-        next), or None: then the worker reads and builds it itself."""
+        """The next batch built ahead from the spool rows (the prefetched one if it is still the
+        next), or None: then the worker reads it as events and builds it."""
         cursor = self._cursor()
         if self._prefetch is not None:
             task, after = self._prefetch
             self._prefetch = None
-            try:
-                prepared = await task
-            except OffloadUnavailable:
-                return None
+            prepared = await task
             # rows after the cursor never change: the body is still right, unless it was built
             # for a max_batch_bytes that a 413 has lowered since (it would be refused again)
             if after == cursor and not (prepared is not None and prepared.count > 1
                                         and prepared.size > self.sink.max_batch_bytes):
                 return prepared
             # the cursor moved meanwhile (drop_oldest): build again from where it is now
-        try:
-            return await self._prepare(cursor)
-        except OffloadUnavailable:
-            return None
+        return await self._prepare(cursor)
 
-    def _prepare(self, after: int) -> Awaitable[Prepared | None]:
-        """The offload process's next batch after spool row ``after``."""
-        assert self.offloader is not None and self.spec is not None
-        return self.offloader.prepare(self.spec, after, self.sink.max_batch_bytes,
-                                      annexed=self.spool.annex_sink == self.sink.name)
+    async def _prepare(self, after: int) -> Prepared | None:
+        """The next batch after spool row ``after``, built by the offload process when a second
+        process is worth it (:meth:`Offloader.wanted`: the sources are busy too), else here from
+        the stored rows; None when neither can (no annexes: the batch is read as events)."""
+        annexed = self.spool.annex_sink == self.sink.name
+        if self.offloader is not None and self.spec is not None and self.offloader.wanted(self.spool.top):
+            try:
+                return await self.offloader.prepare(self.spec, after, self.sink.max_batch_bytes, annexed=annexed)
+            except OffloadUnavailable:
+                pass  # built here
+        if annexed and self._encode_rows is not None:
+            built = await self.spool.encode_rows(self.sink.name, self._encode_rows, after, self.sink.max_batch_bytes)
+            if built is not None:
+                e, taken = built
+                return Prepared(taken.first, taken.last, taken.count, taken.size, taken.first_added, e)
+        return None
+
+    def _prepares(self) -> bool:
+        """Whether this worker builds a backlog's bodies ahead (offload process or stored rows)."""
+        return self.spec is not None or (self._encode_rows is not None and self.spool.annex_sink == self.sink.name)
 
     def _prefetch_after(self, prepared: Prepared) -> None:
         rest = self._pending() - prepared.count
@@ -185,7 +197,7 @@ class SinkWorker:
                 wake.clear()
                 await wait_or_stop(wake, 1.0)
                 continue
-            if self.spec is not None and (self._prefetch is not None or self._backlog(pending)):
+            if self._prepares() and (self._prefetch is not None or self._backlog(pending)):
                 prepared = await self._take_prepared()
                 if prepared is not None:
                     self._prefetch_after(prepared)  # built while this one is on the wire

@@ -102,7 +102,7 @@ class Spool:
         self,
         state_dir: str | os.PathLike[str],
         *,
-        max_bytes: int = 256 << 20,
+        max_bytes: int = 512 << 20,
         when_full: str = "block",
         synchronous: str = "FULL",
         host: str = "",
@@ -130,6 +130,8 @@ class Spool:
         self._heads: dict[str, tuple[int, str]] = {}
         self._positions_mirror = positions_mirror.PositionsMirror(self.dir)
         self._top = 0
+        #: per sink, the split row its last :meth:`encode_rows` ended in (spool_rows.annexed_rows_after)
+        self._kept_rows: dict[str, dict[int, Any]] = {}
         #: acknowledged rows are deleted in runs of at least this many (see _gc)
         self.gc_rows = gc_rows
         self.gc_interval = gc_interval
@@ -207,6 +209,7 @@ class Spool:
         db = spool_db.connect(self.path, self.synchronous)
         db.executescript(spool_db.SCHEMA)
         self._db = db
+        self._kept_rows.clear()  # a reopened (or replaced) file: only its own rows count
         self._ack_db = spool_db.connect(self.path, "NORMAL")
         spool_db.migrate_event_rows(db)
         spool_db.migrate_annex_column(db)
@@ -501,6 +504,26 @@ class Spool:
 
         return await self._run(_read)
 
+    async def encode_rows(self, sink: str, encode: Callable[[Iterable[spool_rows.AnnexedRow], int, int], Any],
+                          after: int, max_bytes: int, max_events: int = 100_000) -> Any:
+        """``encode`` (the sink's ``Annexer.encode_rows``) over the rows after row ``after`` (or
+        after ``sink``'s cursor, if further), on the spool's thread: the next body of a backlog built from the
+        stored rows without a SpooledEvent per event, as the offload process builds it. None when
+        the spool keeps no annexes for ``sink`` or the batch must be read as events."""
+        if sink != self._annex_sink:
+            return None
+
+        def _encode() -> Any:
+            assert self._db is not None
+            start = max(after, self._cursors[sink])
+            rows = spool_rows.annexed_rows_after(self._db, start, self._kept_rows.setdefault(sink, {}))
+            try:
+                return encode(rows, max_bytes, max_events)
+            finally:
+                rows.close()  # ends the read transaction
+
+        return await self._run(_encode)
+
     async def read_rows(self, first_seq: int, last_seq: int) -> list[SpooledEvent]:
         """The rows ``first_seq..last_seq`` still in the spool (a batch built elsewhere, e.g. by the
         offload process, needed again for its dead letters)."""
@@ -606,6 +629,11 @@ class Spool:
             return 0.0
         now = time.monotonic() if now is None else now
         return max(0.0, now - self._progress_at.get(sink, now))
+
+    @property
+    def top(self) -> int:
+        """The last row number given (rows are numbered by event: its growth is the input rate)."""
+        return self._top
 
     def pending_after(self, seq: int) -> int:
         """Events appended after row ``seq``."""

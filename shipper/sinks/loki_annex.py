@@ -148,6 +148,10 @@ class LokiAnnexer(Annexer):
         payload, n = payload_of_annexes(batch)
         return Encoded(self.encoder.compress(payload), dict(JSON_HEADERS), [], n)
 
+    def encode_rows(self, rows: Iterable[AnnexedRow], max_bytes: int,
+                    max_events: int) -> tuple[Encoded, Taken] | None:
+        return self.encoder.encode_rows(rows, max_bytes, max_events)
+
 
 def payload_of_annexes(batch: list[SpooledEvent]) -> tuple[bytes, int]:
     """The uncompressed push body of ``batch`` from its annexes (each non-empty), and its number of
