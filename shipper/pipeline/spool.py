@@ -507,9 +507,9 @@ class Spool:
     async def encode_rows(self, sink: str, encode: Callable[[Iterable[spool_rows.AnnexedRow], int, int], Any],
                           after: int, max_bytes: int, max_events: int = 100_000) -> Any:
         """``encode`` (the sink's ``Annexer.encode_rows``) over the rows after row ``after`` (or
-        after ``sink``'s cursor, if further), on the spool's thread: the next body of a backlog built from the
-        stored rows without a SpooledEvent per event, as the offload process builds it. None when
-        the spool keeps no annexes for ``sink`` or the batch must be read as events."""
+        after ``sink``'s cursor, if further), on the spool's thread: the next body of a backlog,
+        built from the stored rows without a SpooledEvent per event, as the offload process builds
+        it. None when the spool keeps no annexes for ``sink`` or the batch must be read as events."""
         if sink != self._annex_sink:
             return None
 
