@@ -45,10 +45,7 @@ class _Worker:
             if self.db is not None:
                 self.db.close()
             self.kept_row.clear()
-            # read-only: this process never changes the spool; WAL lets it read beside the writer
-            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-            self.db.execute("PRAGMA busy_timeout=5000")
-            self.db.execute(f"PRAGMA cache_size=-{spool_db.CACHE_KIB}")  # read in order: why in spool_db
+            self.db = spool_db.connect_reader(path)
             self.db_path = path
         return self.db
 

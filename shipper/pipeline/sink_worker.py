@@ -140,22 +140,26 @@ class SinkWorker:
         """The next batch after spool row ``after``, built by the offload process when a second
         process is worth it (:meth:`Offloader.wanted`: the sources are busy too), else here from
         the stored rows; None when neither can (no annexes: the batch is read as events)."""
-        annexed = self.spool.annex_sink == self.sink.name
         if self.offloader is not None and self.spec is not None and self.offloader.wanted(self.spool.top):
             try:
-                return await self.offloader.prepare(self.spec, after, self.sink.max_batch_bytes, annexed=annexed)
+                return await self.offloader.prepare(self.spec, after, self.sink.max_batch_bytes,
+                                                    annexed=self._annexed())
             except OffloadUnavailable:
                 pass  # built here
-        if annexed and self._encode_rows is not None:
+        if self._encode_rows is not None and self._annexed():
             built = await self.spool.encode_rows(self.sink.name, self._encode_rows, after, self.sink.max_batch_bytes)
             if built is not None:
                 e, taken = built
                 return Prepared(taken.first, taken.last, taken.count, taken.size, taken.first_added, e)
         return None
 
+    def _annexed(self) -> bool:
+        """Whether the spool stores this sink's annexes (the runtime renames sinks after building them)."""
+        return self.spool.annex_sink == self.sink.name
+
     def _prepares(self) -> bool:
         """Whether this worker builds a backlog's bodies ahead (offload process or stored rows)."""
-        return self.spec is not None or (self._encode_rows is not None and self.spool.annex_sink == self.sink.name)
+        return self.spec is not None or (self._encode_rows is not None and self._annexed())
 
     def _prefetch_after(self, prepared: Prepared) -> None:
         rest = self._pending() - prepared.count

@@ -43,6 +43,15 @@ def connect(path: Path, synchronous: str) -> sqlite3.Connection:
     return db
 
 
+def connect_reader(path: str) -> sqlite3.Connection:
+    """A read-only connection (the offload process: it never changes the spool; WAL lets it read
+    beside the writer), with the spool's busy timeout and page cache."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    db.execute("PRAGMA busy_timeout=5000")
+    db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+    return db
+
+
 def migrate_event_rows(db: sqlite3.Connection) -> None:
     """Move a spool written by an agent before rows of many events (table ``events``, one
     row per event) to ``batches``: same row numbers, nothing re-sent, nothing lost."""
